@@ -1,0 +1,189 @@
+// Building blocks shared by every kind of infra.virtrigaud.io/v1beta1.
+//
+// Schemas here are plain JSON Schema (TypeBox) with the Kubernetes `x-kubernetes-*` extensions
+// passed through as options; src/manifests turns them into structural CRD schemas, and the hook
+// server validates requests with the very same objects.
+import { Type, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
+
+export const GROUP = 'infra.virtrigaud.io';
+export const VERSION = 'v1beta1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** A string restricted to a fixed set of values, emitted as `enum` (not `anyOf`) so CRDs stay structural. */
+export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}) {
+  return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] });
+}
+
+/** A CEL rule at the Kubernetes 1.26 feature level: `rule` and `message` only. */
+export interface CelRule {
+  rule: string;
+  message: string;
+}
+
+export function celRules(...rules: CelRule[]): { 'x-kubernetes-validations': CelRule[] } {
+  return { 'x-kubernetes-validations': rules };
+}
+
+/** A list whose items are identified by `name`; order carries no meaning. */
+export function NamedList<T extends TSchema>(item: T, options: SchemaOptions & { maxItems: number }) {
+  return Type.Array(item, {
+    ...options,
+    'x-kubernetes-list-type': 'map',
+    'x-kubernetes-list-map-keys': ['name'],
+  });
+}
+
+const DNS1123_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+const DNS1123_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+
+export const ObjectName = Type.String({ minLength: 1, maxLength: 253, pattern: DNS1123_SUBDOMAIN });
+export const NamespaceName = Type.String({ minLength: 1, maxLength: 63, pattern: DNS1123_LABEL });
+/** Names of things inside an object (disks, NICs): DNS labels. */
+export const ItemName = Type.String({ minLength: 1, maxLength: 63, pattern: DNS1123_LABEL });
+
+export const MacAddress = Type.String({ pattern: '^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$', maxLength: 17 });
+export const VlanID = Type.Integer({ minimum: 1, maximum: 4094 });
+/** Names of hypervisor things (bridges, networks, hosts, datastores). */
+export const NetworkName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][-A-Za-z0-9_.]*$' });
+
+export const LocalObjectReference = Type.Object(
+  { name: ObjectName },
+  { additionalProperties: false, description: 'An object in the same namespace.' },
+);
+export type LocalObjectReference = Static<typeof LocalObjectReference>;
+
+export const ObjectReference = Type.Object(
+  {
+    name: ObjectName,
+    namespace: Type.Optional(NamespaceName),
+  },
+  { additionalProperties: false, description: 'An object by name; namespace defaults to the referrer\'s.' },
+);
+export type ObjectReference = Static<typeof ObjectReference>;
+
+export const SecretKeyReference = Type.Object(
+  {
+    name: ObjectName,
+    key: Type.Optional(Type.String({ minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' })),
+  },
+  { additionalProperties: false },
+);
+export type SecretKeyReference = Static<typeof SecretKeyReference>;
+
+/** Kubernetes resource quantity in the forms people write for memory ("4Gi", "512Mi", "2G"). */
+export const Quantity = Type.String({
+  maxLength: 32,
+  pattern: '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$',
+  description: 'A quantity such as 4Gi or 512Mi.',
+});
+
+/**
+ * Disk sizes: an integer with a unit, narrow enough that CEL at the 1.26 level (no quantity
+ * library) can compare two sizes for the grow-only rule without overflowing int64.
+ */
+export const DiskSize = Type.String({
+  maxLength: 12,
+  pattern: '^[1-9][0-9]{0,5}(Mi|Gi|Ti|M|G|T)$',
+  description: 'Disk size: an integer of at most six digits with Mi, Gi, Ti, M, G or T (e.g. 40Gi).',
+});
+
+/** Go-style duration as Kubernetes users write it ("60s", "2m30s"). */
+export const Duration = Type.String({ maxLength: 32, pattern: '^([0-9]+(ms|s|m|h))+$' });
+
+export const ConditionStatus = StringEnum(['True', 'False', 'Unknown'] as const);
+export type ConditionStatus = Static<typeof ConditionStatus>;
+
+export const Condition = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 316, pattern: '^[A-Za-z][A-Za-z0-9]*$' }),
+    status: ConditionStatus,
+    reason: Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+    message: Type.String({ maxLength: 32768 }),
+    lastTransitionTime: Type.String({ format: 'date-time' }),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type Condition = Static<typeof Condition>;
+
+export const Conditions = Type.Array(Condition, {
+  maxItems: 32,
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+});
+
+/** The status fields every kind carries. */
+export const CommonStatusFields = {
+  conditions: Type.Optional(Conditions),
+  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+};
+
+/** Metadata as hooks receive it. Only what we read is typed; the rest passes through. */
+export const ObjectMeta = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 253 }),
+    namespace: Type.Optional(Type.String({ maxLength: 63 })),
+    uid: Type.Optional(Type.String({ maxLength: 128 })),
+    generation: Type.Optional(Type.Integer({ minimum: 0 })),
+    resourceVersion: Type.Optional(Type.String()),
+    creationTimestamp: Type.Optional(Type.String()),
+    deletionTimestamp: Type.Optional(Type.String()),
+    labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    annotations: Type.Optional(Type.Record(Type.String(), Type.String())),
+    finalizers: Type.Optional(Type.Array(Type.String())),
+  },
+  { additionalProperties: true },
+);
+export type ObjectMeta = Static<typeof ObjectMeta>;
+
+/**
+ * One custom resource: the schema the CRD is generated from (`spec`, `status`) plus what the hook
+ * request adds around it (apiVersion, kind, metadata).
+ */
+export interface KindDefinition<Spec extends TSchema = TSchema, Status extends TSchema = TSchema> {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  description: string;
+  spec: Spec;
+  status: Status;
+  /** Rules on the whole object (spec and status together), e.g. transition rules. */
+  rootRules?: CelRule[];
+  printerColumns: PrinterColumn[];
+}
+
+export interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+export const READY_COLUMN: PrinterColumn = {
+  name: 'Ready',
+  type: 'string',
+  jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+};
+export const REASON_COLUMN: PrinterColumn = {
+  name: 'Reason',
+  type: 'string',
+  jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+  priority: 1,
+};
+export const AGE_COLUMN: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+
+/** The request-side object schema for a kind: typed spec, loosely typed status (it is our own previous answer). */
+export function ResourceObject<Spec extends TSchema>(kind: string, spec: Spec) {
+  return Type.Object(
+    {
+      apiVersion: Type.Literal(API_VERSION),
+      kind: Type.Literal(kind),
+      metadata: ObjectMeta,
+      spec,
+      status: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    },
+    { additionalProperties: true },
+  );
+}

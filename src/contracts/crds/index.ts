@@ -1,0 +1,22 @@
+import type { KindDefinition } from './common.js';
+import { ProviderKind } from './provider.js';
+import { VirtualMachineKind } from './virtualmachine.js';
+import { VMClassKind } from './vmclass.js';
+import { VMImageKind } from './vmimage.js';
+import { VMNetworkAttachmentKind } from './vmnetworkattachment.js';
+
+export * from './common.js';
+export * from './provider.js';
+export * from './virtualmachine.js';
+export * from './vmclass.js';
+export * from './vmimage.js';
+export * from './vmnetworkattachment.js';
+
+/** Every kind this version serves, in the order manifests are written. */
+export const KINDS: readonly KindDefinition[] = [
+  VirtualMachineKind,
+  VMClassKind,
+  VMImageKind,
+  VMNetworkAttachmentKind,
+  ProviderKind,
+];

@@ -1,0 +1,253 @@
+import { Type, type Static } from '@sinclair/typebox';
+import {
+  AGE_COLUMN,
+  CommonStatusFields,
+  DiskSize,
+  Duration,
+  ItemName,
+  MacAddress,
+  NetworkName,
+  VlanID,
+  LocalObjectReference,
+  NamedList,
+  ObjectReference,
+  READY_COLUMN,
+  REASON_COLUMN,
+  ResourceObject,
+  SecretKeyReference,
+  StringEnum,
+  celRules,
+  type KindDefinition,
+} from './common.js';
+
+/** CEL (1.26 level, no quantity library) for the bytes in a DiskSize string held in `expr`. */
+export function diskBytesCel(expr: string): string {
+  const unit =
+    `(${expr}.endsWith('Ti') ? 1099511627776 : ${expr}.endsWith('Gi') ? 1073741824 : ` +
+    `${expr}.endsWith('Mi') ? 1048576 : ${expr}.endsWith('T') ? 1000000000000 : ` +
+    `${expr}.endsWith('G') ? 1000000000 : 1000000)`;
+  return `int(${expr}.find('^[0-9]+')) * ${unit}`;
+}
+
+export const PowerState = StringEnum(['On', 'Off', 'OffGraceful'] as const, {
+  description: 'On: running. Off: hard power-off. OffGraceful: guest shutdown, then power-off after lifecycle.gracefulShutdownTimeout.',
+});
+export type PowerState = Static<typeof PowerState>;
+
+const IPAddress = Type.String({ maxLength: 45, pattern: '^[0-9A-Fa-f:.]+$' });
+
+export const StaticIP = Type.Object(
+  {
+    address: Type.String({
+      maxLength: 49,
+      pattern: '^[0-9A-Fa-f:.]+/[0-9]{1,3}$',
+      description: 'Address with prefix length, e.g. 192.168.1.100/24.',
+    }),
+    gateway: Type.Optional(IPAddress),
+    dns: Type.Optional(Type.Array(IPAddress, { maxItems: 4 })),
+  },
+  { additionalProperties: false, description: 'Static addressing, written into the guest by cloud-init.' },
+);
+export type StaticIP = Static<typeof StaticIP>;
+
+
+export const VMNetwork = Type.Object(
+  {
+    name: ItemName,
+    networkRef: Type.Optional(LocalObjectReference),
+    bridge: Type.Optional(NetworkName),
+    vlan: Type.Optional(VlanID),
+    mac: Type.Optional(MacAddress),
+    staticIP: Type.Optional(StaticIP),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'One NIC. Its network comes from networkRef (a VMNetworkAttachment), else from bridge, else the ' +
+      'provider maps the NIC name to a network; bridge, vlan and mac given here override the attachment.',
+  },
+);
+export type VMNetwork = Static<typeof VMNetwork>;
+
+export const VMDisk = Type.Object(
+  {
+    name: ItemName,
+    size: DiskSize,
+  },
+  {
+    additionalProperties: false,
+    description: 'A disk. The disk named "root" sizes the boot disk cloned from the image; other names are extra empty disks.',
+    ...celRules({
+      rule: `${diskBytesCel('self.size')} >= ${diskBytesCel('oldSelf.size')}`,
+      message: 'disk size can only grow',
+    }),
+  },
+);
+export type VMDisk = Static<typeof VMDisk>;
+
+export const CloudInit = Type.Object(
+  {
+    inline: Type.Optional(Type.String({ maxLength: 65536 })),
+    secretRef: Type.Optional(SecretKeyReference),
+  },
+  {
+    additionalProperties: false,
+    description: 'cloud-init user-data, read when the VM is created. secretRef.key defaults to "userdata".',
+    ...celRules({
+      rule: 'has(self.inline) != has(self.secretRef)',
+      message: 'set exactly one of inline and secretRef',
+    }),
+  },
+);
+
+export const UserData = Type.Object({ cloudInit: Type.Optional(CloudInit) }, { additionalProperties: false });
+
+export const Placement = Type.Object(
+  {
+    host: Type.Optional(NetworkName),
+    datastore: Type.Optional(NetworkName),
+  },
+  {
+    additionalProperties: false,
+    description: 'Per-VM placement; each field overrides the VMClass and Provider defaults.',
+  },
+);
+
+export const PowerCyclePolicy = StringEnum(['Manual', 'Automatic'] as const, {
+  description:
+    'What to do with a CPU/memory change that the running VM cannot take online. Manual: report it as ' +
+    'pending until the VM is off or restarted through restartRequest. Automatic: shut the guest down, apply, start.',
+});
+
+export const Lifecycle = Type.Object(
+  {
+    gracefulShutdownTimeout: Type.Optional(Duration),
+    powerCyclePolicy: Type.Optional(PowerCyclePolicy),
+    restartRequest: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description:
+          'Change this value (e.g. to the current time) to restart the VM once: graceful shutdown with the ' +
+          'timeout, pending changes applied, power on. status.restartRequest echoes the value once handled.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const DeletionPolicy = StringEnum(['Delete', 'Retain'] as const, {
+  description: 'Delete: the hypervisor VM is destroyed with the object. Retain: it is left in place, untouched.',
+});
+
+export const VirtualMachineSpec = Type.Object(
+  {
+    providerRef: { ...ObjectReference, ...celRules({ rule: 'self == oldSelf', message: 'providerRef is immutable' }) },
+    classRef: LocalObjectReference,
+    imageRef: LocalObjectReference,
+    powerState: Type.Optional({ ...PowerState, default: 'On' }),
+    networks: Type.Optional(NamedList(VMNetwork, { maxItems: 10 })),
+    disks: Type.Optional(NamedList(VMDisk, { maxItems: 16 })),
+    userData: Type.Optional(UserData),
+    placement: Type.Optional(Placement),
+    lifecycle: Type.Optional(Lifecycle),
+    deletionPolicy: Type.Optional({ ...DeletionPolicy, default: 'Delete' }),
+  },
+  { additionalProperties: false },
+);
+export type VirtualMachineSpec = Static<typeof VirtualMachineSpec>;
+
+export const VMPhase = StringEnum(
+  ['Pending', 'Provisioning', 'Running', 'Stopped', 'Reconfiguring', 'Deleting', 'Failed'] as const,
+);
+export type VMPhase = Static<typeof VMPhase>;
+
+export const ObservedPowerState = StringEnum(['On', 'Off', 'Suspended', 'Unknown'] as const);
+export type ObservedPowerState = Static<typeof ObservedPowerState>;
+
+export const TaskOperation = StringEnum(
+  ['Create', 'Delete', 'PowerOn', 'PowerOff', 'Shutdown', 'Reboot', 'Reconfigure', 'ResizeDisk'] as const,
+);
+export type TaskOperation = Static<typeof TaskOperation>;
+
+export const TaskStatusRef = Type.Object(
+  {
+    id: Type.String({ maxLength: 512 }),
+    operation: TaskOperation,
+    startedAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false, description: 'The hypervisor operation in flight, if any.' },
+);
+export type TaskStatusRef = Static<typeof TaskStatusRef>;
+
+export const ObservedHardware = Type.Object(
+  {
+    cpus: Type.Integer({ minimum: 0 }),
+    memory: Type.String(),
+    firmware: Type.Optional(StringEnum(['bios', 'uefi'] as const)),
+    machine: Type.Optional(Type.String()),
+    disks: Type.Array(
+      Type.Object(
+        { name: Type.String(), size: Type.String(), datastore: Type.Optional(Type.String()) },
+        { additionalProperties: false },
+      ),
+    ),
+    nics: Type.Array(
+      Type.Object(
+        {
+          name: Type.String(),
+          mac: Type.Optional(Type.String()),
+          network: Type.Optional(Type.String()),
+          vlan: Type.Optional(Type.Integer()),
+          model: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    features: Type.Array(Type.String(), { description: 'Hardware features on, e.g. tpm, secureBoot, nestedVirtualization.' }),
+  },
+  { additionalProperties: false },
+);
+export type ObservedHardware = Static<typeof ObservedHardware>;
+
+export const VirtualMachineStatus = Type.Object(
+  {
+    providerID: Type.Optional(Type.String({ description: 'The VM\'s ID on the hypervisor.' })),
+    phase: Type.Optional(VMPhase),
+    powerState: Type.Optional(ObservedPowerState),
+    ips: Type.Optional(Type.Array(Type.String())),
+    consoleURL: Type.Optional(Type.String()),
+    host: Type.Optional(Type.String()),
+    hardware: Type.Optional(ObservedHardware),
+    task: Type.Optional(TaskStatusRef),
+    restartRequest: Type.Optional(Type.String({ description: 'The last spec.lifecycle.restartRequest handled.' })),
+    ...CommonStatusFields,
+  },
+  { additionalProperties: false },
+);
+export type VirtualMachineStatus = Static<typeof VirtualMachineStatus>;
+
+export const VirtualMachineKind: KindDefinition = {
+  kind: 'VirtualMachine',
+  plural: 'virtualmachines',
+  singular: 'virtualmachine',
+  shortNames: ['vrvm'],
+  description: 'A virtual machine on the hypervisor of its Provider.',
+  spec: VirtualMachineSpec,
+  status: VirtualMachineStatus,
+  printerColumns: [
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Power', type: 'string', jsonPath: '.status.powerState' },
+    { name: 'IP', type: 'string', jsonPath: '.status.ips[0]' },
+    { name: 'Provider', type: 'string', jsonPath: '.spec.providerRef.name' },
+    READY_COLUMN,
+    AGE_COLUMN,
+    { name: 'Class', type: 'string', jsonPath: '.spec.classRef.name', priority: 1 },
+    { name: 'Image', type: 'string', jsonPath: '.spec.imageRef.name', priority: 1 },
+    { name: 'Host', type: 'string', jsonPath: '.status.host', priority: 1 },
+    REASON_COLUMN,
+  ],
+};
+
+export const VirtualMachineObject = ResourceObject('VirtualMachine', VirtualMachineSpec);
+export type VirtualMachineObject = Static<typeof VirtualMachineObject>;

@@ -1,0 +1,276 @@
+// The Driver: everything the controllers need from a hypervisor, and nothing else.
+//
+// Hooks branch on the typed errors below (never on message text). Messages are shown to users in
+// conditions, so drivers must never put credentials, tokens or user-data into them.
+
+export const CAPABILITIES = [
+  'cloudInit',
+  'staticIP',
+  'vlan',
+  'nicModel',
+  'nicFirewall',
+  'nicRateLimit',
+  'nicMTU',
+  'macAddress',
+  'uefi',
+  'secureBoot',
+  'tpm',
+  'nestedVirtualization',
+  'machineType',
+  'thickProvisioning',
+  'cpuHotAdd',
+  'cpuHotRemove',
+  'memoryHotAdd',
+  'memoryHotRemove',
+  'onlineDiskGrow',
+  'guestShutdown',
+  'snapshots',
+  'memorySnapshots',
+  'quiescedSnapshots',
+  'linkedClones',
+  'imageImport',
+  'consoleURL',
+  'placementHost',
+  'placementDatastore',
+] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+export type Capabilities = Readonly<Record<Capability, boolean>>;
+
+export type DriverErrorCode =
+  | 'NotFound'
+  | 'Busy'
+  | 'Conflict'
+  | 'InvalidSpec'
+  | 'Unauthorized'
+  | 'Unreachable'
+  | 'Unsupported';
+
+export abstract class DriverError extends Error {
+  abstract readonly code: DriverErrorCode;
+  /** Whether the same call may succeed later without anyone changing anything. */
+  abstract readonly retryable: boolean;
+}
+
+/** The VM (or snapshot, task, template…) does not exist. For a VM being deleted this means done. */
+export class NotFoundError extends DriverError {
+  readonly code = 'NotFound';
+  readonly retryable = false;
+}
+
+/** The hypervisor holds a lock on the object (PVE "can't lock file", vSphere TaskInProgress). */
+export class BusyError extends DriverError {
+  readonly code = 'Busy';
+  readonly retryable = true;
+}
+
+/** The object exists and is not ours, or is in a state that forbids the call (a name taken by a foreign VM). */
+export class ConflictError extends DriverError {
+  readonly code = 'Conflict';
+  readonly retryable = true;
+}
+
+/** The request can never succeed as asked (unknown template, bad bridge, no capacity). */
+export class InvalidSpecError extends DriverError {
+  readonly code = 'InvalidSpec';
+  readonly retryable = false;
+}
+
+export class UnauthorizedError extends DriverError {
+  readonly code = 'Unauthorized';
+  readonly retryable = false;
+}
+
+/** The hypervisor could not be reached or did not answer in time; the call may or may not have happened. */
+export class UnreachableError extends DriverError {
+  readonly code = 'Unreachable';
+  readonly retryable = true;
+}
+
+export class UnsupportedError extends DriverError {
+  readonly code = 'Unsupported';
+  readonly retryable = false;
+}
+
+export function isDriverError(error: unknown): error is DriverError {
+  return error instanceof DriverError;
+}
+
+/** Who a hypervisor VM belongs to: written into the VM at create time, checked before every change. */
+export interface Identity {
+  uid: string;
+  namespace: string;
+  name: string;
+}
+
+/** A VM we intend to change, with the owner we expect its identity tag to name. */
+export interface VMRef {
+  id: string;
+  owner: Identity;
+}
+
+export interface CallOptions {
+  /** Aborts the call; the driver answers with UnreachableError. The operation may still have happened. */
+  signal?: AbortSignal;
+}
+
+export type ImageSpec =
+  | { kind: 'template'; ref: string; fullClone: boolean }
+  | { kind: 'url'; url: string; checksum?: string; fullClone: boolean };
+
+export interface NicSpec {
+  name: string;
+  /** Exactly one of bridge or network is set once the hook has resolved the NIC; neither means "the driver maps the name". */
+  bridge?: string;
+  network?: string;
+  vlan?: number;
+  mac?: string;
+  model?: string;
+  mtu?: number;
+  firewall?: boolean;
+  rateLimitMBps?: number;
+  staticIP?: { address: string; gateway?: string; dns?: string[] };
+}
+
+export interface DiskSpec {
+  name: string;
+  sizeBytes: number;
+  /** The boot disk cloned from the image; the others are created empty. */
+  root: boolean;
+}
+
+export interface HardwareFeatures {
+  tpm: boolean;
+  secureBoot: boolean;
+  nestedVirtualization: boolean;
+  cpuHotAdd: boolean;
+  memoryHotAdd: boolean;
+}
+
+export interface CreateSpec {
+  name: string;
+  owner: Identity;
+  cpus: number;
+  memoryBytes: number;
+  firmware: 'bios' | 'uefi';
+  machine?: string;
+  features: HardwareFeatures;
+  image: ImageSpec;
+  disks: DiskSpec[];
+  storage: { datastore?: string; provisioning: 'thin' | 'thick' };
+  nics: NicSpec[];
+  placement: { host?: string };
+  /** cloud-init user-data; may come from a Secret, so it is never logged or echoed. */
+  userData?: string;
+}
+
+export type PowerState = 'On' | 'Off' | 'Suspended' | 'Unknown';
+
+export interface ObservedDisk {
+  name: string;
+  sizeBytes: number;
+  datastore?: string;
+}
+
+export interface ObservedNic {
+  name: string;
+  mac?: string;
+  network?: string;
+  vlan?: number;
+  model?: string;
+}
+
+export interface ObservedVM {
+  id: string;
+  name: string;
+  /** From the identity tag; undefined for a VM we did not create. */
+  owner?: Identity;
+  powerState: PowerState;
+  /** An operation the hypervisor is running on this VM (create, clone, delete…): wait, do not act. */
+  lock?: string;
+  cpus: number;
+  memoryBytes: number;
+  firmware: 'bios' | 'uefi';
+  machine?: string;
+  features: HardwareFeatures;
+  disks: ObservedDisk[];
+  nics: ObservedNic[];
+  /** Guest addresses, loopback and link-local already filtered out. */
+  ips: string[];
+  host?: string;
+  consoleURL?: string;
+}
+
+export type PowerOperation = 'on' | 'off' | 'shutdown' | 'reboot';
+
+export interface ResourceChange {
+  cpus?: number;
+  memoryBytes?: number;
+}
+
+export interface SnapshotRequest {
+  name: string;
+  description?: string;
+  memory: boolean;
+  quiesce: boolean;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  name: string;
+  description?: string;
+  createdAt: string;
+  memory: boolean;
+  sizeBytes?: number;
+}
+
+export type TaskState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface TaskStatus {
+  state: TaskState;
+  /** 0–100 when the hypervisor reports it. */
+  progress?: number;
+  /** Failure message; safe to show. */
+  error?: string;
+  /** The typed error class of a failure, when the driver can tell. */
+  errorCode?: DriverErrorCode;
+}
+
+export interface Inventory {
+  hosts: { name: string; cpus: number; memoryBytes: number; cpusAllocated: number; memoryAllocatedBytes: number; vms: number }[];
+  datastores: { name: string; capacityBytes: number; usedBytes: number }[];
+  networks: string[];
+}
+
+/** A started operation: `task` is undefined when the hypervisor finished it within the call. */
+export interface Started {
+  task?: string;
+}
+
+export interface Driver {
+  readonly type: string;
+  readonly capabilities: Capabilities;
+
+  probe(options?: CallOptions): Promise<{ version: string }>;
+  inventory(options?: CallOptions): Promise<Inventory>;
+
+  /** The VM with this ID; NotFoundError when there is none. */
+  describe(id: string, options?: CallOptions): Promise<ObservedVM>;
+  /** The VM whose identity tag names this owner UID, including one whose creation is still running. */
+  findByIdentity(uid: string, options?: CallOptions): Promise<ObservedVM | undefined>;
+
+  /** Starts creating a powered-off VM carrying the owner's identity tag. */
+  create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started>;
+  /** Destroys the VM and its own disks; ConflictError when its tag names another owner. */
+  delete(ref: VMRef, options?: CallOptions): Promise<Started>;
+  power(ref: VMRef, operation: PowerOperation, options?: CallOptions): Promise<Started>;
+  reconfigure(ref: VMRef, change: ResourceChange, options?: CallOptions): Promise<Started>;
+  resizeDisk(ref: VMRef, disk: string, sizeBytes: number, options?: CallOptions): Promise<Started>;
+
+  snapshotCreate(ref: VMRef, request: SnapshotRequest, options?: CallOptions): Promise<{ id: string } & Started>;
+  snapshotDelete(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started>;
+  snapshotRevert(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started>;
+  snapshotList(ref: VMRef, options?: CallOptions): Promise<SnapshotInfo[]>;
+  clone(ref: VMRef, target: { name: string; owner: Identity; linked: boolean }, options?: CallOptions): Promise<{ id: string } & Started>;
+
+  taskStatus(task: string, options?: CallOptions): Promise<TaskStatus>;
+}

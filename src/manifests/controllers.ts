@@ -1,0 +1,47 @@
+// The CompositeController objects that point Metacontroller at the hook Service.
+import { API_VERSION, type KindDefinition } from '../contracts/crds/common.js';
+
+export interface HookService {
+  name: string;
+  namespace: string;
+  port: number;
+}
+
+export const DEFAULT_HOOK_SERVICE: HookService = { name: 'virtrigaud-hooks', namespace: 'virtrigaud-system', port: 80 };
+
+/** Which hooks each controller has; kinds not listed have a sync hook only. */
+const HOOKS: Record<string, { customize: boolean; finalize: boolean }> = {
+  VirtualMachine: { customize: true, finalize: true },
+};
+
+export function hookPath(kind: KindDefinition, hook: 'customize' | 'sync' | 'finalize'): string {
+  return `/hooks/${kind.singular}/${hook}`;
+}
+
+export function compositeController(kind: KindDefinition, service: HookService = DEFAULT_HOOK_SERVICE) {
+  const has = HOOKS[kind.kind] ?? { customize: false, finalize: false };
+  const webhook = (hook: 'customize' | 'sync' | 'finalize') => ({
+    version: 'v2',
+    webhook: {
+      service: { name: service.name, namespace: service.namespace, port: service.port, protocol: 'http' },
+      path: hookPath(kind, hook),
+      timeout: '10s',
+    },
+  });
+  return {
+    apiVersion: 'metacontroller.k8s.io/v1alpha1',
+    kind: 'CompositeController',
+    metadata: { name: `virtrigaud-${kind.singular}`, labels: { 'app.kubernetes.io/part-of': 'virtrigaud' } },
+    spec: {
+      generateSelector: true,
+      parentResource: { apiVersion: API_VERSION, resource: kind.plural },
+      // A safety net only: hooks ask for their own resync through resyncAfterSeconds.
+      resyncPeriodSeconds: 600,
+      hooks: {
+        ...(has.customize ? { customize: webhook('customize') } : {}),
+        sync: webhook('sync'),
+        ...(has.finalize ? { finalize: webhook('finalize') } : {}),
+      },
+    },
+  };
+}
