@@ -274,3 +274,17 @@ export interface Driver {
 
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus>;
 }
+
+/** What a registry needs to know about a Provider object to hand out its Driver. */
+export interface ProviderTarget {
+  namespace: string;
+  name: string;
+  type: string;
+  endpoint?: string;
+  mode: 'Remote' | 'InProcess';
+}
+
+/** Resolves Provider objects to Drivers; throws UnsupportedError when it cannot serve one. */
+export interface DriverRegistry {
+  driverFor(provider: ProviderTarget): Driver;
+}

@@ -3,15 +3,30 @@
 // Schemas here are plain JSON Schema (TypeBox) with the Kubernetes `x-kubernetes-*` extensions
 // passed through as options; src/manifests turns them into structural CRD schemas, and the hook
 // server validates requests with the very same objects.
-import { Type, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
+import { FormatRegistry, Kind, Type, TypeRegistry, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
 
 export const GROUP = 'infra.virtrigaud.io';
 export const VERSION = 'v1beta1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
+// Value.Check (hooks use it on related objects) throws on kinds it does not know, and Type.Unsafe's
+// default kind is one of them; give enums a kind of their own and teach Value.Check to check it.
+const STRING_ENUM = 'StringEnum';
+if (!TypeRegistry.Has(STRING_ENUM)) {
+  TypeRegistry.Set<{ enum: string[] }>(STRING_ENUM, (schema, value) => typeof value === 'string' && schema.enum.includes(value));
+}
+
+// Value.Check fails every `format` it has no checker for; date-time is the one our schemas use
+// (RFC 3339, as the apiserver and Fastify's Ajv check it).
+if (!FormatRegistry.Has('date-time')) {
+  FormatRegistry.Set('date-time', (value) =>
+    /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(value),
+  );
+}
+
 /** A string restricted to a fixed set of values, emitted as `enum` (not `anyOf`) so CRDs stay structural. */
 export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}) {
-  return Type.Unsafe<T[number]>({ ...options, type: 'string', enum: [...values] });
+  return Type.Unsafe<T[number]>({ ...options, [Kind]: STRING_ENUM, type: 'string', enum: [...values] });
 }
 
 /** A CEL rule at the Kubernetes 1.26 feature level: `rule` and `message` only. */

@@ -1,0 +1,205 @@
+// The hook server: Metacontroller webhooks for every controller, plus health and metrics.
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { systemClock, type Clock } from '../contracts/clock.js';
+import { ProviderObject } from '../contracts/crds/provider.js';
+import { VirtualMachineObject } from '../contracts/crds/virtualmachine.js';
+import { VMClassObject } from '../contracts/crds/vmclass.js';
+import { VMImageObject } from '../contracts/crds/vmimage.js';
+import { VMNetworkAttachmentObject } from '../contracts/crds/vmnetworkattachment.js';
+import type { DriverRegistry } from '../contracts/driver.js';
+import { CustomizeRequest, SyncRequest } from '../contracts/metacontroller.js';
+import { syncVMClass, syncVMImage, syncVMNetworkAttachment } from './catalog.js';
+import { HookMetrics } from './metrics.js';
+import { syncProvider } from './provider.js';
+import type { VMHookDeps } from './virtualmachine/context.js';
+import { customizeVirtualMachine } from './virtualmachine/customize.js';
+import { finalizeVirtualMachine } from './virtualmachine/finalize.js';
+import { syncVirtualMachine } from './virtualmachine/sync.js';
+
+export interface ServerOptions {
+  registry: DriverRegistry;
+  clock?: Clock;
+  metrics?: HookMetrics;
+  /** Fastify/pino logger settings; false for none. */
+  logger?: FastifyServerOptions['logger'];
+  /** Time for all driver calls of one hook call; below Metacontroller's 10 s webhook timeout. */
+  budgetMs?: number;
+  steadyResyncSeconds?: number;
+}
+
+/** Keywords of our schemas that only the apiserver acts on; Ajv must know them to compile. */
+const KUBERNETES_KEYWORDS = [
+  'x-kubernetes-validations',
+  'x-kubernetes-list-type',
+  'x-kubernetes-list-map-keys',
+  'x-kubernetes-preserve-unknown-fields',
+  'x-kubernetes-int-or-string',
+];
+
+/** Log fields that may carry credentials; request bodies (Secrets, user-data) are never logged at all. */
+export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'];
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    controller?: string;
+    hook?: string;
+  }
+}
+
+export function buildServer(options: ServerOptions): FastifyInstance {
+  const metrics = options.metrics ?? new HookMetrics();
+  const clock = options.clock ?? systemClock;
+  const deps: VMHookDeps = {
+    registry: options.registry,
+    clock,
+    metrics,
+    budgetMs: options.budgetMs ?? 7000,
+    steadyResyncSeconds: options.steadyResyncSeconds ?? 60,
+  };
+  const logger = options.logger ?? { level: 'info', redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } };
+  const app = Fastify({
+    logger,
+    // One line per hook call is logged by the handlers; Fastify's per-request lines would double it.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Requests carry whole objects with managedFields and related Secrets.
+    bodyLimit: 16 * 1024 * 1024,
+    ajv: {
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: false,
+        allErrors: false,
+        keywords: KUBERNETES_KEYWORDS,
+      },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  let closing = false;
+  app.addHook('onClose', async () => {
+    closing = true;
+  });
+  app.setErrorHandler(errorHandler);
+  app.addHook('onResponse', async (request, reply) => {
+    const { controller, hook } = request.routeOptions.config;
+    if (!controller || !hook) return;
+    const outcome = reply.statusCode === 200 ? 'ok' : reply.statusCode < 500 ? 'rejected' : 'error';
+    metrics.hookDuration.observe({ controller, hook, outcome }, reply.elapsedTime / 1000);
+  });
+
+  const config = (controller: string, hook: string) => ({ config: { controller, hook } });
+
+  app.post(
+    '/hooks/virtualmachine/customize',
+    { schema: { body: CustomizeRequest(VirtualMachineObject) }, ...config('virtualmachine', 'customize') },
+    async (request) => customizeVirtualMachine(request.body.parent),
+  );
+  app.post(
+    '/hooks/virtualmachine/sync',
+    { schema: { body: SyncRequest(VirtualMachineObject) }, ...config('virtualmachine', 'sync') },
+    async (request) => {
+      const response = await withDeadline(deps.budgetMs, (signal) => syncVirtualMachine(request.body, deps, signal));
+      logOutcome(request.log, 'virtualmachine', 'sync', request.body.parent.metadata, response.status);
+      return response;
+    },
+  );
+  app.post(
+    '/hooks/virtualmachine/finalize',
+    { schema: { body: SyncRequest(VirtualMachineObject) }, ...config('virtualmachine', 'finalize') },
+    async (request, reply) => {
+      if (request.body.finalizing !== true) {
+        return reply.code(400).type('text/plain').send('finalize hook called without "finalizing": true');
+      }
+      const response = await withDeadline(deps.budgetMs, (signal) => finalizeVirtualMachine(request.body, deps, signal));
+      logOutcome(request.log, 'virtualmachine', 'finalize', request.body.parent.metadata, response.status);
+      return response;
+    },
+  );
+  app.post(
+    '/hooks/vmclass/sync',
+    { schema: { body: SyncRequest(VMClassObject) }, ...config('vmclass', 'sync') },
+    async (request) => syncVMClass(request.body, clock.now()),
+  );
+  app.post(
+    '/hooks/vmimage/sync',
+    { schema: { body: SyncRequest(VMImageObject) }, ...config('vmimage', 'sync') },
+    async (request) => syncVMImage(request.body, clock.now()),
+  );
+  app.post(
+    '/hooks/vmnetworkattachment/sync',
+    { schema: { body: SyncRequest(VMNetworkAttachmentObject) }, ...config('vmnetworkattachment', 'sync') },
+    async (request) => syncVMNetworkAttachment(request.body, clock.now()),
+  );
+  app.post(
+    '/hooks/provider/sync',
+    { schema: { body: SyncRequest(ProviderObject) }, ...config('provider', 'sync') },
+    async (request) => withDeadline(deps.budgetMs, (signal) => syncProvider(request.body, deps, signal)),
+  );
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => (closing ? reply.code(503).send({ status: 'closing' }) : { status: 'ok' }));
+  app.get('/metrics', async (_request, reply) => {
+    reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  return app;
+}
+
+/**
+ * Runs a hook with a deadline for its driver calls. A plain timer (not AbortSignal.timeout, whose
+ * timer does not keep the process alive) that is cleared as soon as the hook answers.
+ */
+async function withDeadline<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), ms);
+  try {
+    return await run(controller.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Logger {
+  info(object: object, message: string): void;
+  debug(object: object, message: string): void;
+}
+
+function logOutcome(
+  log: Logger,
+  controller: string,
+  hook: string,
+  metadata: { namespace?: string | undefined; name: string },
+  status: Record<string, unknown>,
+): void {
+  const conditions = Array.isArray(status['conditions']) ? (status['conditions'] as { type: string; status: string; reason: string }[]) : [];
+  const ready = conditions.find((condition) => condition.type === 'Ready');
+  const task = status['task'] as { operation?: string } | undefined;
+  const fields = {
+    controller,
+    hook,
+    object: `${metadata.namespace ?? ''}/${metadata.name}`,
+    phase: status['phase'],
+    ready: ready?.status,
+    reason: ready?.reason,
+    task: task?.operation,
+  };
+  // Steady syncs are the bulk of the traffic; only changes in flight are worth an info line.
+  if (ready?.status === 'True') log.debug(fields, 'hook');
+  else log.info(fields, 'hook');
+}
+
+/** Bad input answers 400/422 with one plain line (Metacontroller shows it in a SyncError event). */
+function errorHandler(error: FastifyError, request: { log: { error(object: object, message: string): void } }, reply: import('fastify').FastifyReply) {
+  const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim().slice(0, 500);
+  if (error.validation) {
+    const semantic = error.validation.some((issue) => issue.instancePath.startsWith('/parent/spec'));
+    return reply.code(semantic ? 422 : 400).type('text/plain').send(oneLine(`invalid ${error.validationContext ?? 'request'}: ${error.message}`));
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    return reply.code(status).type('text/plain').send(oneLine(error.message));
+  }
+  request.log.error({ err: error }, 'hook failed');
+  // The detail goes to the log only: a message could quote data from the request.
+  return reply.code(500).type('text/plain').send('internal error; see the hook server log');
+}

@@ -1,0 +1,118 @@
+// Desired versus observed hardware: what differs, what can be applied and how. Pure.
+import type { Capabilities, CreateSpec, ObservedVM, ResourceChange } from '../../contracts/driver.js';
+import { formatBytes } from '../../contracts/quantity.js';
+
+export interface SizeChange {
+  disk: string;
+  fromBytes: number;
+  toBytes: number;
+}
+
+export interface HardwareDiff {
+  /** CPU/memory values to reach, only for the fields that differ. */
+  resources: ResourceChange;
+  grow: SizeChange[];
+  /** Refused, never applied: disks only grow. */
+  shrink: SizeChange[];
+  /** Differences no driver call can fix on an existing VM (reported, never acted on). */
+  notApplicable: string[];
+}
+
+export function compareHardware(desired: CreateSpec, observed: ObservedVM): HardwareDiff {
+  const resources: ResourceChange = {};
+  if (desired.cpus !== observed.cpus) resources.cpus = desired.cpus;
+  if (desired.memoryBytes !== observed.memoryBytes) resources.memoryBytes = desired.memoryBytes;
+
+  const grow: SizeChange[] = [];
+  const shrink: SizeChange[] = [];
+  const notApplicable: string[] = [];
+  for (const disk of desired.disks) {
+    const current = observed.disks.find((candidate) => candidate.name === disk.name);
+    if (!current) {
+      notApplicable.push(`disk ${disk.name} is not on the VM (disks cannot be added after creation)`);
+    } else if (disk.sizeBytes > current.sizeBytes) {
+      grow.push({ disk: disk.name, fromBytes: current.sizeBytes, toBytes: disk.sizeBytes });
+    } else if (disk.sizeBytes < current.sizeBytes) {
+      shrink.push({ disk: disk.name, fromBytes: current.sizeBytes, toBytes: disk.sizeBytes });
+    }
+  }
+  for (const disk of observed.disks) {
+    if (disk.name !== 'root' && !desired.disks.some((candidate) => candidate.name === disk.name)) {
+      notApplicable.push(`disk ${disk.name} is not in the spec; disks are never removed`);
+    }
+  }
+
+  for (const nic of desired.nics) {
+    const current = observed.nics.find((candidate) => candidate.name === nic.name);
+    if (!current) {
+      notApplicable.push(`NIC ${nic.name} is not on the VM (NICs cannot be added after creation)`);
+      continue;
+    }
+    const network = nic.bridge ?? nic.network;
+    if (network !== undefined && current.network !== undefined && network !== current.network) {
+      notApplicable.push(`NIC ${nic.name} is on ${current.network}, not ${network}`);
+    }
+    if (nic.vlan !== current.vlan && (nic.vlan !== undefined || current.vlan !== undefined)) {
+      notApplicable.push(`NIC ${nic.name} has VLAN ${current.vlan ?? 'none'}, not ${nic.vlan ?? 'none'}`);
+    }
+    if (nic.mac !== undefined && current.mac !== undefined && nic.mac !== current.mac.toLowerCase()) {
+      notApplicable.push(`NIC ${nic.name} has MAC ${current.mac}, not ${nic.mac}`);
+    }
+  }
+  for (const nic of observed.nics) {
+    if (!desired.nics.some((candidate) => candidate.name === nic.name)) {
+      notApplicable.push(`NIC ${nic.name} is not in the spec; NICs are never removed`);
+    }
+  }
+
+  if (desired.firmware !== observed.firmware) {
+    notApplicable.push(`firmware is ${observed.firmware}, not ${desired.firmware}`);
+  }
+  for (const feature of ['tpm', 'secureBoot', 'nestedVirtualization', 'cpuHotAdd', 'memoryHotAdd'] as const) {
+    if (desired.features[feature] !== observed.features[feature]) {
+      notApplicable.push(`${feature} is ${observed.features[feature] ? 'on' : 'off'}, not ${desired.features[feature] ? 'on' : 'off'}`);
+    }
+  }
+  return { resources, grow, shrink, notApplicable };
+}
+
+/** Splits a CPU/memory change into what the running VM takes online and what needs it powered off. */
+export function splitOnline(
+  change: ResourceChange,
+  observed: ObservedVM,
+  capabilities: Capabilities,
+): { online: ResourceChange; offline: ResourceChange } {
+  const online: ResourceChange = {};
+  const offline: ResourceChange = {};
+  if (change.cpus !== undefined) {
+    const canOnline =
+      observed.features.cpuHotAdd && (change.cpus > observed.cpus ? capabilities.cpuHotAdd : capabilities.cpuHotRemove);
+    if (canOnline) online.cpus = change.cpus;
+    else offline.cpus = change.cpus;
+  }
+  if (change.memoryBytes !== undefined) {
+    const canOnline =
+      observed.features.memoryHotAdd &&
+      (change.memoryBytes > observed.memoryBytes ? capabilities.memoryHotAdd : capabilities.memoryHotRemove);
+    if (canOnline) online.memoryBytes = change.memoryBytes;
+    else offline.memoryBytes = change.memoryBytes;
+  }
+  return { online, offline };
+}
+
+export function isEmptyChange(change: ResourceChange): boolean {
+  return change.cpus === undefined && change.memoryBytes === undefined;
+}
+
+export function describeChange(change: ResourceChange, observed: ObservedVM): string {
+  const parts: string[] = [];
+  if (change.cpus !== undefined) parts.push(`cpus ${observed.cpus} → ${change.cpus}`);
+  if (change.memoryBytes !== undefined) {
+    parts.push(`memory ${formatBytes(observed.memoryBytes)} → ${formatBytes(change.memoryBytes)}`);
+  }
+  return parts.join(', ');
+}
+
+export function describeSize(change: SizeChange): string {
+  return `disk ${change.disk} ${formatBytes(change.fromBytes)} → ${formatBytes(change.toBytes)}`;
+}

@@ -1,0 +1,126 @@
+// What one VirtualMachine hook call carries around: the parent, its previous status, the clock
+// reading, a deadline for driver calls, and the assembly of the response.
+import type { Clock } from '../../contracts/clock.js';
+import type { TaskStatusRef, VirtualMachineObject } from '../../contracts/crds/virtualmachine.js';
+import { isDriverError, type Driver, type DriverRegistry, type Identity, type ObservedVM, type ProviderTarget } from '../../contracts/driver.js';
+import type { SyncResponse } from '../../contracts/metacontroller.js';
+import { buildConditions, conditionOf, type ConditionUpdate } from '../conditions.js';
+import { DriverCalls } from '../driver-calls.js';
+import { retryDelaySeconds } from '../driver-errors.js';
+import type { HookMetrics } from '../metrics.js';
+import type { Observation } from './observe.js';
+import { identityOf } from './resolve.js';
+import { buildStatus, readPreviousStatus, type PreviousStatus } from './status.js';
+
+export interface VMHookDeps {
+  registry: DriverRegistry;
+  clock: Clock;
+  metrics: HookMetrics;
+  /** Time allowed for all driver calls of one hook call (Metacontroller's webhook timeout is 10 s). */
+  budgetMs: number;
+  /** Resync interval for a VM with nothing in flight. */
+  steadyResyncSeconds: number;
+}
+
+export interface Respond {
+  resyncAfterSeconds: number;
+  task: TaskStatusRef | undefined;
+  providerID?: string | undefined;
+  restartHandled?: string | undefined;
+  finalized?: boolean;
+}
+
+export class VMHookContext {
+  readonly previous: PreviousStatus;
+  readonly identity: Identity;
+  readonly now: number;
+  readonly deleting: boolean;
+
+  constructor(
+    readonly vm: VirtualMachineObject,
+    private readonly deps: VMHookDeps,
+    private readonly signal: AbortSignal = AbortSignal.timeout(deps.budgetMs),
+  ) {
+    this.previous = readPreviousStatus(vm.status);
+    this.identity = identityOf(vm);
+    this.now = deps.clock.now();
+    this.deleting = vm.metadata.deletionTimestamp !== undefined;
+  }
+
+  driverFor(provider: ProviderTarget): { ok: true; driver: Driver } | { ok: false; reason: string; message: string } {
+    try {
+      return { ok: true, driver: this.deps.registry.driverFor(provider) };
+    } catch (error) {
+      if (!isDriverError(error)) throw error;
+      return { ok: false, reason: 'ProviderUnavailable', message: `Provider ${provider.namespace}/${provider.name}: ${error.message}` };
+    }
+  }
+
+  calls(driver: Driver, provider: ProviderTarget): DriverCalls {
+    return new DriverCalls(driver, `${provider.namespace}/${provider.name}`, this.deps.metrics, this.signal);
+  }
+
+  /** Counts tasks the previous status recorded that the hypervisor now reports finished or forgot. */
+  trackTask(provider: ProviderTarget, observation: Observation): void {
+    const task = observation.task;
+    if (!task?.ref.id) return;
+    const state = task.status?.state;
+    if (state !== 'queued' && state !== 'running') {
+      this.deps.metrics.taskFinished(`${provider.namespace}/${provider.name}`, task.ref.id);
+    }
+  }
+
+  /**
+   * The hypervisor was not looked at (unresolved Provider, no driver, hypervisor unreachable):
+   * what the last status knew stays, including the task in flight, so nothing is ever lost.
+   */
+  unobserved(reason: string, message: string, retryable = false, stage: 'resolve' | 'observe' = 'resolve'): SyncResponse {
+    const unknown = (type: string) => ({ type, status: 'Unknown' as const, reason, message });
+    const updates: ConditionUpdate[] = [
+      { type: 'Ready', status: false, reason, message },
+      stage === 'resolve'
+        ? { type: 'ReferencesResolved', status: false, reason, message }
+        : { type: 'ReferencesResolved', status: true, reason: 'Resolved', message: 'provider resolved' },
+      unknown('Provisioned'),
+      unknown('Configured'),
+      unknown('PowerSynced'),
+    ];
+    return this.respond(undefined, updates, {
+      resyncAfterSeconds: retryable ? retryDelaySeconds(this.previous.conditions, this.now, true) : this.deps.steadyResyncSeconds,
+      task: this.previous.task,
+      providerID: this.previous.providerID,
+      restartHandled: this.previous.restartHandled,
+    }, false);
+  }
+
+  respond(observed: ObservedVM | undefined, updates: ConditionUpdate[], options: Respond, observedNow = true): SyncResponse {
+    const generation = this.vm.metadata.generation;
+    const conditions = buildConditions(this.previous.conditions, updates, this.now, generation);
+    this.recordCreateToReady(conditions);
+    const status = buildStatus({
+      previous: this.previous,
+      observed,
+      observedNow,
+      providerID: options.providerID ?? observed?.id ?? (observedNow ? undefined : this.previous.providerID),
+      task: options.task,
+      restartHandled: options.restartHandled ?? this.previous.restartHandled,
+      conditions,
+      deleting: this.deleting,
+      generation,
+    });
+    const response: SyncResponse = { status: status as Record<string, unknown>, children: [], resyncAfterSeconds: options.resyncAfterSeconds };
+    if (options.finalized !== undefined) response.finalized = options.finalized;
+    return response;
+  }
+
+  /** First Ready=True of a VM's bring-up: Ready has been False since before the VM existed. */
+  private recordCreateToReady(conditions: ReturnType<typeof buildConditions>): void {
+    const ready = conditionOf(conditions, 'Ready');
+    const before = conditionOf(this.previous.conditions, 'Ready');
+    const provisionedBefore = conditionOf(this.previous.conditions, 'Provisioned');
+    const created = this.vm.metadata.creationTimestamp;
+    if (ready?.status !== 'True' || before?.status === 'True' || !created) return;
+    if (provisionedBefore && before && Date.parse(provisionedBefore.lastTransitionTime) < Date.parse(before.lastTransitionTime)) return;
+    this.deps.metrics.createToReady.observe(Math.max(0, (this.now - Date.parse(created)) / 1000));
+  }
+}

@@ -1,0 +1,286 @@
+// Step 3 of a sync: from desired and observed state, the one next action and the conditions that
+// explain the situation. Pure and table-tested: no I/O, time passed in.
+import type { TaskOperation, TaskStatusRef } from '../../contracts/crds/virtualmachine.js';
+import type {
+  Capabilities,
+  ObservedVM,
+  PowerOperation,
+  ResourceChange,
+  TaskStatus,
+} from '../../contracts/driver.js';
+import type { ConditionUpdate } from '../conditions.js';
+import {
+  compareHardware,
+  describeChange,
+  describeSize,
+  isEmptyChange,
+  splitOnline,
+  type HardwareDiff,
+} from './compare.js';
+import type { ResolvedVM } from './resolve.js';
+
+export type Action =
+  | { kind: 'none' }
+  | { kind: 'create' }
+  | { kind: 'power'; operation: PowerOperation; task: TaskOperation }
+  | { kind: 'reconfigure'; change: ResourceChange }
+  | { kind: 'resizeDisk'; disk: string; sizeBytes: number };
+
+export interface PlanInput {
+  desired: ResolvedVM;
+  observed: ObservedVM | undefined;
+  /** status.providerID was set: a VM that is now missing disappeared. */
+  hadProviderID: boolean;
+  /** The task recorded in status, with what the hypervisor says about it (undefined: it does not know it). */
+  task: { ref: TaskStatusRef; status: TaskStatus | undefined } | undefined;
+  capabilities: Capabilities;
+  /** status.restartRequest: the last restart request handled. */
+  restartHandled: string | undefined;
+  now: number;
+}
+
+export interface Plan {
+  action: Action;
+  /** The recorded task is still in flight and stays in status. */
+  keepTask: boolean;
+  restartHandled: string | undefined;
+  provisioned: ConditionUpdate;
+  configured: ConditionUpdate;
+  power: ConditionUpdate;
+  resyncAfterSeconds: number;
+}
+
+export const RESYNC = { task: 2, failedTask: 15, waitingForGuest: 5 } as const;
+
+const TASK_CONDITION: Record<TaskOperation, 'provisioned' | 'configured' | 'power'> = {
+  Create: 'provisioned',
+  Delete: 'provisioned',
+  PowerOn: 'power',
+  PowerOff: 'power',
+  Shutdown: 'power',
+  Reboot: 'power',
+  Reconfigure: 'configured',
+  ResizeDisk: 'configured',
+};
+
+function condition(type: string, status: boolean | 'Unknown', reason: string, message: string): ConditionUpdate {
+  return { type, status, reason, message };
+}
+
+const notCreated = (message: string) => ({
+  configured: condition('Configured', 'Unknown', 'NotCreated', message),
+  power: condition('PowerSynced', 'Unknown', 'NotCreated', message),
+});
+
+function running(task: PlanInput['task']): boolean {
+  return task?.status?.state === 'queued' || task?.status?.state === 'running';
+}
+
+export function planNextAction(input: PlanInput): Plan {
+  const { desired, observed, task } = input;
+
+  if (task && running(task) && task.ref.operation !== 'Shutdown') {
+    return waitForTask(input, task.ref, task.status);
+  }
+  if (task?.status?.state === 'failed') return reportFailedTask(input, task.ref, task.status);
+
+  if (!observed) {
+    const vanished = input.hadProviderID;
+    const message = vanished
+      ? 'the VM disappeared from the hypervisor; creating it again'
+      : `creating VM ${desired.create.name}`;
+    return {
+      action: { kind: 'create' },
+      keepTask: false,
+      restartHandled: input.restartHandled,
+      provisioned: condition('Provisioned', false, vanished ? 'Recreating' : 'Creating', message),
+      ...notCreated('the VM does not exist yet'),
+      resyncAfterSeconds: RESYNC.task,
+    };
+  }
+
+  const provisioned = condition('Provisioned', true, 'Created', `VM ${observed.id}${observed.host ? ` on ${observed.host}` : ''}`);
+  if (observed.lock) {
+    const message = `the hypervisor is running "${observed.lock}" on VM ${observed.id}`;
+    return {
+      action: { kind: 'none' },
+      keepTask: false,
+      restartHandled: input.restartHandled,
+      provisioned: observed.lock === 'create' ? condition('Provisioned', false, 'Creating', message) : provisioned,
+      configured: condition('Configured', 'Unknown', 'Busy', message),
+      power: condition('PowerSynced', 'Unknown', 'Busy', message),
+      resyncAfterSeconds: RESYNC.task,
+    };
+  }
+
+  return planForExistingVM(input, observed, provisioned);
+}
+
+function waitForTask(input: PlanInput, ref: TaskStatusRef, status: TaskStatus | undefined): Plan {
+  const progress = status?.progress !== undefined ? ` (${status.progress}%)` : '';
+  const message = `${ref.operation} task ${ref.id} in progress${progress}`;
+  const base = input.observed
+    ? {
+        provisioned: condition('Provisioned', true, 'Created', `VM ${input.observed.id}`),
+        configured: condition('Configured', true, 'InSync', 'hardware matches the spec'),
+        power: powerCondition(input.desired, input.observed),
+      }
+    : {
+        provisioned: condition('Provisioned', false, 'Creating', message),
+        ...notCreated('the VM does not exist yet'),
+      };
+  const slot = TASK_CONDITION[ref.operation];
+  const reason = { Create: 'Creating', Delete: 'Deleting', PowerOn: 'PoweringOn', PowerOff: 'PoweringOff', Shutdown: 'ShuttingDown', Reboot: 'Rebooting', Reconfigure: 'Reconfiguring', ResizeDisk: 'ResizingDisk' }[ref.operation];
+  base[slot] = condition(base[slot].type, false, reason, message);
+  return { action: { kind: 'none' }, keepTask: true, restartHandled: input.restartHandled, ...base, resyncAfterSeconds: RESYNC.task };
+}
+
+function reportFailedTask(input: PlanInput, ref: TaskStatusRef, status: TaskStatus): Plan {
+  // One failure, one report: no new action in this sync, so a failing operation is retried at a
+  // slow pace instead of in a tight loop.
+  const message = `${ref.operation} task failed: ${status.error ?? 'no reason given'}`;
+  const observed = input.observed;
+  const base = observed
+    ? {
+        provisioned: condition('Provisioned', true, 'Created', `VM ${observed.id}`),
+        configured: condition('Configured', 'Unknown', 'Retrying', 'retrying after a failed task'),
+        power: powerCondition(input.desired, observed),
+      }
+    : { provisioned: condition('Provisioned', false, 'CreateFailed', message), ...notCreated('the VM does not exist yet') };
+  const slot = TASK_CONDITION[ref.operation];
+  base[slot] = condition(base[slot].type, false, `${ref.operation}Failed`, message);
+  return { action: { kind: 'none' }, keepTask: false, restartHandled: input.restartHandled, ...base, resyncAfterSeconds: RESYNC.failedTask };
+}
+
+function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: ConditionUpdate): Plan {
+  const { desired, task, capabilities, now } = input;
+  const diff = compareHardware(desired.create, observed);
+  const isOn = observed.powerState === 'On';
+  const isOff = observed.powerState === 'Off';
+
+  let restartHandled = input.restartHandled;
+  let restartPending = desired.restartRequest !== undefined && desired.restartRequest !== restartHandled;
+  if (restartPending && !isOn) {
+    // A restart of a VM that is not running is done: it comes back up with everything applied.
+    restartHandled = desired.restartRequest;
+    restartPending = false;
+  }
+
+  const { online, offline } = isOn ? splitOnline(diff.resources, observed, capabilities) : { online: {}, offline: diff.resources };
+  const powerCycleWanted = isOn && !isEmptyChange(offline) && desired.powerCyclePolicy === 'Automatic';
+  const wantOff = desired.powerState !== 'On' || restartPending || powerCycleWanted;
+  const configured = configuredCondition(diff, observed, isOn ? offline : {}, desired.powerCyclePolicy, restartPending);
+  const plan = (action: Action, extra: Partial<Plan> = {}): Plan => ({
+    action,
+    keepTask: false,
+    restartHandled,
+    provisioned,
+    configured,
+    power: powerCondition(desired, observed),
+    resyncAfterSeconds: RESYNC.task,
+    ...extra,
+  });
+  const gracefulOff = (): Action =>
+    capabilities.guestShutdown
+      ? { kind: 'power', operation: 'shutdown', task: 'Shutdown' }
+      : { kind: 'power', operation: 'off', task: 'PowerOff' };
+
+  if (task?.ref.operation === 'Shutdown' && isOn && wantOff) {
+    const elapsed = now - Date.parse(task.ref.startedAt);
+    if (elapsed >= desired.shutdownTimeoutMs) {
+      return plan(
+        { kind: 'power', operation: 'off', task: 'PowerOff' },
+        { power: condition('PowerSynced', false, 'ShutdownTimedOut', `the guest did not shut down within ${desired.shutdownTimeoutMs / 1000}s; powering off`) },
+      );
+    }
+    const remaining = Math.ceil((desired.shutdownTimeoutMs - elapsed) / 1000);
+    return plan(
+      { kind: 'none' },
+      {
+        keepTask: true,
+        power: condition('PowerSynced', false, 'ShuttingDown', `waiting for the guest to shut down (power-off in ${remaining}s at most)`),
+        resyncAfterSeconds: Math.max(1, Math.min(RESYNC.waitingForGuest, remaining)),
+      },
+    );
+  }
+
+  if (isOff && !isEmptyChange(diff.resources)) {
+    return plan({ kind: 'reconfigure', change: diff.resources }, { configured: applying(describeChange(diff.resources, observed)) });
+  }
+  const grow = diff.grow[0];
+  if (grow && (isOff || capabilities.onlineDiskGrow)) {
+    return plan({ kind: 'resizeDisk', disk: grow.disk, sizeBytes: grow.toBytes }, { configured: applying(describeSize(grow)) });
+  }
+  if (isOn && !isEmptyChange(online)) {
+    return plan({ kind: 'reconfigure', change: online }, { configured: applying(describeChange(online, observed)) });
+  }
+
+  if (desired.powerState === 'On' && !isOn && observed.powerState !== 'Unknown') {
+    return plan({ kind: 'power', operation: 'on', task: 'PowerOn' });
+  }
+  if (desired.powerState === 'Off' && isOn) return plan({ kind: 'power', operation: 'off', task: 'PowerOff' });
+  if (desired.powerState === 'OffGraceful' && isOn) return plan(gracefulOff());
+  if (isOn && (restartPending || powerCycleWanted)) {
+    return plan(gracefulOff(), {
+      power: condition('PowerSynced', false, 'Restarting', restartPending ? 'restart requested' : 'power cycle to apply pending changes'),
+    });
+  }
+
+  const waitingForAddresses = isOn && desired.powerState === 'On' && observed.ips.length === 0 && observed.nics.length > 0;
+  return plan({ kind: 'none' }, { resyncAfterSeconds: waitingForAddresses ? RESYNC.waitingForGuest : 0 });
+}
+
+function applying(what: string): ConditionUpdate {
+  return condition('Configured', false, 'Reconfiguring', `applying ${what}`);
+}
+
+function configuredCondition(
+  diff: HardwareDiff,
+  observed: ObservedVM,
+  pendingOffline: ResourceChange,
+  policy: 'Manual' | 'Automatic',
+  restartPending: boolean,
+): ConditionUpdate {
+  if (diff.shrink.length > 0) {
+    const what = diff.shrink.map(describeSize).join('; ');
+    return condition('Configured', false, 'DiskShrinkRejected', `${what} refused: disks only grow`);
+  }
+  if (diff.notApplicable.length > 0) {
+    return condition('Configured', false, 'ChangeNotSupported', diff.notApplicable.join('; '));
+  }
+  if (!isEmptyChange(pendingOffline)) {
+    const what = describeChange(pendingOffline, observed);
+    if (policy === 'Automatic' || restartPending) {
+      return condition('Configured', false, 'PowerCycling', `${what} applies while the VM is off`);
+    }
+    return condition(
+      'Configured',
+      false,
+      'PowerCyclePending',
+      `${what} needs the VM powered off; set spec.lifecycle.restartRequest or powerCyclePolicy: Automatic`,
+    );
+  }
+  if (!isEmptyChange(diff.resources) || diff.grow.length > 0) {
+    const what = [describeChange(diff.resources, observed), ...diff.grow.map(describeSize)].filter(Boolean).join(', ');
+    return condition('Configured', false, 'Reconfiguring', `applying ${what}`);
+  }
+  return condition('Configured', true, 'InSync', 'hardware matches the spec');
+}
+
+export function powerCondition(desired: ResolvedVM, observed: ObservedVM): ConditionUpdate {
+  const wantOn = desired.powerState === 'On';
+  if (observed.powerState === 'Unknown') {
+    return condition('PowerSynced', 'Unknown', 'PowerStateUnknown', 'the hypervisor reports no power state');
+  }
+  const isOn = observed.powerState === 'On';
+  if (wantOn === isOn && (wantOn || observed.powerState === 'Off')) {
+    return condition('PowerSynced', true, isOn ? 'PoweredOn' : 'PoweredOff', `the VM is ${isOn ? 'on' : 'off'}`);
+  }
+  if (wantOn) return condition('PowerSynced', false, 'PoweringOn', `the VM is ${observed.powerState.toLowerCase()}; powering on`);
+  return condition(
+    'PowerSynced',
+    false,
+    desired.powerState === 'OffGraceful' ? 'ShuttingDown' : 'PoweringOff',
+    `the VM is ${observed.powerState.toLowerCase()}; ${desired.powerState === 'OffGraceful' ? 'shutting down' : 'powering off'}`,
+  );
+}

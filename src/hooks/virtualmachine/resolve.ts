@@ -1,0 +1,272 @@
+// Step 1 of a sync: turn the VirtualMachine and the objects Metacontroller sent along into the
+// complete desired VM, or into the reason why that is not possible yet. Pure: no I/O.
+import { Value } from '@sinclair/typebox/value';
+import { API_VERSION } from '../../contracts/crds/common.js';
+import { ProviderSpec, type ProviderObject } from '../../contracts/crds/provider.js';
+import type { VirtualMachineObject, VirtualMachineSpec } from '../../contracts/crds/virtualmachine.js';
+import { VMClassSpec } from '../../contracts/crds/vmclass.js';
+import { VMImageSpec } from '../../contracts/crds/vmimage.js';
+import { VMNetworkAttachmentSpec } from '../../contracts/crds/vmnetworkattachment.js';
+import type { Capability, CreateSpec, DiskSpec, Identity, NicSpec, ProviderTarget } from '../../contracts/driver.js';
+import { findObject, type ObjectsByType } from '../../contracts/metacontroller.js';
+import { parseDuration, parseQuantity } from '../../contracts/quantity.js';
+import { classMemory } from '../catalog.js';
+import { previousConditions } from '../conditions.js';
+
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 60_000;
+export const DEFAULT_USERDATA_KEY = 'userdata';
+
+export interface ResolvedVM {
+  identity: Identity;
+  provider: ProviderTarget;
+  create: CreateSpec;
+  powerState: 'On' | 'Off' | 'OffGraceful';
+  shutdownTimeoutMs: number;
+  powerCyclePolicy: 'Manual' | 'Automatic';
+  restartRequest?: string;
+  deletionPolicy: 'Delete' | 'Retain';
+  /** Driver capabilities the spec relies on; a driver lacking one gets an Unsupported condition, not a call. */
+  requires: Capability[];
+}
+
+export interface Unresolved {
+  reason: string;
+  message: string;
+}
+
+export type Resolution = { ok: true; vm: ResolvedVM } | ({ ok: false } & Unresolved);
+
+function missing(reason: string, message: string): Resolution {
+  return { ok: false, reason, message };
+}
+
+export function identityOf(vm: VirtualMachineObject): Identity {
+  return { uid: vm.metadata.uid ?? '', namespace: vm.metadata.namespace ?? '', name: vm.metadata.name };
+}
+
+/** The Provider object a VirtualMachine points at, checked for existence and readiness. */
+export function resolveProvider(
+  vm: VirtualMachineObject,
+  related: ObjectsByType | undefined,
+  options: { requireReady: boolean } = { requireReady: true },
+): { ok: true; provider: ProviderTarget } | ({ ok: false } & Unresolved) {
+  const namespace = vm.spec.providerRef.namespace ?? vm.metadata.namespace;
+  const name = vm.spec.providerRef.name;
+  if (namespace !== vm.metadata.namespace) {
+    return {
+      ok: false,
+      reason: 'ProviderNotAllowed',
+      message: `Provider ${namespace}/${name} is in another namespace; this version only uses Providers in the VirtualMachine's own namespace`,
+    };
+  }
+  const object = findObject(related, { apiVersion: API_VERSION, kind: 'Provider', namespace, name });
+  if (!object) return { ok: false, reason: 'ProviderNotFound', message: `Provider ${namespace}/${name} not found` };
+  const spec = object['spec'];
+  if (!Value.Check(ProviderSpec, spec)) {
+    return { ok: false, reason: 'ProviderInvalid', message: `Provider ${namespace}/${name} has an invalid spec` };
+  }
+  const ready = previousConditions(object['status'] as Record<string, unknown> | undefined).find((c) => c.type === 'Ready');
+  if (options.requireReady && ready?.status !== 'True') {
+    const why = ready ? `: ${ready.reason}: ${ready.message}` : '';
+    return { ok: false, reason: 'ProviderNotReady', message: `Provider ${namespace}/${name} is not ready${why}` };
+  }
+  return { ok: true, provider: providerTarget(object as unknown as ProviderObject) };
+}
+
+export function providerTarget(provider: ProviderObject): ProviderTarget {
+  const target: ProviderTarget = {
+    namespace: provider.metadata.namespace ?? '',
+    name: provider.metadata.name,
+    type: provider.spec.type,
+    mode: provider.spec.runtime?.mode ?? (provider.spec.type === 'simulator' ? 'InProcess' : 'Remote'),
+  };
+  if (provider.spec.endpoint !== undefined) target.endpoint = provider.spec.endpoint;
+  return target;
+}
+
+function lookup<T>(
+  related: ObjectsByType | undefined,
+  kind: string,
+  namespace: string | undefined,
+  name: string,
+  schema: Parameters<typeof Value.Check>[0],
+): { found: false } | { found: true; valid: false } | { found: true; valid: true; spec: T } {
+  const object = findObject(related, { apiVersion: API_VERSION, kind, namespace, name });
+  if (!object) return { found: false };
+  const spec = object['spec'];
+  return Value.Check(schema, spec) ? { found: true, valid: true, spec: spec as T } : { found: true, valid: false };
+}
+
+function decodeSecret(
+  related: ObjectsByType | undefined,
+  namespace: string | undefined,
+  name: string,
+  key: string,
+): { ok: true; value: string } | ({ ok: false } & Unresolved) {
+  const secret = findObject(related, { apiVersion: 'v1', kind: 'Secret', namespace, name });
+  if (!secret) return { ok: false, reason: 'SecretNotFound', message: `Secret ${namespace}/${name} not found` };
+  const data = secret['data'] as Record<string, unknown> | undefined;
+  const encoded = data?.[key];
+  if (typeof encoded !== 'string') {
+    return { ok: false, reason: 'SecretKeyNotFound', message: `Secret ${namespace}/${name} has no key "${key}"` };
+  }
+  return { ok: true, value: Buffer.from(encoded, 'base64').toString('utf8') };
+}
+
+export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undefined): Resolution {
+  const spec = vm.spec;
+  const namespace = vm.metadata.namespace;
+  const providerResult = resolveProvider(vm, related);
+  if (!providerResult.ok) return providerResult;
+
+  const vmClass = lookup<VMClassSpec>(related, 'VMClass', namespace, spec.classRef.name, VMClassSpec);
+  if (!vmClass.found) return missing('ClassNotFound', `VMClass ${spec.classRef.name} not found`);
+  if (!vmClass.valid) return missing('ClassInvalid', `VMClass ${spec.classRef.name} has an invalid spec`);
+  const memory = classMemory(vmClass.spec.memory);
+  if (!memory.ok) return missing('ClassInvalid', `VMClass ${spec.classRef.name}: ${memory.problem}`);
+  const memoryBytes = memory.bytes;
+
+  const image = lookup<VMImageSpec>(related, 'VMImage', namespace, spec.imageRef.name, VMImageSpec);
+  if (!image.found) return missing('ImageNotFound', `VMImage ${spec.imageRef.name} not found`);
+  if (!image.valid) return missing('ImageInvalid', `VMImage ${spec.imageRef.name} has an invalid spec`);
+
+  const nics: NicSpec[] = [];
+  for (const network of spec.networks ?? []) {
+    const nic: NicSpec = { name: network.name };
+    if (network.networkRef) {
+      const attachment = lookup<VMNetworkAttachmentSpec>(
+        related,
+        'VMNetworkAttachment',
+        namespace,
+        network.networkRef.name,
+        VMNetworkAttachmentSpec,
+      );
+      if (!attachment.found) return missing('NetworkNotFound', `VMNetworkAttachment ${network.networkRef.name} not found`);
+      if (!attachment.valid) return missing('NetworkInvalid', `VMNetworkAttachment ${network.networkRef.name} has an invalid spec`);
+      Object.assign(nic, definedOnly(attachment.spec));
+    }
+    if (network.bridge !== undefined) {
+      nic.bridge = network.bridge;
+      delete nic.network;
+    }
+    if (network.vlan !== undefined) nic.vlan = network.vlan;
+    if (network.mac !== undefined) nic.mac = network.mac.toLowerCase();
+    if (network.staticIP !== undefined) nic.staticIP = network.staticIP;
+    nics.push(nic);
+  }
+
+  let userData: string | undefined;
+  const cloudInit = spec.userData?.cloudInit;
+  if (cloudInit?.inline !== undefined) userData = cloudInit.inline;
+  if (cloudInit?.secretRef) {
+    const secret = decodeSecret(related, namespace, cloudInit.secretRef.name, cloudInit.secretRef.key ?? DEFAULT_USERDATA_KEY);
+    if (!secret.ok) return secret;
+    userData = secret.value;
+  }
+
+  const disks = resolveDisks(spec, vmClass.spec);
+  if (!disks.ok) return disks;
+
+  const security = vmClass.spec.securityProfile ?? {};
+  const performance = vmClass.spec.performanceProfile ?? {};
+  const needsUefi = security.tpmEnabled === true || security.secureBoot === true;
+  const create: CreateSpec = {
+    name: vm.metadata.name,
+    owner: identityOf(vm),
+    cpus: vmClass.spec.cpus,
+    memoryBytes,
+    firmware: needsUefi ? 'uefi' : (vmClass.spec.spec?.bios ?? 'bios'),
+    features: {
+      tpm: security.tpmEnabled === true,
+      secureBoot: security.secureBoot === true,
+      nestedVirtualization: performance.nestedVirtualization === true,
+      cpuHotAdd: performance.cpuHotAddEnabled === true,
+      memoryHotAdd: performance.memoryHotAddEnabled === true,
+    },
+    image: image.spec.url
+      ? { kind: 'url', url: image.spec.url.url, fullClone: image.spec.fullClone ?? true, ...definedOnly({ checksum: image.spec.url.checksum }) }
+      : { kind: 'template', ref: image.spec.source ?? '', fullClone: image.spec.fullClone ?? true },
+    disks: disks.disks,
+    storage: {
+      provisioning: vmClass.spec.storage?.type ?? 'thin',
+      ...definedOnly({ datastore: spec.placement?.datastore ?? vmClass.spec.storage?.class }),
+    },
+    nics,
+    placement: definedOnly({ host: spec.placement?.host }),
+  };
+  if (vmClass.spec.spec?.machine !== undefined) create.machine = vmClass.spec.spec.machine;
+  if (userData !== undefined) create.userData = userData;
+
+  const shutdownTimeoutMs = spec.lifecycle?.gracefulShutdownTimeout
+    ? (parseDuration(spec.lifecycle.gracefulShutdownTimeout) ?? DEFAULT_SHUTDOWN_TIMEOUT_MS)
+    : DEFAULT_SHUTDOWN_TIMEOUT_MS;
+
+  const resolved: ResolvedVM = {
+    identity: identityOf(vm),
+    provider: providerResult.provider,
+    create,
+    powerState: spec.powerState ?? 'On',
+    shutdownTimeoutMs,
+    powerCyclePolicy: spec.lifecycle?.powerCyclePolicy ?? 'Manual',
+    deletionPolicy: spec.deletionPolicy ?? 'Delete',
+    requires: requiredCapabilities(create, vmClass.spec.spec?.machine !== undefined),
+  };
+  if (spec.lifecycle?.restartRequest !== undefined) resolved.restartRequest = spec.lifecycle.restartRequest;
+  return { ok: true, vm: resolved };
+}
+
+function resolveDisks(spec: VirtualMachineSpec, vmClass: VMClassSpec): { ok: true; disks: DiskSpec[] } | ({ ok: false } & Unresolved) {
+  const disks: DiskSpec[] = [];
+  const declared = spec.disks ?? [];
+  const rootSize = declared.find((disk) => disk.name === 'root')?.size ?? vmClass.diskDefaults?.size;
+  if (rootSize !== undefined) {
+    const sizeBytes = parseQuantity(rootSize);
+    if (sizeBytes === undefined) return { ok: false, reason: 'InvalidSpec', message: `disk root: invalid size ${rootSize}` };
+    disks.push({ name: 'root', sizeBytes, root: true });
+  }
+  for (const disk of declared) {
+    if (disk.name === 'root') continue;
+    const sizeBytes = parseQuantity(disk.size);
+    if (sizeBytes === undefined) return { ok: false, reason: 'InvalidSpec', message: `disk ${disk.name}: invalid size ${disk.size}` };
+    disks.push({ name: disk.name, sizeBytes, root: false });
+  }
+  return { ok: true, disks };
+}
+
+/** The capability flags a create spec depends on. */
+export function requiredCapabilities(spec: CreateSpec, machineSet: boolean): Capability[] {
+  const needs = new Set<Capability>();
+  if (spec.firmware === 'uefi') needs.add('uefi');
+  if (spec.features.tpm) needs.add('tpm');
+  if (spec.features.secureBoot) needs.add('secureBoot');
+  if (spec.features.nestedVirtualization) needs.add('nestedVirtualization');
+  if (spec.features.cpuHotAdd) needs.add('cpuHotAdd');
+  if (spec.features.memoryHotAdd) needs.add('memoryHotAdd');
+  if (machineSet) needs.add('machineType');
+  if (spec.storage.provisioning === 'thick') needs.add('thickProvisioning');
+  if (spec.storage.datastore !== undefined) needs.add('placementDatastore');
+  if (spec.placement.host !== undefined) needs.add('placementHost');
+  if (spec.image.kind === 'url') needs.add('imageImport');
+  if (!spec.image.fullClone) needs.add('linkedClones');
+  if (spec.userData !== undefined) needs.add('cloudInit');
+  for (const nic of spec.nics) {
+    if (nic.vlan !== undefined) needs.add('vlan');
+    if (nic.mac !== undefined) needs.add('macAddress');
+    if (nic.model !== undefined && nic.model !== 'virtio') needs.add('nicModel');
+    if (nic.firewall) needs.add('nicFirewall');
+    if (nic.rateLimitMBps !== undefined) needs.add('nicRateLimit');
+    if (nic.mtu !== undefined) needs.add('nicMTU');
+    if (nic.staticIP !== undefined) {
+      needs.add('staticIP');
+      needs.add('cloudInit');
+    }
+  }
+  return [...needs].sort();
+}
+
+/** Copies the keys whose value is not undefined (exactOptionalPropertyTypes-friendly). */
+function definedOnly<T extends object>(object: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}

@@ -1,0 +1,137 @@
+// Step 5 of a sync: the whole status, every time (Metacontroller replaces .status with it).
+// Deterministic: the same observation gives the same bytes, so a steady VM causes no writes.
+import { Value } from '@sinclair/typebox/value';
+import type { Condition } from '../../contracts/crds/common.js';
+import {
+  TaskStatusRef,
+  type ObservedHardware,
+  type VMPhase,
+  type VirtualMachineStatus,
+} from '../../contracts/crds/virtualmachine.js';
+import type { ObservedVM } from '../../contracts/driver.js';
+import { formatBytes } from '../../contracts/quantity.js';
+import { conditionOf, previousConditions } from '../conditions.js';
+
+/** What the previous status tells us; anything malformed is ignored, never trusted. */
+export interface PreviousStatus {
+  providerID: string | undefined;
+  task: TaskStatusRef | undefined;
+  restartHandled: string | undefined;
+  conditions: Condition[];
+  raw: Record<string, unknown>;
+}
+
+export function readPreviousStatus(status: Record<string, unknown> | undefined): PreviousStatus {
+  const raw = status ?? {};
+  const text = (key: string) => (typeof raw[key] === 'string' && raw[key] !== '' ? (raw[key] as string) : undefined);
+  return {
+    providerID: text('providerID'),
+    task: Value.Check(TaskStatusRef, raw['task']) ? raw['task'] : undefined,
+    restartHandled: text('restartRequest'),
+    conditions: previousConditions(raw),
+    raw,
+  };
+}
+
+export function observedHardware(vm: ObservedVM): ObservedHardware {
+  const hardware: ObservedHardware = {
+    cpus: vm.cpus,
+    memory: formatBytes(vm.memoryBytes),
+    firmware: vm.firmware,
+    disks: [...vm.disks]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((disk) => ({ name: disk.name, size: formatBytes(disk.sizeBytes), ...(disk.datastore ? { datastore: disk.datastore } : {}) })),
+    nics: [...vm.nics]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((nic) => {
+        const entry: ObservedHardware['nics'][number] = { name: nic.name };
+        if (nic.mac !== undefined) entry.mac = nic.mac;
+        if (nic.network !== undefined) entry.network = nic.network;
+        if (nic.vlan !== undefined) entry.vlan = nic.vlan;
+        if (nic.model !== undefined) entry.model = nic.model;
+        return entry;
+      }),
+    features: Object.entries(vm.features)
+      .filter(([, on]) => on)
+      .map(([feature]) => feature)
+      .sort(),
+  };
+  if (vm.machine !== undefined) hardware.machine = vm.machine;
+  return hardware;
+}
+
+export interface StatusInput {
+  previous: PreviousStatus;
+  /** The VM as just observed; undefined when it is not there or could not be looked at. */
+  observed: ObservedVM | undefined;
+  /** False when the hypervisor could not be asked: keep what the last status knew. */
+  observedNow: boolean;
+  providerID: string | undefined;
+  task: TaskStatusRef | undefined;
+  restartHandled: string | undefined;
+  conditions: Condition[];
+  deleting: boolean;
+  generation: number | undefined;
+}
+
+const CARRIED_OVER = ['ips', 'consoleURL', 'host', 'hardware'] as const;
+
+export function buildStatus(input: StatusInput): VirtualMachineStatus {
+  const status: VirtualMachineStatus = {};
+  const { observed } = input;
+  if (input.providerID !== undefined) status.providerID = input.providerID;
+  status.phase = phaseOf(input);
+  if (observed) {
+    status.powerState = observed.powerState;
+    status.ips = observed.ips;
+    if (observed.consoleURL !== undefined) status.consoleURL = observed.consoleURL;
+    if (observed.host !== undefined) status.host = observed.host;
+    status.hardware = observedHardware(observed);
+  } else if (!input.observedNow) {
+    // The hypervisor did not answer: what we knew stays, the power state becomes unknown.
+    status.powerState = 'Unknown';
+    for (const key of CARRIED_OVER) {
+      if (input.previous.raw[key] !== undefined) (status as Record<string, unknown>)[key] = input.previous.raw[key];
+    }
+  }
+  if (input.task) status.task = input.task;
+  if (input.restartHandled !== undefined) status.restartRequest = input.restartHandled;
+  status.conditions = input.conditions;
+  if (input.generation !== undefined) status.observedGeneration = input.generation;
+  return status;
+}
+
+function phaseOf(input: StatusInput): VMPhase {
+  if (input.deleting) return 'Deleting';
+  const ready = conditionOf(input.conditions, 'Ready');
+  const provisioned = conditionOf(input.conditions, 'Provisioned');
+  const configured = conditionOf(input.conditions, 'Configured');
+  const observed = input.observed;
+  if (!observed) {
+    if (input.task?.operation === 'Create' || provisioned?.reason === 'Creating' || provisioned?.reason === 'Recreating') {
+      return 'Provisioning';
+    }
+    if (ready && TERMINAL_REASONS.has(ready.reason)) return 'Failed';
+    return 'Pending';
+  }
+  if (observed.lock === 'create') return 'Provisioning';
+  if (configured?.reason === 'Reconfiguring' || input.task?.operation === 'Reconfigure' || input.task?.operation === 'ResizeDisk') {
+    return 'Reconfiguring';
+  }
+  if (observed.powerState === 'On') return 'Running';
+  if (observed.powerState === 'Off') return 'Stopped';
+  return 'Pending';
+}
+
+/** Ready reasons that will not clear without someone changing something. */
+export const TERMINAL_REASONS = new Set([
+  'InvalidSpec',
+  'Unsupported',
+  'ClassInvalid',
+  'ImageInvalid',
+  'NetworkInvalid',
+  'ProviderInvalid',
+  'CreateFailed',
+  'NameConflict',
+  'Unauthorized',
+]);

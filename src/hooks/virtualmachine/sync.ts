@@ -1,0 +1,150 @@
+// The VirtualMachine sync hook: resolve → observe → plan → act → report (DESIGN.md §4).
+import type { VirtualMachineObject } from '../../contracts/crds/virtualmachine.js';
+import type { SyncRequestBody, SyncResponse } from '../../contracts/metacontroller.js';
+import { readyFrom, type ConditionUpdate } from '../conditions.js';
+import { reportDriverError, retryDelaySeconds, type FailureReport } from '../driver-errors.js';
+import { act, type ActResult } from './act.js';
+import { observe, type Observation } from './observe.js';
+import { planNextAction, type Action, type Plan } from './plan.js';
+import { resolve, resolveProvider } from './resolve.js';
+import { VMHookContext, type VMHookDeps } from './context.js';
+
+export const PAUSED_ANNOTATION = 'virtrigaud.io/paused';
+
+export function isPaused(vm: VirtualMachineObject): boolean {
+  return vm.metadata.annotations?.[PAUSED_ANNOTATION] === 'true';
+}
+
+export async function syncVirtualMachine(
+  request: SyncRequestBody<VirtualMachineObject>,
+  deps: VMHookDeps,
+  signal?: AbortSignal,
+): Promise<SyncResponse> {
+  const context = new VMHookContext(request.parent, deps, signal);
+  const { vm, previous } = context;
+
+  const providerResult = resolveProvider(vm, request.related);
+  if (!providerResult.ok) return context.unobserved(providerResult.reason, providerResult.message);
+  const driver = context.driverFor(providerResult.provider);
+  if (!driver.ok) return context.unobserved(driver.reason, driver.message);
+  const calls = context.calls(driver.driver, providerResult.provider);
+
+  let observation: Observation;
+  try {
+    observation = await observe(calls, context.identity, previous);
+  } catch (error) {
+    const failure = reportDriverError(error, 'looking up the VM');
+    return context.unobserved(failure.reason, failure.message, failure.retryable, 'observe');
+  }
+  context.trackTask(providerResult.provider, observation);
+
+  const resolution = resolve(vm, request.related);
+  if (!resolution.ok) {
+    const resolved = condition('ReferencesResolved', false, resolution.reason, resolution.message);
+    const updates = [resolved, ...observedOnly(observation, 'references are not resolved')];
+    return context.respond(observation.vm, [condition('Ready', false, resolution.reason, resolution.message), ...updates], {
+      resyncAfterSeconds: deps.steadyResyncSeconds,
+      task: undefined,
+    });
+  }
+  const desired = resolution.vm;
+  const plan = planNextAction({
+    desired,
+    observed: observation.vm,
+    hadProviderID: previous.providerID !== undefined,
+    task: observation.task,
+    capabilities: driver.driver.capabilities,
+    restartHandled: previous.restartHandled,
+    now: context.now,
+  });
+
+  const missing = desired.requires.filter((capability) => !driver.driver.capabilities[capability]);
+  const blocked: FailureReport | undefined = isPaused(vm)
+    ? { reason: 'Paused', message: `reconciliation is paused by the ${PAUSED_ANNOTATION} annotation`, retryable: false }
+    : missing.length > 0
+      ? {
+          reason: 'Unsupported',
+          message: `the ${driver.driver.type} provider cannot do what the spec asks: ${missing.join(', ')}`,
+          retryable: false,
+        }
+      : undefined;
+
+  let result: ActResult = {};
+  let failure: FailureReport | undefined;
+  if (!blocked && plan.action.kind !== 'none') {
+    try {
+      result = await act(calls, plan.action, desired, observation.vm, context.now);
+    } catch (error) {
+      failure = reportDriverError(error, describeAction(plan.action), plan.action.kind === 'create' ? 'NameConflict' : 'NotOwned');
+    }
+  }
+  if (result.task?.id) deps.metrics.taskStarted(calls.provider, result.task.id);
+
+  const updates = conditionsFor(plan, blocked, failure);
+  const task = result.task ?? (plan.keepTask ? previous.task : undefined);
+  const resync = failure
+    ? retryDelaySeconds(previous.conditions, context.now, failure.retryable)
+    : blocked
+      ? deps.steadyResyncSeconds
+      : plan.resyncAfterSeconds || deps.steadyResyncSeconds;
+  return context.respond(observation.vm, updates, {
+    resyncAfterSeconds: resync,
+    task,
+    providerID: result.providerID,
+    restartHandled: blocked ? previous.restartHandled : plan.restartHandled,
+  });
+}
+
+function condition(type: string, status: boolean | 'Unknown', reason: string, message: string): ConditionUpdate {
+  return { type, status, reason, message };
+}
+
+const RESOLVED = condition('ReferencesResolved', true, 'Resolved', 'provider, class, image, networks and user-data resolved');
+
+function observedOnly(observation: Observation, why: string): ConditionUpdate[] {
+  const vm = observation.vm;
+  return [
+    vm
+      ? condition('Provisioned', true, 'Created', `VM ${vm.id}${vm.host ? ` on ${vm.host}` : ''}`)
+      : condition('Provisioned', false, 'NotCreated', `the VM does not exist; ${why}`),
+    condition('Configured', 'Unknown', 'NotResolved', why),
+    condition('PowerSynced', 'Unknown', 'NotResolved', why),
+  ];
+}
+
+function conditionsFor(plan: Plan, blocked: FailureReport | undefined, failure: FailureReport | undefined): ConditionUpdate[] {
+  let { provisioned, configured, power } = plan;
+  if (blocked && plan.action.kind === 'create') {
+    provisioned = condition('Provisioned', false, 'NotCreated', `the VM does not exist; ${blocked.message}`);
+  }
+  if (blocked?.reason === 'Unsupported') configured = condition('Configured', false, blocked.reason, blocked.message);
+  if (failure) {
+    const slot = plan.action.kind === 'create' ? 'provisioned' : plan.action.kind === 'power' ? 'power' : 'configured';
+    const failed = condition(slot === 'provisioned' ? 'Provisioned' : slot === 'power' ? 'PowerSynced' : 'Configured', false, failure.reason, failure.message);
+    if (slot === 'provisioned') provisioned = failed;
+    else if (slot === 'power') power = failed;
+    else configured = failed;
+  }
+  const others = [RESOLVED, provisioned, configured, power];
+  const first = blocked ?? failure;
+  const ready = first
+    ? condition('Ready', false, first.reason, first.message)
+    : readyFrom(others, 'Ready', power.reason === 'PoweredOff' ? 'the VM exists, matches its spec and is off' : 'the VM exists, matches its spec and is on');
+  return [ready, ...others];
+}
+
+function describeAction(action: Action): string {
+  switch (action.kind) {
+    case 'create':
+      return 'creating the VM';
+    case 'power':
+      return `power ${action.operation}`;
+    case 'reconfigure':
+      return 'reconfiguring';
+    case 'resizeDisk':
+      return `resizing disk ${action.disk}`;
+    case 'none':
+      return 'nothing';
+  }
+}
+

@@ -1,0 +1,25 @@
+import { Writable } from 'node:stream';
+import { buildServer } from '../../src/hooks/server.js';
+import { InProcessRegistry } from '../../src/hypervisors/registry.js';
+import { SimulatedHypervisor, type SimulatorOptions } from '../../src/hypervisors/simulator/index.js';
+import { FakeClock } from './clock.js';
+
+/** A hook server wired to one simulator world and a fake clock, with its log lines captured. */
+export function testServer(options: { simulator?: SimulatorOptions; clock?: FakeClock; budgetMs?: number } = {}) {
+  const clock = options.clock ?? new FakeClock();
+  const world = new SimulatedHypervisor({ clock, ...options.simulator });
+  const logs: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logs.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  const app = buildServer({
+    registry: new InProcessRegistry(() => world),
+    clock,
+    budgetMs: options.budgetMs ?? 2000,
+    logger: { level: 'debug', stream },
+  });
+  return { app, world, clock, logs };
+}
