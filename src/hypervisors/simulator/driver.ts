@@ -1,0 +1,142 @@
+// The Driver over a SimulatedHypervisor. It adds what sits between a real driver and its
+// hypervisor: the wire. That is where injected faults act (refusals, timeouts, lost responses)
+// and where an AbortSignal cuts a call short.
+
+import {
+  BusyError,
+  InvalidSpecError,
+  UnauthorizedError,
+  UnreachableError,
+  type CallOptions,
+  type Capabilities,
+  type CreateSpec,
+  type Driver,
+  type Identity,
+  type Inventory,
+  type ObservedVM,
+  type PowerOperation,
+  type ResourceChange,
+  type SnapshotInfo,
+  type SnapshotRequest,
+  type Started,
+  type TaskStatus,
+  type VMRef,
+} from '../../contracts/driver.js';
+import type { SimCallOptions, SimulatedHypervisor } from './hypervisor.js';
+import type { SimOperation } from './model.js';
+
+// How long a call with an injected timeout hangs when the caller gave no signal to give up with.
+const UNANSWERED_CALL_MS = 30_000;
+
+export class SimulatorDriver implements Driver {
+  readonly type = 'simulator';
+  readonly hypervisor: SimulatedHypervisor;
+  readonly capabilities: Capabilities;
+
+  constructor(hypervisor: SimulatedHypervisor) {
+    this.hypervisor = hypervisor;
+    this.capabilities = hypervisor.capabilities;
+  }
+
+  probe(options?: CallOptions): Promise<{ version: string }> {
+    return this.#call('probe', options, () => this.hypervisor.probe());
+  }
+
+  inventory(options?: CallOptions): Promise<Inventory> {
+    return this.#call('inventory', options, () => this.hypervisor.inventory());
+  }
+
+  describe(id: string, options?: CallOptions): Promise<ObservedVM> {
+    return this.#call('describe', options, () => this.hypervisor.describe(id));
+  }
+
+  findByIdentity(uid: string, options?: CallOptions): Promise<ObservedVM | undefined> {
+    return this.#call('findByIdentity', options, () => this.hypervisor.findByIdentity(uid));
+  }
+
+  create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
+    return this.#call('create', options, (call) => this.hypervisor.create(spec, call));
+  }
+
+  delete(ref: VMRef, options?: CallOptions): Promise<Started> {
+    return this.#call('delete', options, (call) => this.hypervisor.delete(ref, call));
+  }
+
+  power(ref: VMRef, operation: PowerOperation, options?: CallOptions): Promise<Started> {
+    return this.#call('power', options, (call) => this.hypervisor.power(ref, operation, call));
+  }
+
+  reconfigure(ref: VMRef, change: ResourceChange, options?: CallOptions): Promise<Started> {
+    return this.#call('reconfigure', options, (call) => this.hypervisor.reconfigure(ref, change, call));
+  }
+
+  resizeDisk(ref: VMRef, disk: string, sizeBytes: number, options?: CallOptions): Promise<Started> {
+    return this.#call('resizeDisk', options, (call) => this.hypervisor.resizeDisk(ref, disk, sizeBytes, call));
+  }
+
+  snapshotCreate(ref: VMRef, request: SnapshotRequest, options?: CallOptions): Promise<{ id: string } & Started> {
+    return this.#call('snapshotCreate', options, (call) => this.hypervisor.snapshotCreate(ref, request, call));
+  }
+
+  snapshotDelete(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started> {
+    return this.#call('snapshotDelete', options, (call) => this.hypervisor.snapshotDelete(ref, snapshotId, call));
+  }
+
+  snapshotRevert(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started> {
+    return this.#call('snapshotRevert', options, (call) => this.hypervisor.snapshotRevert(ref, snapshotId, call));
+  }
+
+  snapshotList(ref: VMRef, options?: CallOptions): Promise<SnapshotInfo[]> {
+    return this.#call('snapshotList', options, () => this.hypervisor.snapshotList(ref));
+  }
+
+  clone(ref: VMRef, target: { name: string; owner: Identity; linked: boolean }, options?: CallOptions): Promise<{ id: string } & Started> {
+    return this.#call('clone', options, (call) => this.hypervisor.clone(ref, target, call));
+  }
+
+  taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
+    return this.#call('taskStatus', options, () => this.hypervisor.taskStatus(task));
+  }
+
+  async #call<T>(operation: SimOperation, options: CallOptions | undefined, run: (call: SimCallOptions) => T): Promise<T> {
+    const signal = options?.signal;
+    // Never sent, so never received: no count, no fault consumed, no effect.
+    if (signal?.aborted) throw new UnreachableError(`${operation} aborted before it was sent`);
+    const fault = this.hypervisor.receiveCall(operation);
+    switch (fault?.kind) {
+      case undefined:
+        return run({});
+      case 'busy':
+        throw new BusyError(fault.message ?? 'the hypervisor is busy, try again later');
+      case 'unreachable':
+        throw new UnreachableError(fault.message ?? 'connect ECONNREFUSED');
+      case 'unauthorized':
+        throw new UnauthorizedError(fault.message ?? 'authentication failure');
+      case 'invalid':
+        throw new InvalidSpecError(fault.message ?? 'the hypervisor rejected a parameter');
+      case 'timeout':
+        await noAnswer(signal);
+        throw new UnreachableError(fault.message ?? `${operation} timed out`);
+      case 'lostResponse':
+        // The hypervisor acted (or refused); either way its answer never arrives.
+        try {
+          run({});
+        } catch {
+          // Lost with the response.
+        }
+        throw new UnreachableError(fault.message ?? 'connection reset');
+      case 'taskFailure':
+        return run({ failTaskWith: fault.message ?? `${operation} task failed` });
+    }
+  }
+}
+
+function noAnswer(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal === undefined) {
+      setTimeout(resolve, UNANSWERED_CALL_MS);
+      return;
+    }
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}

@@ -1,0 +1,240 @@
+// An in-memory hypervisor that behaves like the real ones where the operator's safety depends on
+// it: tasks take time and can fail, VMs carry identity tags and locks, names and capacity are
+// finite. Every method first lands the effects the clock has made due, so under a FakeClock the
+// world changes only when a test moves time.
+//
+// Methods named like the Driver's are what SimulatorDriver calls; they answer synchronously and
+// throw the contract's typed errors. The rest is the test API (faults, out-of-band changes).
+
+import type { Clock } from '../../contracts/clock.js';
+import {
+  NotFoundError,
+  type Capabilities,
+  type CreateSpec,
+  type Identity,
+  type Inventory,
+  type ObservedVM,
+  type PowerOperation,
+  type ResourceChange,
+  type SnapshotInfo,
+  type SnapshotRequest,
+  type Started,
+  type TaskStatus,
+  type VMRef,
+} from '../../contracts/driver.js';
+import { GiB } from '../../contracts/quantity.js';
+import { cloneVM, createVM, deleteVM } from './lifecycle.js';
+import type { SimFault, SimOperation, SimTemplate, SimulatorOptions, VMRecord } from './model.js';
+import { generatedMac, inventory, observe } from './observe.js';
+import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
+import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
+import { taskStatus } from './tasks.js';
+import { SimWorld } from './world.js';
+
+export {
+  DEFAULT_DURATIONS,
+  type SimDatastore,
+  type SimFault,
+  type SimHost,
+  type SimOperation,
+  type SimTemplate,
+  type SimulatorDurations,
+  type SimulatorOptions,
+} from './model.js';
+
+/** Passed by the driver when an injected taskFailure fault applies to the call. */
+export interface SimCallOptions {
+  failTaskWith?: string;
+}
+
+/** What tests may check about a VM beyond ObservedVM; user-data shows only as present or not. */
+export interface SimVMDetails {
+  id: string;
+  hasUserData: boolean;
+  ignoresShutdown: boolean;
+  clonedFrom?: { id: string; linked: boolean };
+  snapshots: number;
+}
+
+export class SimulatedHypervisor {
+  readonly clock: Clock;
+  readonly capabilities: Capabilities;
+  readonly #world: SimWorld;
+
+  constructor(options: SimulatorOptions = {}) {
+    this.#world = new SimWorld(options);
+    this.clock = this.#world.clock;
+    this.capabilities = this.#world.capabilities;
+  }
+
+  // --- what the driver calls ---
+
+  probe(): { version: string } {
+    this.#world.advance();
+    return { version: this.#world.version };
+  }
+
+  inventory(): Inventory {
+    this.#world.advance();
+    return inventory(this.#world);
+  }
+
+  describe(id: string): ObservedVM {
+    this.#world.advance();
+    return observe(this.#world, this.#world.requireVM(id));
+  }
+
+  findByIdentity(uid: string): ObservedVM | undefined {
+    this.#world.advance();
+    const vm = this.#world.findByOwner(uid);
+    return vm === undefined ? undefined : observe(this.#world, vm);
+  }
+
+  create(spec: CreateSpec, options: SimCallOptions = {}): { id: string } & Started {
+    this.#world.advance();
+    return createVM(this.#world, spec, options.failTaskWith);
+  }
+
+  delete(ref: VMRef, options: SimCallOptions = {}): Started {
+    this.#world.advance();
+    return deleteVM(this.#world, ref, options.failTaskWith);
+  }
+
+  power(ref: VMRef, operation: PowerOperation, options: SimCallOptions = {}): Started {
+    this.#world.advance();
+    return powerVM(this.#world, ref, operation, options.failTaskWith);
+  }
+
+  reconfigure(ref: VMRef, change: ResourceChange, options: SimCallOptions = {}): Started {
+    this.#world.advance();
+    return reconfigureVM(this.#world, ref, change, options.failTaskWith);
+  }
+
+  resizeDisk(ref: VMRef, disk: string, sizeBytes: number, options: SimCallOptions = {}): Started {
+    this.#world.advance();
+    return resizeVMDisk(this.#world, ref, disk, sizeBytes, options.failTaskWith);
+  }
+
+  snapshotCreate(ref: VMRef, request: SnapshotRequest, options: SimCallOptions = {}): { id: string } & Started {
+    this.#world.advance();
+    return createSnapshot(this.#world, ref, request, options.failTaskWith);
+  }
+
+  snapshotDelete(ref: VMRef, snapshotId: string, options: SimCallOptions = {}): Started {
+    this.#world.advance();
+    return deleteSnapshot(this.#world, ref, snapshotId, options.failTaskWith);
+  }
+
+  snapshotRevert(ref: VMRef, snapshotId: string, options: SimCallOptions = {}): Started {
+    this.#world.advance();
+    return revertSnapshot(this.#world, ref, snapshotId, options.failTaskWith);
+  }
+
+  snapshotList(ref: VMRef): SnapshotInfo[] {
+    this.#world.advance();
+    return listSnapshots(this.#world, ref);
+  }
+
+  clone(ref: VMRef, target: { name: string; owner: Identity; linked: boolean }, options: SimCallOptions = {}): { id: string } & Started {
+    this.#world.advance();
+    return cloneVM(this.#world, ref, target, options.failTaskWith);
+  }
+
+  taskStatus(id: string): TaskStatus {
+    this.#world.advance();
+    const task = this.#world.tasks.get(id);
+    if (task === undefined) throw new NotFoundError(`task ${id} not found`);
+    return taskStatus(task, this.#world.clock.now());
+  }
+
+  /** Counts a driver call and returns the fault it should suffer, if one is injected. */
+  receiveCall(operation: SimOperation): SimFault | undefined {
+    return this.#world.receiveCall(operation);
+  }
+
+  // --- test and fault API ---
+
+  injectFault(operation: SimOperation, fault: SimFault): void {
+    this.#world.injectFault(operation, fault);
+  }
+
+  clearFaults(): void {
+    this.#world.clearFaults();
+  }
+
+  /** Driver calls of this operation received so far, faulted ones included. */
+  callCount(operation: SimOperation): number {
+    return this.#world.callCount(operation);
+  }
+
+  /** A VM somebody else made: no identity tag, so the operator must never touch it. */
+  addForeignVM(vm: { name: string; powerState?: 'On' | 'Off'; cpus?: number; memoryBytes?: number }): string {
+    const world = this.#world;
+    world.advance();
+    world.refuseTakenName(vm.name);
+    const memoryBytes = vm.memoryBytes ?? GiB;
+    // An admin is not bound by our placement: take the emptiest host even if it overcommits.
+    const host = [...world.hosts].sort((a, b) => world.freeMemory(b) - world.freeMemory(a))[0] ?? world.hosts[0];
+    const id = world.allocateId();
+    const record: VMRecord = {
+      id,
+      name: vm.name,
+      host: host?.name ?? '',
+      powerState: vm.powerState ?? 'On',
+      cpus: vm.cpus ?? 1,
+      memoryBytes,
+      firmware: 'bios',
+      features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
+      disks: [{ name: 'disk0', sizeBytes: 10 * GiB, datastore: world.datastores[0]?.name ?? '' }],
+      nics: [{ name: 'net0', mac: generatedMac(id, 0), network: [...world.networks][0] ?? 'default' }],
+      ignoresShutdown: false,
+      snapshots: new Map(),
+    };
+    if (record.powerState === 'On') record.ipsVisibleAt = world.clock.now();
+    world.addVM(record);
+    return id;
+  }
+
+  /** As if an admin destroyed the VM on the hypervisor; tasks running on it fail when they end. */
+  deleteOutOfBand(id: string): void {
+    this.#world.advance();
+    this.#world.removeVM(this.#world.requireVM(id));
+  }
+
+  setGuestIgnoresShutdown(id: string, ignore: boolean): void {
+    this.#world.advance();
+    this.#world.requireVM(id).ignoresShutdown = ignore;
+  }
+
+  addTemplate(template: SimTemplate): void {
+    this.#world.addTemplate(template);
+  }
+
+  listVMs(): ObservedVM[] {
+    this.#world.advance();
+    return [...this.#world.vms.values()].map((vm) => observe(this.#world, vm));
+  }
+
+  details(id: string): SimVMDetails {
+    this.#world.advance();
+    const vm = this.#world.requireVM(id);
+    const details: SimVMDetails = {
+      id: vm.id,
+      hasUserData: vm.userData !== undefined,
+      ignoresShutdown: vm.ignoresShutdown,
+      snapshots: vm.snapshots.size,
+    };
+    if (vm.clonedFrom !== undefined) details.clonedFrom = { ...vm.clonedFrom };
+    return details;
+  }
+
+  /** URL image downloads actually made; a cache hit does not count. */
+  get imageDownloads(): number {
+    return this.#world.images.downloads;
+  }
+
+  /** Resolves once no task is waiting on an image download, so tests need no wall-clock sleeps. */
+  settled(): Promise<void> {
+    return this.#world.settled();
+  }
+}
