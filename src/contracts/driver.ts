@@ -151,7 +151,8 @@ export interface CreateSpec {
   owner: Identity;
   cpus: number;
   memoryBytes: number;
-  firmware: 'bios' | 'uefi';
+  /** Undefined: whatever the image boots with. */
+  firmware?: 'bios' | 'uefi';
   machine?: string;
   features: HardwareFeatures;
   image: ImageSpec;

@@ -30,7 +30,6 @@ function spec(overrides: Partial<CreateSpec> = {}): CreateSpec {
     owner: owner('web'),
     cpus: 2,
     memoryBytes: 4 * GiB,
-    firmware: 'bios',
     features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
     image: { kind: 'template', ref: 'ubuntu-22-template', fullClone: true },
     disks: [{ name: 'root', sizeBytes: 20 * GiB, root: true }],
@@ -145,6 +144,7 @@ t.test('describe reports host, console, disks, NICs and hardware', async (t) => 
   const w = world();
   const ref = await created(w, {
     image: { kind: 'template', ref: '9002', fullClone: true },
+    firmware: undefined,
     disks: [{ name: 'root', sizeBytes: 20 * GiB, root: true }, { name: 'data', sizeBytes: 50 * GiB, root: false }],
     nics: [{ name: 'net0', bridge: 'vmbr0', vlan: 20, model: 'virtio' }, { name: 'net1', network: 'lan', mac: 'AA:BB:CC:DD:EE:FF' }],
     machine: 'q35',
@@ -286,6 +286,24 @@ t.test('a failed power-on task leaves the VM off', async (t) => {
   w.clock.advance(D.powerOn);
   t.equal((await w.driver.taskStatus(task ?? '')).state, 'failed');
   t.match(await w.driver.describe(ref.id), { powerState: 'Off', lock: undefined });
+});
+
+t.test('firmware comes from the template unless the spec names one, and BIOS on a UEFI template is refused', async (t) => {
+  const w = world();
+  const plain = await created(w, { name: 'plain' });
+  t.equal((await w.driver.describe(plain.id)).firmware, 'bios');
+  const fromTemplate = await created(w, { name: 'efi', owner: owner('efi'), image: { kind: 'template', ref: 'ubuntu-24.04', fullClone: true }, disks: [] });
+  t.equal((await w.driver.describe(fromTemplate.id)).firmware, 'uefi');
+  await t.rejects(
+    w.driver.create(spec({ name: 'bad', owner: owner('bad'), firmware: 'bios', image: { kind: 'template', ref: 'ubuntu-24.04', fullClone: true }, disks: [] })),
+    { code: 'InvalidSpec', message: /UEFI/ },
+  );
+});
+
+t.test('a linked clone of a template is recorded as linked', async (t) => {
+  const w = world();
+  const linked = await created(w, { image: { kind: 'template', ref: 'ubuntu-22-template', fullClone: false } });
+  t.match(w.hypervisor.details(linked.id), { clonedFrom: { id: '9000', linked: true } });
 });
 
 t.test('a spec that needs a capability the hypervisor lacks is Unsupported', async (t) => {

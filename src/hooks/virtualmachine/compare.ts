@@ -65,7 +65,7 @@ export function compareHardware(desired: CreateSpec, observed: ObservedVM): Hard
     }
   }
 
-  if (desired.firmware !== observed.firmware) {
+  if (desired.firmware !== undefined && desired.firmware !== observed.firmware) {
     notApplicable.push(`firmware is ${observed.firmware}, not ${desired.firmware}`);
   }
   for (const feature of ['tpm', 'secureBoot', 'nestedVirtualization', 'cpuHotAdd', 'memoryHotAdd'] as const) {

@@ -175,7 +175,6 @@ export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undef
     owner: identityOf(vm),
     cpus: vmClass.spec.cpus,
     memoryBytes,
-    firmware: needsUefi ? 'uefi' : (vmClass.spec.spec?.bios ?? 'bios'),
     features: {
       tpm: security.tpmEnabled === true,
       secureBoot: security.secureBoot === true,
@@ -194,6 +193,8 @@ export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undef
     nics,
     placement: definedOnly({ host: spec.placement?.host }),
   };
+  const firmware = needsUefi ? 'uefi' : vmClass.spec.spec?.bios;
+  if (firmware !== undefined) create.firmware = firmware;
   if (vmClass.spec.spec?.machine !== undefined) create.machine = vmClass.spec.spec.machine;
   if (userData !== undefined) create.userData = userData;
 

@@ -9,8 +9,12 @@ import type { SimWorld } from './world.js';
 
 export function createVM(world: SimWorld, spec: CreateSpec, failWith?: string): { id: string } & Started {
   const template = spec.image.kind === 'template' ? world.template(spec.image.ref) : undefined;
-  // A template built for UEFI keeps it on clone (as vSphere and PVE do): it would not boot otherwise.
-  const firmware = spec.firmware === 'uefi' || template?.firmware === 'uefi' ? 'uefi' : 'bios';
+  // A template built for UEFI does not boot with a BIOS: the firmware comes from the template
+  // unless the spec names one, and a BIOS spec on a UEFI template is refused.
+  const firmware = spec.firmware ?? template?.firmware ?? 'bios';
+  if (template?.firmware === 'uefi' && spec.firmware === 'bios') {
+    throw new InvalidSpecError(`template '${template.name}' boots with UEFI firmware, not bios`);
+  }
 
   const missing = missingCapability(spec, firmware, world.capabilities);
   if (missing !== undefined) world.requireCapability(missing.capability, missing.feature);
@@ -62,6 +66,7 @@ export function createVM(world: SimWorld, spec: CreateSpec, failWith?: string): 
   };
   if (spec.machine !== undefined) vm.machine = spec.machine;
   if (spec.userData !== undefined) vm.userData = spec.userData;
+  if (template !== undefined) vm.clonedFrom = { id: template.id, linked: !spec.image.fullClone };
   world.addVM(vm);
 
   let waitFor: Promise<TaskFailure | undefined> | undefined;
