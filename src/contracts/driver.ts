@@ -170,6 +170,7 @@ export interface ObservedDisk {
   name: string;
   sizeBytes: number;
   datastore?: string;
+  provisioning?: 'thin' | 'thick';
 }
 
 export interface ObservedNic {
@@ -178,6 +179,9 @@ export interface ObservedNic {
   network?: string;
   vlan?: number;
   model?: string;
+  mtu?: number;
+  firewall?: boolean;
+  rateLimitMBps?: number;
 }
 
 export interface ObservedVM {

@@ -59,6 +59,7 @@ export async function lifecycle(t: Test, options: { simulator?: SimulatorOptions
   const isReady = (name = 'web') => condition('Ready', name)?.status === 'True';
 
   return {
+    app,
     clock,
     world,
     logs,

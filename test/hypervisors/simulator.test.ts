@@ -166,10 +166,22 @@ t.test('describe reports host, console, disks, NICs and hardware', async (t) => 
   });
 });
 
+t.test('NIC settings and disk provisioning are kept and reported', async (t) => {
+  const w = world();
+  const ref = await created(w, {
+    storage: { provisioning: 'thick' },
+    disks: [{ name: 'root', sizeBytes: 20 * GiB, root: true }, { name: 'data', sizeBytes: GiB, root: false }],
+    nics: [{ name: 'net0', bridge: 'vmbr0', mtu: 9000, firewall: true, rateLimitMBps: 125, model: 'e1000' }],
+  });
+  const vm = await w.driver.describe(ref.id);
+  t.match(vm.nics, [{ name: 'net0', network: 'vmbr0', mtu: 9000, firewall: true, rateLimitMBps: 125, model: 'e1000' }]);
+  t.same(vm.disks.map((disk) => disk.provisioning), ['thick', 'thick']);
+});
+
 t.test('a root disk defaults to the template size', async (t) => {
   const w = world();
   const ref = await created(w, { image: { kind: 'template', ref: 'debian-12', fullClone: true }, disks: [] });
-  t.same((await w.driver.describe(ref.id)).disks, [{ name: 'root', sizeBytes: 8 * GiB, datastore: 'sim-ds-1' }]);
+  t.same((await w.driver.describe(ref.id)).disks, [{ name: 'root', sizeBytes: 8 * GiB, datastore: 'sim-ds-1', provisioning: 'thin' }]);
 });
 
 t.test('a foreign VM is never changed by delete, power or reconfigure', async (t) => {
@@ -706,7 +718,7 @@ t.test('a URL image is downloaded, verified, and downloaded only once', async (t
   t.match(await w.driver.taskStatus(first.task ?? ''), { state: 'running', progress: 99 }, 'not done before the download');
   await w.hypervisor.settled();
   t.equal((await w.driver.taskStatus(first.task ?? '')).state, 'succeeded');
-  t.same((await w.driver.describe(first.id)).disks, [{ name: 'root', sizeBytes: IMAGE.length, datastore: 'sim-ds-1' }]);
+  t.same((await w.driver.describe(first.id)).disks, [{ name: 'root', sizeBytes: IMAGE.length, datastore: 'sim-ds-1', provisioning: 'thin' }]);
 
   const second = await w.driver.create(spec({ name: 'b', owner: owner('b'), image, disks: [] }));
   await w.hypervisor.settled();

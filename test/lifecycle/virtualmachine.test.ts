@@ -22,6 +22,31 @@ t.test('a VirtualMachine is created and reaches Running with an IP', async (t) =
   t.equal(vms[0]?.owner?.uid, created.metadata.uid, 'the hypervisor VM carries the object UID');
   t.equal(status['providerID'], vms[0]?.id);
   t.same(env.metacontroller.events, [], 'no SyncError on the way');
+
+  const metrics = (await env.app.inject('/metrics')).body;
+  t.match(metrics, /virtrigaud_vm_create_to_ready_seconds_count 1\b/, 'create-to-Ready observed once');
+  t.match(metrics, /virtrigaud_tasks_in_flight\{provider="default\/sim"\} 0\b/, 'every task seen finished');
+  t.match(metrics, /virtrigaud_hook_duration_seconds_count\{controller="virtualmachine",hook="sync",outcome="ok"\} \d+/);
+});
+
+t.test('NIC settings from a VMNetworkAttachment reach the VM and its status', async (t) => {
+  const env = await lifecycle(t);
+  await env.basics({ cpus: 2, memory: '4Gi', storage: { type: 'thick' } });
+  env.cluster.create({
+    apiVersion: API,
+    kind: 'VMNetworkAttachment',
+    metadata: { name: 'dmz', namespace: 'default' },
+    spec: { bridge: 'vmbr1', vlan: 100, model: 'e1000', mtu: 9000, firewall: true, rateLimitMBps: 125 },
+  });
+  env.createVM('web', { networks: [{ name: 'dmz', networkRef: { name: 'dmz' }, mac: '02:00:00:AA:BB:CC' }] });
+  await env.metacontroller.settle(() => env.isReady());
+  t.match(env.status()['hardware'], {
+    nics: [{ name: 'dmz', network: 'vmbr1', vlan: 100, model: 'e1000', mtu: 9000, firewall: true, rateLimitMBps: 125, mac: '02:00:00:aa:bb:cc' }],
+    disks: [{ name: 'root', provisioning: 'thick' }],
+  });
+  env.cluster.patchSpec(API, 'VMNetworkAttachment', 'default', 'dmz', { mtu: 1500 });
+  await env.metacontroller.settle(() => env.condition('Configured')?.reason === 'ChangeNotSupported');
+  t.match(env.condition('Configured')?.message, 'NIC dmz has mtu 9000, not 1500');
 });
 
 t.test('a Ready VM causes no status writes and resyncs only at the steady interval', async (t) => {

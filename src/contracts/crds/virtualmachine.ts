@@ -188,7 +188,12 @@ export const ObservedHardware = Type.Object(
     machine: Type.Optional(Type.String()),
     disks: Type.Array(
       Type.Object(
-        { name: Type.String(), size: Type.String(), datastore: Type.Optional(Type.String()) },
+        {
+          name: Type.String(),
+          size: Type.String(),
+          datastore: Type.Optional(Type.String()),
+          provisioning: Type.Optional(StringEnum(['thin', 'thick'] as const)),
+        },
         { additionalProperties: false },
       ),
     ),
@@ -200,6 +205,9 @@ export const ObservedHardware = Type.Object(
           network: Type.Optional(Type.String()),
           vlan: Type.Optional(Type.Integer()),
           model: Type.Optional(Type.String()),
+          mtu: Type.Optional(Type.Integer()),
+          firewall: Type.Optional(Type.Boolean()),
+          rateLimitMBps: Type.Optional(Type.Number()),
         },
         { additionalProperties: false },
       ),

@@ -58,6 +58,11 @@ export function compareHardware(desired: CreateSpec, observed: ObservedVM): Hard
     if (nic.mac !== undefined && current.mac !== undefined && nic.mac !== current.mac.toLowerCase()) {
       notApplicable.push(`NIC ${nic.name} has MAC ${current.mac}, not ${nic.mac}`);
     }
+    for (const setting of ['model', 'mtu', 'firewall', 'rateLimitMBps'] as const) {
+      if (nic[setting] !== undefined && current[setting] !== undefined && nic[setting] !== current[setting]) {
+        notApplicable.push(`NIC ${nic.name} has ${setting} ${String(current[setting])}, not ${String(nic[setting])}`);
+      }
+    }
   }
   for (const nic of observed.nics) {
     if (!desired.nics.some((candidate) => candidate.name === nic.name)) {

@@ -40,7 +40,12 @@ export function observedHardware(vm: ObservedVM): ObservedHardware {
     firmware: vm.firmware,
     disks: [...vm.disks]
       .sort((a, b) => a.name.localeCompare(b.name))
-      .map((disk) => ({ name: disk.name, size: formatBytes(disk.sizeBytes), ...(disk.datastore ? { datastore: disk.datastore } : {}) })),
+      .map((disk) => {
+        const entry: ObservedHardware['disks'][number] = { name: disk.name, size: formatBytes(disk.sizeBytes) };
+        if (disk.datastore !== undefined) entry.datastore = disk.datastore;
+        if (disk.provisioning !== undefined) entry.provisioning = disk.provisioning;
+        return entry;
+      }),
     nics: [...vm.nics]
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((nic) => {
@@ -49,6 +54,9 @@ export function observedHardware(vm: ObservedVM): ObservedHardware {
         if (nic.network !== undefined) entry.network = nic.network;
         if (nic.vlan !== undefined) entry.vlan = nic.vlan;
         if (nic.model !== undefined) entry.model = nic.model;
+        if (nic.mtu !== undefined) entry.mtu = nic.mtu;
+        if (nic.firewall !== undefined) entry.firewall = nic.firewall;
+        if (nic.rateLimitMBps !== undefined) entry.rateLimitMBps = nic.rateLimitMBps;
         return entry;
       }),
     features: Object.entries(vm.features)

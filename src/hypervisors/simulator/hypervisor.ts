@@ -185,7 +185,7 @@ export class SimulatedHypervisor {
       memoryBytes,
       firmware: 'bios',
       features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
-      disks: [{ name: 'disk0', sizeBytes: 10 * GiB, datastore: world.datastores[0]?.name ?? '' }],
+      disks: [{ name: 'disk0', sizeBytes: 10 * GiB, datastore: world.datastores[0]?.name ?? '', provisioning: 'thin' }],
       nics: [{ name: 'net0', mac: generatedMac(id, 0), network: [...world.networks][0] ?? 'default' }],
       ignoresShutdown: false,
       snapshots: new Map(),

@@ -42,7 +42,8 @@ export function createVM(world: SimWorld, spec: CreateSpec, failWith?: string): 
   const host = world.placeMemory(spec.memoryBytes, spec.placement.host);
 
   const id = world.allocateId();
-  const root: DiskRecord = { name: rootSpec?.name ?? 'root', sizeBytes: rootSpec?.sizeBytes ?? template?.diskBytes ?? 0, datastore };
+  const provisioning = spec.storage.provisioning;
+  const root: DiskRecord = { name: rootSpec?.name ?? 'root', sizeBytes: rootSpec?.sizeBytes ?? template?.diskBytes ?? 0, datastore, provisioning };
   const vm: VMRecord = {
     id,
     name: spec.name,
@@ -53,11 +54,14 @@ export function createVM(world: SimWorld, spec: CreateSpec, failWith?: string): 
     memoryBytes: spec.memoryBytes,
     firmware,
     features: { ...spec.features },
-    disks: [root, ...spec.disks.filter((disk) => !disk.root).map((disk) => ({ name: disk.name, sizeBytes: disk.sizeBytes, datastore }))],
+    disks: [root, ...spec.disks.filter((disk) => !disk.root).map((disk) => ({ name: disk.name, sizeBytes: disk.sizeBytes, datastore, provisioning }))],
     nics: spec.nics.map((nic, index): NicRecord => {
       const record: NicRecord = { name: nic.name, mac: nic.mac?.toLowerCase() ?? generatedMac(id, index), network: nic.bridge ?? nic.network ?? nic.name };
       if (nic.vlan !== undefined) record.vlan = nic.vlan;
       if (nic.model !== undefined) record.model = nic.model;
+      if (nic.mtu !== undefined) record.mtu = nic.mtu;
+      if (nic.firewall !== undefined) record.firewall = nic.firewall;
+      if (nic.rateLimitMBps !== undefined) record.rateLimitMBps = nic.rateLimitMBps;
       if (nic.staticIP !== undefined) record.staticAddress = nic.staticIP.address.replace(/\/\d+$/, '');
       return record;
     }),

@@ -126,6 +126,7 @@ export interface DiskRecord {
   name: string;
   sizeBytes: number;
   datastore: string;
+  provisioning: 'thin' | 'thick';
 }
 
 export interface NicRecord {
@@ -134,6 +135,9 @@ export interface NicRecord {
   network: string;
   vlan?: number;
   model?: string;
+  mtu?: number;
+  firewall?: boolean;
+  rateLimitMBps?: number;
   /** The static address without its prefix length, when one was asked for. */
   staticAddress?: string;
 }
@@ -183,5 +187,5 @@ export interface TaskFailure {
 }
 
 export function copyDisk(disk: DiskRecord): DiskRecord {
-  return { name: disk.name, sizeBytes: disk.sizeBytes, datastore: disk.datastore };
+  return { ...disk };
 }

@@ -15,7 +15,7 @@ export function observe(world: SimWorld, vm: VMRecord): ObservedVM {
     memoryBytes: vm.memoryBytes,
     firmware: vm.firmware,
     features: { ...vm.features },
-    disks: vm.disks.map((disk) => ({ name: disk.name, sizeBytes: disk.sizeBytes, datastore: disk.datastore })),
+    disks: vm.disks.map((disk) => ({ ...disk })),
     nics: vm.nics.map(observeNic),
     ips: guestAddresses(world, vm),
     host: vm.host,
@@ -34,6 +34,9 @@ function observeNic(nic: NicRecord): ObservedVM['nics'][number] {
   const observed: ObservedVM['nics'][number] = { name: nic.name, mac: nic.mac, network: nic.network };
   if (nic.vlan !== undefined) observed.vlan = nic.vlan;
   if (nic.model !== undefined) observed.model = nic.model;
+  if (nic.mtu !== undefined) observed.mtu = nic.mtu;
+  if (nic.firewall !== undefined) observed.firewall = nic.firewall;
+  if (nic.rateLimitMBps !== undefined) observed.rateLimitMBps = nic.rateLimitMBps;
   return observed;
 }
 
