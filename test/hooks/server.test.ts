@@ -343,3 +343,18 @@ t.test('every example body in examples/hooks fits its route schema', async (t) =
     t.ok(Value.Check(envelope, exampleBody(name)), name);
   }
 });
+
+t.test('the status does not change while a task runs, so status writes do not cause a sync loop', async (t) => {
+  const { app, clock } = testServer();
+  t.teardown(() => app.close());
+  const body = exampleBody('virtualmachine-sync');
+  const first = (await post(app, '/hooks/virtualmachine/sync', body)).json();
+  body.parent.status = first['status'];
+  clock.advance(300);
+  const second = (await post(app, '/hooks/virtualmachine/sync', body)).json();
+  body.parent.status = second['status'];
+  clock.advance(700);
+  const third = (await post(app, '/hooks/virtualmachine/sync', body)).json();
+  t.equal(second['status']['task']['operation'], 'Create', 'still creating');
+  t.equal(JSON.stringify(third['status']), JSON.stringify(second['status']));
+});

@@ -117,8 +117,9 @@ export function planNextAction(input: PlanInput): Plan {
 }
 
 function waitForTask(input: PlanInput, ref: TaskStatusRef, status: TaskStatus | undefined): Plan {
-  const progress = status?.progress !== undefined ? ` (${status.progress}%)` : '';
-  const message = `${ref.operation} task ${ref.id} in progress${progress}`;
+  // No progress figure here: a message that changes while the task runs would change the status
+  // on every sync, and every status write makes Metacontroller sync again at once.
+  const message = `${ref.operation} task ${ref.id} in progress${status?.state === 'queued' ? ' (queued)' : ''}`;
   const base = input.observed
     ? {
         provisioned: condition('Provisioned', true, 'Created', `VM ${input.observed.id}`),
@@ -194,11 +195,12 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
       );
     }
     const remaining = Math.ceil((desired.shutdownTimeoutMs - elapsed) / 1000);
+    const deadline = new Date(Date.parse(task.ref.startedAt) + desired.shutdownTimeoutMs).toISOString().replace('.000Z', 'Z');
     return plan(
       { kind: 'none' },
       {
         keepTask: true,
-        power: condition('PowerSynced', false, 'ShuttingDown', `waiting for the guest to shut down (power-off in ${remaining}s at most)`),
+        power: condition('PowerSynced', false, 'ShuttingDown', `waiting for the guest to shut down; powering off at ${deadline} if it has not`),
         resyncAfterSeconds: Math.max(1, Math.min(RESYNC.waitingForGuest, remaining)),
       },
     );

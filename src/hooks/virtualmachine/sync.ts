@@ -5,7 +5,7 @@ import { readyFrom, type ConditionUpdate } from '../conditions.js';
 import { reportDriverError, retryDelaySeconds, type FailureReport } from '../driver-errors.js';
 import { act, type ActResult } from './act.js';
 import { observe, type Observation } from './observe.js';
-import { planNextAction, type Action, type Plan } from './plan.js';
+import { RESYNC, planNextAction, type Action, type Plan } from './plan.js';
 import { resolve, resolveProvider } from './resolve.js';
 import { VMHookContext, type VMHookDeps } from './context.js';
 
@@ -42,9 +42,11 @@ export async function syncVirtualMachine(
   if (!resolution.ok) {
     const resolved = condition('ReferencesResolved', false, resolution.reason, resolution.message);
     const updates = [resolved, ...observedOnly(observation, 'references are not resolved')];
+    // A task already running is still followed, so it is not lost while references are fixed.
+    const inFlight = observation.task?.status?.state === 'running' || observation.task?.status?.state === 'queued';
     return context.respond(observation.vm, [condition('Ready', false, resolution.reason, resolution.message), ...updates], {
-      resyncAfterSeconds: deps.steadyResyncSeconds,
-      task: undefined,
+      resyncAfterSeconds: inFlight ? RESYNC.task : deps.steadyResyncSeconds,
+      task: inFlight ? observation.task?.ref : undefined,
     });
   }
   const desired = resolution.vm;
