@@ -1,6 +1,8 @@
 // VirtualMachine lifecycles, end to end: the real hook server, driven over HTTP by the
 // Metacontroller stand-in, against the simulator, with the generated CRDs enforced.
 import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { GiB } from '../../src/contracts/quantity.js';
 import { API, lifecycle } from '../helpers/lifecycle.js';
 
@@ -372,4 +374,23 @@ t.test('many VMs on one provider each get exactly one hypervisor VM', async (t) 
   const hosts = (env.get('Provider', 'sim')?.['status'] as { hosts: { vms: number }[] }).hosts;
   t.equal(hosts.reduce((sum, host) => sum + host.vms, 0), 20, 'the Provider status counts them');
   t.ok(provider);
+});
+
+t.test('the seed multi-NIC VirtualMachine reconciles on a simulator provider', async (t) => {
+  const seed = parse(readFileSync(new URL('../fixtures/seeds/001-virtualmachine-multi-nic-vm.yaml', import.meta.url), 'utf8'));
+  const env = await lifecycle(t);
+  await env.basics();
+  // The seed names a proxmox Provider and a "medium" class; here they are the simulator and a class of that name.
+  env.cluster.create({ apiVersion: API, kind: 'VMClass', metadata: { name: 'medium', namespace: 'default' }, spec: { cpus: 4, memory: '8Gi' } });
+  env.cluster.create({ ...seed, metadata: { ...seed.metadata, namespace: 'default' }, spec: { ...seed.spec, providerRef: { name: 'sim' } } });
+  await env.metacontroller.settle(() => env.isReady('multi-nic-vm') && (env.status('multi-nic-vm')['ips'] as string[]).length === 3);
+  t.match(env.status('multi-nic-vm')['ips'], ['192.168.1.100', '10.0.100.50', /^10\./]);
+  t.match(env.status('multi-nic-vm')['hardware'], {
+    cpus: 4,
+    nics: [
+      { name: 'dmz', network: 'vmbr1', vlan: 100 },
+      { name: 'lan', network: 'vmbr0' },
+      { name: 'mgmt', network: 'vmbr2', mac: '02:00:00:aa:bb:cc' },
+    ],
+  });
 });
