@@ -192,6 +192,11 @@ export interface ObservedVM {
   powerState: PowerState;
   /** An operation the hypervisor is running on this VM (create, clone, delete…): wait, do not act. */
   lock?: string;
+  /**
+   * Created by a create that has steps left and none running (a PVE clone not yet configured):
+   * call create again with the same spec to continue it. Never true for a VM we did not create.
+   */
+  incomplete?: boolean;
   cpus: number;
   memoryBytes: number;
   firmware: 'bios' | 'uefi';
@@ -263,7 +268,11 @@ export interface Driver {
   /** The VM whose identity tag names this owner UID, including one whose creation is still running. */
   findByIdentity(uid: string, options?: CallOptions): Promise<ObservedVM | undefined>;
 
-  /** Starts creating a powered-off VM carrying the owner's identity tag. */
+  /**
+   * Starts creating a powered-off VM carrying the owner's identity tag, or continues the creation
+   * of the owner's VM when describe reports it `incomplete`. The owner's identity must be findable
+   * (findByIdentity) from the moment this returns, so a lost response never leads to a second VM.
+   */
   create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started>;
   /** Destroys the VM and its own disks; ConflictError when its tag names another owner. */
   delete(ref: VMRef, options?: CallOptions): Promise<Started>;

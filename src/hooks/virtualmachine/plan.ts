@@ -113,6 +113,16 @@ export function planNextAction(input: PlanInput): Plan {
     };
   }
 
+  if (observed.incomplete) {
+    return {
+      action: { kind: 'create' },
+      keepTask: false,
+      restartHandled: input.restartHandled,
+      provisioned: condition('Provisioned', false, 'Creating', `continuing the creation of VM ${observed.id}`),
+      ...notCreated('the VM is still being created'),
+      resyncAfterSeconds: RESYNC.task,
+    };
+  }
   return planForExistingVM(input, observed, provisioned);
 }
 

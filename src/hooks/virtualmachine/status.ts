@@ -122,7 +122,7 @@ function phaseOf(input: StatusInput): VMPhase {
     if (ready && TERMINAL_REASONS.has(ready.reason)) return 'Failed';
     return 'Pending';
   }
-  if (observed.lock === 'create') return 'Provisioning';
+  if (observed.lock === 'create' || observed.incomplete) return 'Provisioning';
   if (configured?.reason === 'Reconfiguring' || input.task?.operation === 'Reconfigure' || input.task?.operation === 'ResizeDisk') {
     return 'Reconfiguring';
   }

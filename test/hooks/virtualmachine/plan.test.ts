@@ -102,6 +102,12 @@ const table: { name: string; input: PlanInput; action: unknown; reasons?: Record
     reasons: { provisioned: 'Creating' },
   },
   {
+    name: 'a VM whose creation has steps left is handed back to create',
+    input: input({ observed: observed({ incomplete: true, powerState: 'Off', ips: [] }) }),
+    action: { kind: 'create' },
+    reasons: { provisioned: 'Creating' },
+  },
+  {
     name: 'a stopped VM that should run is powered on',
     input: input({ observed: observed({ powerState: 'Off', ips: [] }) }),
     action: { kind: 'power', operation: 'on', task: 'PowerOn' },
