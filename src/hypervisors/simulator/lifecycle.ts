@@ -8,6 +8,9 @@ import { missingCapability, specProblem } from './validate.js';
 import type { SimWorld } from './world.js';
 
 export function createVM(world: SimWorld, spec: CreateSpec, failWith?: string): { id: string } & Started {
+  // The owner's VM exists already (a retried create after a lost response): it is the answer.
+  const existing = world.findByOwner(spec.owner.uid);
+  if (existing !== undefined) return existing.lock === undefined ? { id: existing.id } : { id: existing.id, task: existing.lock.task };
   const template = spec.image.kind === 'template' ? world.template(spec.image.ref) : undefined;
   // A template built for UEFI does not boot with a BIOS: the firmware comes from the template
   // unless the spec names one, and a BIOS spec on a UEFI template is refused.

@@ -1,0 +1,226 @@
+// The Driver conformance suite: one set of behaviours every driver must show, whatever the
+// hypervisor behind it. Each driver's test file supplies a target and runs this suite.
+import type { Test } from 'tap';
+import {
+  NotFoundError,
+  type CreateSpec,
+  type Driver,
+  type Identity,
+  type ObservedVM,
+  type VMRef,
+} from '../../src/contracts/driver.js';
+import { GiB } from '../../src/contracts/quantity.js';
+
+export interface ConformanceTarget {
+  driver: Driver;
+  /** A create spec this hypervisor can fulfil: an existing template, network, storage. */
+  spec(name: string, owner: Identity): CreateSpec;
+  /** Lets (fake or real) time pass until `done` holds; fails with `what` when it never does. */
+  waitUntil(done: () => Promise<boolean>, what: string): Promise<void>;
+  /** A VM the driver did not create and must never change. */
+  addForeignVM(name: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+const owner = (name: string): Identity => ({ uid: `0a1b2c3d-0000-4000-8000-${name.padEnd(12, '0').slice(0, 12)}`, namespace: 'conformance', name });
+
+async function taskDone(target: ConformanceTarget, task: string | undefined, what: string): Promise<void> {
+  if (!task) return;
+  await target.waitUntil(async () => {
+    const status = await target.driver.taskStatus(task);
+    if (status.state === 'failed') throw new Error(`${what}: task failed: ${status.error ?? ''}`);
+    return status.state === 'succeeded';
+  }, what);
+}
+
+/** Creates a VM through every step its hypervisor needs (create, then continue while incomplete). */
+export async function createFully(target: ConformanceTarget, spec: CreateSpec): Promise<ObservedVM> {
+  for (let step = 0; step < 5; step++) {
+    const { id, task } = await target.driver.create(spec);
+    await taskDone(target, task, `create step ${step}`);
+    const vm = await target.driver.describe(id);
+    if (!vm.incomplete && !vm.lock) return vm;
+  }
+  throw new Error('create did not complete in 5 steps');
+}
+
+async function deleteFully(target: ConformanceTarget, ref: VMRef): Promise<void> {
+  for (let step = 0; step < 5; step++) {
+    let vm: ObservedVM;
+    try {
+      vm = await target.driver.describe(ref.id);
+    } catch (error) {
+      if (error instanceof NotFoundError) return;
+      throw error;
+    }
+    if (vm.lock) {
+      await target.waitUntil(async () => !(await target.driver.describe(ref.id).catch(() => undefined))?.lock, 'lock released');
+      continue;
+    }
+    const { task } = await target.driver.delete(ref);
+    await taskDone(target, task, `delete step ${step}`);
+  }
+  throw new Error('delete did not finish in 5 steps');
+}
+
+async function powerTo(target: ConformanceTarget, ref: VMRef, operation: 'on' | 'off', state: 'On' | 'Off'): Promise<void> {
+  const { task } = await target.driver.power(ref, operation);
+  await taskDone(target, task, `power ${operation}`);
+  await target.waitUntil(async () => (await target.driver.describe(ref.id)).powerState === state, `power ${state}`);
+}
+
+export function driverConformance(t: Test, name: string, makeTarget: () => Promise<ConformanceTarget>): void {
+  const test = (title: string, body: (target: ConformanceTarget, t: Test) => Promise<void>) =>
+    t.test(`${name}: ${title}`, async (t) => {
+      const target = await makeTarget();
+      t.teardown(() => target.close());
+      await body(target, t);
+    });
+
+  test('probe answers a version and every capability flag is a boolean', async (target, t) => {
+    t.ok((await target.driver.probe()).version.length > 0);
+    for (const [flag, value] of Object.entries(target.driver.capabilities)) t.equal(typeof value, 'boolean', flag);
+    const inventory = await target.driver.inventory();
+    t.ok(inventory.hosts.length > 0, 'has hosts');
+    t.ok(inventory.hosts.every((host) => host.cpus > 0 && host.memoryBytes > 0));
+  });
+
+  test('a VM is findable by its identity from the moment create returns', async (target, t) => {
+    const me = owner('find');
+    const { id } = await target.driver.create(target.spec('conf-find', me));
+    const found = await target.driver.findByIdentity(me.uid);
+    t.equal(found?.id, id);
+    t.same(found?.owner, me);
+    const vm = await createFully(target, target.spec('conf-find', me));
+    t.equal(vm.id, id, 'continuing or repeating the create gives the same VM');
+    t.equal(vm.powerState, 'Off', 'created powered off');
+    t.equal(await target.driver.findByIdentity(owner('nobody').uid), undefined);
+    await deleteFully(target, { id, owner: me });
+  });
+
+  test('the created VM has the asked hardware and a root disk', async (target, t) => {
+    const me = owner('hardware');
+    const spec = target.spec('conf-hw', me);
+    const vm = await createFully(target, spec);
+    t.equal(vm.cpus, spec.cpus);
+    t.equal(vm.memoryBytes, spec.memoryBytes);
+    t.ok(vm.disks.some((disk) => disk.name === 'root' && disk.sizeBytes > 0), 'root disk');
+    t.same(vm.nics.map((nic) => nic.name).sort(), spec.nics.map((nic) => nic.name).sort());
+    await deleteFully(target, { id: vm.id, owner: me });
+  });
+
+  test('a VM powers on, reports guest addresses without loopback or link-local, and powers off', async (target, t) => {
+    const me = owner('power');
+    const vm = await createFully(target, target.spec('conf-power', me));
+    const ref = { id: vm.id, owner: me };
+    await powerTo(target, ref, 'on', 'On');
+    await target.waitUntil(async () => (await target.driver.describe(vm.id)).ips.length > 0, 'guest addresses');
+    const ips = (await target.driver.describe(vm.id)).ips;
+    t.notOk(ips.some((ip) => ip.startsWith('127.') || ip === '::1' || ip.toLowerCase().startsWith('fe80')), `filtered: ${ips.join(', ')}`);
+    await powerTo(target, ref, 'off', 'Off');
+    await deleteFully(target, ref);
+  });
+
+  test('CPU and memory change while the VM is off', async (target, t) => {
+    const me = owner('resize');
+    const vm = await createFully(target, target.spec('conf-cpu', me));
+    const ref = { id: vm.id, owner: me };
+    const { task } = await target.driver.reconfigure(ref, { cpus: vm.cpus + 1, memoryBytes: vm.memoryBytes + GiB });
+    await taskDone(target, task, 'reconfigure');
+    const after = await target.driver.describe(vm.id);
+    t.equal(after.cpus, vm.cpus + 1);
+    t.equal(after.memoryBytes, vm.memoryBytes + GiB);
+    await deleteFully(target, ref);
+  });
+
+  test('a disk grows and never shrinks', async (target, t) => {
+    const me = owner('disk');
+    const vm = await createFully(target, target.spec('conf-disk', me));
+    const ref = { id: vm.id, owner: me };
+    const root = vm.disks.find((disk) => disk.name === 'root');
+    if (!root) throw new Error('no root disk');
+    const { task } = await target.driver.resizeDisk(ref, 'root', root.sizeBytes + 2 * GiB);
+    await taskDone(target, task, 'resize');
+    t.equal((await target.driver.describe(vm.id)).disks.find((disk) => disk.name === 'root')?.sizeBytes, root.sizeBytes + 2 * GiB);
+    await t.rejects(target.driver.resizeDisk(ref, 'root', root.sizeBytes), { code: 'InvalidSpec' });
+    await deleteFully(target, ref);
+  });
+
+  test('a foreign VM is never changed, whatever is asked', async (target, t) => {
+    const foreign = await target.addForeignVM('conf-foreign');
+    const before = await target.driver.describe(foreign);
+    t.equal(before.owner, undefined, 'no owner');
+    const ref = { id: foreign, owner: owner('intruder') };
+    await t.rejects(target.driver.delete(ref), { code: 'Conflict' });
+    await t.rejects(target.driver.power(ref, 'off'), { code: 'Conflict' });
+    await t.rejects(target.driver.reconfigure(ref, { cpus: 1 }), { code: 'Conflict' });
+    await t.rejects(target.driver.resizeDisk(ref, 'root', 999 * GiB), { code: 'Conflict' });
+    const after = await target.driver.describe(foreign);
+    t.equal(after.powerState, before.powerState);
+    t.equal(after.cpus, before.cpus);
+  });
+
+  test("another owner's VM is not ours to change", async (target, t) => {
+    const me = owner('mine');
+    const vm = await createFully(target, target.spec('conf-mine', me));
+    await t.rejects(target.driver.delete({ id: vm.id, owner: owner('someone') }), { code: 'Conflict' });
+    t.equal((await target.driver.describe(vm.id)).id, vm.id);
+    await deleteFully(target, { id: vm.id, owner: me });
+  });
+
+  test('delete removes the VM, then describe says NotFound', async (target, t) => {
+    const me = owner('delete');
+    const vm = await createFully(target, target.spec('conf-delete', me));
+    const ref = { id: vm.id, owner: me };
+    await powerTo(target, ref, 'on', 'On');
+    await deleteFully(target, ref);
+    await t.rejects(target.driver.describe(vm.id), { code: 'NotFound' });
+    t.equal(await target.driver.findByIdentity(me.uid), undefined);
+  });
+
+  test('unknown VMs and tasks are NotFound', async (target, t) => {
+    await t.rejects(target.driver.describe('987654'), { code: 'NotFound' });
+  });
+
+  test('snapshots are created, listed, reverted and deleted when supported', async (target, t) => {
+    if (!target.driver.capabilities.snapshots) {
+      t.pass('no snapshot capability');
+      return;
+    }
+    const me = owner('snap');
+    const vm = await createFully(target, target.spec('conf-snap', me));
+    const ref = { id: vm.id, owner: me };
+    const created = await target.driver.snapshotCreate(ref, { name: 'before', memory: false, quiesce: false });
+    await taskDone(target, created.task, 'snapshot');
+    const list = await target.driver.snapshotList(ref);
+    t.ok(list.some((snapshot) => snapshot.id === created.id), 'listed');
+    const changed = await target.driver.reconfigure(ref, { cpus: vm.cpus + 2 });
+    await taskDone(target, changed.task, 'reconfigure');
+    const reverted = await target.driver.snapshotRevert(ref, created.id);
+    await taskDone(target, reverted.task, 'revert');
+    t.equal((await target.driver.describe(vm.id)).cpus, vm.cpus, 'the snapshot hardware is back');
+    const removed = await target.driver.snapshotDelete(ref, created.id);
+    await taskDone(target, removed.task, 'snapshot delete');
+    t.notOk((await target.driver.snapshotList(ref)).some((snapshot) => snapshot.id === created.id));
+    await deleteFully(target, ref);
+  });
+
+  test('a clone is a new VM with its own owner', async (target, t) => {
+    const me = owner('source');
+    const vm = await createFully(target, target.spec('conf-src', me));
+    const cloneOwner = owner('clone');
+    const { id, task } = await target.driver.clone({ id: vm.id, owner: me }, { name: 'conf-clone', owner: cloneOwner, linked: false });
+    await taskDone(target, task, 'clone');
+    let clone = await target.driver.describe(id);
+    for (let step = 0; clone.incomplete && step < 3; step++) {
+      const next = await target.driver.create(target.spec('conf-clone', cloneOwner));
+      await taskDone(target, next.task, 'clone continued');
+      clone = await target.driver.describe(id);
+    }
+    t.not(id, vm.id);
+    t.same(clone.owner, cloneOwner);
+    t.equal((await target.driver.findByIdentity(cloneOwner.uid))?.id, id);
+    await deleteFully(target, { id, owner: cloneOwner });
+    await deleteFully(target, { id: vm.id, owner: me });
+  });
+}
