@@ -46,6 +46,11 @@ export type DriverErrorCode =
   | 'Unsupported';
 
 export abstract class DriverError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+
   abstract readonly code: DriverErrorCode;
   /** Whether the same call may succeed later without anyone changing anything. */
   abstract readonly retryable: boolean;

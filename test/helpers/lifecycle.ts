@@ -5,6 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { Test } from 'tap';
 import { FakeCluster, MetacontrollerStandIn, type KubeObject, type ObjectValidator, type StatusPruner } from '../harness/index.js';
+import type { DriverRegistry } from '../../src/contracts/driver.js';
+import type { InProcessRegistry } from '../../src/hypervisors/registry.js';
 import type { SimulatorOptions } from '../../src/hypervisors/simulator/index.js';
 import { FakeClock } from './clock.js';
 import { loadCrdValidators } from './crd-validator.js';
@@ -28,9 +30,16 @@ export interface Conditionish {
   message: string;
 }
 
-export async function lifecycle(t: Test, options: { simulator?: SimulatorOptions; keyStyle?: 'v1' | 'v2' } = {}) {
+export async function lifecycle(
+  t: Test,
+  options: { simulator?: SimulatorOptions; keyStyle?: 'v1' | 'v2'; registry?: (simulator: InProcessRegistry) => DriverRegistry } = {},
+) {
   const clock = new FakeClock();
-  const { app, world, logs } = testServer({ clock, ...(options.simulator ? { simulator: options.simulator } : {}) });
+  const { app, world, logs } = testServer({
+    clock,
+    ...(options.simulator ? { simulator: options.simulator } : {}),
+    ...(options.registry ? { registry: options.registry } : {}),
+  });
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   const validators = new Map<string, ObjectValidator>();
   const pruners = new Map<string, StatusPruner>();

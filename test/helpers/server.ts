@@ -1,11 +1,14 @@
 import { Writable } from 'node:stream';
+import type { DriverRegistry } from '../../src/contracts/driver.js';
 import { buildServer } from '../../src/hooks/server.js';
 import { InProcessRegistry } from '../../src/hypervisors/registry.js';
 import { SimulatedHypervisor, type SimulatorOptions } from '../../src/hypervisors/simulator/index.js';
 import { FakeClock } from './clock.js';
 
 /** A hook server wired to one simulator world and a fake clock, with its log lines captured. */
-export function testServer(options: { simulator?: SimulatorOptions; clock?: FakeClock; budgetMs?: number } = {}) {
+export function testServer(
+  options: { simulator?: SimulatorOptions; clock?: FakeClock; budgetMs?: number; registry?: (simulator: InProcessRegistry) => DriverRegistry } = {},
+) {
   const clock = options.clock ?? new FakeClock();
   const world = new SimulatedHypervisor({ clock, ...options.simulator });
   const logs: string[] = [];
@@ -15,8 +18,9 @@ export function testServer(options: { simulator?: SimulatorOptions; clock?: Fake
       done();
     },
   });
+  const simulators = new InProcessRegistry(() => world);
   const app = buildServer({
-    registry: new InProcessRegistry(() => world),
+    registry: options.registry ? options.registry(simulators) : simulators,
     clock,
     budgetMs: options.budgetMs ?? 2000,
     logger: { level: 'debug', stream },

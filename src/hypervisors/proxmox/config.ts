@@ -1,0 +1,191 @@
+// The provider runtime's environment → a validated ProxmoxConfig. Names, defaults and the first
+// error messages come from the Proxmox provider guide (seed 001): a provider that cannot work
+// must say why at startup. Secrets live in Secret wrappers, so no error, log line, JSON dump or
+// util.inspect of the config can show them.
+
+import { inspect } from 'node:util';
+import { InvalidSpecError } from '../../contracts/driver.js';
+
+/** A configuration error; its message names the variable, never its value when that is a secret. */
+export class ProxmoxConfigError extends InvalidSpecError {
+  override readonly name = 'ProxmoxConfigError';
+}
+
+/** A credential that prints as `[redacted]` everywhere; `reveal()` is the only way to read it. */
+export class Secret {
+  readonly #value: string;
+
+  constructor(value: string) {
+    this.#value = value;
+  }
+
+  reveal(): string {
+    return this.#value;
+  }
+
+  toString(): string {
+    return '[redacted]';
+  }
+
+  toJSON(): string {
+    return '[redacted]';
+  }
+
+  [inspect.custom](): string {
+    return '[redacted]';
+  }
+}
+
+export type ProxmoxAuth =
+  | { kind: 'token'; tokenId: string; secret: Secret }
+  | { kind: 'password'; username: string; password: Secret };
+
+export interface ProxmoxConfig {
+  /** Scheme, host and port: `https://pve.example.com:8006`. */
+  origin: string;
+  /** Path of the JSON API below the origin, normally `/api2/json` (a reverse proxy may add a prefix). */
+  apiPath: string;
+  /** Where the PVE web UI lives, for console links: origin plus any proxy prefix. */
+  uiBase: string;
+  auth: ProxmoxAuth;
+  insecureSkipVerify: boolean;
+  caBundle?: string;
+  /** Preferred nodes, in order of preference. */
+  nodeSelector: string[];
+  /** VMIDs this driver may allocate; undefined: whatever `/cluster/nextid` says. */
+  vmidRange?: { min: number; max: number };
+  /**
+   * A PVE storage with `snippets` content, and the directory where this process writes the files
+   * that storage serves (an NFS mount, say). PVE's API cannot upload snippets: its upload takes
+   * only iso, vztmpl and import content.
+   */
+  snippets?: { storage: string; dir: string };
+  /** Disk storage for new volumes (EFI vars, TPM state, extra disks) when the spec names none. */
+  defaultStorage?: string;
+}
+
+// PVE's `pve-storage-id` format (pve-storage PVE/Storage/Plugin.pm).
+const STORAGE_ID = /^[a-z][a-z0-9\-_.]*[a-z0-9]$/i;
+// `user@realm!tokenid` (pve-access-control PVE/AccessControl.pm, pve_verify_tokenid).
+const TOKEN_ID = /^[^\s@!:]+@[A-Za-z][A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]+$/;
+const USER_ID = /^[^\s@:]+@[A-Za-z][A-Za-z0-9.\-_]+$/;
+const VMID_MIN = 100;
+const VMID_MAX = 999_999_999;
+
+type Env = Record<string, string | undefined>;
+
+function value(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+function fail(message: string): never {
+  throw new ProxmoxConfigError(message);
+}
+
+/** Accepts `https://host:8006`, with or without `/api2` or `/api2/json`, with or without a trailing slash. */
+export function normalizeEndpoint(raw: string | undefined): { origin: string; apiPath: string; uiBase: string } {
+  if (raw === undefined) fail('endpoint is required');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    fail('invalid endpoint URL');
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.hostname === '') fail('invalid endpoint URL');
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') fail('invalid endpoint URL');
+  const prefix = url.pathname.replace(/\/+$/, '').replace(/\/api2(\/json)?$/, '');
+  return { origin: url.origin, apiPath: `${prefix}/api2/json`, uiBase: `${url.origin}${prefix}` };
+}
+
+function parseBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = value(env, name);
+  if (raw === undefined) return fallback;
+  const lower = raw.toLowerCase();
+  if (lower === 'true' || lower === '1' || lower === 'yes') return true;
+  if (lower === 'false' || lower === '0' || lower === 'no') return false;
+  fail(`${name} must be true or false`);
+}
+
+function parseAuth(env: Env): ProxmoxAuth {
+  const tokenId = value(env, 'PVE_TOKEN_ID');
+  const tokenSecret = value(env, 'PVE_TOKEN_SECRET');
+  const username = value(env, 'PVE_USERNAME');
+  const password = env['PVE_PASSWORD'];
+  const hasPassword = password !== undefined && password !== '';
+
+  if (tokenId !== undefined || tokenSecret !== undefined) {
+    if (tokenId === undefined) fail('PVE_TOKEN_ID is required with PVE_TOKEN_SECRET');
+    if (tokenSecret === undefined) fail('PVE_TOKEN_SECRET is required with PVE_TOKEN_ID');
+    if (!TOKEN_ID.test(tokenId)) fail('PVE_TOKEN_ID must look like user@realm!tokenid');
+    // A token is preferred when both kinds are given: it needs no ticket renewal and no CSRF token.
+    return { kind: 'token', tokenId, secret: new Secret(tokenSecret) };
+  }
+  if (username !== undefined || hasPassword) {
+    if (username === undefined) fail('PVE_USERNAME is required with PVE_PASSWORD');
+    if (!hasPassword) fail('PVE_PASSWORD is required with PVE_USERNAME');
+    if (!USER_ID.test(username)) fail('PVE_USERNAME must look like user@realm (for example root@pam)');
+    return { kind: 'password', username, password: new Secret(password) };
+  }
+  fail('credentials are required: set PVE_TOKEN_ID and PVE_TOKEN_SECRET (recommended), or PVE_USERNAME and PVE_PASSWORD');
+}
+
+function parseVmidRange(raw: string | undefined): { min: number; max: number } | undefined {
+  if (raw === undefined) return undefined;
+  const match = /^(\d+)\s*-\s*(\d+)$/.exec(raw);
+  const min = Number(match?.[1]);
+  const max = Number(match?.[2]);
+  if (!match || min < VMID_MIN || max > VMID_MAX || min > max) {
+    fail(`PVE_VMID_RANGE must look like 10000-99999, within ${VMID_MIN}-${VMID_MAX}`);
+  }
+  return { min, max };
+}
+
+function parseStorage(env: Env, name: string): string | undefined {
+  const raw = value(env, name);
+  if (raw !== undefined && !STORAGE_ID.test(raw)) fail(`${name} is not a valid PVE storage ID`);
+  return raw;
+}
+
+function parseCaBundle(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!raw.includes('-----BEGIN CERTIFICATE-----')) fail('PVE_CA_BUNDLE must hold PEM certificates (-----BEGIN CERTIFICATE-----)');
+  return raw;
+}
+
+export function proxmoxConfigFromEnv(env: Env): ProxmoxConfig {
+  const endpoint = normalizeEndpoint(value(env, 'PVE_ENDPOINT'));
+  const config: ProxmoxConfig = {
+    ...endpoint,
+    auth: parseAuth(env),
+    insecureSkipVerify: parseBoolean(env, 'PVE_INSECURE_SKIP_VERIFY', false),
+    nodeSelector: (value(env, 'PVE_NODE_SELECTOR') ?? '')
+      .split(',')
+      .map((node) => node.trim())
+      .filter((node) => node !== ''),
+  };
+  const caBundle = parseCaBundle(value(env, 'PVE_CA_BUNDLE'));
+  if (caBundle !== undefined) config.caBundle = caBundle;
+  const vmidRange = parseVmidRange(value(env, 'PVE_VMID_RANGE'));
+  if (vmidRange !== undefined) config.vmidRange = vmidRange;
+
+  const snippetsStorage = parseStorage(env, 'PVE_SNIPPETS_STORAGE');
+  const snippetsDir = value(env, 'PVE_SNIPPETS_DIR');
+  if ((snippetsStorage === undefined) !== (snippetsDir === undefined)) {
+    fail('PVE_SNIPPETS_STORAGE and PVE_SNIPPETS_DIR must be set together');
+  }
+  if (snippetsStorage !== undefined && snippetsDir !== undefined) {
+    if (!snippetsDir.startsWith('/')) fail('PVE_SNIPPETS_DIR must be an absolute path');
+    config.snippets = { storage: snippetsStorage, dir: snippetsDir };
+  }
+  const defaultStorage = parseStorage(env, 'PVE_DEFAULT_STORAGE');
+  if (defaultStorage !== undefined) config.defaultStorage = defaultStorage;
+  return config;
+}
+
+/** One line for logs: where and how, never with what. */
+export function describeConfig(config: ProxmoxConfig): string {
+  const who = config.auth.kind === 'token' ? `token ${config.auth.tokenId}` : `user ${config.auth.username}`;
+  const tls = config.insecureSkipVerify ? 'TLS unverified' : config.caBundle !== undefined ? 'TLS with CA bundle' : 'TLS verified';
+  return `Proxmox VE at ${config.origin}${config.apiPath} as ${who} (${tls})`;
+}

@@ -1,0 +1,197 @@
+// create, step 2: one `POST …/config` (async, a qmconfig task) that turns the clone into the spec's
+// VM at once: CPU, memory, firmware, features, NICs, extra disks, cloud-init, boot order, tags and
+// the final marker. One call, so a VM is either still `configuring` or configured; the root disk
+// is grown afterwards by the controller through resizeDisk when the spec asks for more.
+
+import { InvalidSpecError, type CreateSpec, type Started } from '../../contracts/driver.js';
+import { GiB, MiB } from '../../contracts/quantity.js';
+import { cloudInitParams, writeSnippet, type CloudInitPlan } from './cloudinit.js';
+import type { ProxmoxConfig } from './config.js';
+import { agentEnabled, bootDiskSlot, bootOrder, disks, drives, firmwareOf, hotplugFeatures, maxCpus, nics, parseDrive } from './hardware.js';
+import { descriptionWithMarker, tagsWithOwner, type Marker } from './identity.js';
+import { ipconfigValue, nameservers, nicValue } from './network.js';
+import { num, isRow, parsePropertyString, str, type Row } from './values.js';
+import { vmPath, type OwnedVM, type ProxmoxContext } from './vm.js';
+
+export type ConfigParams = Record<string, string | number>;
+
+export async function configureVM(
+  ctx: ProxmoxContext,
+  spec: CreateSpec,
+  vm: OwnedVM,
+  cloudInit: CloudInitPlan,
+  signal?: AbortSignal,
+): Promise<{ id: string } & Started> {
+  let hostCpus: number | undefined;
+  if (spec.features.cpuHotAdd) hostCpus = await nodeCpus(ctx, vm.node, signal);
+  const cicustom =
+    cloudInit.rawKeys.length > 0 && spec.userData !== undefined ? await writeSnippet(ctx.config, spec.owner.uid, spec.userData) : undefined;
+  const params = configuration(spec, vm.config, vm.marker, ctx.config, { cloudInit, cicustom, hostCpus });
+  const task = await ctx.client.post(vmPath(vm.node, vm.vmid, '/config'), params, { signal });
+  ctx.directory.invalidate();
+  return typeof task === 'string' ? { id: String(vm.vmid), task } : { id: String(vm.vmid) };
+}
+
+/** The node's CPU threads, the ceiling for hot-added vCPUs; undefined without Sys.Audit. */
+async function nodeCpus(ctx: ProxmoxContext, node: string, signal?: AbortSignal): Promise<number | undefined> {
+  try {
+    const status = await ctx.client.get(`/nodes/${encodeURIComponent(node)}/status`, undefined, { signal });
+    const cpuinfo = isRow(status) ? status['cpuinfo'] : undefined;
+    return isRow(cpuinfo) ? num(cpuinfo['cpus']) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ConfigurationInputs {
+  cloudInit: CloudInitPlan;
+  /** `cicustom` when the raw user-data went into a snippet. */
+  cicustom?: string | undefined;
+  /** CPU threads of the node, for the hot-plug ceiling. */
+  hostCpus?: number | undefined;
+}
+
+/** Storage for new volumes: the spec's, else PVE_DEFAULT_STORAGE, else the boot disk's. */
+function volumeStorage(spec: CreateSpec, config: Row, rootSlot: string | undefined, settings: ProxmoxConfig): string {
+  const root = drives(config).find((drive) => drive.slot === rootSlot);
+  const storage = spec.storage.datastore ?? settings.defaultStorage ?? root?.storage;
+  if (storage === undefined) throw new InvalidSpecError('no storage for new volumes: name a datastore in the spec or set PVE_DEFAULT_STORAGE');
+  return storage;
+}
+
+/** Size of a new volume, in (fractional) GiB as `<storage>:<size>` expects (NOTES §7). */
+function gibibytes(bytes: number): string {
+  return String(bytes / GiB);
+}
+
+/** The config parameters of step 2, pure: everything from the spec and the clone's current config. */
+export function configuration(spec: CreateSpec, config: Row, marker: Marker, settings: ProxmoxConfig, inputs: ConfigurationInputs): ConfigParams {
+  // The placeholder name given at clone time (identity.ts) becomes the spec's name now.
+  const params: ConfigParams = { name: spec.name };
+  const remove: string[] = [];
+  const rootSlot = bootDiskSlot(config, marker.disks[spec.disks.find((disk) => disk.root)?.name ?? 'root']);
+  const storage = (): string => volumeStorage(spec, config, rootSlot, settings);
+
+  // CPU: with hot-add, PVE plugs `vcpus` of cores×sockets live, so the ceiling is the host's threads.
+  params['sockets'] = 1;
+  if (spec.features.cpuHotAdd) {
+    params['cores'] = Math.max(spec.cpus, inputs.hostCpus ?? 2 * spec.cpus, maxCpus(config));
+    params['vcpus'] = spec.cpus;
+  } else {
+    params['cores'] = spec.cpus;
+    if (config['vcpus'] !== undefined) remove.push('vcpus');
+  }
+  params['memory'] = spec.memoryBytes / MiB;
+  if (spec.features.nestedVirtualization) params['cpu'] = 'host';
+  if (spec.machine !== undefined) params['machine'] = spec.machine;
+
+  if (spec.firmware === 'uefi' || (spec.firmware === undefined && firmwareOf(config) === 'uefi') || spec.features.secureBoot) {
+    params['bios'] = 'ovmf';
+    if (str(config['efidisk0']) === undefined) {
+      // 4m vars are required for secure boot; pre-enrolled keys turn it on (qemu-server schema).
+      params['efidisk0'] = `${storage()}:1,efitype=4m${spec.features.secureBoot ? ',pre-enrolled-keys=1' : ''}`;
+    }
+  }
+  if (spec.features.tpm && str(config['tpmstate0']) === undefined) params['tpmstate0'] = `${storage()}:1,version=v2.0`;
+  if (!agentEnabled(config)) params['agent'] = 1;
+  if (spec.features.cpuHotAdd || spec.features.memoryHotAdd) {
+    // CPU and memory hotplug both need NUMA (NOTES §7).
+    params['numa'] = 1;
+    params['hotplug'] = ['network', 'disk', 'usb', ...(spec.features.cpuHotAdd ? ['cpu'] : []), ...(spec.features.memoryHotAdd ? ['memory'] : [])].join(',');
+  } else if (hotplugFeatures(config).has('cpu') || hotplugFeatures(config).has('memory')) {
+    // The template's hot-plug would show as features the spec did not ask for.
+    params['hotplug'] = 'network,disk,usb';
+  }
+
+  // NICs into their planned slots; template NICs beyond the spec's are removed, as the spec lists
+  // every NIC. A NIC or disk the spec gained since the clone gets a slot now.
+  const slotsOf = completeSlots(spec, config, marker);
+  const existingNics = nics(config);
+  const cloudInitUsed = spec.userData !== undefined || spec.nics.some((nic) => nic.staticIP !== undefined);
+  for (const nic of spec.nics) {
+    const slot = slotsOf.nics[nic.name] ?? '';
+    params[slot] = nicValue(nic, existingNics.find((candidate) => candidate.slot === slot));
+    if (cloudInitUsed) params[`ipconfig${slot.slice(3)}`] = ipconfigValue(nic);
+  }
+  const wanted = new Set(Object.values(slotsOf.nics));
+  for (const nic of existingNics) {
+    if (wanted.has(nic.slot)) continue;
+    remove.push(nic.slot);
+    if (config[`ipconfig${nic.index}`] !== undefined) remove.push(`ipconfig${nic.index}`);
+  }
+
+  // Extra disks into their slots; a slot already filled is from an earlier, failed attempt.
+  const slots = new Set(drives(config).map((drive) => drive.slot));
+  for (const disk of spec.disks.filter((candidate) => !candidate.root)) {
+    const slot = slotsOf.disks[disk.name];
+    if (slot === undefined || slots.has(slot)) continue;
+    params[slot] = `${storage()}:${gibibytes(disk.sizeBytes)}`;
+    slots.add(slot);
+  }
+
+  if (cloudInitUsed) {
+    if (!drives(config).some((drive) => drive.cloudinit)) {
+      // q35 machines have no ide1/ide3 (NOTES §7): ide2, then ide0, then a SCSI slot.
+      const slot = ['ide2', 'ide0'].find((candidate) => !slots.has(candidate)) ?? freeScsi(slots);
+      params[slot] = `${storage()}:cloudinit`;
+      slots.add(slot);
+    }
+    Object.assign(params, cloudInitParams(inputs.cloudInit, inputs.cicustom));
+    const servers = [...nameservers(spec.nics), ...inputs.cloudInit.nameservers.filter((server) => !nameservers(spec.nics).includes(server))];
+    // Both are space-separated lists: the generator splits on whitespace (NOTES §8).
+    if (servers.length > 0) params['nameserver'] = servers.join(' ');
+    if (inputs.cloudInit.searchdomains.length > 0) params['searchdomain'] = inputs.cloudInit.searchdomains.join(' ');
+  }
+
+  const diskSlots = [...disks(config).map((disk) => disk.slot), ...Object.keys(params).filter((key) => isNewDisk(key, params[key]))];
+  params['boot'] = bootOrder(diskSlots, rootSlot);
+  params['tags'] = tagsWithOwner(str(config['tags']), spec.owner.uid);
+  const final: Marker = { uid: marker.uid, namespace: marker.namespace, name: marker.name, disks: slotsOf.disks, nics: slotsOf.nics };
+  params['description'] = descriptionWithMarker(str(config['description']), final);
+  if (remove.length > 0) params['delete'] = remove.join(',');
+  return params;
+}
+
+/** The marker's slots, completed for disks and NICs it does not know (the spec changed since the clone). */
+function completeSlots(spec: CreateSpec, config: Row, marker: Marker): { disks: Record<string, string>; nics: Record<string, string> } {
+  const disks: Record<string, string> = {};
+  const rootName = spec.disks.find((disk) => disk.root)?.name ?? 'root';
+  const root = bootDiskSlot(config, marker.disks[rootName]);
+  if (root !== undefined) disks[rootName] = root;
+  const usedDisks = new Set([...drives(config).map((drive) => drive.slot), ...Object.values(marker.disks)]);
+  for (const disk of spec.disks.filter((candidate) => !candidate.root)) {
+    const planned = marker.disks[disk.name];
+    if (planned !== undefined) {
+      disks[disk.name] = planned;
+      continue;
+    }
+    const slot = freeScsi(usedDisks);
+    usedDisks.add(slot);
+    disks[disk.name] = slot;
+  }
+  const nicSlots: Record<string, string> = {};
+  const usedNics = new Set(Object.values(marker.nics));
+  spec.nics.forEach((nic, index) => {
+    const planned = marker.nics[nic.name];
+    if (planned !== undefined) {
+      nicSlots[nic.name] = planned;
+      return;
+    }
+    let next = index;
+    while (usedNics.has(`net${next}`)) next += 1;
+    usedNics.add(`net${next}`);
+    nicSlots[nic.name] = `net${next}`;
+  });
+  return { disks, nics: nicSlots };
+}
+
+function freeScsi(slots: ReadonlySet<string>): string {
+  for (let index = 0; index <= 30; index += 1) if (!slots.has(`scsi${index}`)) return `scsi${index}`;
+  throw new InvalidSpecError('no free slot for the cloud-init drive');
+}
+
+function isNewDisk(key: string, value: string | number | undefined): boolean {
+  if (typeof value !== 'string') return false;
+  const drive = parseDrive(key, value);
+  return drive !== undefined && !drive.cdrom && parsePropertyString(value, 'file').get('media') !== 'cdrom';
+}

@@ -1,0 +1,151 @@
+// The Driver for Proxmox VE: wiring only. Each verb lives in its own module; this class holds the
+// per-endpoint state they share (connection pool, session, resources snapshot).
+
+import type {
+  CallOptions,
+  Capabilities,
+  CreateSpec,
+  Driver,
+  Identity,
+  Inventory,
+  ObservedVM,
+  PowerOperation,
+  ResourceChange,
+  SnapshotInfo,
+  SnapshotRequest,
+  Started,
+  TaskStatus,
+  VMRef,
+} from '../../contracts/driver.js';
+import { ProxmoxClient, type ProxmoxClientOptions } from './client.js';
+import type { ProxmoxConfig } from './config.js';
+import { createVM } from './create.js';
+import { inventory, probe } from './inventory.js';
+import { cloneVM, deleteVM } from './lifecycle.js';
+import { describeVM, findByIdentity } from './observe.js';
+import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
+import { VmDirectory } from './resources.js';
+import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
+import { taskStatus } from './tasks.js';
+import type { ProxmoxContext } from './vm.js';
+
+export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
+  cloudInit: true,
+  staticIP: true,
+  vlan: true,
+  nicModel: true,
+  nicFirewall: true,
+  nicRateLimit: true,
+  nicMTU: true,
+  macAddress: true,
+  uefi: true,
+  secureBoot: true,
+  tpm: true,
+  nestedVirtualization: true,
+  machineType: true,
+  // PVE allocates what the storage gives (LVM-thin, ZFS, RBD are thin); there is no thick switch.
+  thickProvisioning: false,
+  cpuHotAdd: true,
+  // qemu-server unplugs vCPUs (vcpus below cores×sockets) on a running VM with CPU hotplug.
+  cpuHotRemove: true,
+  memoryHotAdd: true,
+  // Unplugging DIMMs needs the guest's cooperation and often stays pending: not promised.
+  memoryHotRemove: false,
+  onlineDiskGrow: true,
+  guestShutdown: true,
+  snapshots: true,
+  memorySnapshots: true,
+  // Only when the guest agent happens to run; see snapshots.ts.
+  quiescedSnapshots: false,
+  linkedClones: true,
+  // download-url + import-from are not implemented.
+  imageImport: false,
+  consoleURL: true,
+  placementHost: true,
+  placementDatastore: true,
+});
+
+export interface ProxmoxDriverOptions extends ProxmoxClientOptions {
+  /** How long one resources snapshot serves describe and findByIdentity. */
+  resourcesTtlMs?: number;
+}
+
+export class ProxmoxDriver implements Driver {
+  readonly type = 'proxmox';
+  readonly capabilities = PROXMOX_CAPABILITIES;
+  readonly #ctx: ProxmoxContext;
+
+  constructor(config: ProxmoxConfig, options: ProxmoxDriverOptions = {}) {
+    const client = new ProxmoxClient(config, options);
+    const directory = new VmDirectory(() => client.get('/cluster/resources', { type: 'vm' }), {
+      ...(options.resourcesTtlMs === undefined ? {} : { ttlMs: options.resourcesTtlMs }),
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
+    this.#ctx = { client, config, directory, reservedIds: new Set(), pending: new Map() };
+  }
+
+  /** Closes the connection pool. */
+  close(): Promise<void> {
+    return this.#ctx.client.close();
+  }
+
+  probe(options?: CallOptions): Promise<{ version: string }> {
+    return probe(this.#ctx, options?.signal);
+  }
+
+  inventory(options?: CallOptions): Promise<Inventory> {
+    return inventory(this.#ctx, options?.signal);
+  }
+
+  describe(id: string, options?: CallOptions): Promise<ObservedVM> {
+    return describeVM(this.#ctx, id, options?.signal);
+  }
+
+  findByIdentity(uid: string, options?: CallOptions): Promise<ObservedVM | undefined> {
+    return findByIdentity(this.#ctx, uid, options?.signal);
+  }
+
+  create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
+    return createVM(this.#ctx, spec, options?.signal);
+  }
+
+  delete(ref: VMRef, options?: CallOptions): Promise<Started> {
+    return deleteVM(this.#ctx, ref, options?.signal);
+  }
+
+  power(ref: VMRef, operation: PowerOperation, options?: CallOptions): Promise<Started> {
+    return powerVM(this.#ctx, ref, operation, options?.signal);
+  }
+
+  reconfigure(ref: VMRef, change: ResourceChange, options?: CallOptions): Promise<Started> {
+    return reconfigureVM(this.#ctx, ref, change, options?.signal);
+  }
+
+  resizeDisk(ref: VMRef, disk: string, sizeBytes: number, options?: CallOptions): Promise<Started> {
+    return resizeVMDisk(this.#ctx, ref, disk, sizeBytes, options?.signal);
+  }
+
+  snapshotCreate(ref: VMRef, request: SnapshotRequest, options?: CallOptions): Promise<{ id: string } & Started> {
+    return createSnapshot(this.#ctx, ref, request, options?.signal);
+  }
+
+  snapshotDelete(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started> {
+    return deleteSnapshot(this.#ctx, ref, snapshotId, options?.signal);
+  }
+
+  snapshotRevert(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started> {
+    return revertSnapshot(this.#ctx, ref, snapshotId, options?.signal);
+  }
+
+  snapshotList(ref: VMRef, options?: CallOptions): Promise<SnapshotInfo[]> {
+    return listSnapshots(this.#ctx, ref, options?.signal);
+  }
+
+  clone(ref: VMRef, target: { name: string; owner: Identity; linked: boolean }, options?: CallOptions): Promise<{ id: string } & Started> {
+    return cloneVM(this.#ctx, ref, target, options?.signal);
+  }
+
+  taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
+    return taskStatus(this.#ctx, task, options?.signal);
+  }
+}

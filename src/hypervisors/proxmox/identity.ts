@@ -1,0 +1,105 @@
+// Who a PVE VM belongs to (DESIGN §5). Three records, written at create time:
+// - tags `virtrigaud;vr-<uid>`: visible in `/cluster/resources`, so one list call finds an owner's
+//   VM among thousands without reading each config;
+// - a marker line in the description holding JSON: the authority for describe and for the owner
+//   checks before every change, and the only durable record while a clone runs (the target has
+//   `lock: clone` and no tags yet; PVE writes the description once the first drive is copied);
+// - until the configuration step, a placeholder name naming the owner (see placeholderName).
+// The marker also remembers which PVE slot holds which spec disk and NIC, and whether the create
+// still has a configuration step left (`state: configuring`).
+
+import type { Identity } from '../../contracts/driver.js';
+import { isRow, str } from './values.js';
+
+export const OWNER_TAG = 'virtrigaud';
+const MARKER_PREFIX = 'virtrigaud-owner:';
+
+export interface Marker extends Identity {
+  /** Spec disk name → PVE slot (`root` → `scsi0`). */
+  disks: Record<string, string>;
+  /** Spec NIC name → PVE slot (`lan` → `net0`). */
+  nics: Record<string, string>;
+  /** Present while the create (or clone) still has its configuration step to do. */
+  state?: 'configuring';
+}
+
+/** The tag naming an owner. PVE tags match `[a-z0-9_][a-z0-9_\-+.]*` (pve-common JSONSchema pve-tag). */
+export function ownerTag(uid: string): string {
+  return `vr-${uid.toLowerCase().replace(/[^a-z0-9_\-+.]/g, '_')}`;
+}
+
+/**
+ * The name a clone carries until its configuration step renames it. PVE's clone call takes a name
+ * and a description but no tags, so between the end of the clone task (no lock any more) and the
+ * configuration step this name is what the resource list shows of the owner: findByIdentity
+ * reads the config of rows so named, and a lost create response never leads to a second clone.
+ * A DNS name, as PVE requires: `vr-` and the UID.
+ */
+export function placeholderName(uid: string): string {
+  return `vr-${uid.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 63).replace(/-+$/, '');
+}
+
+/** Tags as PVE returns them: `;`-separated since PVE 7.3, `,`/space-separated before. */
+export function parseTags(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  return value
+    .split(/[;,\s]+/)
+    .map((tag) => tag.trim().toLowerCase())
+    .filter((tag) => tag !== '');
+}
+
+/** The VM's tags with ours added; PVE stores them `;`-separated (send `%3B`, which URLSearchParams does). */
+export function tagsWithOwner(existing: string | undefined, uid: string): string {
+  const tags = parseTags(existing).filter((tag) => !tag.startsWith('vr-'));
+  for (const tag of [OWNER_TAG, ownerTag(uid)]) if (!tags.includes(tag)) tags.push(tag);
+  return tags.join(';');
+}
+
+export function formatMarker(marker: Marker): string {
+  const body: Record<string, unknown> = {
+    uid: marker.uid,
+    namespace: marker.namespace,
+    name: marker.name,
+    disks: marker.disks,
+    nics: marker.nics,
+  };
+  if (marker.state !== undefined) body['state'] = marker.state;
+  return `${MARKER_PREFIX}${JSON.stringify(body)}`;
+}
+
+/** The description with its marker line set (other lines, an admin's notes, are kept). */
+export function descriptionWithMarker(description: string | undefined, marker: Marker): string {
+  const others = (description ?? '').split('\n').filter((line) => !line.startsWith(MARKER_PREFIX) && line.trim() !== '');
+  return [formatMarker(marker), ...others].join('\n');
+}
+
+function stringMap(value: unknown): Record<string, string> {
+  const result: Record<string, string> = {};
+  if (!isRow(value)) return result;
+  for (const [key, slot] of Object.entries(value)) {
+    const text = str(slot);
+    if (text !== undefined && /^[a-z]+\d+$/.test(text)) result[key] = text;
+  }
+  return result;
+}
+
+/** The marker in a VM description, or undefined for a VM we did not create. */
+export function parseMarker(description: unknown): Marker | undefined {
+  if (typeof description !== 'string') return undefined;
+  const line = description.split('\n').find((candidate) => candidate.startsWith(MARKER_PREFIX));
+  if (line === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line.slice(MARKER_PREFIX.length)) as unknown;
+  } catch {
+    return undefined;
+  }
+  if (!isRow(parsed)) return undefined;
+  const uid = str(parsed['uid']);
+  const namespace = str(parsed['namespace']);
+  const name = str(parsed['name']);
+  if (uid === undefined || uid === '' || namespace === undefined || name === undefined) return undefined;
+  const marker: Marker = { uid, namespace, name, disks: stringMap(parsed['disks']), nics: stringMap(parsed['nics']) };
+  if (parsed['state'] === 'configuring') marker.state = 'configuring';
+  return marker;
+}

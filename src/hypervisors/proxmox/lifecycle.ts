@@ -1,0 +1,64 @@
+// Verbs that unmake or copy a whole VM: delete and clone.
+
+import { InvalidSpecError, type Identity, type Started, type VMRef } from '../../contracts/driver.js';
+import { removeSnippet } from './cloudinit.js';
+import { cloneWithFreshId } from './create.js';
+import { descriptionWithMarker, placeholderName, type Marker } from './identity.js';
+import { started, stopVM } from './power.js';
+import { DNS_NAME } from './validate.js';
+import { flag, str } from './values.js';
+import { locate, readStatus, requireOwned, vmPath, type ProxmoxContext } from './vm.js';
+
+/**
+ * PVE destroys only stopped VMs ("VM <id> is running - destroy failed"), so a running VM is
+ * stopped first and that stop is the task returned; the controller calls delete again while the
+ * VM still exists. A stopped VM is destroyed with its disks and every reference (HA, replication,
+ * backup jobs: `purge`), including disks it no longer lists.
+ */
+export async function deleteVM(ctx: ProxmoxContext, ref: VMRef, signal?: AbortSignal): Promise<Started> {
+  const vm = await requireOwned(ctx, ref, signal, { idle: true });
+  const status = await readStatus(ctx, vm.node, vm.vmid, signal);
+  if (str(status['status']) === 'running') return stopVM(ctx, vm.node, vm.vmid, signal);
+  const task = await ctx.client.delete(vmPath(vm.node, vm.vmid), { purge: true, 'destroy-unreferenced-disks': true }, { signal });
+  ctx.directory.invalidate();
+  await removeSnippet(ctx.config, ref.owner.uid);
+  return started(task);
+}
+
+/**
+ * A copy of an owned VM for another owner. PVE makes linked clones only of templates. The copy
+ * carries the source's tags (PVE's clone copies them and takes none), so it is made like the first
+ * step of a create: the owner's placeholder name, a marker in `configuring` state. findByIdentity
+ * finds it by that name, and the target owner's create (describe says `incomplete`) retags and
+ * renames it to `target.name` or whatever its spec says.
+ */
+export async function cloneVM(
+  ctx: ProxmoxContext,
+  ref: VMRef,
+  target: { name: string; owner: Identity; linked: boolean },
+  signal?: AbortSignal,
+): Promise<{ id: string } & Started> {
+  if (!DNS_NAME.test(target.name)) throw new InvalidSpecError(`VM name '${target.name}' is not a valid DNS name, which PVE requires`);
+  const source = await requireOwned(ctx, ref, signal, { idle: true });
+  if (target.linked && !flag(source.config['template'])) {
+    throw new InvalidSpecError(`PVE makes linked clones only of templates; VM ${source.vmid} is not one`);
+  }
+  const row = await locate(ctx, source.vmid, signal);
+  const marker: Marker = {
+    uid: target.owner.uid,
+    namespace: target.owner.namespace,
+    name: target.owner.name,
+    disks: source.marker.disks,
+    nics: source.marker.nics,
+    state: 'configuring',
+  };
+  const known = (await ctx.directory.current(signal)).rows;
+  const params = {
+    name: placeholderName(target.owner.uid),
+    description: descriptionWithMarker(undefined, marker),
+    full: !target.linked,
+    storage: undefined,
+    target: undefined,
+  };
+  return cloneWithFreshId(ctx, row, params, marker, known, signal);
+}
