@@ -4,36 +4,17 @@
 //   npm run bench                  (VMS=1000 ROUNDS=5 CONCURRENCY=5,32 by default)
 import Fastify from 'fastify';
 import { Pool } from 'undici';
-import { readFileSync } from 'node:fs';
 import { buildServer } from '../src/hooks/server.js';
 import { InProcessRegistry } from '../src/hypervisors/registry.js';
 import { SimulatedHypervisor } from '../src/hypervisors/simulator/index.js';
+import { isReady, percentile, post, vmBody, type SyncBody } from './common.js';
 
 const VMS = Number(process.env['VMS'] ?? 1000);
 const ROUNDS = Number(process.env['ROUNDS'] ?? 5);
 const CONCURRENCY = (process.env['CONCURRENCY'] ?? '5,32').split(',').map(Number);
 
-type Body = { parent: { metadata: Record<string, unknown>; status?: unknown }; [key: string]: unknown };
-const template = JSON.parse(readFileSync(new URL('../examples/hooks/virtualmachine-sync.json', import.meta.url), 'utf8')) as Body;
 
-function bodyFor(index: number): Body {
-  const body = structuredClone(template);
-  body.parent.metadata['name'] = `vm-${index}`;
-  body.parent.metadata['uid'] = `00000000-0000-4000-8000-${String(index).padStart(12, '0')}`;
-  return body;
-}
-
-async function post(pool: Pool, path: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await pool.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const json = (await response.body.json()) as Record<string, unknown>;
-  return { status: response.statusCode, json };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
-async function measure(pool: Pool, path: string, bodies: Body[], concurrency: number) {
+async function measure(pool: Pool, path: string, bodies: SyncBody[], concurrency: number) {
   const latencies: number[] = [];
   const started = performance.now();
   for (let round = 0; round < ROUNDS; round++) {
@@ -68,15 +49,14 @@ async function main(): Promise<void> {
 
   try {
     // Bring every VM to Ready, feeding each answer's status back as Metacontroller would.
-    const bodies = Array.from({ length: VMS }, (_, index) => bodyFor(index));
+    const bodies = Array.from({ length: VMS }, (_, index) => vmBody(index));
     for (let pass = 0; pass < 10; pass++) {
       let notReady = 0;
       for (const body of bodies) {
         const { status, json } = await post(hooksPool, '/hooks/virtualmachine/sync', body);
         if (status !== 200) throw new Error(`sync answered ${status}: ${JSON.stringify(json)}`);
         body.parent.status = json['status'];
-        const conditions = (json['status'] as { conditions?: { type: string; status: string }[] }).conditions ?? [];
-        if (!conditions.some((c) => c.type === 'Ready' && c.status === 'True')) notReady++;
+        if (!isReady(json['status'])) notReady++;
       }
       if (notReady === 0) break;
       if (pass === 9) throw new Error(`${notReady} VMs never became Ready`);

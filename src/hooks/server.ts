@@ -1,4 +1,5 @@
 // The hook server: Metacontroller webhooks for every controller, plus health and metrics.
+import { setMaxListeners } from 'node:events';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { systemClock, type Clock } from '../contracts/clock.js';
@@ -151,6 +152,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
  */
 async function withDeadline<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
+  // One signal serves every driver call of the hook; each HTTP request adds a listener to it.
+  setMaxListeners(100, controller.signal);
   const timer = setTimeout(() => controller.abort(), ms);
   try {
     return await run(controller.signal);

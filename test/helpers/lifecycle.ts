@@ -32,9 +32,14 @@ export interface Conditionish {
 
 export async function lifecycle(
   t: Test,
-  options: { simulator?: SimulatorOptions; keyStyle?: 'v1' | 'v2'; registry?: (simulator: InProcessRegistry) => DriverRegistry } = {},
+  options: {
+    simulator?: SimulatorOptions;
+    keyStyle?: 'v1' | 'v2';
+    registry?: (simulator: InProcessRegistry) => DriverRegistry;
+    clock?: FakeClock;
+  } = {},
 ) {
-  const clock = new FakeClock();
+  const clock = options.clock ?? new FakeClock();
   const { app, world, logs } = testServer({
     clock,
     ...(options.simulator ? { simulator: options.simulator } : {}),
@@ -80,8 +85,8 @@ export async function lifecycle(
     condition,
     isReady,
     /** A Provider, a VMClass and a VMImage, all Ready, for VirtualMachines to use. */
-    async basics(vmClass: Record<string, unknown> = { cpus: 2, memory: '4Gi' }) {
-      cluster.create({ apiVersion: API, kind: 'Provider', metadata: { name: 'sim', namespace: 'default' }, spec: { type: 'simulator' } });
+    async basics(vmClass: Record<string, unknown> = { cpus: 2, memory: '4Gi' }, provider: Record<string, unknown> = { type: 'simulator' }) {
+      cluster.create({ apiVersion: API, kind: 'Provider', metadata: { name: 'sim', namespace: 'default' }, spec: provider });
       cluster.create({ apiVersion: API, kind: 'VMClass', metadata: { name: 'small', namespace: 'default' }, spec: vmClass });
       cluster.create({ apiVersion: API, kind: 'VMImage', metadata: { name: 'ubuntu-22', namespace: 'default' }, spec: { source: 'ubuntu-22-template' } });
       await metacontroller.settle(() =>

@@ -24,6 +24,7 @@ import { inventory, probe } from './inventory.js';
 import { cloneVM, deleteVM } from './lifecycle.js';
 import { describeVM, findByIdentity } from './observe.js';
 import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
+import { DetailsCache } from './details.js';
 import { VmDirectory } from './resources.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
 import { taskStatus } from './tasks.js';
@@ -68,6 +69,8 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
 export interface ProxmoxDriverOptions extends ProxmoxClientOptions {
   /** How long one resources snapshot serves describe and findByIdentity. */
   resourcesTtlMs?: number;
+  /** How long a VM's config, status and guest addresses are reused while its resources row is unchanged. */
+  detailsTtlMs?: number;
 }
 
 export class ProxmoxDriver implements Driver {
@@ -81,7 +84,8 @@ export class ProxmoxDriver implements Driver {
       ...(options.resourcesTtlMs === undefined ? {} : { ttlMs: options.resourcesTtlMs }),
       ...(options.now === undefined ? {} : { now: options.now }),
     });
-    this.#ctx = { client, config, directory, reservedIds: new Set(), pending: new Map() };
+    const details = new DetailsCache(options.now ?? Date.now, options.detailsTtlMs);
+    this.#ctx = { client, config, directory, reservedIds: new Set(), pending: new Map(), details };
   }
 
   /** Closes the connection pool. */

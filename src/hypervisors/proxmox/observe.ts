@@ -18,12 +18,12 @@ import {
 import { ownerTag, parseMarker, placeholderName, type Marker } from './identity.js';
 import type { VmRow } from './resources.js';
 import { isRow, rows, str, type Row } from './values.js';
-import { PENDING_CLONE_TTL_MS, onNode, parseVmid, readConfig, readStatus, vmPath, type ProxmoxContext } from './vm.js';
+import { PENDING_CLONE_TTL_MS, onNode, parseVmid, readDetails, vmPath, type ProxmoxContext } from './vm.js';
 
 export async function describeVM(ctx: ProxmoxContext, id: string, signal?: AbortSignal): Promise<ObservedVM> {
   const vmid = parseVmid(id);
   return onNode(ctx, vmid, signal, async (row) => {
-    const [status, config] = await Promise.all([readStatus(ctx, row.node, vmid, signal), readConfig(ctx, row.node, vmid, signal)]);
+    const { status, config } = await readDetails(ctx, row, signal);
     return observeVM(ctx, row, status, config, signal);
   });
 }
@@ -39,7 +39,7 @@ export async function findByIdentity(ctx: ProxmoxContext, uid: string, signal?: 
     found = await findOwnedRow(ctx, uid, snapshot.rows, signal);
   }
   if (found === undefined) return undefined;
-  const status = await readStatus(ctx, found.row.node, found.row.vmid, signal);
+  const { status } = await readDetails(ctx, found.row, signal);
   return observeVM(ctx, found.row, status, found.config, signal);
 }
 
@@ -113,7 +113,7 @@ export async function findOwnedRow(ctx: ProxmoxContext, uid: string, vms: readon
 
 async function readConfigIfPresent(ctx: ProxmoxContext, row: VmRow, signal?: AbortSignal): Promise<Row | undefined> {
   try {
-    return await readConfig(ctx, row.node, row.vmid, signal);
+    return (await readDetails(ctx, row, signal)).config;
   } catch (error) {
     // Gone or moved since the snapshot: not the VM we are looking for at this moment.
     if (error instanceof DriverError && error.code === 'NotFound') return undefined;
@@ -206,6 +206,14 @@ const CONTAINER_INTERFACE = /^(docker\d*|br-[0-9a-f]{12}|veth|cni|flannel|cali|w
  * failed describe; only an unreachable or refusing PVE fails the call.
  */
 async function guestAddresses(ctx: ProxmoxContext, row: VmRow, signal?: AbortSignal): Promise<string[]> {
+  const cached = ctx.details.addresses(row);
+  if (cached !== undefined) return cached;
+  const addresses = await askGuestAgent(ctx, row, signal);
+  ctx.details.putAddresses(row, addresses);
+  return addresses;
+}
+
+async function askGuestAgent(ctx: ProxmoxContext, row: VmRow, signal?: AbortSignal): Promise<string[]> {
   let data: unknown;
   try {
     data = await ctx.client.get(vmPath(row.node, row.vmid, '/agent/network-get-interfaces'), undefined, { signal });

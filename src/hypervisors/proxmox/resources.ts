@@ -21,6 +21,9 @@ export interface VmRow {
   tags: string[];
   maxcpu: number;
   maxmem: number;
+  maxdisk: number;
+  /** Seconds since the VM started (0 when stopped). */
+  uptime: number;
 }
 
 export interface NodeRow {
@@ -55,6 +58,8 @@ export function parseVmRow(row: Row): VmRow | undefined {
     tags: parseTags(str(row['tags'])),
     maxcpu: num(row['maxcpu']) ?? 0,
     maxmem: num(row['maxmem']) ?? 0,
+    maxdisk: num(row['maxdisk']) ?? 0,
+    uptime: num(row['uptime']) ?? 0,
   };
   const lock = str(row['lock']);
   if (lock !== undefined && lock !== '') parsed.lock = lock;

@@ -18,6 +18,11 @@ export async function taskStatus(ctx: ProxmoxContext, upid: string, signal?: Abo
   const data = await ctx.client.get(`${base}/status`, undefined, { signal });
   const status = isRow(data) ? data : {};
   if (str(status['status']) === 'running') return { state: 'running' };
+  // The task changed its VM (the UPID's id); a clone's id is the source, which a clone changes too.
+  const vmid = Number(parsed.id);
+  if (parsed.id !== '' && Number.isInteger(vmid)) ctx.details.forget(vmid);
+  // Locks and power states the task changed show in the next snapshot, not the cached one.
+  ctx.directory.invalidate();
   const exit = str(status['exitstatus']) ?? 'unexpected status';
   // PVE::UPID::status_is_error: OK and WARNINGS are successes.
   if (exit === 'OK' || exit.startsWith('WARNINGS')) return { state: 'succeeded', progress: 100 };

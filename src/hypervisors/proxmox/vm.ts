@@ -5,6 +5,7 @@ import { BusyError, ConflictError, NotFoundError, type VMRef } from '../../contr
 import type { ProxmoxClient } from './client.js';
 import { segment } from './client.js';
 import type { ProxmoxConfig } from './config.js';
+import type { DetailsCache, VmDetails } from './details.js';
 import { parseMarker, type Marker } from './identity.js';
 import type { VmDirectory, VmRow } from './resources.js';
 import { isRow, type Row } from './values.js';
@@ -17,6 +18,7 @@ export interface ProxmoxContext {
   reservedIds: Set<number>;
   /** Clones this process asked for whose target may not show our marker yet (see PendingClone). */
   pending: Map<number, PendingClone>;
+  details: DetailsCache;
 }
 
 /**
@@ -64,6 +66,15 @@ export async function readStatus(ctx: ProxmoxContext, node: string, vmid: number
   return isRow(data) ? data : {};
 }
 
+/** Config and status/current of the VM in `row`, from the details cache while its row is unchanged. */
+export async function readDetails(ctx: ProxmoxContext, row: VmRow, signal?: AbortSignal): Promise<VmDetails> {
+  const cached = ctx.details.get(row);
+  if (cached !== undefined) return cached;
+  const [status, config] = await Promise.all([readStatus(ctx, row.node, row.vmid, signal), readConfig(ctx, row.node, row.vmid, signal)]);
+  ctx.details.put(row, { status, config });
+  return { status, config };
+}
+
 /**
  * Runs `read` on the VM's node. A VM that migrated since the snapshot answers "does not exist" on
  * its old node (NOTES §1): then the node is looked up afresh and `read` runs once more.
@@ -103,6 +114,8 @@ export interface GuardOptions {
 export async function requireOwned(ctx: ProxmoxContext, ref: VMRef, signal: AbortSignal | undefined, options: GuardOptions): Promise<OwnedVM> {
   const vmid = parseVmid(ref.id);
   const { node, config } = await onNode(ctx, vmid, signal, async (row) => ({ node: row.node, config: await readConfig(ctx, row.node, vmid, signal) }));
+  // Whatever the caller changes next, the next describe must read it back.
+  ctx.details.forget(vmid);
   const marker = parseMarker(config['description']);
   if (marker === undefined || marker.uid !== ref.owner.uid) {
     throw new ConflictError(`VM ${vmid} is not owned by ${ref.owner.namespace}/${ref.owner.name}`);

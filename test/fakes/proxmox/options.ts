@@ -43,6 +43,8 @@ export interface FakePveOptions {
   /** Per worker type (`qmclone`, `qmstart`, …), overriding taskDurationMs. */
   taskDurations?: Partial<Record<string, number>>;
   latencyMs?: number;
+  /** Server time for tasks, boots and tickets (a test's FakeClock); default the wall clock. */
+  clock?: { now(): number };
   guestAgent?: boolean;
   bootMs?: number;
   version?: '9.1' | '8.4';
@@ -74,6 +76,7 @@ export interface ResolvedOptions {
   taskDurationMs: number;
   taskDurations: Partial<Record<string, number>>;
   latencyMs: number;
+  clock: { now(): number };
   guestAgent: boolean;
   bootMs: number;
   version: '9.1' | '8.4';
@@ -102,6 +105,7 @@ export function resolveOptions(options: FakePveOptions = {}): ResolvedOptions {
     taskDurationMs: options.taskDurationMs ?? 1000,
     taskDurations: options.taskDurations ?? {},
     latencyMs: options.latencyMs ?? 0,
+    clock: options.clock ?? { now: () => Date.now() },
     guestAgent: options.guestAgent ?? true,
     bootMs: options.bootMs ?? 500,
     version: options.version ?? '9.1',

@@ -175,7 +175,7 @@ export class World {
   closed = false;
 
   constructor(readonly options: ResolvedOptions) {
-    const start = Date.now();
+    const start = options.clock.now();
     options.nodes.forEach((node, index) =>
       this.nodes.set(node.name, {
         ...node,
@@ -189,7 +189,7 @@ export class World {
   }
 
   now(): number {
-    return Date.now();
+    return this.options.clock.now();
   }
 
   /** The node named in a `proxyto: node` request; pveproxy cannot forward to an unknown host. */

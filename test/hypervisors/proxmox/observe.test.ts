@@ -85,11 +85,29 @@ t.test('describe of a VMID that does not exist is NotFound after one fresh look'
 });
 
 t.test('a VM that moved to another node is found there after a refresh', async (t) => {
-  const { driver, vms } = await miniPve(t, [ownedVM(120)]);
+  // No details cache: the read on the old node answers "does not exist", which forces the refresh.
+  const { driver, vms } = await miniPve(t, [ownedVM(120)], { driver: { detailsTtlMs: 0 } });
   await driver.describe('120');
   const vm = vms.get(120);
   if (vm) vm.node = 'pve2';
   t.equal((await driver.describe('120')).host, 'pve2');
+});
+
+t.test('a steady VM is described from the resources snapshot and its cached details', async (t) => {
+  let now = 1_000_000;
+  const { driver, stub, vms } = await miniPve(t, [ownedVM(120)], { driver: { now: () => now } });
+  await driver.describe('120');
+  const reads = () => stub.calls('GET', '/nodes/pve1/qemu/120/config').length + stub.calls('GET', '/nodes/pve1/qemu/120/status/current').length;
+  const first = reads();
+  now += 10_000;
+  await driver.describe('120');
+  t.equal(reads(), first, 'no config or status read while the row is unchanged');
+  t.equal(stub.calls('GET', '/cluster/resources').length, 2, 'one snapshot per TTL');
+  const vm = vms.get(120);
+  if (vm) vm.config['cores'] = 6;
+  now += 10_000;
+  t.equal((await driver.describe('120')).cpus, 6, 'a changed row (maxcpu) reads the details again');
+  t.ok(reads() > first);
 });
 
 t.test('concurrent describes of many VMs share one resources request', async (t) => {

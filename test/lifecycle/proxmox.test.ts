@@ -1,0 +1,101 @@
+// A Proxmox-backed VirtualMachine through the whole system: the Metacontroller stand-in drives the
+// real hook server, whose Proxmox driver talks HTTP to a fake PVE that enforces the official API
+// schema. One fake clock runs the harness, the hooks and the fake's tasks.
+import t, { type Test } from 'tap';
+import { proxmoxConfigFromEnv, ProxmoxDriver } from '../../src/hypervisors/proxmox/index.js';
+import { FakePve, type FakePveOptions } from '../fakes/proxmox/index.js';
+import { FakeClock } from '../helpers/clock.js';
+import { API, lifecycle } from '../helpers/lifecycle.js';
+
+const TOKEN = { PVE_TOKEN_ID: 'virtrigaud@pve!vrtg', PVE_TOKEN_SECRET: 'secret-token' };
+
+async function proxmoxLifecycle(t: Test, options: FakePveOptions = {}) {
+  const clock = new FakeClock();
+  const pve = await FakePve.start({ clock, taskDurationMs: 1000, bootMs: 1500, ...options });
+  t.teardown(() => pve.close());
+  const driver = new ProxmoxDriver(proxmoxConfigFromEnv({ PVE_ENDPOINT: pve.url, ...TOKEN }), { now: () => clock.now() });
+  const env = await lifecycle(t, {
+    clock,
+    registry: (simulators) => ({
+      driverFor: (provider) => (provider.type === 'proxmox' ? driver : simulators.driverFor(provider)),
+    }),
+  });
+  await env.basics({ cpus: 2, memory: '2Gi' }, { type: 'proxmox', endpoint: pve.url, runtime: { mode: 'Remote' } });
+  const ours = () => pve.vms().filter((vm) => String(vm.tags ?? '').includes('virtrigaud'));
+  return { ...env, pve, ours };
+}
+
+t.test('a Proxmox-backed VirtualMachine is cloned, configured, started and gets its IP', async (t) => {
+  const env = await proxmoxLifecycle(t);
+  env.createVM('web', {
+    networks: [{ name: 'lan', staticIP: { address: '192.168.1.50/24', gateway: '192.168.1.1', dns: ['1.1.1.1'] } }],
+    userData: { cloudInit: { inline: '#cloud-config\nusers:\n  - name: ops\n    ssh_authorized_keys:\n      - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1kZXI= ops@example\n' } },
+  });
+  await env.metacontroller.settle(() => env.isReady() && (env.status()['ips'] as string[]).length > 0, { maxSyncs: 400 });
+  t.same(env.status()['ips'], ['192.168.1.50']);
+  t.equal(env.status()['phase'], 'Running');
+  const [vm] = env.ours();
+  t.equal(env.ours().length, 1);
+  t.equal(String(vm?.vmid), env.status()['providerID']);
+  t.match(vm?.config, { ipconfig0: 'ip=192.168.1.50/24,gw=192.168.1.1', nameserver: '1.1.1.1', ciuser: 'ops' });
+  // PVE keeps sshkeys URL-encoded once: decoding gives back exactly the key we sent.
+  t.equal(decodeURIComponent(String(vm?.config['sshkeys'])).trim(), 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG1kZXI= ops@example');
+  t.match(env.status()['consoleURL'], /\?console=kvm&novnc=1&vmid=\d+&vmname=web&node=pve\d/);
+  t.same(env.metacontroller.events, []);
+});
+
+t.test('a Proxmox VM reconfigures, grows its disk, powers off and is deleted', async (t) => {
+  const env = await proxmoxLifecycle(t);
+  env.createVM('web');
+  await env.metacontroller.settle(() => env.isReady(), { maxSyncs: 400 });
+  env.cluster.patchSpec(API, 'VMClass', 'default', 'small', { cpus: 4, memory: '4Gi' });
+  env.patchVM('web', { disks: [{ name: 'root', size: '50Gi' }], lifecycle: { restartRequest: 'apply' } });
+  await env.metacontroller.settle(
+    () => env.isReady() && env.status()['restartRequest'] === 'apply' && JSON.stringify(env.status()['hardware']).includes('50Gi'),
+    { maxSyncs: 600 },
+  );
+  t.match(env.status()['hardware'], { cpus: 4, memory: '4Gi', disks: [{ name: 'root', size: '50Gi' }] });
+
+  env.patchVM('web', { powerState: 'Off' });
+  await env.metacontroller.settle(() => env.isReady() && env.status()['powerState'] === 'Off', { maxSyncs: 400 });
+  env.cluster.delete(API, 'VirtualMachine', 'default', 'web');
+  await env.metacontroller.settle(() => env.vm() === undefined, { maxSyncs: 400 });
+  t.same(env.ours(), [], 'destroyed on PVE');
+  t.ok(env.pve.vm(9000), 'the template is untouched');
+});
+
+t.test('a lost clone response leaves exactly one VM on Proxmox', async (t) => {
+  const env = await proxmoxLifecycle(t);
+  env.pve.injectFault({ kind: 'dropResponse', method: 'POST', path: /\/clone$/ });
+  env.createVM('web');
+  await env.metacontroller.settle(() => env.isReady(), { maxSyncs: 400 });
+  t.equal(env.ours().length, 1);
+  t.equal(env.pve.requests.filter((request) => request.method === 'POST' && request.path.endsWith('/clone')).length, 1);
+});
+
+t.test('a lock timeout is retried and shows as HypervisorBusy', async (t) => {
+  const env = await proxmoxLifecycle(t);
+  env.createVM('web');
+  await env.metacontroller.settle(() => env.isReady(), { maxSyncs: 400 });
+  env.pve.injectFault({ kind: 'lockTimeout', path: /\/status\/stop$/, times: 1 });
+  env.patchVM('web', { powerState: 'Off' });
+  await env.metacontroller.settle(() => env.condition('PowerSynced')?.reason === 'HypervisorBusy', { maxSyncs: 50 }).catch(() => undefined);
+  t.ok(
+    env.metacontroller.calls.some((call) => JSON.stringify(call.response).includes('"reason":"HypervisorBusy"')),
+    'the lock error was a condition',
+  );
+  await env.metacontroller.settle(() => env.isReady() && env.status()['powerState'] === 'Off', { maxSyncs: 400 });
+});
+
+t.test('a foreign VM that took over our VMID is never destroyed', async (t) => {
+  const env = await proxmoxLifecycle(t);
+  env.createVM('web');
+  await env.metacontroller.settle(() => env.isReady(), { maxSyncs: 400 });
+  const vmid = Number(env.status()['providerID']);
+  // Someone destroys our VM and creates their own under the same VMID.
+  env.pve.destroyOutOfBand(vmid);
+  env.pve.addForeignVm({ vmid, name: 'someone-else', running: true });
+  env.cluster.delete(API, 'VirtualMachine', 'default', 'web');
+  await env.metacontroller.settle(() => env.vm() === undefined, { maxSyncs: 400 });
+  t.match(env.pve.vm(vmid), { name: 'someone-else', status: 'running' }, 'still there, still running');
+});
