@@ -107,7 +107,13 @@ async function main(): Promise<void> {
         }),
       );
     }
-    const calls = pve.requests.length - before;
+    const steadyRequests = pve.requests.slice(before);
+    const calls = steadyRequests.length;
+    const byKind = new Map<string, number>();
+    for (const request of steadyRequests) {
+      const kind = `${request.method} ${request.path.replace(/\/\d+/g, '/{id}').replace(/\/nodes\/[^/]+/, '/nodes/{node}')}`;
+      byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+    }
 
     console.log(`Proxmox driver against the fake PVE: ${VMS} VMs, ${WORKERS} hook workers, ${LATENCY_MS} ms latency, ${TASK_MS} ms tasks`);
     console.log('| measure | value |');
@@ -116,6 +122,9 @@ async function main(): Promise<void> {
     console.log(`| VM syncs to get there | ${syncs} (${(syncs / VMS).toFixed(1)} per VM) |`);
     console.log(`| VMs on PVE afterwards | ${vms} |`);
     console.log(`| PVE API calls per steady-state sync (${STEADY_MINUTES} simulated minutes, ${steadySyncs} syncs) | ${(calls / steadySyncs).toFixed(3)} |`);
+    for (const [kind, count] of [...byKind].sort((a, b) => b[1] - a[1])) {
+      console.log(`| … of which ${kind} | ${(count / steadySyncs).toFixed(3)} |`);
+    }
   } finally {
     await pool.close();
     await hooks.close();

@@ -147,6 +147,8 @@ export class MetacontrollerStandIn {
       syncs += await this.runDue({ maxSyncs: maxSyncs - syncs });
       if (this.#queue.busy) throw fail(`still busy after ${syncs} syncs (a hot loop?)`);
       if (predicate()) return;
+      // Without this, a spent budget would let the loop below jump the clock forever without a sync.
+      if (syncs >= maxSyncs) throw fail(`predicate not reached within ${maxSyncs} syncs`);
       const next = this.#nextDue();
       if (next === undefined) throw fail('predicate not reached and nothing is queued or scheduled');
       if (next > start + maxFakeMs) throw fail(`predicate not reached within ${maxFakeMs} ms of fake time`);

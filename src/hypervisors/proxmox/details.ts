@@ -18,7 +18,7 @@ interface Entry extends VmDetails {
   ips?: { values: string[]; at: number; bootedAt: number };
 }
 
-export const DETAILS_TTL_MS = 45 * 60 * 1000;
+export const DETAILS_TTL_MS = 60 * 60 * 1000;
 /** While a running guest reports no address yet (booting), ask its agent at most this often. */
 export const EMPTY_ADDRESSES_RETRY_MS = 5000;
 

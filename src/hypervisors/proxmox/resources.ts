@@ -3,7 +3,7 @@
 // exist" (NOTES §1), so every VM call starts here.
 //
 // One snapshot serves every describe and findByIdentity of a driver instance: fetched once at a
-// time (single-flight), kept ~2 s, refreshed when a lookup misses. With many VMs syncing, that is
+// time (single-flight), kept ~5 s, refreshed when a lookup misses. With many VMs syncing, that is
 // one list call for all of them instead of one per VM.
 
 import { parseTags } from './identity.js';
@@ -134,7 +134,7 @@ export class VmDirectory {
   /** `fetch` answers `/cluster/resources?type=vm`; it runs without any caller's signal, since callers share it. */
   constructor(fetch: () => Promise<unknown>, options: { ttlMs?: number; now?: () => number } = {}) {
     this.#fetch = fetch;
-    this.#ttlMs = options.ttlMs ?? 2000;
+    this.#ttlMs = options.ttlMs ?? 5000;
     this.#now = options.now ?? Date.now;
   }
 

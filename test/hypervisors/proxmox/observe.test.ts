@@ -124,10 +124,10 @@ t.test('the resources snapshot is fetched again once its TTL has passed', async 
   let now = 1_000_000;
   const { driver, stub } = await miniPve(t, [ownedVM(120)], { driver: { now: () => now } });
   await driver.describe('120');
-  now += 1500;
+  now += 4000;
   await driver.describe('120');
   t.equal(stub.calls('GET', '/cluster/resources').length, 1);
-  now += 1000;
+  now += 1500;
   await Promise.all([driver.describe('120'), driver.describe('120'), driver.findByIdentity(OWNER.uid)]);
   t.equal(stub.calls('GET', '/cluster/resources').length, 2);
 });
