@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     proxmoxConfigFromEnv({ PVE_ENDPOINT: pve.url, PVE_TOKEN_ID: 'virtrigaud@pve!vrtg', PVE_TOKEN_SECRET: 'secret-token' }),
     { now: () => clock.now() },
   );
-  const hooks = buildServer({ registry: { driverFor: () => driver }, clock, logger: false, budgetMs: 9000 });
+  const hooks = buildServer({ registry: { driverFor: async () => driver }, clock, logger: false, budgetMs: 9000 });
   const url = await hooks.listen({ port: 0, host: '127.0.0.1' });
   const pool = new Pool(url, { connections: WORKERS });
   const bodies = Array.from({ length: VMS }, (_, index) => proxmoxBody(index, pve.url));

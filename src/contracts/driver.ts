@@ -298,12 +298,15 @@ export interface Driver {
 export interface ProviderTarget {
   namespace: string;
   name: string;
+  uid?: string;
   type: string;
   endpoint?: string;
   mode: 'Remote' | 'InProcess';
+  /** The runtime Service port (Remote mode). */
+  port?: number;
 }
 
-/** Resolves Provider objects to Drivers; throws UnsupportedError when it cannot serve one. */
+/** Resolves Provider objects to Drivers; rejects with a DriverError (e.g. Unsupported, Unreachable) when it cannot serve one. */
 export interface DriverRegistry {
-  driverFor(provider: ProviderTarget): Driver;
+  driverFor(provider: ProviderTarget): Promise<Driver>;
 }

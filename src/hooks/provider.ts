@@ -1,13 +1,16 @@
-// The Provider sync hook: probe the hypervisor through its driver and publish what it is and has.
-import { CAPABILITIES, isDriverError, type DriverRegistry } from '../contracts/driver.js';
-import type { ProviderObject, ProviderStatus } from '../contracts/crds/provider.js';
-import type { SyncRequestBody, SyncResponse } from '../contracts/metacontroller.js';
-import { formatBytes } from '../contracts/quantity.js';
+// The Provider sync hook: for a Remote Provider, the runtime that holds its credentials (children);
+// then a probe of the hypervisor through the Provider's driver, published as status.
 import type { Clock } from '../contracts/clock.js';
+import type { ProviderObject, ProviderStatus } from '../contracts/crds/provider.js';
+import { CAPABILITIES, isDriverError, type Driver, type DriverRegistry } from '../contracts/driver.js';
+import { objectsOfKind, type KubeObject, type SyncRequestBody, type SyncResponse } from '../contracts/metacontroller.js';
+import { providerRuntimeName } from '../contracts/provider-token.js';
+import { formatBytes } from '../contracts/quantity.js';
 import { buildConditions, previousConditions, type ConditionUpdate } from './conditions.js';
 import { DriverCalls } from './driver-calls.js';
 import { reportDriverError, retryDelaySeconds } from './driver-errors.js';
 import type { HookMetrics } from './metrics.js';
+import { runtimeChildren, type RuntimeSettings } from './provider-runtime.js';
 import { providerTarget } from './virtualmachine/resolve.js';
 
 export interface ProviderHookDeps {
@@ -16,6 +19,33 @@ export interface ProviderHookDeps {
   metrics: HookMetrics;
   budgetMs: number;
   steadyResyncSeconds: number;
+  /** What Remote Providers' runtimes are made of; without it, Remote Providers cannot be served. */
+  runtime?: RuntimeSettings;
+}
+
+const RUNTIME_STARTING_RESYNC = 10;
+
+function condition(type: string, status: boolean | 'Unknown', reason: string, message: string): ConditionUpdate {
+  return { type, status, reason, message };
+}
+
+/** Whether the runtime Deployment has an available pod of its current spec. */
+function runtimeAvailability(provider: ProviderObject, children: SyncRequestBody<ProviderObject>['children']): ConditionUpdate {
+  const name = providerRuntimeName(provider.metadata);
+  const deployment = objectsOfKind(children, 'apps/v1', 'Deployment').find((object) => object.metadata.name === name);
+  if (!deployment) return condition('RuntimeAvailable', false, 'RuntimeCreating', `creating Deployment ${name}`);
+  const status = (deployment['status'] ?? {}) as {
+    availableReplicas?: number;
+    updatedReplicas?: number;
+    observedGeneration?: number;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
+  const generation = deployment.metadata.generation ?? 0;
+  if ((status.availableReplicas ?? 0) >= 1 && (status.observedGeneration ?? 0) >= generation) {
+    return condition('RuntimeAvailable', true, 'Available', `Deployment ${name} has ${status.availableReplicas} available pod(s)`);
+  }
+  const stuck = status.conditions?.find((c) => c.status === 'False' && c.message);
+  return condition('RuntimeAvailable', false, 'RuntimeStarting', stuck?.message ?? `waiting for Deployment ${name} to have an available pod`);
 }
 
 export async function syncProvider(
@@ -27,23 +57,43 @@ export async function syncProvider(
   const now = deps.clock.now();
   const previous = previousConditions(provider.status);
   const target = providerTarget(provider);
-  const label = `${target.namespace}/${target.name}`;
+  let children: KubeObject[] = [];
+  const runtime: ConditionUpdate[] = [];
   const respond = (status: ProviderStatus, updates: ConditionUpdate[], resyncAfterSeconds: number): SyncResponse => {
-    status.conditions = buildConditions(previous, updates, now, provider.metadata.generation);
+    const all = [...updates, ...runtime];
+    const failing = all.find((update) => update.status !== true);
+    const ready = failing
+      ? condition('Ready', false, failing.reason, failing.message)
+      : condition('Ready', true, 'Connected', String(all.find((update) => update.type === 'Connected')?.message ?? 'connected'));
+    status.conditions = buildConditions(previous, [ready, ...all], now, provider.metadata.generation);
     if (provider.metadata.generation !== undefined) status.observedGeneration = provider.metadata.generation;
-    return { status: status as Record<string, unknown>, children: [], resyncAfterSeconds };
+    return { status: status as Record<string, unknown>, children, resyncAfterSeconds };
   };
 
-  let driver;
-  try {
-    driver = deps.registry.driverFor(target);
-  } catch (error) {
-    if (!isDriverError(error)) throw error;
-    const down = { status: false, reason: 'ProviderUnavailable', message: error.message } as const;
-    return respond({}, [{ type: 'Ready', ...down }, { type: 'Connected', ...down }], deps.steadyResyncSeconds);
+  if (target.mode === 'Remote') {
+    if (!deps.runtime) {
+      const message = 'this hook server has no provider token secret (PROVIDER_TOKEN_SECRET_FILE), so it cannot run provider runtimes';
+      return respond({}, [condition('Connected', false, 'RuntimeNotConfigured', message)], deps.steadyResyncSeconds);
+    }
+    children = runtimeChildren(provider, deps.runtime);
+    const available = runtimeAvailability(provider, request.children);
+    runtime.push(available);
+    if (available.status !== true) {
+      return respond({}, [condition('Connected', 'Unknown', available.reason, 'the provider runtime is not available yet')], RUNTIME_STARTING_RESYNC);
+    }
   }
 
-  const calls = new DriverCalls(driver, label, deps.metrics, signal);
+  let driver: Driver;
+  try {
+    driver = await deps.registry.driverFor(target);
+  } catch (error) {
+    if (!isDriverError(error)) throw error;
+    const failure = reportDriverError(error, 'reaching the provider runtime');
+    const reason = error.code === 'Unsupported' ? 'ProviderUnavailable' : failure.reason;
+    return respond({}, [condition('Connected', false, reason, error.message)], retryDelaySeconds(previous, now, failure.retryable));
+  }
+
+  const calls = new DriverCalls(driver, `${target.namespace}/${target.name}`, deps.metrics, signal);
   const capabilities = CAPABILITIES.filter((capability) => driver.capabilities[capability]);
   try {
     const { version } = await calls.call('probe', (options) => driver.probe(options));
@@ -65,17 +115,17 @@ export async function syncProvider(
         used: formatBytes(datastore.usedBytes),
       })),
     };
+    const connected = `${driver.type} ${version}`;
     return respond(
       status,
-      [
-        { type: 'Ready', status: true, reason: 'Connected', message: `${driver.type} ${version}` },
-        { type: 'Connected', status: true, reason: 'Connected', message: `${driver.type} ${version}` },
-      ],
+      [condition('Connected', true, 'Connected', connected), condition('Authenticated', true, 'Authenticated', connected)],
       deps.steadyResyncSeconds,
     );
   } catch (error) {
     const failure = reportDriverError(error, 'probing the hypervisor');
-    const down = { status: false, reason: failure.reason, message: failure.message } as const;
-    return respond({ capabilities }, [{ type: 'Ready', ...down }, { type: 'Connected', ...down }], retryDelaySeconds(previous, now, failure.retryable));
+    const updates = isDriverError(error) && error.code === 'Unauthorized'
+      ? [condition('Connected', true, 'Reachable', 'the hypervisor answered'), condition('Authenticated', false, 'AuthenticationFailed', failure.message)]
+      : [condition('Connected', false, failure.reason, failure.message), condition('Authenticated', 'Unknown', failure.reason, 'not reached')];
+    return respond({ capabilities }, updates, retryDelaySeconds(previous, now, failure.retryable));
   }
 }

@@ -1,4 +1,5 @@
 // The hook server: Metacontroller webhooks for every controller, plus health and metrics.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -27,6 +28,10 @@ export interface ServerOptions {
   /** Time for all driver calls of one hook call; below Metacontroller's 10 s webhook timeout. */
   budgetMs?: number;
   steadyResyncSeconds?: number;
+  /** Bearer token Metacontroller must send (its webhook `authorization` setting); none: hooks are open. */
+  hookToken?: string;
+  /** Serve HTTPS with this key and certificate (PEM). */
+  tls?: { key: string | Buffer; cert: string | Buffer };
 }
 
 /** Keywords of our schemas that only the apiserver acts on; Ajv must know them to compile. */
@@ -60,6 +65,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   };
   const logger = options.logger ?? { level: 'info', redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } };
   const app = Fastify({
+    ...(options.tls ? { https: { key: options.tls.key, cert: options.tls.cert } } : {}),
     logger,
     // One line per hook call is logged by the handlers; Fastify's per-request lines would double it.
     logController: new LogController({ disableRequestLogging: true }),
@@ -81,6 +87,18 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     closing = true;
   });
   app.setErrorHandler(errorHandler);
+  if (options.hookToken !== undefined) {
+    const expected = createHash('sha256').update(options.hookToken).digest();
+    app.addHook('onRequest', async (request, reply) => {
+      if (!request.url.startsWith('/hooks/')) return;
+      const header = request.headers.authorization ?? '';
+      const given = createHash('sha256').update(header.startsWith('Bearer ') ? header.slice(7) : '').digest();
+      // Hashes have equal length, so the comparison takes the same time whatever was sent.
+      if (!timingSafeEqual(given, expected)) {
+        return reply.code(401).type('text/plain').send('missing or wrong bearer token');
+      }
+    });
+  }
   app.addHook('onResponse', async (request, reply) => {
     const { controller, hook } = request.routeOptions.config;
     if (!controller || !hook) return;

@@ -20,7 +20,7 @@ export class InProcessRegistry implements DriverRegistry {
     });
   }
 
-  driverFor(provider: ProviderTarget): Driver {
+  async driverFor(provider: ProviderTarget): Promise<Driver> {
     if (provider.type !== 'simulator') {
       throw new UnsupportedError(
         `the ${provider.type} driver is not part of this server; it runs in a provider runtime, which this version does not deploy yet`,

@@ -9,6 +9,16 @@ export interface HookService {
 
 export const DEFAULT_HOOK_SERVICE: HookService = { name: 'virtrigaud-hooks', namespace: 'virtrigaud-system', port: 80 };
 
+/** Children each controller manages; InPlace: Metacontroller updates them when the hook's answer changes. */
+const CHILDREN: Record<string, { apiVersion: string; resource: string }[]> = {
+  Provider: [
+    { apiVersion: 'apps/v1', resource: 'deployments' },
+    { apiVersion: 'v1', resource: 'services' },
+    { apiVersion: 'v1', resource: 'serviceaccounts' },
+    { apiVersion: 'v1', resource: 'secrets' },
+  ],
+};
+
 /** Which hooks each controller has; kinds not listed have a sync hook only. */
 const HOOKS: Record<string, { customize: boolean; finalize: boolean }> = {
   VirtualMachine: { customize: true, finalize: true },
@@ -35,6 +45,9 @@ export function compositeController(kind: KindDefinition, service: HookService =
     spec: {
       generateSelector: true,
       parentResource: { apiVersion: API_VERSION, resource: kind.plural },
+      ...(CHILDREN[kind.kind]
+        ? { childResources: CHILDREN[kind.kind]?.map((child) => ({ ...child, updateStrategy: { method: 'InPlace' } })) }
+        : {}),
       // A safety net only: hooks ask for their own resync through resyncAfterSeconds.
       resyncPeriodSeconds: 600,
       hooks: {

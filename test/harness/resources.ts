@@ -14,6 +14,9 @@ const BUILT_IN: ResourceType[] = [
   { apiVersion: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true, hasStatusSubresource: false },
   { apiVersion: 'v1', resource: 'configmaps', kind: 'ConfigMap', namespaced: true, hasStatusSubresource: false },
   { apiVersion: 'v1', resource: 'namespaces', kind: 'Namespace', namespaced: false, hasStatusSubresource: true },
+  { apiVersion: 'v1', resource: 'services', kind: 'Service', namespaced: true, hasStatusSubresource: true },
+  { apiVersion: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true, hasStatusSubresource: false },
+  { apiVersion: 'apps/v1', resource: 'deployments', kind: 'Deployment', namespaced: true, hasStatusSubresource: true },
 ];
 
 /** Plain-data path lookup for objects parsed from YAML. */

@@ -262,9 +262,19 @@ t.test('a Provider whose driver is not in this server says so', async (t) => {
   const { app } = testServer();
   t.teardown(() => app.close());
   const body = exampleBody('provider-sync');
-  body.parent.spec = { type: 'proxmox', endpoint: 'https://pve.example.com:8006', runtime: { mode: 'Remote' } };
+  body.parent.spec = { type: 'proxmox', endpoint: 'https://pve.example.com:8006', runtime: { mode: 'InProcess' } };
   const json = (await post(app, '/hooks/provider/sync', body)).json();
   t.match(json['status']['conditions'][0], { type: 'Ready', status: 'False', reason: 'ProviderUnavailable' });
+  t.same(json['children'], []);
+});
+
+t.test('a Remote Provider needs the runtime token secret, and says so', async (t) => {
+  const { app } = testServer();
+  t.teardown(() => app.close());
+  const body = exampleBody('provider-sync');
+  body.parent.spec = { type: 'proxmox', endpoint: 'https://pve.example.com:8006', runtime: { mode: 'Remote' } };
+  const json = (await post(app, '/hooks/provider/sync', body)).json();
+  t.match(json['status']['conditions'][0], { type: 'Ready', status: 'False', reason: 'RuntimeNotConfigured' });
 });
 
 t.test('VMClass, VMImage and VMNetworkAttachment hooks publish Ready', async (t) => {

@@ -17,10 +17,11 @@ async function proxmoxLifecycle(t: Test, options: FakePveOptions = {}) {
   const env = await lifecycle(t, {
     clock,
     registry: (simulators) => ({
-      driverFor: (provider) => (provider.type === 'proxmox' ? driver : simulators.driverFor(provider)),
+      driverFor: async (provider) => (provider.type === 'proxmox' ? driver : simulators.driverFor(provider)),
     }),
   });
-  await env.basics({ cpus: 2, memory: '2Gi' }, { type: 'proxmox', endpoint: pve.url, runtime: { mode: 'Remote' } });
+  // InProcess: this test's registry serves the driver directly; production runs it in a provider runtime.
+  await env.basics({ cpus: 2, memory: '2Gi' }, { type: 'proxmox', endpoint: pve.url, runtime: { mode: 'InProcess' } });
   const ours = () => pve.vms().filter((vm) => String(vm.tags ?? '').includes('virtrigaud'));
   return { ...env, pve, ours };
 }

@@ -3,6 +3,7 @@ import {
   AGE_COLUMN,
   CommonStatusFields,
   LocalObjectReference,
+  Quantity,
   READY_COLUMN,
   REASON_COLUMN,
   ResourceObject,
@@ -21,6 +22,14 @@ export const RuntimeMode = StringEnum(['Remote', 'InProcess'] as const, {
 });
 export type RuntimeMode = Static<typeof RuntimeMode>;
 
+const ResourceAmounts = Type.Object(
+  {
+    cpu: Type.Optional(Type.String({ maxLength: 16, pattern: '^[0-9]+(\\.[0-9]+)?m?$' })),
+    memory: Type.Optional(Quantity),
+  },
+  { additionalProperties: false },
+);
+
 export const ProviderSpec = Type.Object(
   {
     type: ProviderType,
@@ -35,11 +44,27 @@ export const ProviderSpec = Type.Object(
       ...LocalObjectReference,
       description: 'Secret with the hypervisor credentials, mounted only into the provider runtime.',
     }),
+    allowedNamespaces: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 63, pattern: '^(\\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$' }), {
+        maxItems: 64,
+        description: 'Namespaces whose VirtualMachines may use this Provider besides its own; "*" admits all.',
+      }),
+    ),
     runtime: Type.Optional(
       Type.Object(
         {
           mode: Type.Optional(RuntimeMode),
           image: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+          replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, default: 1 })),
+          resources: Type.Optional(
+            Type.Object(
+              {
+                requests: Type.Optional(ResourceAmounts),
+                limits: Type.Optional(ResourceAmounts),
+              },
+              { additionalProperties: false, description: 'Requests and limits of the runtime container.' },
+            ),
+          ),
           service: Type.Optional(
             Type.Object(
               { port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 9090 })) },

@@ -47,9 +47,9 @@ export class VMHookContext {
     this.deleting = vm.metadata.deletionTimestamp !== undefined;
   }
 
-  driverFor(provider: ProviderTarget): { ok: true; driver: Driver } | { ok: false; reason: string; message: string } {
+  async driverFor(provider: ProviderTarget): Promise<{ ok: true; driver: Driver } | { ok: false; reason: string; message: string }> {
     try {
-      return { ok: true, driver: this.deps.registry.driverFor(provider) };
+      return { ok: true, driver: await this.deps.registry.driverFor(provider) };
     } catch (error) {
       if (!isDriverError(error)) throw error;
       return { ok: false, reason: 'ProviderUnavailable', message: `Provider ${provider.namespace}/${provider.name}: ${error.message}` };

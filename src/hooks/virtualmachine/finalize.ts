@@ -43,7 +43,7 @@ export async function finalizeVirtualMachine(
       resyncAfterSeconds: 30,
     }, false);
   }
-  const driver = context.driverFor(provider.provider);
+  const driver = await context.driverFor(provider.provider);
   if (!driver.ok) {
     return context.respond(undefined, deletingConditions(driver.reason, `cannot delete the VM: ${driver.message}`), { ...keep, resyncAfterSeconds: 60 }, false);
   }

@@ -15,6 +15,7 @@ import { previousConditions } from '../conditions.js';
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 60_000;
 export const DEFAULT_USERDATA_KEY = 'userdata';
+export const DEFAULT_RUNTIME_PORT = 9090;
 
 export interface ResolvedVM {
   identity: Identity;
@@ -52,18 +53,20 @@ export function resolveProvider(
 ): { ok: true; provider: ProviderTarget } | ({ ok: false } & Unresolved) {
   const namespace = vm.spec.providerRef.namespace ?? vm.metadata.namespace;
   const name = vm.spec.providerRef.name;
-  if (namespace !== vm.metadata.namespace) {
-    return {
-      ok: false,
-      reason: 'ProviderNotAllowed',
-      message: `Provider ${namespace}/${name} is in another namespace; this version only uses Providers in the VirtualMachine's own namespace`,
-    };
-  }
   const object = findObject(related, { apiVersion: API_VERSION, kind: 'Provider', namespace, name });
   if (!object) return { ok: false, reason: 'ProviderNotFound', message: `Provider ${namespace}/${name} not found` };
   const spec = object['spec'];
   if (!Value.Check(ProviderSpec, spec)) {
     return { ok: false, reason: 'ProviderInvalid', message: `Provider ${namespace}/${name} has an invalid spec` };
+  }
+  // Checked before anything else is read from it: a Provider of another team's namespace is not ours to use.
+  const allowed = spec.allowedNamespaces ?? [];
+  if (namespace !== vm.metadata.namespace && !allowed.includes('*') && !allowed.includes(vm.metadata.namespace ?? '')) {
+    return {
+      ok: false,
+      reason: 'ProviderNotAllowed',
+      message: `Provider ${namespace}/${name} does not admit namespace ${vm.metadata.namespace ?? ''} (spec.allowedNamespaces)`,
+    };
   }
   const ready = previousConditions(object['status'] as Record<string, unknown> | undefined).find((c) => c.type === 'Ready');
   if (options.requireReady && ready?.status !== 'True') {
@@ -79,7 +82,9 @@ export function providerTarget(provider: ProviderObject): ProviderTarget {
     name: provider.metadata.name,
     type: provider.spec.type,
     mode: provider.spec.runtime?.mode ?? (provider.spec.type === 'simulator' ? 'InProcess' : 'Remote'),
+    port: provider.spec.runtime?.service?.port ?? DEFAULT_RUNTIME_PORT,
   };
+  if (provider.metadata.uid !== undefined) target.uid = provider.metadata.uid;
   if (provider.spec.endpoint !== undefined) target.endpoint = provider.spec.endpoint;
   return target;
 }

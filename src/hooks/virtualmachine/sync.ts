@@ -25,7 +25,7 @@ export async function syncVirtualMachine(
 
   const providerResult = resolveProvider(vm, request.related);
   if (!providerResult.ok) return context.unobserved(providerResult.reason, providerResult.message);
-  const driver = context.driverFor(providerResult.provider);
+  const driver = await context.driverFor(providerResult.provider);
   if (!driver.ok) return context.unobserved(driver.reason, driver.message);
   const calls = context.calls(driver.driver, providerResult.provider);
 

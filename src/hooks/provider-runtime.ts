@@ -1,0 +1,146 @@
+// The children of a Remote Provider: the runtime that holds its credentials. Metacontroller
+// creates and updates them (InPlace); the hook server only describes them and never sees a
+// credential: the user's Secret is referenced by name, read by the kubelet into the runtime pod.
+import type { ProviderObject } from '../contracts/crds/provider.js';
+import type { KubeObject } from '../contracts/metacontroller.js';
+import { providerRuntimeName, providerRuntimeToken } from '../contracts/provider-token.js';
+import { DEFAULT_RUNTIME_PORT } from './virtualmachine/resolve.js';
+
+export interface RuntimeSettings {
+  /** Image when the Provider names none: this server's own. */
+  defaultImage: string;
+  /** Secret the per-Provider runtime tokens are derived from. */
+  tokenSecret: string;
+}
+
+const TOKEN_DIR = '/var/run/virtrigaud/token';
+const CREDENTIALS_DIR = '/var/run/virtrigaud/credentials';
+
+/** Credential keys the seed documents per provider type, as the environment variables the runtime reads. */
+const CREDENTIAL_ENV: Record<string, [env: string, key: string][]> = {
+  proxmox: [
+    ['PVE_TOKEN_ID', 'token_id'],
+    ['PVE_TOKEN_SECRET', 'token_secret'],
+    ['PVE_USERNAME', 'username'],
+    ['PVE_PASSWORD', 'password'],
+    ['PVE_CA_BUNDLE', 'ca.crt'],
+  ],
+  vsphere: [
+    ['VSPHERE_USERNAME', 'username'],
+    ['VSPHERE_PASSWORD', 'password'],
+  ],
+  libvirt: [['LIBVIRT_USERNAME', 'username']],
+};
+
+const ENDPOINT_ENV: Record<string, string> = { proxmox: 'PVE_ENDPOINT', vsphere: 'VSPHERE_ENDPOINT', libvirt: 'LIBVIRT_URI' };
+
+export function runtimeLabels(provider: ProviderObject): Record<string, string> {
+  return {
+    'app.kubernetes.io/name': 'virtrigaud-provider',
+    'app.kubernetes.io/instance': provider.metadata.name,
+    'app.kubernetes.io/component': 'provider-runtime',
+    'app.kubernetes.io/part-of': 'virtrigaud',
+  };
+}
+
+export function runtimeChildren(provider: ProviderObject, settings: RuntimeSettings): KubeObject[] {
+  const name = providerRuntimeName(provider.metadata);
+  const namespace = provider.metadata.namespace ?? '';
+  const labels = runtimeLabels(provider);
+  const spec = provider.spec;
+  const port = spec.runtime?.service?.port ?? DEFAULT_RUNTIME_PORT;
+  const token = providerRuntimeToken(settings.tokenSecret, { namespace, name: provider.metadata.name, ...(provider.metadata.uid ? { uid: provider.metadata.uid } : {}) });
+  const credentials = spec.credentialSecretRef?.name;
+
+  const env: Record<string, unknown>[] = [
+    { name: 'PROVIDER_TYPE', value: spec.type },
+    { name: 'PORT', value: String(port) },
+    { name: 'PROVIDER_TOKEN_FILE', value: `${TOKEN_DIR}/token` },
+  ];
+  const endpointEnv = ENDPOINT_ENV[spec.type];
+  if (endpointEnv && spec.endpoint) env.push({ name: endpointEnv, value: spec.endpoint });
+  if (credentials) {
+    for (const [variable, key] of CREDENTIAL_ENV[spec.type] ?? []) {
+      env.push({ name: variable, valueFrom: { secretKeyRef: { name: credentials, key, optional: true } } });
+    }
+    env.push({ name: 'PROVIDER_CREDENTIALS_DIR', value: CREDENTIALS_DIR });
+  }
+  for (const entry of spec.runtime?.env ?? []) {
+    const index = env.findIndex((existing) => existing['name'] === entry.name);
+    const value = { name: entry.name, value: entry.value ?? '' };
+    if (index >= 0) env[index] = value;
+    else env.push(value);
+  }
+
+  const volumes: Record<string, unknown>[] = [
+    { name: 'token', secret: { secretName: `${name}-token`, defaultMode: 0o440 } },
+    { name: 'tmp', emptyDir: {} },
+  ];
+  const mounts: Record<string, unknown>[] = [
+    { name: 'token', mountPath: TOKEN_DIR, readOnly: true },
+    { name: 'tmp', mountPath: '/tmp' },
+  ];
+  if (credentials) {
+    volumes.push({ name: 'credentials', secret: { secretName: credentials, defaultMode: 0o440 } });
+    mounts.push({ name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true });
+  }
+  const resources = spec.runtime?.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } };
+
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name, namespace, labels },
+      // The runtime talks to its hypervisor, never to the Kubernetes API.
+      automountServiceAccountToken: false,
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: `${name}-token`, namespace, labels },
+      type: 'Opaque',
+      data: { token: Buffer.from(token).toString('base64') },
+    },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name, namespace, labels },
+      spec: {
+        replicas: spec.runtime?.replicas ?? 1,
+        selector: { matchLabels: { 'app.kubernetes.io/instance': provider.metadata.name, 'app.kubernetes.io/component': 'provider-runtime' } },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: name,
+            automountServiceAccountToken: false,
+            securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+            containers: [
+              {
+                name: 'provider',
+                image: spec.runtime?.image ?? settings.defaultImage,
+                args: ['provider'],
+                ports: [{ name: 'http', containerPort: port }],
+                env,
+                volumeMounts: mounts,
+                resources,
+                readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 10 },
+                livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 20 },
+                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              },
+            ],
+            volumes,
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace, labels },
+      spec: {
+        selector: { 'app.kubernetes.io/instance': provider.metadata.name, 'app.kubernetes.io/component': 'provider-runtime' },
+        ports: [{ name: 'http', port, targetPort: 'http' }],
+      },
+    },
+  ].map((child) => child as unknown as KubeObject);
+}
