@@ -60,7 +60,7 @@ export async function syncProvider(
   let children: KubeObject[] = [];
   const runtime: ConditionUpdate[] = [];
   const respond = (status: ProviderStatus, updates: ConditionUpdate[], resyncAfterSeconds: number): SyncResponse => {
-    const all = [...updates, ...runtime];
+    const all = [...runtime, ...updates];
     const failing = all.find((update) => update.status !== true);
     const ready = failing
       ? condition('Ready', false, failing.reason, failing.message)

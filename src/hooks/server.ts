@@ -14,6 +14,7 @@ import { CustomizeRequest, SyncRequest } from '../contracts/metacontroller.js';
 import { syncVMClass, syncVMImage, syncVMNetworkAttachment } from './catalog.js';
 import { HookMetrics } from './metrics.js';
 import { syncProvider } from './provider.js';
+import type { RuntimeSettings } from './provider-runtime.js';
 import type { VMHookDeps } from './virtualmachine/context.js';
 import { customizeVirtualMachine } from './virtualmachine/customize.js';
 import { finalizeVirtualMachine } from './virtualmachine/finalize.js';
@@ -30,6 +31,8 @@ export interface ServerOptions {
   steadyResyncSeconds?: number;
   /** Bearer token Metacontroller must send (its webhook `authorization` setting); none: hooks are open. */
   hookToken?: string;
+  /** How Remote Providers' runtimes are deployed; without it they report RuntimeNotConfigured. */
+  runtime?: RuntimeSettings;
   /** Serve HTTPS with this key and certificate (PEM). */
   tls?: { key: string | Buffer; cert: string | Buffer };
 }
@@ -152,7 +155,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.post(
     '/hooks/provider/sync',
     { schema: { body: SyncRequest(ProviderObject) }, ...config('provider', 'sync') },
-    async (request) => withDeadline(deps.budgetMs, (signal) => syncProvider(request.body, deps, signal)),
+    async (request) =>
+      withDeadline(deps.budgetMs, (signal) => syncProvider(request.body, { ...deps, ...(options.runtime ? { runtime: options.runtime } : {}) }, signal)),
   );
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -1,13 +1,21 @@
 import { Writable } from 'node:stream';
 import type { DriverRegistry } from '../../src/contracts/driver.js';
 import { buildServer } from '../../src/hooks/server.js';
+import type { RuntimeSettings } from '../../src/hooks/provider-runtime.js';
 import { InProcessRegistry } from '../../src/hypervisors/registry.js';
 import { SimulatedHypervisor, type SimulatorOptions } from '../../src/hypervisors/simulator/index.js';
 import { FakeClock } from './clock.js';
 
 /** A hook server wired to one simulator world and a fake clock, with its log lines captured. */
 export function testServer(
-  options: { simulator?: SimulatorOptions; clock?: FakeClock; budgetMs?: number; registry?: (simulator: InProcessRegistry) => DriverRegistry } = {},
+  options: {
+    simulator?: SimulatorOptions;
+    clock?: FakeClock;
+    budgetMs?: number;
+    registry?: (simulator: InProcessRegistry) => DriverRegistry;
+    runtime?: RuntimeSettings;
+    hookToken?: string;
+  } = {},
 ) {
   const clock = options.clock ?? new FakeClock();
   const world = new SimulatedHypervisor({ clock, ...options.simulator });
@@ -23,6 +31,8 @@ export function testServer(
     registry: options.registry ? options.registry(simulators) : simulators,
     clock,
     budgetMs: options.budgetMs ?? 2000,
+    ...(options.runtime ? { runtime: options.runtime } : {}),
+    ...(options.hookToken !== undefined ? { hookToken: options.hookToken } : {}),
     logger: { level: 'debug', stream },
   });
   return { app, world, clock, logs };
