@@ -5,7 +5,7 @@
 import Fastify from 'fastify';
 import { Pool } from 'undici';
 import { buildServer } from '../src/hooks/server.js';
-import { InProcessRegistry } from '../src/hypervisors/registry.js';
+import { ProviderRegistry } from '../src/hypervisors/registry.js';
 import { SimulatedHypervisor } from '../src/hypervisors/simulator/index.js';
 import { isReady, percentile, post, vmBody, type SyncBody } from './common.js';
 
@@ -39,7 +39,7 @@ async function measure(pool: Pool, path: string, bodies: SyncBody[], concurrency
 async function main(): Promise<void> {
   const durations = { create: 0, clone: 0, powerOn: 0, powerOff: 0, shutdown: 0, reboot: 0, reconfigure: 0, resizeDisk: 0, delete: 0, snapshot: 0, boot: 0 };
   const world = new SimulatedHypervisor({ durations, hosts: [{ name: 'sim-host-1', cpus: 4096, memoryBytes: 2 ** 50 }] });
-  const hooks = buildServer({ registry: new InProcessRegistry(() => world), logger: false });
+  const hooks = buildServer({ registry: new ProviderRegistry(() => world), logger: false });
   const bare = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024 });
   bare.post('/sync', async () => ({ status: {}, children: [] }));
   const hooksURL = await hooks.listen({ port: 0, host: '127.0.0.1' });

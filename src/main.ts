@@ -1,41 +1,127 @@
-// Entry point. `serve`: the hook server with the embedded simulator (npm start).
+// Entry point. `serve`: the hook server with the embedded simulator (npm start). `provider`: one
+// Provider's runtime, serving its Driver over HTTP to the hook server (src/hypervisors/remote).
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Driver } from './contracts/driver.js';
 import { REDACTED_LOG_PATHS, buildServer } from './hooks/server.js';
-import { InProcessRegistry } from './hypervisors/registry.js';
+import { proxmoxDriverFromEnv } from './hypervisors/proxmox/index.js';
+import { ProviderRegistry } from './hypervisors/registry.js';
+import { buildProviderRuntime } from './hypervisors/remote/index.js';
+import { SimulatedHypervisor, SimulatorDriver } from './hypervisors/simulator/index.js';
 
 function usage(): never {
-  console.error('usage: node dist/main.js serve   (env: PORT=8080, HOST=0.0.0.0, LOG_LEVEL=info)');
+  console.error(
+    [
+      'usage: node dist/main.js serve      (env: PORT=8080, HOST=0.0.0.0, LOG_LEVEL=info, HOOK_TOKEN_FILE, PROVIDER_TOKEN_SECRET_FILE,',
+      '                                      RUNTIME_IMAGE, TLS_CERT_FILE + TLS_KEY_FILE)',
+      '       node dist/main.js provider   (env: PROVIDER_TYPE=simulator|proxmox, PROVIDER_TOKEN_FILE, PORT=9090, HOST=0.0.0.0, LOG_LEVEL=info, PVE_*)',
+    ].join('\n'),
+  );
   process.exit(2);
 }
 
-async function serve(): Promise<void> {
-  const port = Number(process.env['PORT'] ?? 8080);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error(`PORT must be a port number, not "${process.env['PORT']}"`);
-    process.exit(2);
-  }
-  const host = process.env['HOST'] ?? '0.0.0.0';
-  const app = buildServer({
-    registry: InProcessRegistry.withSimulators(),
-    logger: { level: process.env['LOG_LEVEL'] ?? 'info', redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } },
-  });
+/** Prints one line and exits: a runtime that cannot work says why at startup. */
+function refuse(message: string, code = 1): never {
+  console.error(message);
+  process.exit(code);
+}
+
+function listenAddress(defaultPort: number): { port: number; host: string } {
+  const port = Number(process.env['PORT'] ?? defaultPort);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) refuse(`PORT must be a port number, not "${process.env['PORT']}"`, 2);
+  return { port, host: process.env['HOST'] ?? '0.0.0.0' };
+}
+
+function logger() {
+  return { level: process.env['LOG_LEVEL'] ?? 'info', redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } };
+}
+
+async function run(app: FastifyInstance, address: { port: number; host: string }, cleanup: () => Promise<void> = async () => {}): Promise<void> {
   const shutdown = (signal: string) => {
     app.log.info({ signal }, 'shutting down');
-    app.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    app
+      .close()
+      .then(cleanup)
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
-  await app.listen({ port, host });
+  await app.listen(address);
 }
 
-const [command = 'serve'] = process.argv.slice(2);
-if (command === 'serve') {
-  serve().catch((error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  });
-} else {
-  usage();
+/** A secret read from the file an environment variable names, or undefined when the variable is unset. */
+function optionalSecretFile(variable: string): string | undefined {
+  const file = process.env[variable];
+  if (file === undefined || file === '') return undefined;
+  return readSecretFile(variable, file);
 }
+
+async function serve(): Promise<void> {
+  const address = listenAddress(8080);
+  const hookToken = optionalSecretFile('HOOK_TOKEN_FILE');
+  const tokenSecret = optionalSecretFile('PROVIDER_TOKEN_SECRET_FILE');
+  const certFile = process.env['TLS_CERT_FILE'];
+  const keyFile = process.env['TLS_KEY_FILE'];
+  if ((certFile === undefined) !== (keyFile === undefined)) refuse('TLS_CERT_FILE and TLS_KEY_FILE go together');
+  const registry = ProviderRegistry.withSimulators({}, tokenSecret === undefined ? undefined : { tokenSecret });
+  const app = buildServer({
+    registry,
+    logger: logger(),
+    ...(hookToken === undefined ? {} : { hookToken }),
+    ...(tokenSecret === undefined
+      ? {}
+      : { runtime: { tokenSecret, defaultImage: process.env['RUNTIME_IMAGE'] ?? 'ghcr.io/virtrigaud/virtrigaud-ts:0.1.0' } }),
+    ...(certFile && keyFile ? { tls: { cert: readFileSync(certFile), key: readFileSync(keyFile) } } : {}),
+  });
+  await run(app, address, () => registry.close());
+}
+
+function readToken(): string {
+  const file = process.env['PROVIDER_TOKEN_FILE'];
+  if (file === undefined || file === '') refuse('PROVIDER_TOKEN_FILE is required: the runtime never serves without a token');
+  return readSecretFile('PROVIDER_TOKEN_FILE', file);
+}
+
+function readSecretFile(variable: string, file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    refuse(`${variable} ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (token === '') refuse(`${variable} ${file} is empty`);
+  return token;
+}
+
+function providerDriver(): Driver & { close?: () => Promise<void> } {
+  const type = process.env['PROVIDER_TYPE'];
+  if (type === 'simulator') return new SimulatorDriver(new SimulatedHypervisor());
+  if (type !== 'proxmox') refuse(`PROVIDER_TYPE must be simulator or proxmox, not "${type ?? ''}"`);
+  try {
+    return proxmoxDriverFromEnv(process.env);
+  } catch (error) {
+    // The provider guide's format; config errors name variables, never secret values.
+    refuse(`Failed to create PVE client error="${error instanceof Error ? error.message : String(error)}"`);
+  }
+}
+
+async function provider(): Promise<void> {
+  const token = readToken();
+  const address = listenAddress(9090);
+  const driver = providerDriver();
+  const app = buildProviderRuntime({ driver, token, logger: logger() });
+  app.log.info({ type: driver.type }, 'provider runtime starting');
+  await run(app, address, async () => driver.close?.());
+}
+
+const commands: Record<string, () => Promise<void>> = { serve, provider };
+const [command = 'serve'] = process.argv.slice(2);
+const start = commands[command];
+if (start === undefined) usage();
+start().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -14,7 +14,6 @@ export interface RuntimeSettings {
 }
 
 const TOKEN_DIR = '/var/run/virtrigaud/token';
-const CREDENTIALS_DIR = '/var/run/virtrigaud/credentials';
 
 /** Credential keys the seed documents per provider type, as the environment variables the runtime reads. */
 const CREDENTIAL_ENV: Record<string, [env: string, key: string][]> = {
@@ -63,7 +62,6 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
     for (const [variable, key] of CREDENTIAL_ENV[spec.type] ?? []) {
       env.push({ name: variable, valueFrom: { secretKeyRef: { name: credentials, key, optional: true } } });
     }
-    env.push({ name: 'PROVIDER_CREDENTIALS_DIR', value: CREDENTIALS_DIR });
   }
   for (const entry of spec.runtime?.env ?? []) {
     const index = env.findIndex((existing) => existing['name'] === entry.name);
@@ -80,10 +78,6 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
     { name: 'token', mountPath: TOKEN_DIR, readOnly: true },
     { name: 'tmp', mountPath: '/tmp' },
   ];
-  if (credentials) {
-    volumes.push({ name: 'credentials', secret: { secretName: credentials, defaultMode: 0o440 } });
-    mounts.push({ name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true });
-  }
   const resources = spec.runtime?.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } };
 
   return [

@@ -6,7 +6,8 @@ import { parse } from 'yaml';
 import type { Test } from 'tap';
 import { FakeCluster, MetacontrollerStandIn, type KubeObject, type ObjectValidator, type StatusPruner } from '../harness/index.js';
 import type { DriverRegistry } from '../../src/contracts/driver.js';
-import type { InProcessRegistry } from '../../src/hypervisors/registry.js';
+import type { RuntimeSettings } from '../../src/hooks/provider-runtime.js';
+import type { ProviderRegistry } from '../../src/hypervisors/registry.js';
 import type { SimulatorOptions } from '../../src/hypervisors/simulator/index.js';
 import { FakeClock } from './clock.js';
 import { loadCrdValidators } from './crd-validator.js';
@@ -35,8 +36,9 @@ export async function lifecycle(
   options: {
     simulator?: SimulatorOptions;
     keyStyle?: 'v1' | 'v2';
-    registry?: (simulator: InProcessRegistry) => DriverRegistry;
+    registry?: (simulator: ProviderRegistry) => DriverRegistry;
     clock?: FakeClock;
+    runtime?: RuntimeSettings;
   } = {},
 ) {
   const clock = options.clock ?? new FakeClock();
@@ -44,6 +46,7 @@ export async function lifecycle(
     clock,
     ...(options.simulator ? { simulator: options.simulator } : {}),
     ...(options.registry ? { registry: options.registry } : {}),
+    ...(options.runtime ? { runtime: options.runtime } : {}),
   });
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   const validators = new Map<string, ObjectValidator>();

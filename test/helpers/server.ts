@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import type { DriverRegistry } from '../../src/contracts/driver.js';
 import { buildServer } from '../../src/hooks/server.js';
 import type { RuntimeSettings } from '../../src/hooks/provider-runtime.js';
-import { InProcessRegistry } from '../../src/hypervisors/registry.js';
+import { ProviderRegistry } from '../../src/hypervisors/registry.js';
 import { SimulatedHypervisor, type SimulatorOptions } from '../../src/hypervisors/simulator/index.js';
 import { FakeClock } from './clock.js';
 
@@ -12,7 +12,7 @@ export function testServer(
     simulator?: SimulatorOptions;
     clock?: FakeClock;
     budgetMs?: number;
-    registry?: (simulator: InProcessRegistry) => DriverRegistry;
+    registry?: (simulator: ProviderRegistry) => DriverRegistry;
     runtime?: RuntimeSettings;
     hookToken?: string;
   } = {},
@@ -26,7 +26,7 @@ export function testServer(
       done();
     },
   });
-  const simulators = new InProcessRegistry(() => world);
+  const simulators = new ProviderRegistry(() => world);
   const app = buildServer({
     registry: options.registry ? options.registry(simulators) : simulators,
     clock,

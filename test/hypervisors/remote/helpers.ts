@@ -1,0 +1,65 @@
+// A provider runtime around a simulator on 127.0.0.1:0 and a RemoteDriver connected to it.
+import { Writable } from 'node:stream';
+import type { Test } from 'tap';
+import type { CreateSpec, Driver, Identity } from '../../../src/contracts/driver.js';
+import { GiB } from '../../../src/contracts/quantity.js';
+import { ProviderRuntimeMetrics, RemoteDriver, buildProviderRuntime, type ReadinessOptions } from '../../../src/hypervisors/remote/index.js';
+import { SimulatedHypervisor, SimulatorDriver } from '../../../src/hypervisors/simulator/index.js';
+import { FakeClock } from '../../helpers/clock.js';
+
+export const TOKEN = 'a-runtime-token-0123456789abcdef';
+
+export interface RuntimeUnderTest {
+  url: string;
+  clock: FakeClock;
+  hypervisor: SimulatedHypervisor;
+  app: ReturnType<typeof buildProviderRuntime>;
+  logs: string[];
+  close(): Promise<void>;
+}
+
+/** Starts a runtime serving `driver` (default: a simulator on a fake clock); the caller closes it. */
+export async function startRuntime(options: { driver?: (hypervisor: SimulatedHypervisor) => Driver; readiness?: ReadinessOptions } = {}): Promise<RuntimeUnderTest> {
+  const clock = new FakeClock();
+  const hypervisor = new SimulatedHypervisor({ clock });
+  const logs: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logs.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  const app = buildProviderRuntime({
+    driver: options.driver ? options.driver(hypervisor) : new SimulatorDriver(hypervisor),
+    token: TOKEN,
+    logger: { level: 'debug', stream },
+    metrics: new ProviderRuntimeMetrics({ processMetrics: false }),
+    ...(options.readiness ? { readiness: options.readiness } : {}),
+  });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  return { url, clock, hypervisor, app, logs, close: () => app.close() };
+}
+
+/** A runtime and a RemoteDriver to it, both closed when the test ends. */
+export async function remoteSetup(t: Test, options: Parameters<typeof startRuntime>[0] = {}) {
+  const runtime = await startRuntime(options);
+  t.teardown(() => runtime.close());
+  const driver = await RemoteDriver.connect(runtime.url, TOKEN);
+  t.teardown(() => driver.close());
+  return { ...runtime, driver };
+}
+
+export function simulatorSpec(name: string, owner: Identity): CreateSpec {
+  return {
+    name,
+    owner,
+    cpus: 2,
+    memoryBytes: 2 * GiB,
+    features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
+    image: { kind: 'template', ref: 'ubuntu-22-template', fullClone: true },
+    disks: [],
+    storage: { provisioning: 'thin' },
+    nics: [{ name: 'lan' }],
+    placement: {},
+  };
+}
