@@ -31,6 +31,7 @@ async function remoteLifecycle(t: Test, runtimeToken?: (uid: string) => string) 
   const runtime = buildProviderRuntime({ driver: new SimulatorDriver(world), token, logger: false });
   runtimeURL = await runtime.listen({ port: 0, host: '127.0.0.1' });
   t.teardown(() => runtime.close());
+  const stopRuntime = () => runtime.close();
 
   await env.metacontroller.settle(() => env.cluster.get('apps/v1', 'Deployment', 'default', 'virtrigaud-provider-remote-sim') !== undefined);
   // What the kubelet and the Deployment controller would do once the pod is ready.
@@ -39,7 +40,7 @@ async function remoteLifecycle(t: Test, runtimeToken?: (uid: string) => string) 
     observedGeneration: deployment?.metadata.generation ?? 1,
     availableReplicas: 1,
   });
-  return { ...env, world, uid };
+  return { ...env, world, uid, stopRuntime };
 }
 
 t.test('a Remote Provider becomes Ready through its runtime, and a VM reconciles through it', async (t) => {
@@ -67,11 +68,46 @@ t.test('a Remote Provider becomes Ready through its runtime, and a VM reconciles
   t.equal(env.world.listVMs().length, 0);
 });
 
-t.test('a runtime holding another token refuses the hook server, and the Provider says it is not authenticated', async (t) => {
+t.test('a runtime holding another token refuses the hook server; the Provider says so and its VMs wait', async (t) => {
   const env = await remoteLifecycle(t, () => 'some-other-token');
   await env.metacontroller.settle(() =>
     JSON.stringify(env.get('Provider', 'remote-sim')?.['status'] ?? {}).includes('"reason":"Unauthorized"'),
   );
   t.match(env.get('Provider', 'remote-sim')?.['status'], { conditions: [{ type: 'Ready', status: 'False', reason: 'Unauthorized' }] });
+  env.cluster.create({ apiVersion: API, kind: 'VMClass', metadata: { name: 'small', namespace: 'default' }, spec: { cpus: 2, memory: '4Gi' } });
+  env.cluster.create({ apiVersion: API, kind: 'VMImage', metadata: { name: 'ubuntu-22', namespace: 'default' }, spec: { source: 'ubuntu-22-template' } });
+  env.createVM('web', { providerRef: { name: 'remote-sim' } });
+  await env.metacontroller.settle(() => env.condition('Ready')?.reason === 'ProviderNotReady');
+  t.equal(env.world.callCount('create'), 0, 'no VM without a working runtime');
   t.equal(env.world.callCount('probe'), 0, 'the runtime never called its driver');
+});
+
+t.test('a runtime that goes down shows as not Connected', async (t) => {
+  const env = await remoteLifecycle(t);
+  await env.metacontroller.settle(() => JSON.stringify(env.get('Provider', 'remote-sim')?.['status'] ?? {}).includes('"reason":"Connected"'));
+  await env.stopRuntime();
+  await env.metacontroller.advance(61_000);
+  await env.metacontroller.settle(() => JSON.stringify(env.get('Provider', 'remote-sim')?.['status'] ?? {}).includes('"reason":"HypervisorUnreachable"'));
+  t.match(env.get('Provider', 'remote-sim')?.['status'], { conditions: [{ type: 'Ready', status: 'False', reason: 'HypervisorUnreachable' }] });
+});
+
+t.test('a Provider spec change updates its runtime, and deleting the Provider removes it', async (t) => {
+  const env = await remoteLifecycle(t);
+  const image = () =>
+    (env.cluster.get('apps/v1', 'Deployment', 'default', 'virtrigaud-provider-remote-sim')?.['spec'] as { template: { spec: { containers: { image: string }[] } } })
+      .template.spec.containers[0]?.image;
+  t.equal(image(), 'registry.example/virtrigaud:test');
+  env.cluster.patchSpec(API, 'Provider', 'default', 'remote-sim', { runtime: { mode: 'Remote', image: 'registry.example/virtrigaud:next', replicas: 2 } });
+  await env.metacontroller.settle(() => image() === 'registry.example/virtrigaud:next');
+  t.equal((env.cluster.get('apps/v1', 'Deployment', 'default', 'virtrigaud-provider-remote-sim')?.['spec'] as { replicas: number }).replicas, 2);
+  env.cluster.delete(API, 'Provider', 'default', 'remote-sim');
+  await env.metacontroller.settle(() => env.get('Provider', 'remote-sim') === undefined);
+  for (const [apiVersion, kind, name] of [
+    ['apps/v1', 'Deployment', 'virtrigaud-provider-remote-sim'],
+    ['v1', 'Service', 'virtrigaud-provider-remote-sim'],
+    ['v1', 'ServiceAccount', 'virtrigaud-provider-remote-sim'],
+    ['v1', 'Secret', 'virtrigaud-provider-remote-sim-token'],
+  ] as const) {
+    t.equal(env.cluster.get(apiVersion, kind, 'default', name), undefined, `${kind} removed with the Provider`);
+  }
 });
