@@ -1,6 +1,7 @@
 // The children of a Remote Provider: the runtime that holds its credentials. Metacontroller
 // creates and updates them (InPlace); the hook server only describes them and never sees a
 // credential: the user's Secret is referenced by name, read by the kubelet into the runtime pod.
+import { createHash } from 'node:crypto';
 import type { ProviderObject } from '../contracts/crds/provider.js';
 import type { KubeObject } from '../contracts/metacontroller.js';
 import { providerRuntimeName, providerRuntimeToken } from '../contracts/provider-token.js';
@@ -103,7 +104,9 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
         replicas: spec.runtime?.replicas ?? 1,
         selector: { matchLabels: { 'app.kubernetes.io/instance': provider.metadata.name, 'app.kubernetes.io/component': 'provider-runtime' } },
         template: {
-          metadata: { labels },
+          // The runtime reads its token at start: a new token (a rotated hook secret, a re-created
+          // Provider) must change the pod template so Kubernetes rolls the runtime.
+          metadata: { labels, annotations: { 'virtrigaud.io/token-checksum': createHash('sha256').update(token).digest('hex').slice(0, 16) } },
           spec: {
             serviceAccountName: name,
             automountServiceAccountToken: false,

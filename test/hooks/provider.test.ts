@@ -54,6 +54,8 @@ t.test('a Remote Provider gets its runtime: ServiceAccount without API access, t
   t.equal(env['PORT']['value'], '9443');
   t.equal(byKind['Service']['spec']['ports'][0]['port'], 9443);
   t.notMatch(JSON.stringify(json), 'master-secret-for-tests', 'the master secret never leaves the hook server');
+  t.notMatch(JSON.stringify(byKind['Deployment']), token, 'the Deployment carries no token, only its checksum');
+  t.match(byKind['Deployment']['spec']['template']['metadata']['annotations'], { 'virtrigaud.io/token-checksum': /^[0-9a-f]{16}$/ });
 
   t.match(json['status']['conditions'], [{ type: 'Ready', status: 'False', reason: 'RuntimeCreating' }]);
   t.ok(json['resyncAfterSeconds'] > 0);
