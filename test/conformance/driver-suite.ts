@@ -11,6 +11,23 @@ import {
 } from '../../src/contracts/driver.js';
 import { GiB } from '../../src/contracts/quantity.js';
 
+/** A small VM from the `ubuntu-22-template` template on a `lan` NIC: every test hypervisor has both. */
+export function basicSpec(name: string, owner: Identity, overrides: Partial<CreateSpec> = {}): CreateSpec {
+  return {
+    name,
+    owner,
+    cpus: 2,
+    memoryBytes: 2 * GiB,
+    features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
+    image: { kind: 'template', ref: 'ubuntu-22-template', fullClone: true },
+    disks: [],
+    storage: { provisioning: 'thin' },
+    nics: [{ name: 'lan' }],
+    placement: {},
+    ...overrides,
+  };
+}
+
 export interface ConformanceTarget {
   driver: Driver;
   /** A create spec this hypervisor can fulfil: an existing template, network, storage. */

@@ -2,31 +2,17 @@
 // against the official schema: one whole VM life, then the shared Driver conformance suite.
 
 import t from 'tap';
-import type { CreateSpec, Driver, Identity, VMRef } from '../../../src/contracts/driver.js';
+import type { Driver, Identity, VMRef } from '../../../src/contracts/driver.js';
 import { GiB } from '../../../src/contracts/quantity.js';
 import { ProxmoxDriver } from '../../../src/hypervisors/proxmox/driver.js';
 import { proxmoxConfigFromEnv } from '../../../src/hypervisors/proxmox/config.js';
 import { FakePve } from '../../fakes/proxmox/index.js';
-import { driverConformance } from '../../conformance/driver-suite.js';
+import { basicSpec, driverConformance } from '../../conformance/driver-suite.js';
 
 const FAST = { taskDurationMs: 40, bootMs: 80 };
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq0b3BlcmF0b3Ita2V5LWZvci10ZXN0aW5nLW9ubHk operator@k8s';
 
-function specFor(name: string, owner: Identity, overrides: Partial<CreateSpec> = {}): CreateSpec {
-  return {
-    name,
-    owner,
-    cpus: 2,
-    memoryBytes: 2 * GiB,
-    features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
-    image: { kind: 'template', ref: 'ubuntu-22-template', fullClone: true },
-    disks: [],
-    storage: { provisioning: 'thin' },
-    nics: [{ name: 'lan' }],
-    placement: {},
-    ...overrides,
-  };
-}
+const specFor = basicSpec;
 
 async function waitUntil(done: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

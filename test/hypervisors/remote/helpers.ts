@@ -2,9 +2,9 @@
 import { Writable } from 'node:stream';
 import type { Test } from 'tap';
 import type { CreateSpec, Driver, Identity } from '../../../src/contracts/driver.js';
-import { GiB } from '../../../src/contracts/quantity.js';
 import { ProviderRuntimeMetrics, RemoteDriver, buildProviderRuntime, type ReadinessOptions } from '../../../src/hypervisors/remote/index.js';
 import { SimulatedHypervisor, SimulatorDriver } from '../../../src/hypervisors/simulator/index.js';
+import { basicSpec } from '../../conformance/driver-suite.js';
 import { FakeClock } from '../../helpers/clock.js';
 
 export const TOKEN = 'a-runtime-token-0123456789abcdef';
@@ -49,17 +49,4 @@ export async function remoteSetup(t: Test, options: Parameters<typeof startRunti
   return { ...runtime, driver };
 }
 
-export function simulatorSpec(name: string, owner: Identity): CreateSpec {
-  return {
-    name,
-    owner,
-    cpus: 2,
-    memoryBytes: 2 * GiB,
-    features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
-    image: { kind: 'template', ref: 'ubuntu-22-template', fullClone: true },
-    disks: [],
-    storage: { provisioning: 'thin' },
-    nics: [{ name: 'lan' }],
-    placement: {},
-  };
-}
+export const simulatorSpec = (name: string, owner: Identity): CreateSpec => basicSpec(name, owner);
