@@ -116,3 +116,11 @@ t.test('a VirtualMachine may use a Provider of another namespace only when it ad
   const admitted = await app.inject({ method: 'POST', url: '/hooks/virtualmachine/sync', payload: body });
   t.equal((admitted.json() as Json)['status']['task']['operation'], 'Create');
 });
+
+t.test('a Provider of a type no runtime can serve yet gets no runtime and says why', async (t) => {
+  const { app } = testServer({ runtime: RUNTIME });
+  t.teardown(() => app.close());
+  const json = await sync(app, remoteProvider({ type: 'vsphere', endpoint: 'https://vcenter.example.com:443' }));
+  t.same(json['children'], []);
+  t.match(json['status']['conditions'], [{ type: 'Ready', status: 'False', reason: 'DriverNotAvailable', message: /no vsphere driver/ }]);
+});
