@@ -1,6 +1,5 @@
 // Sync hooks of the kinds that describe rather than do: VMClass, VMImage, VMNetworkAttachment.
 // They check what the schema cannot and publish Ready, so `kubectl wait` works for every kind.
-
 import type { VMClassObject } from '../contracts/crds/vmclass.js';
 import type { VMImageObject } from '../contracts/crds/vmimage.js';
 import type { VMNetworkAttachmentObject } from '../contracts/crds/vmnetworkattachment.js';

@@ -4,7 +4,7 @@
 // the conversion drops the first (the apiserver prunes unknown fields instead) and turns literals
 // into one-value enums. Everything else in our schemas is already structural.
 import type { TSchema } from '@sinclair/typebox';
-import { API_VERSION, GROUP, VERSION, type KindDefinition } from '../contracts/crds/common.js';
+import { GROUP, VERSION, type KindDefinition } from '../contracts/crds/common.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -109,4 +109,3 @@ export function customResourceDefinition(kind: KindDefinition): JsonSchema {
   };
 }
 
-export { API_VERSION };

@@ -369,11 +369,9 @@ t.test('many VMs on one provider each get exactly one hypervisor VM', async (t) 
   await env.metacontroller.settle(() => names.every((name) => env.isReady(name)), { maxSyncs: 5000 });
   t.equal(env.world.listVMs().length, 20);
   t.equal(new Set(env.world.listVMs().map((vm) => vm.owner?.uid)).size, 20);
-  const provider = env.get('Provider', 'sim')?.['status'] as { hosts: { vms: number }[] };
   await env.metacontroller.advance(61_000);
   const hosts = (env.get('Provider', 'sim')?.['status'] as { hosts: { vms: number }[] }).hosts;
   t.equal(hosts.reduce((sum, host) => sum + host.vms, 0), 20, 'the Provider status counts them');
-  t.ok(provider);
 });
 
 t.test('the seed multi-NIC VirtualMachine reconciles on a simulator provider', async (t) => {

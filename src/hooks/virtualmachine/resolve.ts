@@ -118,11 +118,10 @@ function decodeSecret(
   return { ok: true, value: Buffer.from(encoded, 'base64').toString('utf8') };
 }
 
-export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undefined): Resolution {
+/** Everything but the Provider, which the caller has resolved already (it is needed before anything else). */
+export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undefined, provider: ProviderTarget): Resolution {
   const spec = vm.spec;
   const namespace = vm.metadata.namespace;
-  const providerResult = resolveProvider(vm, related);
-  if (!providerResult.ok) return providerResult;
 
   const vmClass = lookup<VMClassSpec>(related, 'VMClass', namespace, spec.classRef.name, VMClassSpec);
   if (!vmClass.found) return missing('ClassNotFound', `VMClass ${spec.classRef.name} not found`);
@@ -209,7 +208,7 @@ export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undef
 
   const resolved: ResolvedVM = {
     identity: identityOf(vm),
-    provider: providerResult.provider,
+    provider,
     create,
     powerState: spec.powerState ?? 'On',
     shutdownTimeoutMs,

@@ -38,7 +38,7 @@ export async function syncVirtualMachine(
   }
   context.trackTask(providerResult.provider, observation);
 
-  const resolution = resolve(vm, request.related);
+  const resolution = resolve(vm, request.related, providerResult.provider);
   if (!resolution.ok) {
     const resolved = condition('ReferencesResolved', false, resolution.reason, resolution.message);
     const updates = [resolved, ...observedOnly(observation, 'references are not resolved')];
