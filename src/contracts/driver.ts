@@ -32,6 +32,9 @@ export const CAPABILITIES = [
   'consoleURL',
   'placementHost',
   'placementDatastore',
+  'placementFolder',
+  'placementCluster',
+  'placementResourcePool',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 export type Capabilities = Readonly<Record<Capability, boolean>>;
@@ -164,7 +167,8 @@ export interface CreateSpec {
   disks: DiskSpec[];
   storage: { datastore?: string; provisioning: 'thin' | 'thick' };
   nics: NicSpec[];
-  placement: { host?: string };
+  /** Per-VM overrides of the Provider's defaults; each needs its placement* capability. */
+  placement: { host?: string; folder?: string; cluster?: string; resourcePool?: string };
   /** cloud-init user-data; may come from a Secret, so it is never logged or echoed. */
   userData?: string;
 }
@@ -261,6 +265,18 @@ export interface Started {
   task?: string;
 }
 
+export interface CloneTarget {
+  name: string;
+  owner: Identity;
+  linked: boolean;
+}
+
+export interface CloneStarted extends Started {
+  id: string;
+  /** The source snapshot a linked clone is based on. */
+  sourceSnapshot?: string;
+}
+
 export interface Driver {
   readonly type: string;
   readonly capabilities: Capabilities;
@@ -289,7 +305,11 @@ export interface Driver {
   snapshotDelete(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started>;
   snapshotRevert(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started>;
   snapshotList(ref: VMRef, options?: CallOptions): Promise<SnapshotInfo[]>;
-  clone(ref: VMRef, target: { name: string; owner: Identity; linked: boolean }, options?: CallOptions): Promise<{ id: string } & Started>;
+  /**
+   * Copies the VM into a new one carrying `target.owner`'s identity tag. A linked clone shares the
+   * source's disks through a snapshot; `sourceSnapshot` names it when the driver made or used one.
+   */
+  clone(ref: VMRef, target: CloneTarget, options?: CallOptions): Promise<CloneStarted>;
 
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus>;
 }

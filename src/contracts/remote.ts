@@ -88,7 +88,15 @@ export const CreateSpec = Type.Object(
     disks: Type.Array(DiskSpec),
     storage: Type.Object({ datastore: Type.Optional(Type.String()), provisioning: Provisioning }, closed),
     nics: Type.Array(NicSpec),
-    placement: Type.Object({ host: Type.Optional(Type.String()) }, closed),
+    placement: Type.Object(
+      {
+        host: Type.Optional(Type.String()),
+        folder: Type.Optional(Type.String()),
+        cluster: Type.Optional(Type.String()),
+        resourcePool: Type.Optional(Type.String()),
+      },
+      closed,
+    ),
     // cloud-init user-data, possibly from a Secret: it travels in this body and nowhere else.
     userData: Type.Optional(Type.String()),
   },
@@ -195,6 +203,10 @@ export const Inventory = Type.Object(
 export const Started = Type.Object({ task: Type.Optional(Type.String()) }, closed);
 export const StartedWithId = Type.Object({ id: Type.String(), task: Type.Optional(Type.String()) }, closed);
 export const CloneTarget = Type.Object({ name: Type.String(), owner: Identity, linked: Type.Boolean() }, closed);
+export const CloneStarted = Type.Object(
+  { id: Type.String(), task: Type.Optional(Type.String()), sourceSnapshot: Type.Optional(Type.String()) },
+  closed,
+);
 
 const Empty = Type.Object({}, closed);
 
@@ -228,7 +240,7 @@ export const REMOTE_METHODS = {
   snapshotDelete: { request: Type.Object({ ref: VMRef, snapshotId: Type.String() }, closed), response: Started },
   snapshotRevert: { request: Type.Object({ ref: VMRef, snapshotId: Type.String() }, closed), response: Started },
   snapshotList: { request: Type.Object({ ref: VMRef }, closed), response: Type.Object({ snapshots: Type.Array(SnapshotInfo) }, closed) },
-  clone: { request: Type.Object({ ref: VMRef, target: CloneTarget }, closed), response: StartedWithId },
+  clone: { request: Type.Object({ ref: VMRef, target: CloneTarget }, closed), response: CloneStarted },
   taskStatus: { request: Type.Object({ task: Type.String() }, closed), response: TaskStatus },
 } as const satisfies Record<string, { request: TObject; response: TSchema }>;
 
@@ -259,5 +271,6 @@ export type SchemasMatchTheDriver = [
   Assert<Same<Static<typeof Inventory>, Contract.Inventory>>,
   Assert<Same<Static<typeof Started>, Contract.Started>>,
   Assert<Same<Static<typeof StartedWithId>, { id: string } & Contract.Started>>,
-  Assert<Same<Static<typeof CloneTarget>, Parameters<Contract.Driver['clone']>[1]>>,
+  Assert<Same<Static<typeof CloneTarget>, Contract.CloneTarget>>,
+  Assert<Same<Static<typeof CloneStarted>, Contract.CloneStarted>>,
 ];

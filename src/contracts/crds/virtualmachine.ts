@@ -106,10 +106,17 @@ export const Placement = Type.Object(
   {
     host: Type.Optional(NetworkName),
     datastore: Type.Optional(NetworkName),
+    folder: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 1024, description: 'vSphere VM folder, as an inventory path (e.g. /dc1/vm/teams/web) or relative to the datacenter VM folder.' }),
+    ),
+    cluster: Type.Optional(NetworkName),
+    resourcePool: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 1024, description: 'vSphere resource pool, as an inventory path or a name under the cluster.' }),
+    ),
   },
   {
     additionalProperties: false,
-    description: 'Per-VM placement; each field overrides the VMClass and Provider defaults.',
+    description: 'Per-VM placement; each field overrides the VMClass and Provider defaults. Read when the VM is created; changing it later does not move the VM.',
   },
 );
 

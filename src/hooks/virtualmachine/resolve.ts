@@ -195,7 +195,12 @@ export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undef
       ...definedOnly({ datastore: spec.placement?.datastore ?? vmClass.spec.storage?.class }),
     },
     nics,
-    placement: definedOnly({ host: spec.placement?.host }),
+    placement: definedOnly({
+      host: spec.placement?.host,
+      folder: spec.placement?.folder,
+      cluster: spec.placement?.cluster,
+      resourcePool: spec.placement?.resourcePool,
+    }),
   };
   const firmware = needsUefi ? 'uefi' : vmClass.spec.spec?.bios;
   if (firmware !== undefined) create.firmware = firmware;
@@ -251,6 +256,9 @@ export function requiredCapabilities(spec: CreateSpec, machineSet: boolean): Cap
   if (spec.storage.provisioning === 'thick') needs.add('thickProvisioning');
   if (spec.storage.datastore !== undefined) needs.add('placementDatastore');
   if (spec.placement.host !== undefined) needs.add('placementHost');
+  if (spec.placement.folder !== undefined) needs.add('placementFolder');
+  if (spec.placement.cluster !== undefined) needs.add('placementCluster');
+  if (spec.placement.resourcePool !== undefined) needs.add('placementResourcePool');
   if (spec.image.kind === 'url') needs.add('imageImport');
   if (!spec.image.fullClone) needs.add('linkedClones');
   if (spec.userData !== undefined) needs.add('cloudInit');

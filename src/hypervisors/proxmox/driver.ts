@@ -3,6 +3,8 @@
 
 import type {
   CallOptions,
+  CloneStarted,
+  CloneTarget,
   Capabilities,
   CreateSpec,
   Driver,
@@ -64,6 +66,9 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
   consoleURL: true,
   placementHost: true,
   placementDatastore: true,
+  placementFolder: false,
+  placementCluster: false,
+  placementResourcePool: false,
 });
 
 export interface ProxmoxDriverOptions extends ProxmoxClientOptions {
@@ -145,7 +150,7 @@ export class ProxmoxDriver implements Driver {
     return listSnapshots(this.#ctx, ref, options?.signal);
   }
 
-  clone(ref: VMRef, target: { name: string; owner: Identity; linked: boolean }, options?: CallOptions): Promise<{ id: string } & Started> {
+  clone(ref: VMRef, target: CloneTarget, options?: CallOptions): Promise<CloneStarted> {
     return cloneVM(this.#ctx, ref, target, options?.signal);
   }
 

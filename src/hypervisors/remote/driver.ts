@@ -13,6 +13,8 @@ import {
   UnreachableError,
   UnsupportedError,
   type CallOptions,
+  type CloneTarget,
+  type CloneStarted,
   type Capabilities,
   type CreateSpec,
   type Driver,
@@ -179,7 +181,7 @@ export class RemoteDriver implements Driver {
     return (await this.#call('snapshotList', { ref }, options)).snapshots;
   }
 
-  clone(ref: VMRef, target: { name: string; owner: Identity; linked: boolean }, options?: CallOptions): Promise<{ id: string } & Started> {
+  clone(ref: VMRef, target: CloneTarget, options?: CallOptions): Promise<CloneStarted> {
     return this.#call('clone', { ref, target }, options);
   }
 

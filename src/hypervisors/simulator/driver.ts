@@ -8,6 +8,8 @@ import {
   UnauthorizedError,
   UnreachableError,
   type CallOptions,
+  type CloneTarget,
+  type CloneStarted,
   type Capabilities,
   type CreateSpec,
   type Driver,
@@ -90,7 +92,7 @@ export class SimulatorDriver implements Driver {
     return this.#call('snapshotList', options, () => this.hypervisor.snapshotList(ref));
   }
 
-  clone(ref: VMRef, target: { name: string; owner: Identity; linked: boolean }, options?: CallOptions): Promise<{ id: string } & Started> {
+  clone(ref: VMRef, target: CloneTarget, options?: CallOptions): Promise<CloneStarted> {
     return this.#call('clone', options, (call) => this.hypervisor.clone(ref, target, call));
   }
 

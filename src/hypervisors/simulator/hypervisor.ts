@@ -9,6 +9,7 @@
 import type { Clock } from '../../contracts/clock.js';
 import {
   NotFoundError,
+  type CloneTarget,
   type Capabilities,
   type CreateSpec,
   type Identity,
@@ -135,7 +136,7 @@ export class SimulatedHypervisor {
     return listSnapshots(this.#world, ref);
   }
 
-  clone(ref: VMRef, target: { name: string; owner: Identity; linked: boolean }, options: SimCallOptions = {}): { id: string } & Started {
+  clone(ref: VMRef, target: CloneTarget, options: SimCallOptions = {}): { id: string } & Started {
     this.#world.advance();
     return cloneVM(this.#world, ref, target, options.failTaskWith);
   }

@@ -117,8 +117,11 @@ export const DEFAULT_VERSION = 'virtrigaud-simulator 1.0';
 export const DEFAULT_FETCH_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_IMAGE_BYTES = 2 * GiB;
 
+/** vSphere inventory placement: the simulator has no folders or resource pools to place a VM in. */
+const NOT_SIMULATED: ReadonlySet<string> = new Set(['placementFolder', 'placementCluster', 'placementResourcePool']);
+
 export function allCapabilities(overrides: Partial<Capabilities> = {}): Capabilities {
-  const flags = Object.fromEntries(CAPABILITIES.map((name) => [name, overrides[name] ?? true]));
+  const flags = Object.fromEntries(CAPABILITIES.map((name) => [name, overrides[name] ?? !NOT_SIMULATED.has(name)]));
   return Object.freeze(flags as Record<keyof Capabilities, boolean>);
 }
 

@@ -26,6 +26,9 @@ export function missingCapability(spec: CreateSpec, firmware: 'bios' | 'uefi', c
     [spec.storage.provisioning === 'thick', 'thickProvisioning', 'thick provisioning'],
     [spec.storage.datastore !== undefined, 'placementDatastore', 'choosing the datastore'],
     [spec.placement.host !== undefined, 'placementHost', 'choosing the host'],
+    [spec.placement.folder !== undefined, 'placementFolder', 'choosing the folder'],
+    [spec.placement.cluster !== undefined, 'placementCluster', 'choosing the cluster'],
+    [spec.placement.resourcePool !== undefined, 'placementResourcePool', 'choosing the resource pool'],
   ];
   for (const nic of spec.nics) {
     asked.push(
