@@ -9,6 +9,8 @@ import { VirtualMachineObject } from '../contracts/crds/virtualmachine.js';
 import { VMClassObject } from '../contracts/crds/vmclass.js';
 import { VMImageObject } from '../contracts/crds/vmimage.js';
 import { VMNetworkAttachmentObject } from '../contracts/crds/vmnetworkattachment.js';
+import { VMCloneObject } from '../contracts/crds/vmclone.js';
+import { VMSnapshotObject, VMSnapshotScheduleObject } from '../contracts/crds/vmsnapshot.js';
 import type { DriverRegistry } from '../contracts/driver.js';
 import { CustomizeRequest, SyncRequest } from '../contracts/metacontroller.js';
 import { syncVMClass, syncVMImage, syncVMNetworkAttachment } from './catalog.js';
@@ -19,6 +21,9 @@ import type { VMHookDeps } from './virtualmachine/context.js';
 import { customizeVirtualMachine } from './virtualmachine/customize.js';
 import { finalizeVirtualMachine } from './virtualmachine/finalize.js';
 import { syncVirtualMachine } from './virtualmachine/sync.js';
+import { customizeVMClone, syncVMClone } from './vmclone.js';
+import { customizeVMSnapshot, finalizeVMSnapshot, syncVMSnapshot } from './vmsnapshot.js';
+import { customizeVMSnapshotSchedule, syncVMSnapshotSchedule } from './vmsnapshotschedule.js';
 
 export interface ServerOptions {
   registry: DriverRegistry;
@@ -157,6 +162,53 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     { schema: { body: SyncRequest(ProviderObject) }, ...config('provider', 'sync') },
     async (request) =>
       withDeadline(deps.budgetMs, (signal) => syncProvider(request.body, { ...deps, ...(options.runtime ? { runtime: options.runtime } : {}) }, signal)),
+  );
+
+  app.post(
+    '/hooks/vmsnapshot/customize',
+    { schema: { body: CustomizeRequest(VMSnapshotObject) }, ...config('vmsnapshot', 'customize') },
+    async (request) => customizeVMSnapshot(request.body.parent),
+  );
+  app.post(
+    '/hooks/vmsnapshot/sync',
+    { schema: { body: SyncRequest(VMSnapshotObject) }, ...config('vmsnapshot', 'sync') },
+    async (request) => {
+      const response = await withDeadline(deps.budgetMs, (signal) => syncVMSnapshot(request.body, deps, signal));
+      logOutcome(request.log, 'vmsnapshot', 'sync', request.body.parent.metadata, response.status);
+      return response;
+    },
+  );
+  app.post(
+    '/hooks/vmsnapshot/finalize',
+    { schema: { body: SyncRequest(VMSnapshotObject) }, ...config('vmsnapshot', 'finalize') },
+    async (request, reply) => {
+      if (request.body.finalizing !== true) {
+        return reply.code(400).type('text/plain').send('finalize hook called without "finalizing": true');
+      }
+      const response = await withDeadline(deps.budgetMs, (signal) => finalizeVMSnapshot(request.body, deps, signal));
+      logOutcome(request.log, 'vmsnapshot', 'finalize', request.body.parent.metadata, response.status);
+      return response;
+    },
+  );
+  app.post(
+    '/hooks/vmsnapshotschedule/customize',
+    { schema: { body: CustomizeRequest(VMSnapshotScheduleObject) }, ...config('vmsnapshotschedule', 'customize') },
+    async (request) => customizeVMSnapshotSchedule(request.body.parent),
+  );
+  app.post(
+    '/hooks/vmsnapshotschedule/sync',
+    { schema: { body: SyncRequest(VMSnapshotScheduleObject) }, ...config('vmsnapshotschedule', 'sync') },
+    async (request) => syncVMSnapshotSchedule(request.body, clock.now()),
+  );
+  app.post(
+    '/hooks/vmclone/customize',
+    { schema: { body: CustomizeRequest(VMCloneObject) }, ...config('vmclone', 'customize') },
+    async (request) => customizeVMClone(request.body.parent),
+  );
+  app.post(
+    '/hooks/vmclone/sync',
+    { schema: { body: SyncRequest(VMCloneObject) }, ...config('vmclone', 'sync') },
+    async (request) => syncVMClone(request.body, clock.now()),
   );
 
   app.get('/healthz', async () => ({ status: 'ok' }));

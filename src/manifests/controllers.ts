@@ -9,19 +9,29 @@ export interface HookService {
 
 export const DEFAULT_HOOK_SERVICE: HookService = { name: 'virtrigaud-hooks', namespace: 'virtrigaud-system', port: 80 };
 
-/** Children each controller manages; InPlace: Metacontroller updates them when the hook's answer changes. */
-const CHILDREN: Record<string, { apiVersion: string; resource: string }[]> = {
+type ChildResource = { apiVersion: string; resource: string; method: 'InPlace' | 'OnDelete' };
+
+/**
+ * Children each controller manages. InPlace: Metacontroller updates them when the hook's answer
+ * changes; OnDelete: never updated (a VMSnapshot is what it was taken as).
+ */
+const CHILDREN: Record<string, ChildResource[]> = {
   Provider: [
-    { apiVersion: 'apps/v1', resource: 'deployments' },
-    { apiVersion: 'v1', resource: 'services' },
-    { apiVersion: 'v1', resource: 'serviceaccounts' },
-    { apiVersion: 'v1', resource: 'secrets' },
+    { apiVersion: 'apps/v1', resource: 'deployments', method: 'InPlace' },
+    { apiVersion: 'v1', resource: 'services', method: 'InPlace' },
+    { apiVersion: 'v1', resource: 'serviceaccounts', method: 'InPlace' },
+    { apiVersion: 'v1', resource: 'secrets', method: 'InPlace' },
   ],
+  VMSnapshotSchedule: [{ apiVersion: API_VERSION, resource: 'vmsnapshots', method: 'OnDelete' }],
+  VMClone: [{ apiVersion: API_VERSION, resource: 'virtualmachines', method: 'InPlace' }],
 };
 
 /** Which hooks each controller has; kinds not listed have a sync hook only. */
 const HOOKS: Record<string, { customize: boolean; finalize: boolean }> = {
   VirtualMachine: { customize: true, finalize: true },
+  VMSnapshot: { customize: true, finalize: true },
+  VMSnapshotSchedule: { customize: true, finalize: false },
+  VMClone: { customize: true, finalize: false },
 };
 
 export function hookPath(kind: KindDefinition, hook: 'customize' | 'sync' | 'finalize'): string {
@@ -46,7 +56,9 @@ export function compositeController(kind: KindDefinition, service: HookService =
       generateSelector: true,
       parentResource: { apiVersion: API_VERSION, resource: kind.plural },
       ...(CHILDREN[kind.kind]
-        ? { childResources: CHILDREN[kind.kind]?.map((child) => ({ ...child, updateStrategy: { method: 'InPlace' } })) }
+        ? {
+            childResources: CHILDREN[kind.kind]?.map(({ method, ...child }) => ({ ...child, updateStrategy: { method } })),
+          }
         : {}),
       // A safety net only: hooks ask for their own resync through resyncAfterSeconds.
       resyncPeriodSeconds: 600,

@@ -222,6 +222,56 @@ export function driverConformance(t: Test, name: string, makeTarget: () => Promi
     await deleteFully(target, ref);
   });
 
+  test('a snapshot is listed under the name it was created with, and goes away with its VM', async (target, t) => {
+    if (!target.driver.capabilities.snapshots) {
+      await t.rejects(
+        target.driver.snapshotCreate({ id: '987654', owner: owner('nosnap') }, { name: 'x', memory: false, quiesce: false }),
+        { code: /Unsupported|NotFound/ },
+      );
+      return;
+    }
+    const me = owner('snapname');
+    const vm = await createFully(target, target.spec('conf-snapname', me));
+    const ref = { id: vm.id, owner: me };
+    const name = 'vr0a1b2c3d00004000800000000001';
+    const created = await target.driver.snapshotCreate(ref, { name, description: 'conformance', memory: false, quiesce: false });
+    await taskDone(target, created.task, 'snapshot');
+    const listed = (await target.driver.snapshotList(ref)).find((snapshot) => snapshot.name === name);
+    t.equal(listed?.id, created.id, 'found by name');
+    t.ok(listed && !Number.isNaN(Date.parse(listed.createdAt)), 'creation time is a timestamp');
+    t.equal(listed?.memory, false);
+    await t.rejects(target.driver.snapshotList({ id: vm.id, owner: owner('someone') }), { code: 'Conflict' }, 'not listed for another owner');
+    // Deleting a VM that still has snapshots removes it and them.
+    await deleteFully(target, ref);
+    await t.rejects(target.driver.describe(vm.id), { code: 'NotFound' });
+  });
+
+  test('a memory snapshot of a running VM is taken when supported, refused as Unsupported when not', async (target, t) => {
+    if (!target.driver.capabilities.snapshots) {
+      t.pass('no snapshot capability');
+      return;
+    }
+    const me = owner('memsnap');
+    const vm = await createFully(target, target.spec('conf-memsnap', me));
+    const ref = { id: vm.id, owner: me };
+    await powerTo(target, ref, 'on', 'On');
+    if (!target.driver.capabilities.memorySnapshots) {
+      await t.rejects(target.driver.snapshotCreate(ref, { name: 'withmemory', memory: true, quiesce: false }), { code: 'Unsupported' });
+    } else {
+      const created = await target.driver.snapshotCreate(ref, { name: 'withmemory', memory: true, quiesce: false });
+      await taskDone(target, created.task, 'memory snapshot');
+      t.equal((await target.driver.snapshotList(ref)).find((snapshot) => snapshot.id === created.id)?.memory, true, 'holds memory');
+      const reverted = await target.driver.snapshotRevert(ref, created.id);
+      await taskDone(target, reverted.task, 'revert');
+      await target.waitUntil(async () => (await target.driver.describe(vm.id)).powerState === 'On', 'running again after a memory revert');
+    }
+    if (!target.driver.capabilities.quiescedSnapshots) {
+      await t.rejects(target.driver.snapshotCreate(ref, { name: 'quiesced', memory: false, quiesce: true }), { code: 'Unsupported' });
+    }
+    await powerTo(target, ref, 'off', 'Off');
+    await deleteFully(target, ref);
+  });
+
   test('a clone is a new VM with its own owner', async (target, t) => {
     const me = owner('source');
     const vm = await createFully(target, target.spec('conf-src', me));

@@ -46,7 +46,7 @@ t.test('names match manifests/: the hook Service is virtrigaud-hooks when the re
 
 t.test('--include-crds prints the chart CRDs, which are the generated ones', { skip }, async (t) => {
   const crds = ofKind(objects, 'CustomResourceDefinition');
-  t.same(crds.map((crd) => crd.source).sort(), ['providers', 'virtualmachines', 'vmclasses', 'vmimages', 'vmnetworkattachments'].map((p) => `virtrigaud/crds/${p}.infra.virtrigaud.io.yaml`));
+  t.same(crds.map((crd) => crd.source).sort(), ['providers', 'virtualmachines', 'vmclasses', 'vmclones', 'vmimages', 'vmnetworkattachments', 'vmsnapshots', 'vmsnapshotschedules'].map((p) => `virtrigaud/crds/${p}.infra.virtrigaud.io.yaml`));
   t.notOk(templates.some((object) => object['kind'] === 'CustomResourceDefinition'), 'CRDs come from crds/ only, never from templates');
 });
 

@@ -4,6 +4,8 @@ import { VirtualMachineKind } from './virtualmachine.js';
 import { VMClassKind } from './vmclass.js';
 import { VMImageKind } from './vmimage.js';
 import { VMNetworkAttachmentKind } from './vmnetworkattachment.js';
+import { VMCloneKind } from './vmclone.js';
+import { VMSnapshotKind, VMSnapshotScheduleKind } from './vmsnapshot.js';
 
 export * from './common.js';
 export * from './provider.js';
@@ -11,6 +13,8 @@ export * from './virtualmachine.js';
 export * from './vmclass.js';
 export * from './vmimage.js';
 export * from './vmnetworkattachment.js';
+export * from './vmsnapshot.js';
+export * from './vmclone.js';
 
 /** Every kind this version serves, in the order manifests are written. */
 export const KINDS: readonly KindDefinition[] = [
@@ -19,4 +23,7 @@ export const KINDS: readonly KindDefinition[] = [
   VMImageKind,
   VMNetworkAttachmentKind,
   ProviderKind,
+  VMSnapshotKind,
+  VMSnapshotScheduleKind,
+  VMCloneKind,
 ];

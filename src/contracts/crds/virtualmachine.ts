@@ -126,6 +126,32 @@ export const PowerCyclePolicy = StringEnum(['Manual', 'Automatic'] as const, {
     'pending until the VM is off or restarted through restartRequest. Automatic: shut the guest down, apply, start.',
 });
 
+export const RevertRequest = Type.Object(
+  {
+    snapshotRef: LocalObjectReference,
+    request: Type.String({ minLength: 1, maxLength: 64, description: 'Any value; a new value asks for a new revert (e.g. the current time).' }),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Revert the VM once to a Ready VMSnapshot of it. Disks (and memory, for a memory snapshot) go back to the ' +
+      'snapshot; the spec then applies again: CPU/memory are set back to the spec and the VM is powered to ' +
+      'spec.powerState. status.revert echoes the request once the revert has been started; a failed revert is ' +
+      'reported, never retried on its own (change request to try again).',
+  },
+);
+
+export const CloneSource = Type.Object(
+  {
+    vmRef: LocalObjectReference,
+    linkedClone: Type.Optional(Type.Boolean({ default: true, description: 'Share the source\'s disks copy-on-write where the provider can.' })),
+  },
+  {
+    additionalProperties: false,
+    description: 'Create this VM as a clone of another VirtualMachine on the same Provider instead of from an image.',
+  },
+);
+
 export const Lifecycle = Type.Object(
   {
     gracefulShutdownTimeout: Type.Optional(Duration),
@@ -139,6 +165,7 @@ export const Lifecycle = Type.Object(
           'timeout, pending changes applied, power on. status.restartRequest echoes the value once handled.',
       }),
     ),
+    revertRequest: Type.Optional(RevertRequest),
   },
   { additionalProperties: false },
 );
@@ -151,7 +178,8 @@ export const VirtualMachineSpec = Type.Object(
   {
     providerRef: { ...ObjectReference, ...celRules({ rule: 'self == oldSelf', message: 'providerRef is immutable' }) },
     classRef: LocalObjectReference,
-    imageRef: LocalObjectReference,
+    imageRef: Type.Optional(LocalObjectReference),
+    cloneFrom: Type.Optional(CloneSource),
     powerState: Type.Optional({ ...PowerState, default: 'On' }),
     networks: Type.Optional(NamedList(VMNetwork, { maxItems: 10 })),
     disks: Type.Optional(NamedList(VMDisk, { maxItems: 16 })),
@@ -160,7 +188,13 @@ export const VirtualMachineSpec = Type.Object(
     lifecycle: Type.Optional(Lifecycle),
     deletionPolicy: Type.Optional({ ...DeletionPolicy, default: 'Delete' }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    ...celRules(
+      { rule: 'has(self.imageRef) != has(self.cloneFrom)', message: 'set exactly one source: imageRef or cloneFrom' },
+      { rule: 'has(self.cloneFrom) == has(oldSelf.cloneFrom) && (!has(self.cloneFrom) || self.cloneFrom == oldSelf.cloneFrom)', message: 'cloneFrom is immutable' },
+    ),
+  },
 );
 export type VirtualMachineSpec = Static<typeof VirtualMachineSpec>;
 
@@ -173,7 +207,7 @@ export const ObservedPowerState = StringEnum(['On', 'Off', 'Suspended', 'Unknown
 export type ObservedPowerState = Static<typeof ObservedPowerState>;
 
 export const TaskOperation = StringEnum(
-  ['Create', 'Delete', 'PowerOn', 'PowerOff', 'Shutdown', 'Reboot', 'Reconfigure', 'ResizeDisk'] as const,
+  ['Create', 'Delete', 'PowerOn', 'PowerOff', 'Shutdown', 'Reboot', 'Reconfigure', 'ResizeDisk', 'Revert'] as const,
 );
 export type TaskOperation = Static<typeof TaskOperation>;
 
@@ -225,6 +259,28 @@ export const ObservedHardware = Type.Object(
 );
 export type ObservedHardware = Static<typeof ObservedHardware>;
 
+export const RevertRecord = Type.Object(
+  {
+    snapshot: Type.String(),
+    request: Type.String(),
+    snapshotID: Type.String(),
+    startedAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false, description: 'The last spec.lifecycle.revertRequest started.' },
+);
+export type RevertRecord = Static<typeof RevertRecord>;
+
+export const CloneRecord = Type.Object(
+  {
+    vm: Type.String(),
+    providerID: Type.String(),
+    linked: Type.Boolean(),
+    sourceSnapshot: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false, description: 'The VM this one was cloned from, as it was when the clone was started.' },
+);
+export type CloneRecord = Static<typeof CloneRecord>;
+
 export const VirtualMachineStatus = Type.Object(
   {
     providerID: Type.Optional(Type.String({ description: 'The VM\'s ID on the hypervisor.' })),
@@ -236,6 +292,8 @@ export const VirtualMachineStatus = Type.Object(
     hardware: Type.Optional(ObservedHardware),
     task: Type.Optional(TaskStatusRef),
     restartRequest: Type.Optional(Type.String({ description: 'The last spec.lifecycle.restartRequest handled.' })),
+    revert: Type.Optional(RevertRecord),
+    clonedFrom: Type.Optional(CloneRecord),
     ...CommonStatusFields,
   },
   { additionalProperties: false },

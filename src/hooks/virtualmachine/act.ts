@@ -1,6 +1,6 @@
 // Step 4 of a sync: start the planned action. Never waits for a long task; the task is recorded
 // in status and polled by later syncs.
-import type { TaskOperation, TaskStatusRef } from '../../contracts/crds/virtualmachine.js';
+import type { CloneRecord, RevertRecord, TaskOperation, TaskStatusRef } from '../../contracts/crds/virtualmachine.js';
 import type { ObservedVM, Started, VMRef } from '../../contracts/driver.js';
 import type { DriverCalls } from '../driver-calls.js';
 import { rfc3339 } from '../time.js';
@@ -10,6 +10,8 @@ import type { ResolvedVM } from './resolve.js';
 export interface ActResult {
   providerID?: string;
   task?: TaskStatusRef;
+  clonedFrom?: CloneRecord;
+  revert?: RevertRecord;
 }
 
 function taskRef(started: Started, operation: TaskOperation, now: number, always = false): TaskStatusRef | undefined {
@@ -27,6 +29,9 @@ export async function act(
   const driver = calls.driver;
   if (action.kind === 'none') return {};
   if (action.kind === 'create') {
+    const source = desired.clone?.source;
+    if (source && !observed) return cloneFrom(calls, desired, source, now);
+    // Also continues a clone the hypervisor left incomplete (PVE configures it in a second step).
     const created = await calls.call('create', (options) => driver.create(desired.create, options));
     const task = taskRef(created, 'Create', now);
     return task ? { providerID: created.id, task } : { providerID: created.id };
@@ -50,5 +55,23 @@ export async function act(
       const task = taskRef(started, 'ResizeDisk', now);
       return task ? { task } : {};
     }
+    case 'revert': {
+      const started = await calls.call('snapshotRevert', (options) => driver.snapshotRevert(ref, action.snapshotID, options));
+      // Acknowledged when started, not when done: a revert throws work away, so a failed one is
+      // reported and left to the user, never repeated on its own.
+      const revert: RevertRecord = { snapshot: action.snapshot, request: action.request, snapshotID: action.snapshotID, startedAt: rfc3339(now) };
+      const task = taskRef(started, 'Revert', now);
+      return task ? { task, revert } : { revert };
+    }
   }
+}
+
+async function cloneFrom(calls: DriverCalls, desired: ResolvedVM, source: VMRef, now: number): Promise<ActResult> {
+  const linked = desired.clone?.linked ?? true;
+  const target = { name: desired.create.name, owner: desired.identity, linked };
+  const cloned = await calls.call('clone', (options) => calls.driver.clone(source, target, options));
+  const clonedFrom: CloneRecord = { vm: source.owner.name, providerID: source.id, linked };
+  if (cloned.sourceSnapshot !== undefined) clonedFrom.sourceSnapshot = cloned.sourceSnapshot;
+  const task = taskRef(cloned, 'Create', now);
+  return task ? { providerID: cloned.id, task, clonedFrom } : { providerID: cloned.id, clonedFrom };
 }

@@ -1,7 +1,7 @@
 // What one VirtualMachine hook call carries around: the parent, its previous status, the clock
 // reading, a deadline for driver calls, and the assembly of the response.
 import type { Clock } from '../../contracts/clock.js';
-import type { TaskStatusRef, VirtualMachineObject } from '../../contracts/crds/virtualmachine.js';
+import type { CloneRecord, RevertRecord, TaskStatusRef, VirtualMachineObject } from '../../contracts/crds/virtualmachine.js';
 import { isDriverError, type Driver, type DriverRegistry, type Identity, type ObservedVM, type ProviderTarget } from '../../contracts/driver.js';
 import type { SyncResponse } from '../../contracts/metacontroller.js';
 import { buildConditions, conditionOf, type ConditionUpdate } from '../conditions.js';
@@ -27,6 +27,9 @@ export interface Respond {
   task: TaskStatusRef | undefined;
   providerID?: string | undefined;
   restartHandled?: string | undefined;
+  /** A revert or clone started by this sync; otherwise the previous status's record stays. */
+  revert?: RevertRecord | undefined;
+  clonedFrom?: CloneRecord | undefined;
   finalized?: boolean;
 }
 
@@ -104,6 +107,8 @@ export class VMHookContext {
       providerID: options.providerID ?? observed?.id ?? (observedNow ? undefined : this.previous.providerID),
       task: options.task,
       restartHandled: options.restartHandled ?? this.previous.restartHandled,
+      revert: options.revert ?? this.previous.revert,
+      clonedFrom: options.clonedFrom ?? this.previous.clonedFrom,
       conditions,
       deleting: this.deleting,
       generation,

@@ -16,8 +16,11 @@ export function customizeVirtualMachine(vm: VirtualMachineObject): CustomizeResp
   const rules: RelatedResourceRule[] = [
     rule(API_VERSION, 'providers', spec.providerRef.namespace ?? namespace, [spec.providerRef.name]),
     rule(API_VERSION, 'vmclasses', namespace, [spec.classRef.name]),
-    rule(API_VERSION, 'vmimages', namespace, [spec.imageRef.name]),
   ];
+  if (spec.imageRef) rules.push(rule(API_VERSION, 'vmimages', namespace, [spec.imageRef.name]));
+  if (spec.cloneFrom) rules.push(rule(API_VERSION, 'virtualmachines', namespace, [spec.cloneFrom.vmRef.name]));
+  const revert = spec.lifecycle?.revertRequest;
+  if (revert) rules.push(rule(API_VERSION, 'vmsnapshots', namespace, [revert.snapshotRef.name]));
   const networks = (spec.networks ?? []).flatMap((network) => (network.networkRef ? [network.networkRef.name] : []));
   if (networks.length > 0) rules.push(rule(API_VERSION, 'vmnetworkattachments', namespace, networks));
   const secret = spec.userData?.cloudInit?.secretRef;

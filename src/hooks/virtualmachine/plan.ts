@@ -1,6 +1,6 @@
 // Step 3 of a sync: from desired and observed state, the one next action and the conditions that
 // explain the situation. Pure and table-tested: no I/O, time passed in.
-import type { TaskOperation, TaskStatusRef } from '../../contracts/crds/virtualmachine.js';
+import type { RevertRecord, TaskOperation, TaskStatusRef } from '../../contracts/crds/virtualmachine.js';
 import type {
   Capabilities,
   ObservedVM,
@@ -24,7 +24,8 @@ export type Action =
   | { kind: 'create' }
   | { kind: 'power'; operation: PowerOperation; task: TaskOperation }
   | { kind: 'reconfigure'; change: ResourceChange }
-  | { kind: 'resizeDisk'; disk: string; sizeBytes: number };
+  | { kind: 'resizeDisk'; disk: string; sizeBytes: number }
+  | { kind: 'revert'; snapshot: string; snapshotID: string; request: string };
 
 export interface PlanInput {
   desired: ResolvedVM;
@@ -36,6 +37,8 @@ export interface PlanInput {
   capabilities: Capabilities;
   /** status.restartRequest: the last restart request handled. */
   restartHandled: string | undefined;
+  /** status.revert: the last revert request started. */
+  revertHandled?: RevertRecord | undefined;
   now: number;
 }
 
@@ -61,6 +64,7 @@ const TASK_CONDITION: Record<TaskOperation, 'provisioned' | 'configured' | 'powe
   Reboot: 'power',
   Reconfigure: 'configured',
   ResizeDisk: 'configured',
+  Revert: 'configured',
 };
 
 function condition(type: string, status: boolean | 'Unknown', reason: string, message: string): ConditionUpdate {
@@ -141,7 +145,7 @@ function waitForTask(input: PlanInput, ref: TaskStatusRef, status: TaskStatus | 
         ...notCreated('the VM does not exist yet'),
       };
   const slot = TASK_CONDITION[ref.operation];
-  const reason = { Create: 'Creating', Delete: 'Deleting', PowerOn: 'PoweringOn', PowerOff: 'PoweringOff', Shutdown: 'ShuttingDown', Reboot: 'Rebooting', Reconfigure: 'Reconfiguring', ResizeDisk: 'ResizingDisk' }[ref.operation];
+  const reason = { Create: 'Creating', Delete: 'Deleting', PowerOn: 'PoweringOn', PowerOff: 'PoweringOff', Shutdown: 'ShuttingDown', Reboot: 'Rebooting', Reconfigure: 'Reconfiguring', ResizeDisk: 'ResizingDisk', Revert: 'Reverting' }[ref.operation];
   base[slot] = condition(base[slot].type, false, reason, message);
   return { action: { kind: 'none' }, keepTask: true, restartHandled: input.restartHandled, ...base, resyncAfterSeconds: RESYNC.task };
 }
@@ -163,7 +167,7 @@ function reportFailedTask(input: PlanInput, ref: TaskStatusRef, status: TaskStat
   return { action: { kind: 'none' }, keepTask: false, restartHandled: input.restartHandled, ...base, resyncAfterSeconds: RESYNC.failedTask };
 }
 
-function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: ConditionUpdate): Plan {
+function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: ConditionUpdate, waitingRevert?: { reason: string; message: string }): Plan {
   const { desired, task, capabilities, now } = input;
   const diff = compareHardware(desired.create, observed);
   const isOn = observed.powerState === 'On';
@@ -180,7 +184,9 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
   const { online, offline } = isOn ? splitOnline(diff.resources, observed, capabilities) : { online: {}, offline: diff.resources };
   const powerCycleWanted = isOn && !isEmptyChange(offline) && desired.powerCyclePolicy === 'Automatic';
   const wantOff = desired.powerState !== 'On' || restartPending || powerCycleWanted;
-  const configured = configuredCondition(diff, observed, isOn ? offline : {}, desired.powerCyclePolicy, restartPending);
+  const configured = waitingRevert
+    ? condition('Configured', false, waitingRevert.reason, `revert waits: ${waitingRevert.message}`)
+    : configuredCondition(diff, observed, isOn ? offline : {}, desired.powerCyclePolicy, restartPending);
   const plan = (action: Action, extra: Partial<Plan> = {}): Plan => ({
     action,
     keepTask: false,
@@ -214,6 +220,20 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
         resyncAfterSeconds: Math.max(1, Math.min(RESYNC.waitingForGuest, remaining)),
       },
     );
+  }
+
+  // A revert comes first: it replaces the disks (and memory) that everything below would act on.
+  const revert = desired.revert;
+  const revertPending = revert !== undefined && (input.revertHandled?.request !== revert.request || input.revertHandled.snapshot !== revert.snapshot);
+  if (revertPending && revert.snapshotID !== undefined) {
+    return plan(
+      { kind: 'revert', snapshot: revert.snapshot, snapshotID: revert.snapshotID, request: revert.request },
+      { configured: condition('Configured', false, 'Reverting', `reverting to VMSnapshot ${revert.snapshot}`) },
+    );
+  }
+  if (revertPending && revert.problem && configured.status === true) {
+    // Everything else goes on; the revert waits for its snapshot.
+    return planForExistingVM({ ...input, desired: { ...desired, revert: undefined } }, observed, provisioned, revert.problem);
   }
 
   if (isOff && !isEmptyChange(diff.resources)) {

@@ -7,7 +7,8 @@ import type { VirtualMachineObject, VirtualMachineSpec } from '../../contracts/c
 import { VMClassSpec } from '../../contracts/crds/vmclass.js';
 import { VMImageSpec } from '../../contracts/crds/vmimage.js';
 import { VMNetworkAttachmentSpec } from '../../contracts/crds/vmnetworkattachment.js';
-import type { Capability, CreateSpec, DiskSpec, Identity, NicSpec, ProviderTarget } from '../../contracts/driver.js';
+import { VMSnapshotStatus } from '../../contracts/crds/vmsnapshot.js';
+import type { Capability, CreateSpec, DiskSpec, Identity, ImageSpec, NicSpec, ProviderTarget, VMRef } from '../../contracts/driver.js';
 import { findObject, type ObjectsByType } from '../../contracts/metacontroller.js';
 import { parseDuration, parseQuantity } from '../../contracts/quantity.js';
 import { classMemory } from '../catalog.js';
@@ -25,6 +26,10 @@ export interface ResolvedVM {
   shutdownTimeoutMs: number;
   powerCyclePolicy: 'Manual' | 'Automatic';
   restartRequest?: string;
+  /** spec.cloneFrom: the source is resolved only while the VM still has to be created. */
+  clone?: { sourceName: string; linked: boolean; source?: VMRef };
+  /** spec.lifecycle.revertRequest, with the snapshot it names when that is ready to revert to. */
+  revert?: RevertWanted;
   deletionPolicy: 'Delete' | 'Retain';
   /** Driver capabilities the spec relies on; a driver lacking one gets an Unsupported condition, not a call. */
   requires: Capability[];
@@ -33,6 +38,14 @@ export interface ResolvedVM {
 export interface Unresolved {
   reason: string;
   message: string;
+}
+
+export interface RevertWanted {
+  snapshot: string;
+  request: string;
+  /** Set when the VMSnapshot is Ready and of this VM; otherwise `problem` says why not. */
+  snapshotID?: string;
+  problem?: Unresolved;
 }
 
 export type Resolution = { ok: true; vm: ResolvedVM } | ({ ok: false } & Unresolved);
@@ -119,7 +132,12 @@ function decodeSecret(
 }
 
 /** Everything but the Provider, which the caller has resolved already (it is needed before anything else). */
-export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undefined, provider: ProviderTarget): Resolution {
+export function resolve(
+  vm: VirtualMachineObject,
+  related: ObjectsByType | undefined,
+  provider: ProviderTarget,
+  options: { vmExists: boolean } = { vmExists: false },
+): Resolution {
   const spec = vm.spec;
   const namespace = vm.metadata.namespace;
 
@@ -130,9 +148,8 @@ export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undef
   if (!memory.ok) return missing('ClassInvalid', `VMClass ${spec.classRef.name}: ${memory.problem}`);
   const memoryBytes = memory.bytes;
 
-  const image = lookup<VMImageSpec>(related, 'VMImage', namespace, spec.imageRef.name, VMImageSpec);
-  if (!image.found) return missing('ImageNotFound', `VMImage ${spec.imageRef.name} not found`);
-  if (!image.valid) return missing('ImageInvalid', `VMImage ${spec.imageRef.name} has an invalid spec`);
+  const source = resolveSource(vm, related, options.vmExists);
+  if (!source.ok) return source;
 
   const nics: NicSpec[] = [];
   for (const network of spec.networks ?? []) {
@@ -186,9 +203,7 @@ export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undef
       cpuHotAdd: performance.cpuHotAddEnabled === true,
       memoryHotAdd: performance.memoryHotAddEnabled === true,
     },
-    image: image.spec.url
-      ? { kind: 'url', url: image.spec.url.url, fullClone: image.spec.fullClone ?? true, ...definedOnly({ checksum: image.spec.url.checksum }) }
-      : { kind: 'template', ref: image.spec.source ?? '', fullClone: image.spec.fullClone ?? true },
+    image: source.image,
     disks: disks.disks,
     storage: {
       provisioning: vmClass.spec.storage?.type ?? 'thin',
@@ -222,7 +237,70 @@ export function resolve(vm: VirtualMachineObject, related: ObjectsByType | undef
     requires: requiredCapabilities(create, vmClass.spec.spec?.machine !== undefined),
   };
   if (spec.lifecycle?.restartRequest !== undefined) resolved.restartRequest = spec.lifecycle.restartRequest;
+  if (source.clone) resolved.clone = source.clone;
+  if (spec.lifecycle?.revertRequest) resolved.revert = resolveRevert(vm, related, spec.lifecycle.revertRequest);
   return { ok: true, vm: resolved };
+}
+
+type SourceResolution = { ok: true; image: ImageSpec; clone?: ResolvedVM['clone'] } | ({ ok: false } & Unresolved);
+
+/** What the VM is made from: a VMImage, or another VirtualMachine (only needed while this one does not exist). */
+function resolveSource(vm: VirtualMachineObject, related: ObjectsByType | undefined, vmExists: boolean): SourceResolution {
+  const spec = vm.spec;
+  const namespace = vm.metadata.namespace;
+  if (spec.cloneFrom) {
+    const linked = spec.cloneFrom.linkedClone ?? true;
+    const sourceName = spec.cloneFrom.vmRef.name;
+    const clone: NonNullable<ResolvedVM['clone']> = { sourceName, linked };
+    // The clone is independent of its source once it exists: the source may change or go away.
+    const image: ImageSpec = { kind: 'template', ref: '', fullClone: !linked };
+    if (vmExists) return { ok: true, image, clone };
+    const object = findObject(related, { apiVersion: API_VERSION, kind: 'VirtualMachine', namespace, name: sourceName });
+    if (!object) return { ok: false, reason: 'CloneSourceNotFound', message: `source VirtualMachine ${sourceName} not found` };
+    const sourceSpec = object['spec'] as VirtualMachineSpec | undefined;
+    const sourceProvider = sourceSpec?.providerRef;
+    if (sourceProvider?.name !== spec.providerRef.name || (sourceProvider.namespace ?? namespace) !== (spec.providerRef.namespace ?? namespace)) {
+      return { ok: false, reason: 'CloneSourceInvalid', message: `source VirtualMachine ${sourceName} is on another Provider` };
+    }
+    const meta = object['metadata'] as { uid?: string } | undefined;
+    const providerID = (object['status'] as Record<string, unknown> | undefined)?.['providerID'];
+    if (typeof providerID !== 'string' || providerID === '' || !meta?.uid) {
+      return { ok: false, reason: 'CloneSourceNotReady', message: `source VirtualMachine ${sourceName} has not been created yet` };
+    }
+    clone.source = { id: providerID, owner: { uid: meta.uid, namespace: namespace ?? '', name: sourceName } };
+    return { ok: true, image: { ...image, ref: providerID }, clone };
+  }
+  const imageName = spec.imageRef?.name ?? '';
+  const image = lookup<VMImageSpec>(related, 'VMImage', namespace, imageName, VMImageSpec);
+  if (!image.found) return { ok: false, reason: 'ImageNotFound', message: `VMImage ${imageName} not found` };
+  if (!image.valid) return { ok: false, reason: 'ImageInvalid', message: `VMImage ${imageName} has an invalid spec` };
+  const fullClone = image.spec.fullClone ?? true;
+  return {
+    ok: true,
+    image: image.spec.url
+      ? { kind: 'url', url: image.spec.url.url, fullClone, ...definedOnly({ checksum: image.spec.url.checksum }) }
+      : { kind: 'template', ref: image.spec.source ?? '', fullClone },
+  };
+}
+
+function resolveRevert(
+  vm: VirtualMachineObject,
+  related: ObjectsByType | undefined,
+  request: { snapshotRef: { name: string }; request: string },
+): RevertWanted {
+  const wanted: RevertWanted = { snapshot: request.snapshotRef.name, request: request.request };
+  const problem = (reason: string, message: string): RevertWanted => ({ ...wanted, problem: { reason, message } });
+  const object = findObject(related, { apiVersion: API_VERSION, kind: 'VMSnapshot', namespace: vm.metadata.namespace, name: wanted.snapshot });
+  if (!object) return problem('RevertSnapshotNotFound', `VMSnapshot ${wanted.snapshot} not found`);
+  const status = object['status'];
+  const ofThisVM = (object['spec'] as { vmRef?: { name?: string } } | undefined)?.vmRef?.name === vm.metadata.name;
+  if (!ofThisVM || (Value.Check(VMSnapshotStatus, status) && status.vm !== undefined && status.vm.uid !== vm.metadata.uid)) {
+    return problem('RevertSnapshotInvalid', `VMSnapshot ${wanted.snapshot} is not a snapshot of this VM`);
+  }
+  if (!Value.Check(VMSnapshotStatus, status) || status.phase !== 'Ready' || !status.snapshotID) {
+    return problem('RevertSnapshotNotReady', `VMSnapshot ${wanted.snapshot} is not Ready`);
+  }
+  return { ...wanted, snapshotID: status.snapshotID };
 }
 
 function resolveDisks(spec: VirtualMachineSpec, vmClass: VMClassSpec): { ok: true; disks: DiskSpec[] } | ({ ok: false } & Unresolved) {

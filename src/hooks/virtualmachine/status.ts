@@ -3,6 +3,8 @@
 import { Value } from '@sinclair/typebox/value';
 import type { Condition } from '../../contracts/crds/common.js';
 import {
+  CloneRecord,
+  RevertRecord,
   TaskStatusRef,
   type ObservedHardware,
   type VMPhase,
@@ -17,6 +19,8 @@ export interface PreviousStatus {
   providerID: string | undefined;
   task: TaskStatusRef | undefined;
   restartHandled: string | undefined;
+  revert: RevertRecord | undefined;
+  clonedFrom: CloneRecord | undefined;
   conditions: Condition[];
   raw: Record<string, unknown>;
 }
@@ -28,6 +32,8 @@ export function readPreviousStatus(status: Record<string, unknown> | undefined):
     providerID: text('providerID'),
     task: Value.Check(TaskStatusRef, raw['task']) ? raw['task'] : undefined,
     restartHandled: text('restartRequest'),
+    revert: Value.Check(RevertRecord, raw['revert']) ? raw['revert'] : undefined,
+    clonedFrom: Value.Check(CloneRecord, raw['clonedFrom']) ? raw['clonedFrom'] : undefined,
     conditions: previousConditions(raw),
     raw,
   };
@@ -77,6 +83,8 @@ export interface StatusInput {
   providerID: string | undefined;
   task: TaskStatusRef | undefined;
   restartHandled: string | undefined;
+  revert: RevertRecord | undefined;
+  clonedFrom: CloneRecord | undefined;
   conditions: Condition[];
   deleting: boolean;
   generation: number | undefined;
@@ -104,6 +112,8 @@ export function buildStatus(input: StatusInput): VirtualMachineStatus {
   }
   if (input.task) status.task = input.task;
   if (input.restartHandled !== undefined) status.restartRequest = input.restartHandled;
+  if (input.revert !== undefined) status.revert = input.revert;
+  if (input.clonedFrom !== undefined) status.clonedFrom = input.clonedFrom;
   status.conditions = input.conditions;
   if (input.generation !== undefined) status.observedGeneration = input.generation;
   return status;
@@ -123,7 +133,7 @@ function phaseOf(input: StatusInput): VMPhase {
     return 'Pending';
   }
   if (observed.lock === 'create' || observed.incomplete) return 'Provisioning';
-  if (configured?.reason === 'Reconfiguring' || input.task?.operation === 'Reconfigure' || input.task?.operation === 'ResizeDisk') {
+  if (configured?.reason === 'Reconfiguring' || input.task?.operation === 'Reconfigure' || input.task?.operation === 'ResizeDisk' || input.task?.operation === 'Revert') {
     return 'Reconfiguring';
   }
   if (observed.powerState === 'On') return 'Running';

@@ -38,7 +38,7 @@ export async function syncVirtualMachine(
   }
   context.trackTask(providerResult.provider, observation);
 
-  const resolution = resolve(vm, request.related, providerResult.provider);
+  const resolution = resolve(vm, request.related, providerResult.provider, { vmExists: observation.vm !== undefined });
   if (!resolution.ok) {
     const resolved = condition('ReferencesResolved', false, resolution.reason, resolution.message);
     const updates = [resolved, ...observedOnly(observation, 'references are not resolved')];
@@ -57,6 +57,7 @@ export async function syncVirtualMachine(
     task: observation.task,
     capabilities: driver.driver.capabilities,
     restartHandled: previous.restartHandled,
+    revertHandled: previous.revert,
     now: context.now,
   });
 
@@ -94,6 +95,8 @@ export async function syncVirtualMachine(
     task,
     providerID: result.providerID,
     restartHandled: blocked ? previous.restartHandled : plan.restartHandled,
+    revert: result.revert,
+    clonedFrom: result.clonedFrom,
   });
 }
 
@@ -145,6 +148,8 @@ function describeAction(action: Action): string {
       return 'reconfiguring';
     case 'resizeDisk':
       return `resizing disk ${action.disk}`;
+    case 'revert':
+      return `reverting to VMSnapshot ${action.snapshot}`;
     case 'none':
       return 'nothing';
   }

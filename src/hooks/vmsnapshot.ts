@@ -1,0 +1,358 @@
+// The VMSnapshot controller: one snapshot on the hypervisor per object, named after the object's
+// UID so that a lost answer is found again instead of taken twice; deleted with the object.
+import { Value } from '@sinclair/typebox/value';
+import { API_VERSION, type Condition } from '../contracts/crds/common.js';
+import type { VirtualMachineObject } from '../contracts/crds/virtualmachine.js';
+import {
+  SnapshotTask,
+  SnapshotVMRecord,
+  type SnapshotPhase,
+  type VMSnapshotObject,
+  type VMSnapshotStatus,
+} from '../contracts/crds/vmsnapshot.js';
+import { NotFoundError, ConflictError, type Capabilities, type SnapshotInfo, type VMRef } from '../contracts/driver.js';
+import { findObject, type CustomizeResponse, type ObjectsByType, type SyncRequestBody, type SyncResponse } from '../contracts/metacontroller.js';
+import { formatBytes } from '../contracts/quantity.js';
+import { buildConditions, previousConditions, type ConditionUpdate } from './conditions.js';
+import { reportDriverError, retryDelaySeconds } from './driver-errors.js';
+import { rfc3339 } from './time.js';
+import { VMHookContext, type VMHookDeps } from './virtualmachine/context.js';
+import { resolveProvider } from './virtualmachine/resolve.js';
+import { DriverCalls } from './driver-calls.js';
+
+/** The snapshot's name on the hypervisor: a letter, then the UID's 32 hex digits (PVE allows 40 characters). */
+export function hypervisorSnapshotName(uid: string): string {
+  return `vr${uid.replace(/-/g, '').toLowerCase()}`;
+}
+
+export function customizeVMSnapshot(snapshot: VMSnapshotObject): CustomizeResponse {
+  return {
+    relatedResources: [
+      { apiVersion: API_VERSION, resource: 'virtualmachines', namespace: snapshot.metadata.namespace ?? '', names: [snapshot.spec.vmRef.name] },
+      // The VM's Provider may live in another namespace, and customize may depend on the spec
+      // only, so every Provider is sent along (there are few); finalize also needs the one the
+      // status recorded after the VM itself is gone.
+      { apiVersion: API_VERSION, resource: 'providers', labelSelector: {} },
+    ],
+  };
+}
+
+const RESYNC = { task: 2, waiting: 15 } as const;
+
+interface Previous {
+  phase: SnapshotPhase | undefined;
+  snapshotID: string | undefined;
+  vm: SnapshotVMRecord | undefined;
+  task: SnapshotTask | undefined;
+  conditions: Condition[];
+  raw: Record<string, unknown>;
+}
+
+function readPrevious(status: Record<string, unknown> | undefined): Previous {
+  const raw = status ?? {};
+  const phase = raw['phase'];
+  return {
+    phase: typeof phase === 'string' ? (phase as SnapshotPhase) : undefined,
+    snapshotID: typeof raw['snapshotID'] === 'string' ? raw['snapshotID'] : undefined,
+    vm: Value.Check(SnapshotVMRecord, raw['vm']) ? raw['vm'] : undefined,
+    task: Value.Check(SnapshotTask, raw['task']) ? raw['task'] : undefined,
+    conditions: previousConditions(raw),
+    raw,
+  };
+}
+
+interface Outcome {
+  phase: SnapshotPhase;
+  ready: ConditionUpdate;
+  resyncAfterSeconds: number;
+  found?: SnapshotInfo;
+  vm?: SnapshotVMRecord | undefined;
+  task?: SnapshotTask | undefined;
+  /** MemoryIncluded / Quiesced, decided when the snapshot is taken and carried over after. */
+  options?: ConditionUpdate[];
+  finalized?: boolean;
+}
+
+const ready = (status: boolean | 'Unknown', reason: string, message: string): ConditionUpdate => ({ type: 'Ready', status, reason, message });
+
+class SnapshotHook {
+  readonly previous: Previous;
+  readonly name: string;
+  readonly now: number;
+
+  constructor(
+    readonly snapshot: VMSnapshotObject,
+    readonly related: ObjectsByType | undefined,
+    readonly deps: VMHookDeps,
+    readonly signal: AbortSignal | undefined,
+  ) {
+    this.previous = readPrevious(snapshot.status);
+    this.name = hypervisorSnapshotName(snapshot.metadata.uid ?? '');
+    this.now = deps.clock.now();
+  }
+
+  vmObject(): VirtualMachineObject | undefined {
+    const object = findObject(this.related, {
+      apiVersion: API_VERSION,
+      kind: 'VirtualMachine',
+      namespace: this.snapshot.metadata.namespace,
+      name: this.snapshot.spec.vmRef.name,
+    });
+    return object as VirtualMachineObject | undefined;
+  }
+
+  /** The VM this snapshot is (or is to be) of, with how to reach its hypervisor. */
+  target(vm: VirtualMachineObject | undefined): SnapshotVMRecord | { problem: Outcome } {
+    const recorded = this.previous.vm;
+    if (!vm) {
+      if (recorded) return recorded;
+      return { problem: this.waiting('VMNotFound', `VirtualMachine ${this.snapshot.spec.vmRef.name} not found`) };
+    }
+    const uid = vm.metadata.uid ?? '';
+    if (recorded && recorded.uid !== uid) {
+      // A new VM under the old name: this snapshot was of the old one and stays with it.
+      return recorded;
+    }
+    const providerID = (vm.status as Record<string, unknown> | undefined)?.['providerID'];
+    if (typeof providerID !== 'string' || providerID === '') {
+      return recorded ?? { problem: this.waiting('VMNotProvisioned', `VirtualMachine ${vm.metadata.name} has not been created yet`) };
+    }
+    const provider = vm.spec.providerRef;
+    return {
+      name: vm.metadata.name,
+      uid,
+      providerID,
+      provider: { namespace: provider.namespace ?? vm.metadata.namespace ?? '', name: provider.name },
+    };
+  }
+
+  waiting(reason: string, message: string): Outcome {
+    return { phase: this.previous.snapshotID ? (this.previous.phase ?? 'Pending') : 'Pending', ready: ready(false, reason, message), resyncAfterSeconds: RESYNC.waiting };
+  }
+
+  /** Driver calls against the VM's hypervisor, or why they cannot be made. */
+  async calls(record: SnapshotVMRecord, vm: VirtualMachineObject | undefined): Promise<DriverCalls | { problem: Outcome }> {
+    // The Provider object as the VM names it (with its namespace checks), or as recorded once the VM is gone.
+    const carrier: VirtualMachineObject =
+      vm && vm.metadata.uid === record.uid
+        ? vm
+        : ({
+            apiVersion: API_VERSION,
+            kind: 'VirtualMachine',
+            metadata: { name: record.name, namespace: this.snapshot.metadata.namespace ?? '' },
+            spec: { providerRef: { name: record.provider.name, namespace: record.provider.namespace }, classRef: { name: '-' } },
+          } as VirtualMachineObject);
+    const provider = resolveProvider(carrier, this.related, { requireReady: false });
+    if (!provider.ok) return { problem: this.waiting(provider.reason, provider.message) };
+    const context = new VMHookContext(carrier, this.deps, this.signal);
+    const driver = await context.driverFor(provider.provider);
+    if (!driver.ok) return { problem: this.waiting(driver.reason, driver.message) };
+    return context.calls(driver.driver, provider.provider);
+  }
+
+  respond(outcome: Outcome): SyncResponse {
+    const generation = this.snapshot.metadata.generation;
+    const updates = [outcome.ready, ...(outcome.options ?? carriedOptions(this.previous.conditions))];
+    const status: VMSnapshotStatus = { phase: outcome.phase };
+    const found = outcome.found;
+    const snapshotID = found?.id ?? this.previous.snapshotID;
+    if (snapshotID !== undefined) status.snapshotID = snapshotID;
+    status.snapshotName = this.name;
+    const creationTime = found ? rfc3339(Date.parse(found.createdAt)) : this.previous.raw['creationTime'];
+    if (typeof creationTime === 'string') status.creationTime = creationTime;
+    const size = found?.sizeBytes !== undefined ? formatBytes(found.sizeBytes) : this.previous.raw['size'];
+    if (typeof size === 'string') status.size = size;
+    const memory = found?.memory ?? this.previous.raw['memoryIncluded'];
+    if (typeof memory === 'boolean') status.memoryIncluded = memory;
+    const vm = outcome.vm ?? this.previous.vm;
+    if (vm) status.vm = vm;
+    if (outcome.task) status.task = outcome.task;
+    status.conditions = buildConditions(this.previous.conditions, updates, this.now, generation);
+    if (generation !== undefined) status.observedGeneration = generation;
+    const response: SyncResponse = { status: status as Record<string, unknown>, children: [], resyncAfterSeconds: outcome.resyncAfterSeconds };
+    if (outcome.finalized !== undefined) response.finalized = outcome.finalized;
+    return response;
+  }
+}
+
+function carriedOptions(previous: Condition[]): ConditionUpdate[] {
+  return previous
+    .filter((condition) => condition.type === 'MemoryIncluded' || condition.type === 'Quiesced')
+    .map((condition) => ({
+      type: condition.type,
+      status: condition.status === 'Unknown' ? 'Unknown' : condition.status === 'True',
+      reason: condition.reason,
+      message: condition.message,
+    }));
+}
+
+async function listOurs(calls: DriverCalls, ref: VMRef): Promise<SnapshotInfo[]> {
+  return calls.call('snapshotList', (options) => calls.driver.snapshotList(ref, options));
+}
+
+export async function syncVMSnapshot(request: SyncRequestBody<VMSnapshotObject>, deps: VMHookDeps, signal?: AbortSignal): Promise<SyncResponse> {
+  const hook = new SnapshotHook(request.parent, request.related, deps, signal);
+  const vmObject = hook.vmObject();
+  const record = hook.target(vmObject);
+  if ('problem' in record) return hook.respond(record.problem);
+  if (vmObject === undefined || vmObject.metadata.uid !== record.uid) {
+    const message = `VirtualMachine ${record.name} (${record.uid}) is gone; its snapshot went with it unless the VM was retained`;
+    return hook.respond({ phase: hook.previous.phase ?? 'Pending', ready: ready(false, 'VMGone', message), resyncAfterSeconds: deps.steadyResyncSeconds });
+  }
+  const calls = await hook.calls(record, vmObject);
+  if ('problem' in calls) return hook.respond({ ...calls.problem, vm: hook.previous.vm });
+  const ref: VMRef = { id: record.providerID, owner: { uid: record.uid, namespace: vmObject.metadata.namespace ?? '', name: record.name } };
+  try {
+    return hook.respond(await reconcile(hook, calls, ref, record));
+  } catch (error) {
+    const failure = reportDriverError(error, 'snapshot', 'NotOwned');
+    return hook.respond({
+      phase: hook.previous.phase ?? 'Pending',
+      ready: ready(false, failure.reason, failure.message),
+      resyncAfterSeconds: retryDelaySeconds(hook.previous.conditions, hook.now, failure.retryable),
+      vm: record,
+      task: hook.previous.task,
+    });
+  }
+}
+
+async function reconcile(hook: SnapshotHook, calls: DriverCalls, ref: VMRef, record: SnapshotVMRecord): Promise<Outcome> {
+  const task = hook.previous.task;
+  if (task?.id) {
+    const status = await calls.call('taskStatus', (options) => calls.driver.taskStatus(task.id, options)).catch((error: unknown) => {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    });
+    if (status?.state === 'queued' || status?.state === 'running') {
+      return { phase: 'Creating', ready: ready(false, 'Creating', `snapshot task ${task.id} in progress`), resyncAfterSeconds: RESYNC.task, vm: record, task };
+    }
+    if (status?.state === 'failed') {
+      // Reported once; the next sync (after a back-off) looks again and takes it anew if it is not there.
+      return {
+        phase: 'Failed',
+        ready: ready(false, 'SnapshotFailed', `snapshot task failed: ${status.error ?? 'no reason given'}`),
+        resyncAfterSeconds: retryDelaySeconds(hook.previous.conditions, hook.now, true),
+        vm: record,
+      };
+    }
+  }
+
+  const found = (await listOurs(calls, ref)).find((snapshot) => snapshot.name === hook.name);
+  if (found) {
+    return { phase: 'Ready', ready: ready(true, 'Created', `snapshot ${found.id} of VM ${record.providerID}`), resyncAfterSeconds: hook.deps.steadyResyncSeconds, found, vm: record };
+  }
+  if (hook.previous.snapshotID !== undefined) {
+    // Taking it again would capture another moment under the same name: report, do not repair.
+    return {
+      phase: 'Failed',
+      ready: ready(false, 'SnapshotGone', `snapshot ${hook.previous.snapshotID} is no longer on VM ${record.providerID}`),
+      resyncAfterSeconds: hook.deps.steadyResyncSeconds,
+      vm: record,
+    };
+  }
+  return take(hook, calls, ref, record);
+}
+
+async function take(hook: SnapshotHook, calls: DriverCalls, ref: VMRef, record: SnapshotVMRecord): Promise<Outcome> {
+  const capabilities = calls.driver.capabilities;
+  if (!capabilities.snapshots) {
+    return { phase: 'Failed', ready: ready(false, 'Unsupported', `the ${calls.driver.type} provider cannot take snapshots`), resyncAfterSeconds: 300, vm: record };
+  }
+  const vm = await calls.call('describe', (options) => calls.driver.describe(ref.id, options));
+  if (vm.lock) {
+    return { phase: 'Pending', ready: ready(false, 'HypervisorBusy', `waiting for "${vm.lock}" on VM ${vm.id} to end`), resyncAfterSeconds: RESYNC.task, vm: record };
+  }
+  const spec = hook.snapshot.spec;
+  const options = snapshotOptions(spec, vm.powerState === 'On', capabilities, calls.driver.type);
+  const started = await calls.call('snapshotCreate', (callOptions) =>
+    calls.driver.snapshotCreate(
+      ref,
+      { name: hook.name, memory: options.memory, quiesce: options.quiesce, ...(spec.description !== undefined ? { description: spec.description } : {}) },
+      callOptions,
+    ),
+  );
+  const task: SnapshotTask | undefined = started.task ? { id: started.task, operation: 'Create', startedAt: rfc3339(hook.now) } : undefined;
+  if (started.task) hook.deps.metrics.taskStarted(calls.provider, started.task);
+  return {
+    phase: 'Creating',
+    ready: ready(false, 'Creating', `taking snapshot of VM ${record.providerID}`),
+    resyncAfterSeconds: started.task ? RESYNC.task : 1,
+    vm: record,
+    task,
+    options: options.conditions,
+  };
+}
+
+/** What is asked, what can be done, and a condition for each option asked. */
+export function snapshotOptions(
+  spec: { includeMemory?: boolean | undefined; quiesce?: boolean | undefined },
+  running: boolean,
+  capabilities: Capabilities,
+  type: string,
+): { memory: boolean; quiesce: boolean; conditions: ConditionUpdate[] } {
+  const conditions: ConditionUpdate[] = [];
+  let memory = false;
+  let quiesce = false;
+  if (spec.includeMemory) {
+    if (!running) conditions.push({ type: 'MemoryIncluded', status: false, reason: 'VMNotRunning', message: 'the VM is not running: there is no memory to save' });
+    else if (!capabilities.memorySnapshots) {
+      conditions.push({ type: 'MemoryIncluded', status: false, reason: 'Unsupported', message: `the ${type} provider cannot save memory in snapshots; taken without` });
+    } else {
+      memory = true;
+      conditions.push({ type: 'MemoryIncluded', status: true, reason: 'MemoryIncluded', message: 'the running memory state is saved' });
+    }
+  }
+  if (spec.quiesce) {
+    if (!running) conditions.push({ type: 'Quiesced', status: false, reason: 'VMNotRunning', message: 'the VM is not running: its file systems are at rest' });
+    else if (!capabilities.quiescedSnapshots) {
+      conditions.push({ type: 'Quiesced', status: false, reason: 'Unsupported', message: `the ${type} provider cannot quiesce the guest; taken without` });
+    } else {
+      quiesce = true;
+      conditions.push({ type: 'Quiesced', status: true, reason: 'Quiesced', message: 'file systems are frozen by the guest tools while the snapshot is taken' });
+    }
+  }
+  return { memory, quiesce, conditions };
+}
+
+export async function finalizeVMSnapshot(request: SyncRequestBody<VMSnapshotObject>, deps: VMHookDeps, signal?: AbortSignal): Promise<SyncResponse> {
+  const hook = new SnapshotHook(request.parent, request.related, deps, signal);
+  const vmObject = hook.vmObject();
+  const record = hook.target(vmObject);
+  const done = (message: string) => hook.respond({ phase: 'Deleting', ready: ready(false, 'Deleted', message), resyncAfterSeconds: 0, finalized: true });
+  // Nothing was ever taken of a VM that never existed on the hypervisor.
+  if ('problem' in record) return done('no snapshot was taken');
+  const calls = await hook.calls(record, vmObject);
+  if ('problem' in calls) {
+    if (vmObject === undefined && calls.problem.ready.reason === 'ProviderNotFound') {
+      return done(`the VM and its Provider are gone: ${calls.problem.ready.message}`);
+    }
+    return hook.respond({ ...calls.problem, phase: 'Deleting', finalized: false, vm: record });
+  }
+  const ref: VMRef = { id: record.providerID, owner: { uid: record.uid, namespace: hook.snapshot.metadata.namespace ?? '', name: record.name } };
+  try {
+    const task = hook.previous.task;
+    if (task?.operation === 'Delete' && task.id) {
+      const status = await calls.call('taskStatus', (options) => calls.driver.taskStatus(task.id, options)).catch(() => undefined);
+      if (status?.state === 'queued' || status?.state === 'running') {
+        return hook.respond({ phase: 'Deleting', ready: ready(false, 'Deleting', `deleting snapshot (task ${task.id})`), resyncAfterSeconds: RESYNC.task, vm: record, task, finalized: false });
+      }
+    }
+    const found = (await listOurs(calls, ref)).find((snapshot) => snapshot.name === hook.name || snapshot.id === hook.previous.snapshotID);
+    if (!found) return done('the snapshot is gone from the hypervisor');
+    const started = await calls.call('snapshotDelete', (options) => calls.driver.snapshotDelete(ref, found.id, options));
+    const deleting: SnapshotTask | undefined = started.task ? { id: started.task, operation: 'Delete', startedAt: rfc3339(hook.now) } : undefined;
+    return hook.respond({ phase: 'Deleting', ready: ready(false, 'Deleting', `deleting snapshot ${found.id}`), resyncAfterSeconds: started.task ? RESYNC.task : 1, vm: record, task: deleting, finalized: false });
+  } catch (error) {
+    // The VM is gone, or the ID now names a VM that is not ours: the snapshot went with our VM.
+    if (error instanceof NotFoundError || error instanceof ConflictError) return done(`the VM is gone: ${error.message}`);
+    const failure = reportDriverError(error, 'deleting the snapshot');
+    return hook.respond({
+      phase: 'Deleting',
+      ready: ready(false, failure.reason, failure.message),
+      resyncAfterSeconds: failure.retryable ? 10 : 60,
+      vm: record,
+      task: hook.previous.task,
+      finalized: false,
+    });
+  }
+}
