@@ -99,3 +99,32 @@ t.test('a foreign VM that took over our VMID is never destroyed', async (t) => {
   await env.metacontroller.settle(() => env.vm() === undefined, { maxSyncs: 400 });
   t.match(env.pve.vm(vmid), { name: 'someone-else', status: 'running' }, 'still there, still running');
 });
+
+t.test('on Proxmox: a VMSnapshot with memory, a revert to it, and a full VMClone configured in its second step', async (t) => {
+  const env = await proxmoxLifecycle(t);
+  env.createVM('web');
+  await env.metacontroller.settle(() => env.isReady(), { maxSyncs: 400 });
+  const snapshotStatus = () => (env.get('VMSnapshot', 'before')?.['status'] ?? {}) as Record<string, unknown>;
+  env.cluster.create({ apiVersion: API, kind: 'VMSnapshot', metadata: { name: 'before', namespace: 'default' }, spec: { vmRef: { name: 'web' }, includeMemory: true } });
+  await env.metacontroller.settle(() => snapshotStatus()['phase'] === 'Ready', { maxSyncs: 400 });
+  const [vm] = env.ours();
+  const snapname = String(snapshotStatus()['snapshotID']);
+  t.match(snapname, /^vr[0-9a-f]{32}$/, 'named after the VMSnapshot UID');
+  t.equal(snapshotStatus()['memoryIncluded'], true);
+
+  env.patchVM('web', { lifecycle: { revertRequest: { snapshotRef: { name: 'before' }, request: '1' } } });
+  await env.metacontroller.settle(() => (env.status()['revert'] as { request?: string } | undefined)?.request === '1' && env.isReady(), { maxSyncs: 400 });
+  t.ok(env.pve.requests.some((request) => request.method === 'POST' && request.path.endsWith(`/snapshot/${snapname}/rollback`)), 'rolled back on PVE');
+
+  env.cluster.create({ apiVersion: API, kind: 'VMClone', metadata: { name: 'copy', namespace: 'default' }, spec: { sourceVMRef: { name: 'web' }, linkedClone: false } });
+  await env.metacontroller.settle(() => env.isReady('copy'), { maxSyncs: 600 });
+  t.equal(env.ours().length, 2);
+  const copy = env.ours().find((other) => other.vmid !== vm?.vmid);
+  t.equal(copy?.name, 'copy', 'configured with its own name in the second step');
+  t.ok(String(copy?.tags).includes(`vr-${env.vm('copy')?.metadata.uid ?? ''}`), 'its own identity tag');
+
+  env.cluster.delete(API, 'VMSnapshot', 'default', 'before');
+  await env.metacontroller.settle(() => env.get('VMSnapshot', 'before') === undefined, { maxSyncs: 400 });
+  t.notOk(env.pve.requests.some((request) => request.method === 'DELETE' && request.path.includes('/snapshot/') && !request.path.endsWith(snapname)), 'only our snapshot deleted');
+  t.ok(env.pve.requests.some((request) => request.method === 'DELETE' && request.path.endsWith(`/snapshot/${snapname}`)), 'our snapshot deleted');
+});

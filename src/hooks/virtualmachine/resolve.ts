@@ -263,8 +263,10 @@ function resolveSource(vm: VirtualMachineObject, related: ObjectsByType | undefi
       return { ok: false, reason: 'CloneSourceInvalid', message: `source VirtualMachine ${sourceName} is on another Provider` };
     }
     const meta = object['metadata'] as { uid?: string } | undefined;
-    const providerID = (object['status'] as Record<string, unknown> | undefined)?.['providerID'];
-    if (typeof providerID !== 'string' || providerID === '' || !meta?.uid) {
+    const sourceStatus = object['status'] as Record<string, unknown> | undefined;
+    const providerID = sourceStatus?.['providerID'];
+    const provisioned = previousConditions(sourceStatus).find((condition) => condition.type === 'Provisioned');
+    if (typeof providerID !== 'string' || providerID === '' || !meta?.uid || provisioned?.status !== 'True') {
       return { ok: false, reason: 'CloneSourceNotReady', message: `source VirtualMachine ${sourceName} has not been created yet` };
     }
     clone.source = { id: providerID, owner: { uid: meta.uid, namespace: namespace ?? '', name: sourceName } };

@@ -1,0 +1,151 @@
+// A vSphere-backed VirtualMachine through the whole system: the Metacontroller stand-in drives the
+// real hook server, whose vSphere driver speaks SOAP to vcsim. vcsim's work takes real time, so the
+// harness settles in real time. VcsimGuests plays VMware Tools (a powered-on VM gets an address).
+import http from 'node:http';
+import t, { type Test } from 'tap';
+import { vsphereDriverFromEnv, type VsphereDriver } from '../../src/hypervisors/vsphere/index.js';
+import { API, lifecycle } from '../helpers/lifecycle.js';
+import { settleInRealTime } from '../helpers/realtime.js';
+import { killDriverSessions, prepareTemplate, requireVcsim, startVcsim, VcsimGuests, type Vcsim } from '../helpers/vcsim.js';
+
+t.setTimeout(240_000);
+
+/** Forwards to vcsim; `dropNext` loses the answer to the next request whose body matches (the request still runs). */
+async function lossyProxy(t: Test, target: string) {
+  let drop: RegExp | undefined;
+  let dropped = 0;
+  const server = http.createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const upstream = http.request(`${target}${request.url ?? '/'}`, { method: request.method, headers: request.headers }, (answer) => {
+        const parts: Buffer[] = [];
+        answer.on('data', (chunk: Buffer) => parts.push(chunk));
+        answer.on('end', () => {
+          if (drop !== undefined && drop.test(body.toString())) {
+            drop = undefined;
+            dropped += 1;
+            request.socket.destroy();
+            return;
+          }
+          response.writeHead(answer.statusCode ?? 502, answer.headers);
+          response.end(Buffer.concat(parts));
+        });
+      });
+      upstream.on('error', () => request.socket.destroy());
+      upstream.end(body);
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  t.teardown(() => new Promise<void>((done) => server.close(() => done())));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    dropNext(pattern: RegExp) {
+      drop = pattern;
+    },
+    get dropped() {
+      return dropped;
+    },
+  };
+}
+
+async function vsphereLifecycle(t: Test, options: { proxy?: boolean } = {}) {
+  const vcsim = await startVcsim(t);
+  await prepareTemplate(vcsim);
+  const proxy = options.proxy ? await lossyProxy(t, vcsim.url) : undefined;
+  const driver: VsphereDriver = vsphereDriverFromEnv({ ...vcsim.env, ...(proxy ? { VSPHERE_ENDPOINT: proxy.url } : {}) });
+  const guests = new VcsimGuests(vcsim);
+  const booting = setInterval(() => void guests.assignAddresses().catch(() => undefined), 200);
+  t.teardown(async () => {
+    clearInterval(booting);
+    await guests.close();
+    await driver.close();
+  });
+  const env = await lifecycle(t, {
+    registry: (simulators) => ({
+      driverFor: async (provider) => (provider.type === 'vsphere' ? driver : simulators.driverFor(provider)),
+    }),
+  });
+  // InProcess: this test's registry serves the driver directly; production runs it in a provider runtime.
+  await env.basics({ cpus: 2, memory: '2Gi' }, { type: 'vsphere', endpoint: vcsim.url, runtime: { mode: 'InProcess' } });
+  const settle = (predicate: () => boolean, what: string) => settleInRealTime(env.metacontroller, predicate, { timeoutMs: 60_000, stepMs: 100, what });
+  return { ...env, vcsim, driver, proxy, settle, ours: () => ownedVMs(vcsim, env.vm()?.metadata.uid ?? '') };
+}
+
+/** The VMs vcsim holds whose identity names this owner UID (read with govc, outside the driver). */
+async function ownedVMs(vcsim: Vcsim, uid: string): Promise<{ name: string; id: string; cpus: number; memoryMB: number; powerState: string }[]> {
+  const info = JSON.parse(await vcsim.govc('vm.info', '-json', '-e', '/DC0/vm/*')) as {
+    VirtualMachines?: { Self: { Value: string }; Name: string; Config?: { Hardware: { NumCPU: number; MemoryMB: number }; ExtraConfig?: { Key: string; Value: unknown }[] }; Runtime: { PowerState: string } }[];
+  };
+  return (info.VirtualMachines ?? [])
+    .filter((vm) => vm.Config?.ExtraConfig?.some((option) => option.Key === 'virtrigaud.owner.uid' && option.Value === uid))
+    .map((vm) => ({ name: vm.Name, id: vm.Self.Value, cpus: vm.Config?.Hardware.NumCPU ?? 0, memoryMB: vm.Config?.Hardware.MemoryMB ?? 0, powerState: vm.Runtime.PowerState }));
+}
+
+if (requireVcsim(t)) {
+  t.test('a vSphere-backed VirtualMachine is cloned, configured, started, gets its IP, reconfigures and is deleted', async (t) => {
+    const env = await vsphereLifecycle(t);
+    env.createVM('web');
+    await env.settle(() => env.isReady() && (env.status()['ips'] as string[]).length > 0, 'Running with an IP');
+    t.equal(env.status()['phase'], 'Running');
+    t.match(env.status()['ips'], [/^192\.0\.2\.\d+$/]);
+    const [vm, ...more] = await env.ours();
+    t.equal(more.length, 0, 'one VM');
+    t.equal(vm?.id, env.status()['providerID']);
+    t.match(vm, { name: 'web', cpus: 2, memoryMB: 2048, powerState: 'poweredOn' });
+    t.match(env.status()['consoleURL'], new RegExp(`/ui/app/vm;nav=v/urn:vmomi:VirtualMachine:${String(vm?.id)}:`));
+
+    env.cluster.patchSpec(API, 'VMClass', 'default', 'small', { cpus: 4, memory: '4Gi' });
+    env.patchVM('web', { lifecycle: { restartRequest: 'apply' } });
+    await env.settle(() => env.isReady() && env.status()['restartRequest'] === 'apply' && (env.status()['hardware'] as { cpus?: number })?.cpus === 4, 'reconfigured');
+    t.match(env.status()['hardware'], { cpus: 4, memory: '4Gi' });
+    t.match((await env.ours())[0], { cpus: 4, memoryMB: 4096 });
+
+    env.patchVM('web', { powerState: 'Off' });
+    await env.settle(() => env.isReady() && env.status()['powerState'] === 'Off', 'powered off');
+    t.match((await env.ours())[0], { powerState: 'poweredOff' });
+
+    const uid = env.vm()?.metadata.uid ?? '';
+    env.cluster.delete(API, 'VirtualMachine', 'default', 'web');
+    await env.settle(() => env.vm() === undefined, 'deleted');
+    t.same(await ownedVMs(env.vcsim, uid), [], 'destroyed on vSphere');
+    t.ok((await env.vcsim.govc('ls', '/DC0/vm')).includes('ubuntu-22-template'), 'the template is untouched');
+  });
+
+  t.test('a VMSnapshot of a vSphere VM is taken and shows on vSphere', async (t) => {
+    const env = await vsphereLifecycle(t);
+    env.createVM('web');
+    await env.settle(() => env.isReady(), 'Ready');
+    env.cluster.create({ apiVersion: API, kind: 'VMSnapshot', metadata: { name: 'before', namespace: 'default' }, spec: { vmRef: { name: 'web' } } });
+    const snapshot = () => (env.get('VMSnapshot', 'before')?.['status'] ?? {}) as Record<string, unknown>;
+    await env.settle(() => snapshot()['phase'] === 'Ready', 'snapshot Ready');
+    const tree = await env.vcsim.govc('snapshot.tree', '-vm', '/DC0/vm/web', '-i');
+    t.ok(tree.includes(String(snapshot()['snapshotID'])), `snapshot ${String(snapshot()['snapshotID'])} in ${tree.trim()}`);
+  });
+
+  t.test('a lost clone response leaves exactly one VM on vSphere', async (t) => {
+    const env = await vsphereLifecycle(t, { proxy: true });
+    env.proxy?.dropNext(/<CloneVM_Task /);
+    env.createVM('web');
+    await env.settle(() => env.isReady(), 'Ready');
+    t.equal(env.proxy?.dropped, 1, 'the clone answer was lost');
+    const owned = await env.ours();
+    t.equal(owned.length, 1, 'one VM');
+    t.equal(owned[0]?.id, env.status()['providerID']);
+  });
+
+  t.test('a session ended from outside is replaced by a new login, and the next change succeeds', async (t) => {
+    const env = await vsphereLifecycle(t);
+    env.createVM('web');
+    await env.settle(() => env.isReady() && env.status()['powerState'] === 'On', 'Running');
+    const logins = env.driver.client.logins;
+    t.ok((await killDriverSessions(env.vcsim)) >= 1, 'govc session.rm ended the driver session');
+    env.patchVM('web', { powerState: 'Off' });
+    await env.settle(() => env.isReady() && env.status()['powerState'] === 'Off', 'powered off after re-login');
+    t.equal(env.driver.client.logins, logins + 1, 'logged in again once');
+    t.match((await env.ours())[0], { powerState: 'poweredOff' });
+  });
+}
