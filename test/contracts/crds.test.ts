@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import t from 'tap';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import {
   KINDS,
   ProviderObject,
@@ -14,6 +14,9 @@ import {
   VMImageObject,
   VMNetworkAttachmentObject,
   VirtualMachineObject,
+  VMCloneObject,
+  VMSnapshotObject,
+  VMSnapshotScheduleObject,
 } from '../../src/contracts/crds/index.js';
 import { loadCrdValidators, type CrdValidator, type ValidationIssue } from '../helpers/crd-validator.js';
 
@@ -28,6 +31,9 @@ const objectSchemas: Record<string, TSchema> = {
   VMImage: VMImageObject,
   VMNetworkAttachment: VMNetworkAttachmentObject,
   Provider: ProviderObject,
+  VMSnapshot: VMSnapshotObject,
+  VMSnapshotSchedule: VMSnapshotScheduleObject,
+  VMClone: VMCloneObject,
 };
 
 const isJson = (value: unknown): value is Json => value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -82,7 +88,7 @@ const webServer = seed('001-virtualmachine-web-server.yaml');
 const proxmoxProd = seed('001-provider-proxmox-prod.yaml');
 
 t.test('the seed examples are all here and name their kind in the file name', async (t) => {
-  t.equal(wholeExamples.length, 11);
+  t.equal(wholeExamples.length, 14);
   for (const file of wholeExamples) {
     t.equal(file.split('-')[1], String(seed(file)['kind']).toLowerCase(), file);
   }
@@ -105,6 +111,34 @@ t.test('the "Scale up" fragment, merged onto the web-server example, is a valid 
   t.same(validate(scaled), []);
   t.same(validate(scaled, webServer), []);
   t.ok(typeboxAccepts(scaled));
+});
+
+t.test('the "Full Clones" fragment, merged onto the linked-clone example, is a valid VMClone (but not a valid update: linkedClone is immutable)', async (t) => {
+  const linked = seed('001-vmclone-web-clone.yaml');
+  const full = mergePatch(linked, readYaml(join(seeds, 'fragments/001-vmclone-full-clone.yaml'))) as Json;
+  t.same(validate(full), []);
+  t.ok(typeboxAccepts(full));
+  t.match(validate(full, linked), [{ message: /linkedClone is immutable/ }]);
+});
+
+t.test('every document of examples/snapshots-and-clones.yaml is accepted by its CRD and TypeBox schema', async (t) => {
+  const documents = parseAllDocuments(readFileSync(join(root, 'examples/snapshots-and-clones.yaml'), 'utf8')).map((doc) => doc.toJS() as Json);
+  t.ok(documents.length >= 4);
+  for (const document of documents) {
+    t.same(validate(document), [], `${String(document['kind'])} ${String((document['metadata'] as Json)['name'])}`);
+    t.ok(typeboxAccepts(document));
+  }
+});
+
+t.test('a VirtualMachine names exactly one source, and cloneFrom cannot change', async (t) => {
+  const cloned = withSpec(webServer, (spec) => {
+    delete spec['imageRef'];
+    spec['cloneFrom'] = { vmRef: { name: 'golden' } };
+  });
+  t.same(validate(cloned), []);
+  t.match(validate(withSpec(cloned, (spec) => (spec['imageRef'] = { name: 'ubuntu-22' }))), [{ message: /exactly one source/ }]);
+  t.match(validate(withSpec(webServer, (spec) => delete spec['imageRef'])), [{ message: /exactly one source/ }]);
+  t.match(validate(withSpec(cloned, (spec) => (spec['cloneFrom'] = { vmRef: { name: 'other' } })), cloned), [{ message: /cloneFrom is immutable/ }]);
 });
 
 t.test('the static-IP userData fragment, merged into the web-server spec, is valid', async (t) => {
