@@ -108,6 +108,48 @@ const table: { name: string; input: PlanInput; action: unknown; reasons?: Record
     reasons: { provisioned: 'Creating' },
   },
   {
+    name: 'a revert whose snapshot is ready comes before any other change',
+    input: input({
+      desired: desired({ revert: { snapshot: 'before', request: 'r1', snapshotID: 'snap-1' } }, { cpus: 4 }),
+      observed: observed({ powerState: 'Off' }),
+    }),
+    action: { kind: 'revert', snapshot: 'before', snapshotID: 'snap-1', request: 'r1' },
+    reasons: { configured: 'Reverting' },
+  },
+  {
+    name: 'a revert already started for this request is not started again',
+    input: input({
+      desired: desired({ revert: { snapshot: 'before', request: 'r1', snapshotID: 'snap-1' } }),
+      revertHandled: { snapshot: 'before', request: 'r1', snapshotID: 'snap-1', startedAt: '2026-01-01T00:00:00Z' },
+    }),
+    action: { kind: 'none' },
+    reasons: { configured: 'InSync' },
+  },
+  {
+    name: 'a new request value reverts again',
+    input: input({
+      desired: desired({ revert: { snapshot: 'before', request: 'r2', snapshotID: 'snap-1' } }),
+      revertHandled: { snapshot: 'before', request: 'r1', snapshotID: 'snap-1', startedAt: '2026-01-01T00:00:00Z' },
+    }),
+    action: { kind: 'revert', snapshot: 'before', snapshotID: 'snap-1', request: 'r2' },
+  },
+  {
+    name: 'a revert waiting for its snapshot lets the rest of the spec apply and says why it waits',
+    input: input({
+      desired: desired({ revert: { snapshot: 'before', request: 'r1', problem: { reason: 'RevertSnapshotNotReady', message: 'VMSnapshot before is not Ready' } } }),
+      observed: observed({ powerState: 'Off' }),
+    }),
+    action: { kind: 'power', operation: 'on', task: 'PowerOn' },
+    reasons: { configured: 'RevertSnapshotNotReady' },
+  },
+  {
+    name: 'a running revert task is waited for',
+    input: input({ task: { ref: { id: 'T1', operation: 'Revert', startedAt: '2026-01-01T00:09:00Z' }, status: { state: 'running' } } }),
+    action: { kind: 'none' },
+    reasons: { configured: 'Reverting' },
+    keepTask: true,
+  },
+  {
     name: 'a stopped VM that should run is powered on',
     input: input({ observed: observed({ powerState: 'Off', ips: [] }) }),
     action: { kind: 'power', operation: 'on', task: 'PowerOn' },
