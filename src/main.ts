@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Driver } from './contracts/driver.js';
 import { REDACTED_LOG_PATHS, buildServer } from './hooks/server.js';
+import { libvirtDriverFromEnv } from './hypervisors/libvirt/index.js';
 import { proxmoxDriverFromEnv } from './hypervisors/proxmox/index.js';
+import { vsphereDriverFromEnv } from './hypervisors/vsphere/index.js';
 import { ProviderRegistry } from './hypervisors/registry.js';
 import { buildProviderRuntime } from './hypervisors/remote/index.js';
 import { SimulatedHypervisor, SimulatorDriver } from './hypervisors/simulator/index.js';
@@ -14,7 +16,8 @@ function usage(): never {
     [
       'usage: node dist/main.js serve      (env: PORT=8080, HOST=0.0.0.0, LOG_LEVEL=info, HOOK_TOKEN_FILE, PROVIDER_TOKEN_SECRET_FILE,',
       '                                      RUNTIME_IMAGE, TLS_CERT_FILE + TLS_KEY_FILE)',
-      '       node dist/main.js provider   (env: PROVIDER_TYPE=simulator|proxmox, PROVIDER_TOKEN_FILE, PORT=9090, HOST=0.0.0.0, LOG_LEVEL=info, PVE_*)',
+      '       node dist/main.js provider   (env: PROVIDER_TYPE=simulator|proxmox|libvirt|vsphere, PROVIDER_TOKEN_FILE, PORT=9090,',
+      '                                      HOST=0.0.0.0, LOG_LEVEL=info, PVE_* | LIBVIRT_* | VSPHERE_*)',
     ].join('\n'),
   );
   process.exit(2);
@@ -96,15 +99,22 @@ function readSecretFile(variable: string, file: string): string {
   return token;
 }
 
+const RUNTIME_DRIVERS: Record<string, { client: string; fromEnv: (env: NodeJS.ProcessEnv) => Driver & { close?: () => Promise<void> } }> = {
+  proxmox: { client: 'PVE', fromEnv: (env) => proxmoxDriverFromEnv(env) },
+  libvirt: { client: 'libvirt', fromEnv: (env) => libvirtDriverFromEnv(env) },
+  vsphere: { client: 'vSphere', fromEnv: (env) => vsphereDriverFromEnv(env) },
+};
+
 function providerDriver(): Driver & { close?: () => Promise<void> } {
-  const type = process.env['PROVIDER_TYPE'];
+  const type = process.env['PROVIDER_TYPE'] ?? '';
   if (type === 'simulator') return new SimulatorDriver(new SimulatedHypervisor());
-  if (type !== 'proxmox') refuse(`PROVIDER_TYPE must be simulator or proxmox, not "${type ?? ''}"`);
+  const runtime = RUNTIME_DRIVERS[type];
+  if (!runtime) refuse(`PROVIDER_TYPE must be simulator, ${Object.keys(RUNTIME_DRIVERS).join(', ')}, not "${type}"`);
   try {
-    return proxmoxDriverFromEnv(process.env);
+    return runtime.fromEnv(process.env);
   } catch (error) {
     // The provider guide's format; config errors name variables, never secret values.
-    refuse(`Failed to create PVE client error="${error instanceof Error ? error.message : String(error)}"`);
+    refuse(`Failed to create ${runtime.client} client error="${error instanceof Error ? error.message : String(error)}"`);
   }
 }
 

@@ -28,8 +28,14 @@ const CREDENTIAL_ENV: Record<string, [env: string, key: string][]> = {
   vsphere: [
     ['VSPHERE_USERNAME', 'username'],
     ['VSPHERE_PASSWORD', 'password'],
+    ['VSPHERE_CA_BUNDLE', 'ca.crt'],
   ],
-  libvirt: [['LIBVIRT_USERNAME', 'username']],
+  libvirt: [
+    ['LIBVIRT_USERNAME', 'username'],
+    ['LIBVIRT_PASSWORD', 'password'],
+    ['LIBVIRT_SSH_PRIVATE_KEY', 'ssh-privatekey'],
+    ['LIBVIRT_KNOWN_HOSTS', 'known_hosts'],
+  ],
 };
 
 const ENDPOINT_ENV: Record<string, string> = { proxmox: 'PVE_ENDPOINT', vsphere: 'VSPHERE_ENDPOINT', libvirt: 'LIBVIRT_URI' };

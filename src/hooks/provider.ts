@@ -25,9 +25,6 @@ export interface ProviderHookDeps {
 
 const RUNTIME_STARTING_RESYNC = 10;
 
-/** Provider types a runtime of this version can serve (`node dist/main.js provider`). */
-export const RUNTIME_TYPES: readonly string[] = ['simulator', 'proxmox'];
-
 function condition(type: string, status: boolean | 'Unknown', reason: string, message: string): ConditionUpdate {
   return { type, status, reason, message };
 }
@@ -74,11 +71,6 @@ export async function syncProvider(
   };
 
   if (target.mode === 'Remote') {
-    if (!RUNTIME_TYPES.includes(target.type)) {
-      // Deploying a runtime that would refuse to start helps nobody: say what is missing instead.
-      const message = `this version has no ${target.type} driver yet; provider runtimes serve ${RUNTIME_TYPES.join(' and ')}`;
-      return respond({}, [condition('Connected', false, 'DriverNotAvailable', message)], deps.steadyResyncSeconds);
-    }
     if (!deps.runtime) {
       const message = 'this hook server has no provider token secret (PROVIDER_TOKEN_SECRET_FILE), so it cannot run provider runtimes';
       return respond({}, [condition('Connected', false, 'RuntimeNotConfigured', message)], deps.steadyResyncSeconds);

@@ -117,10 +117,25 @@ t.test('a VirtualMachine may use a Provider of another namespace only when it ad
   t.equal((admitted.json() as Json)['status']['task']['operation'], 'Create');
 });
 
-t.test('a Provider of a type no runtime can serve yet gets no runtime and says why', async (t) => {
-  const { app } = testServer({ runtime: RUNTIME });
-  t.teardown(() => app.close());
-  const json = await sync(app, remoteProvider({ type: 'vsphere', endpoint: 'https://vcenter.example.com:443' }));
-  t.same(json['children'], []);
-  t.match(json['status']['conditions'], [{ type: 'Ready', status: 'False', reason: 'DriverNotAvailable', message: /no vsphere driver/ }]);
-});
+for (const [type, endpoint, endpointEnv, secrets] of [
+  ['vsphere', 'https://vcenter.example.com:443', 'VSPHERE_ENDPOINT', { VSPHERE_USERNAME: 'username', VSPHERE_PASSWORD: 'password', VSPHERE_CA_BUNDLE: 'ca.crt' }],
+  [
+    'libvirt',
+    'qemu+ssh://192.168.1.10/system',
+    'LIBVIRT_URI',
+    { LIBVIRT_USERNAME: 'username', LIBVIRT_PASSWORD: 'password', LIBVIRT_SSH_PRIVATE_KEY: 'ssh-privatekey', LIBVIRT_KNOWN_HOSTS: 'known_hosts' },
+  ],
+] as const) {
+  t.test(`a ${type} Provider gets a runtime with its endpoint and the seed's credential keys`, async (t) => {
+    const { app } = testServer({ runtime: RUNTIME });
+    t.teardown(() => app.close());
+    const json = await sync(app, remoteProvider({ type, endpoint, credentialSecretRef: { name: `${type}-creds` }, runtime: { mode: 'Remote' } }));
+    const deployment = (json['children'] as Json[]).find((child) => child['kind'] === 'Deployment');
+    const env = Object.fromEntries((deployment?.['spec']['template']['spec']['containers'][0]['env'] as Json[]).map((entry) => [entry['name'], entry]));
+    t.equal(env['PROVIDER_TYPE']['value'], type);
+    t.equal(env[endpointEnv]['value'], endpoint);
+    for (const [variable, key] of Object.entries(secrets)) {
+      t.same(env[variable]['valueFrom'], { secretKeyRef: { name: `${type}-creds`, key, optional: true } }, variable);
+    }
+  });
+}
