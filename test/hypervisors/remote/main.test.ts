@@ -51,10 +51,22 @@ t.test('the provider command refuses to start with a bad PVE_ENDPOINT', async (t
   t.equal(stderr, 'Failed to create PVE client error="invalid endpoint URL"\n');
 });
 
+for (const [type, variable, secretVariable] of [
+  ['libvirt', 'LIBVIRT_URI', 'LIBVIRT_PASSWORD'],
+  ['vsphere', 'VSPHERE_ENDPOINT', 'VSPHERE_PASSWORD'],
+] as const) {
+  t.test(`the ${type} provider command refuses to start without ${variable}, naming it and no secret`, async (t) => {
+    const { code, stderr } = await provider({ PROVIDER_TYPE: type, PROVIDER_TOKEN_FILE: tokenFile(t), [secretVariable]: 'a-secret-value' });
+    t.equal(code, 1);
+    t.match(stderr, new RegExp(`^Failed to create (libvirt|vSphere) client error=".*${variable}.*"\n$`));
+    t.notMatch(stderr, 'a-secret-value');
+  });
+}
+
 t.test('the provider command refuses an unknown provider type', async (t) => {
   const { code, stderr } = await provider({ PROVIDER_TYPE: 'hyperv', PROVIDER_TOKEN_FILE: tokenFile(t) });
   t.equal(code, 1);
-  t.equal(stderr, 'PROVIDER_TYPE must be simulator or proxmox, not "hyperv"\n');
+  t.equal(stderr, 'PROVIDER_TYPE must be simulator, proxmox, libvirt, vsphere, not "hyperv"\n');
 });
 
 t.test('the provider command serves a simulator with the token and stops cleanly on SIGTERM', async (t) => {
