@@ -272,6 +272,38 @@ export function driverConformance(t: Test, name: string, makeTarget: () => Promi
     await deleteFully(target, ref);
   });
 
+  test('a linked clone of a VM is made where supported, refused with a typed error where not', async (target, t) => {
+    const me = owner('lsource');
+    const vm = await createFully(target, target.spec('conf-lsrc', me));
+    const cloneOwner = owner('lclone');
+    const attempt = target.driver.clone({ id: vm.id, owner: me }, { name: 'conf-lclone', owner: cloneOwner, linked: true });
+    if (!target.driver.capabilities.linkedClones) {
+      await t.rejects(attempt, { code: 'Unsupported' });
+    } else {
+      // PVE makes linked clones of templates only: an ordinary VM is InvalidSpec there, never a full copy in disguise.
+      const outcome = await attempt.then(
+        (started) => ({ started }),
+        (error: unknown) => ({ error: error as { code?: string } }),
+      );
+      if ('error' in outcome) {
+        t.equal(outcome.error.code, 'InvalidSpec', 'refused as InvalidSpec');
+      } else {
+        await taskDone(target, outcome.started.task, 'linked clone');
+        let clone = await target.driver.describe(outcome.started.id);
+        for (let step = 0; clone.incomplete && step < 3; step++) {
+          const next = await target.driver.create(target.spec('conf-lclone', cloneOwner));
+          await taskDone(target, next.task, 'clone continued');
+          clone = await target.driver.describe(outcome.started.id);
+        }
+        t.same(clone.owner, cloneOwner);
+        t.ok(outcome.started.sourceSnapshot === undefined || outcome.started.sourceSnapshot.length > 0, 'a named source snapshot, if any');
+        await deleteFully(target, { id: outcome.started.id, owner: cloneOwner });
+        t.equal((await target.driver.describe(vm.id)).id, vm.id, 'the source is untouched by deleting its linked clone');
+      }
+    }
+    await deleteFully(target, { id: vm.id, owner: me });
+  });
+
   test('a clone is a new VM with its own owner', async (target, t) => {
     const me = owner('source');
     const vm = await createFully(target, target.spec('conf-src', me));
