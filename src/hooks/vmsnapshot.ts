@@ -199,6 +199,9 @@ export async function syncVMSnapshot(request: SyncRequestBody<VMSnapshotObject>,
     const message = `VirtualMachine ${record.name} (${record.uid}) is gone; its snapshot went with it unless the VM was retained`;
     return hook.respond({ phase: hook.previous.phase ?? 'Pending', ready: ready(false, 'VMGone', message), resyncAfterSeconds: deps.steadyResyncSeconds });
   }
+  if (vmObject.metadata.deletionTimestamp !== undefined && hook.previous.snapshotID === undefined && !hook.previous.task) {
+    return hook.respond(hook.waiting('VMDeleting', `VirtualMachine ${record.name} is being deleted; no snapshot is taken of it`));
+  }
   const calls = await hook.calls(record, vmObject);
   if ('problem' in calls) return hook.respond({ ...calls.problem, vm: hook.previous.vm });
   const ref: VMRef = { id: record.providerID, owner: { uid: record.uid, namespace: vmObject.metadata.namespace ?? '', name: record.name } };
