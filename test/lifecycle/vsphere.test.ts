@@ -1,62 +1,27 @@
 // A vSphere-backed VirtualMachine through the whole system: the Metacontroller stand-in drives the
 // real hook server, whose vSphere driver speaks SOAP to vcsim. vcsim's work takes real time, so the
 // harness settles in real time. VcsimGuests plays VMware Tools (a powered-on VM gets an address).
-import http from 'node:http';
 import t, { type Test } from 'tap';
 import { vsphereDriverFromEnv, type VsphereDriver } from '../../src/hypervisors/vsphere/index.js';
 import { API, lifecycle } from '../helpers/lifecycle.js';
 import { settleInRealTime } from '../helpers/realtime.js';
-import { killDriverSessions, prepareTemplate, requireVcsim, startVcsim, VcsimGuests, type Vcsim } from '../helpers/vcsim.js';
+import { killDriverSessions, prepareTemplate, requireVcsim, startSoapProxy, startVcsim, VcsimGuests, type Vcsim } from '../helpers/vcsim.js';
 
 t.setTimeout(240_000);
 
-/** Forwards to vcsim; `dropNext` loses the answer to the next request whose body matches (the request still runs). */
-async function lossyProxy(t: Test, target: string) {
-  let drop: RegExp | undefined;
-  let dropped = 0;
-  const server = http.createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const upstream = http.request(`${target}${request.url ?? '/'}`, { method: request.method, headers: request.headers }, (answer) => {
-        const parts: Buffer[] = [];
-        answer.on('data', (chunk: Buffer) => parts.push(chunk));
-        answer.on('end', () => {
-          if (drop !== undefined && drop.test(body.toString())) {
-            drop = undefined;
-            dropped += 1;
-            request.socket.destroy();
-            return;
-          }
-          response.writeHead(answer.statusCode ?? 502, answer.headers);
-          response.end(Buffer.concat(parts));
-        });
-      });
-      upstream.on('error', () => request.socket.destroy());
-      upstream.end(body);
-    });
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  t.teardown(() => new Promise<void>((done) => server.close(() => done())));
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    dropNext(pattern: RegExp) {
-      drop = pattern;
-    },
-    get dropped() {
-      return dropped;
-    },
-  };
-}
-
-async function vsphereLifecycle(t: Test, options: { proxy?: boolean } = {}) {
+async function vsphereLifecycle(t: Test, options: { dropCloneAnswer?: boolean } = {}) {
   const vcsim = await startVcsim(t);
   await prepareTemplate(vcsim);
-  const proxy = options.proxy ? await lossyProxy(t, vcsim.url) : undefined;
-  const driver: VsphereDriver = vsphereDriverFromEnv({ ...vcsim.env, ...(proxy ? { VSPHERE_ENDPOINT: proxy.url } : {}) });
+  // Loses vcsim's answer to the first CloneVM_Task when asked to; the clone itself happens.
+  let dropClone = options.dropCloneAnswer === true;
+  const proxy = options.dropCloneAnswer
+    ? await startSoapProxy(t, vcsim.url, (request, response) => {
+        if (!dropClone || !request.includes('<CloneVM_Task ')) return response;
+        dropClone = false;
+        return 'drop';
+      })
+    : undefined;
+  const driver: VsphereDriver = vsphereDriverFromEnv({ ...vcsim.env, ...(proxy === undefined ? {} : { VSPHERE_ENDPOINT: proxy.url }) });
   const guests = new VcsimGuests(vcsim);
   const booting = setInterval(() => void guests.assignAddresses().catch(() => undefined), 200);
   t.teardown(async () => {
@@ -72,7 +37,8 @@ async function vsphereLifecycle(t: Test, options: { proxy?: boolean } = {}) {
   // InProcess: this test's registry serves the driver directly; production runs it in a provider runtime.
   await env.basics({ cpus: 2, memory: '2Gi' }, { type: 'vsphere', endpoint: vcsim.url, runtime: { mode: 'InProcess' } });
   const settle = (predicate: () => boolean, what: string) => settleInRealTime(env.metacontroller, predicate, { timeoutMs: 60_000, stepMs: 100, what });
-  return { ...env, vcsim, driver, proxy, settle, ours: () => ownedVMs(vcsim, env.vm()?.metadata.uid ?? '') };
+  const clones = () => proxy?.requests.filter((request) => request.includes('<CloneVM_Task ')).length ?? 0;
+  return { ...env, vcsim, driver, clones, settle, ours: () => ownedVMs(vcsim, env.vm()?.metadata.uid ?? '') };
 }
 
 /** The VMs vcsim holds whose identity names this owner UID (read with govc, outside the driver). */
@@ -85,10 +51,16 @@ async function ownedVMs(vcsim: Vcsim, uid: string): Promise<{ name: string; id: 
     .map((vm) => ({ name: vm.Name, id: vm.Self.Value, cpus: vm.Config?.Hardware.NumCPU ?? 0, memoryMB: vm.Config?.Hardware.MemoryMB ?? 0, powerState: vm.Runtime.PowerState }));
 }
 
+async function guestinfo(vcsim: Vcsim, id: string): Promise<Map<string, string>> {
+  const info = JSON.parse(await vcsim.govc('object.collect', '-json', `VirtualMachine:${id}`, 'config.extraConfig')) as { Val?: { OptionValue?: { Key: string; Value: string }[] } }[];
+  return new Map((info[0]?.Val?.OptionValue ?? []).map((option) => [option.Key, String(option.Value)]));
+}
+
 if (requireVcsim(t)) {
   t.test('a vSphere-backed VirtualMachine is cloned, configured, started, gets its IP, reconfigures and is deleted', async (t) => {
     const env = await vsphereLifecycle(t);
-    env.createVM('web');
+    const userData = '#cloud-config\nusers:\n  - name: ops\n    passwd: not-shown-anywhere\n';
+    env.createVM('web', { userData: { cloudInit: { inline: userData } } });
     await env.settle(() => env.isReady() && (env.status()['ips'] as string[]).length > 0, 'Running with an IP');
     t.equal(env.status()['phase'], 'Running');
     t.match(env.status()['ips'], [/^192\.0\.2\.\d+$/]);
@@ -97,6 +69,16 @@ if (requireVcsim(t)) {
     t.equal(vm?.id, env.status()['providerID']);
     t.match(vm, { name: 'web', cpus: 2, memoryMB: 2048, powerState: 'poweredOn' });
     t.match(env.status()['consoleURL'], new RegExp(`/ui/app/vm;nav=v/urn:vmomi:VirtualMachine:${String(vm?.id)}:`));
+    const extraConfig = await guestinfo(env.vcsim, String(vm?.id));
+    t.equal(Buffer.from(extraConfig.get('guestinfo.userdata') ?? '', 'base64').toString(), userData, 'cloud-init user-data in guestinfo');
+    t.equal(extraConfig.get('guestinfo.userdata.encoding'), 'base64');
+    t.match(JSON.parse(Buffer.from(extraConfig.get('guestinfo.metadata') ?? '', 'base64').toString()), { 'local-hostname': 'web' });
+    t.notOk(JSON.stringify(env.status()).includes('not-shown-anywhere'), 'user-data never in the status');
+    t.match(env.status()['hardware'], { disks: [{ name: 'root', size: '40Gi' }] }, 'the template disk grew to the asked size');
+
+    env.patchVM('web', { disks: [{ name: 'root', size: '50Gi' }] });
+    await env.settle(() => env.isReady() && JSON.stringify(env.status()['hardware']).includes('50Gi'), 'disk grown');
+    t.match(env.status()['hardware'], { disks: [{ name: 'root', size: '50Gi' }] });
 
     env.cluster.patchSpec(API, 'VMClass', 'default', 'small', { cpus: 4, memory: '4Gi' });
     env.patchVM('web', { lifecycle: { restartRequest: 'apply' } });
@@ -127,11 +109,11 @@ if (requireVcsim(t)) {
   });
 
   t.test('a lost clone response leaves exactly one VM on vSphere', async (t) => {
-    const env = await vsphereLifecycle(t, { proxy: true });
-    env.proxy?.dropNext(/<CloneVM_Task /);
+    const env = await vsphereLifecycle(t, { dropCloneAnswer: true });
     env.createVM('web');
     await env.settle(() => env.isReady(), 'Ready');
-    t.equal(env.proxy?.dropped, 1, 'the clone answer was lost');
+    t.equal(env.clones(), 1, 'one CloneVM_Task, whose answer was lost');
+    t.ok(env.metacontroller.calls.some((call) => JSON.stringify(call.response).includes('cannot reach')), 'the lost answer showed as Unreachable');
     const owned = await env.ours();
     t.equal(owned.length, 1, 'one VM');
     t.equal(owned[0]?.id, env.status()['providerID']);

@@ -1,0 +1,135 @@
+// The provider runtime's environment → a validated VsphereConfig. Errors name the variable,
+// never a secret's value; secrets live in Secret wrappers that print as `[redacted]`.
+
+import { inspect } from 'node:util';
+import { InvalidSpecError } from '../../contracts/driver.js';
+
+export class VsphereConfigError extends InvalidSpecError {
+  override readonly name = 'VsphereConfigError';
+}
+
+/** A credential that prints as `[redacted]` everywhere; `reveal()` is the only way to read it. */
+export class Secret {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return '[redacted]';
+  }
+  toJSON(): string {
+    return '[redacted]';
+  }
+  [inspect.custom](): string {
+    return '[redacted]';
+  }
+}
+
+/** Where new VMs go when the VM's spec does not say (the Provider's defaults). */
+export interface PlacementDefaults {
+  datacenter?: string;
+  folder?: string;
+  cluster?: string;
+  resourcePool?: string;
+  datastore?: string;
+  host?: string;
+}
+
+export interface VsphereConfig {
+  /** Scheme, host and port: `https://vcenter.example.com:443`. */
+  origin: string;
+  /** The SOAP endpoint path, `/sdk`. */
+  sdkPath: string;
+  username: string;
+  password: Secret;
+  insecureSkipVerify: boolean;
+  caBundle?: string;
+  defaults: PlacementDefaults;
+}
+
+type Env = Record<string, string | undefined>;
+
+function value(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+function fail(message: string): never {
+  throw new VsphereConfigError(message);
+}
+
+/** Accepts `https://vc:443`, with or without `/sdk`, with or without a trailing slash. */
+export function normalizeEndpoint(raw: string | undefined): { origin: string; sdkPath: string } {
+  if (raw === undefined) fail('VSPHERE_ENDPOINT is required');
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    fail('VSPHERE_ENDPOINT is not a valid URL');
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.hostname === '') fail('VSPHERE_ENDPOINT must be an http(s) URL');
+  // Credentials belong in the Secret, not in the URL (where logs and status would show them).
+  if (url.username !== '' || url.password !== '') fail('VSPHERE_ENDPOINT must not carry credentials; use VSPHERE_USERNAME and VSPHERE_PASSWORD');
+  if (url.search !== '' || url.hash !== '') fail('VSPHERE_ENDPOINT must not have a query or fragment');
+  const prefix = url.pathname.replace(/\/+$/, '').replace(/\/sdk$/, '');
+  return { origin: url.origin, sdkPath: `${prefix}/sdk` };
+}
+
+function parseBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = value(env, name);
+  if (raw === undefined) return fallback;
+  const lower = raw.toLowerCase();
+  if (lower === 'true' || lower === '1' || lower === 'yes') return true;
+  if (lower === 'false' || lower === '0' || lower === 'no') return false;
+  fail(`${name} must be true or false`);
+}
+
+export function vsphereConfigFromEnv(env: Env): VsphereConfig {
+  const endpoint = normalizeEndpoint(value(env, 'VSPHERE_ENDPOINT'));
+  const username = value(env, 'VSPHERE_USERNAME');
+  const password = env['VSPHERE_PASSWORD'];
+  if (username === undefined) fail('VSPHERE_USERNAME is required');
+  if (password === undefined || password === '') fail('VSPHERE_PASSWORD is required');
+  const insecureSkipVerify = parseBoolean(env, 'VSPHERE_INSECURE_SKIP_VERIFY', false);
+  const caBundle = value(env, 'VSPHERE_CA_BUNDLE');
+  if (caBundle !== undefined && !caBundle.includes('-----BEGIN CERTIFICATE-----')) {
+    fail('VSPHERE_CA_BUNDLE must hold PEM certificates (-----BEGIN CERTIFICATE-----)');
+  }
+  const defaults: PlacementDefaults = {};
+  const names = [
+    ['datacenter', 'VSPHERE_DATACENTER'],
+    ['folder', 'VSPHERE_FOLDER'],
+    ['cluster', 'VSPHERE_CLUSTER'],
+    ['resourcePool', 'VSPHERE_RESOURCE_POOL'],
+    ['datastore', 'VSPHERE_DATASTORE'],
+    ['host', 'VSPHERE_HOST'],
+  ] as const;
+  for (const [key, variable] of names) {
+    const setting = value(env, variable);
+    if (setting !== undefined) defaults[key] = setting;
+  }
+  const config: VsphereConfig = {
+    ...endpoint,
+    username,
+    password: new Secret(password),
+    insecureSkipVerify,
+    defaults,
+  };
+  if (caBundle !== undefined) config.caBundle = caBundle;
+  return config;
+}
+
+/** One line for logs: where and how, never with what. */
+export function describeConfig(config: VsphereConfig): string {
+  const tls = config.origin.startsWith('http:')
+    ? 'plain HTTP'
+    : config.insecureSkipVerify
+      ? 'TLS unverified'
+      : config.caBundle !== undefined
+        ? 'TLS with CA bundle'
+        : 'TLS verified';
+  return `vSphere at ${config.origin}${config.sdkPath} as ${config.username} (${tls})`;
+}

@@ -1,0 +1,317 @@
+// create: a clone of a template, in two steps.
+// 1. CloneVM_Task with the owner's identity in the CloneSpec's extraConfig (so the VM carries it
+//    from the moment it exists) and `virtrigaud.state=configuring`; placement in the RelocateSpec;
+//    a linked clone shares the template's disks through its current snapshot.
+// 2. One ReconfigVM_Task with CPU, memory, firmware and features, disks, NICs, cloud-init
+//    guestinfo, and `virtrigaud.state=ready`. The VM reads as `incomplete` until that lands, and
+//    create called again continues there (hardware upgrade for a TPM first, when needed).
+// Before either step the owner's VM is looked up by identity: a lost response never clones twice.
+
+import {
+  BusyError,
+  InvalidSpecError,
+  NotFoundError,
+  UnsupportedError,
+  type CreateSpec,
+  type Identity,
+  type NicSpec,
+  type Started,
+} from '../../contracts/driver.js';
+import { MiB } from '../../contracts/quantity.js';
+import { morefOf } from './client.js';
+import {
+  addDiskSpec,
+  addNicSpec,
+  addTpmSpec,
+  editNicSpec,
+  findDisk,
+  freeUnit,
+  growDiskSpec,
+  readDevices,
+  type NetworkTarget,
+} from './devices.js';
+import { diskSlotsOf, identityEntries, KEY, slotOf } from './identity.js';
+import { findByInventoryPath, resolveDatacenter, resolveObject, type Datacenter } from './inventory.js';
+import { findVmByIdentity } from './observe.js';
+import { resolvePlacement, type Placement } from './placement.js';
+import { retrieveAll, retrieveOne } from './property-collector.js';
+import { el, fragments, moref, optionValue, typed, type MoRef, type Xml } from './soap.js';
+import { readTask, waitBriefly } from './tasks.js';
+import { flattenSnapshots } from './snapshots.js';
+import { child, textAt } from './xml.js';
+import { readVM, record, type VmRecord, type VsphereContext } from './vm.js';
+
+export const LINKED_BASE_SNAPSHOT = 'virtrigaud-linked-base';
+// TPM 2.0 needs virtual hardware 14 (vSphere 6.7).
+const TPM_HARDWARE_VERSION = 14;
+
+function validate(spec: CreateSpec): void {
+  if (spec.image.kind !== 'template') throw new UnsupportedError("the vSphere driver clones templates; URL images (capability 'imageImport') are not supported");
+  if (spec.machine !== undefined) throw new UnsupportedError("the vSphere driver has no machine types (capability 'machineType')");
+  if (spec.storage.provisioning === 'thick') throw new UnsupportedError("the vSphere driver does not provision thick disks (capability 'thickProvisioning')");
+  if (!Number.isInteger(spec.cpus) || spec.cpus < 1) throw new InvalidSpecError(`cpus must be a positive integer, not ${spec.cpus}`);
+  if (!Number.isSafeInteger(spec.memoryBytes) || spec.memoryBytes < 4 * MiB || spec.memoryBytes % MiB !== 0) {
+    throw new InvalidSpecError('memory must be a whole number of Mi (MiB), at least 4Mi');
+  }
+  for (const nic of spec.nics) {
+    const unsupported: string[] = (['vlan', 'mac', 'mtu', 'firewall', 'rateLimitMBps', 'staticIP'] as const).filter((field) => nic[field] !== undefined);
+    // `virtio` is the API's default model, read as "the hypervisor's default" (hooks/resolve.ts):
+    // the template's NIC type, vmxnet3 for added NICs. Any other model is a nicModel request.
+    if (nic.model !== undefined && nic.model !== 'virtio') unsupported.push('model');
+    if (unsupported.length > 0) throw new UnsupportedError(`NIC ${nic.name}: the vSphere driver does not support ${unsupported.join(', ')}`);
+  }
+  if ((spec.features.secureBoot || spec.features.tpm) && spec.firmware === 'bios') {
+    throw new InvalidSpecError('secure boot and TPM need UEFI firmware');
+  }
+  for (const disk of spec.disks) {
+    if (!Number.isSafeInteger(disk.sizeBytes) || disk.sizeBytes <= 0) throw new InvalidSpecError(`disk ${disk.name} must have a positive size`);
+  }
+}
+
+/** The template (or VM) an image ref names: an inventory path, or a unique name (templates first). */
+export async function resolveTemplate(ctx: VsphereContext, dc: Datacenter, ref: string, signal?: AbortSignal): Promise<VmRecord> {
+  if (ref.includes('/')) {
+    const found = await findByInventoryPath(ctx, ref.startsWith('/') ? ref.slice(1) : `${dc.name}/vm/${ref}`, signal);
+    if (found === undefined || found.type !== 'VirtualMachine') throw new InvalidSpecError(`template '${ref}' not found`);
+    return readVM(ctx, found.value, signal);
+  }
+  const all = (await retrieveAll(ctx.client, dc.vmFolder, 'VirtualMachine', ['name', 'config.template'], signal)).map(record);
+  const named = all.filter((vm) => vm.name === ref);
+  const templates = named.filter((vm) => vm.template);
+  const candidates = templates.length > 0 ? templates : named;
+  if (candidates.length === 0) throw new InvalidSpecError(`template '${ref}' not found in datacenter ${dc.name}`);
+  if (candidates.length > 1) throw new InvalidSpecError(`template name '${ref}' is ambiguous (${candidates.length} VMs); use an inventory path`);
+  return readVM(ctx, (candidates[0] as VmRecord).ref.value, signal);
+}
+
+/** A network or distributed port group by name (or inventory path) in the datacenter. */
+export async function resolveNetwork(ctx: VsphereContext, dc: Datacenter, name: string, signal?: AbortSignal): Promise<NetworkTarget> {
+  const ref = await resolveObject(ctx, dc, 'network', ['Network', 'DistributedVirtualPortgroup', 'OpaqueNetwork'], name, 'network', undefined, signal);
+  if (ref.type !== 'DistributedVirtualPortgroup') return { kind: 'network', name: name.split('/').pop() ?? name, ref };
+  const portgroup = await retrieveOne(ctx.client, ref, ['key', 'config.distributedVirtualSwitch'], signal);
+  const dvs = morefOf(portgroup.props.get('config.distributedVirtualSwitch'));
+  const uuid = dvs === undefined ? undefined : textAt((await retrieveOne(ctx.client, dvs, ['uuid'], signal)).props.get('uuid'));
+  if (uuid === undefined) throw new InvalidSpecError(`port group '${name}' has no distributed switch`);
+  return { kind: 'portgroup', name, ref, key: textAt(portgroup.props.get('key')) ?? ref.value, switchUuid: uuid };
+}
+
+/** The snapshot a linked clone is based on: the source's current one, made when there is none. */
+export async function linkedCloneBase(ctx: VsphereContext, source: VmRecord, signal?: AbortSignal): Promise<{ ref: MoRef; name: string }> {
+  const info = source.object.props.get('snapshot');
+  const current = morefOf(child(info, 'currentSnapshot'));
+  if (current !== undefined) {
+    const name = flattenSnapshots(info).find((node) => node.ref.value === current.value)?.name ?? current.value;
+    return { ref: current, name };
+  }
+  const task = morefOf(
+    await ctx.client.returnval(
+      'CreateSnapshot_Task',
+      [moref('_this', source.ref), el('name', LINKED_BASE_SNAPSHOT), el('description', 'base of linked clones made by virtrigaud'), el('memory', false), el('quiesce', false)],
+      signal,
+    ),
+  );
+  if (task === undefined) throw new InvalidSpecError(`vSphere started no snapshot task on ${source.name}`);
+  const done = await waitBriefly(ctx, task, ctx.cloneWaitMs, `snapshot of ${source.name} for linked clones`, signal);
+  // Still running: a retry finds it as the current snapshot once it is done.
+  if (done?.result === undefined) throw new BusyError(`the base snapshot of ${source.name} for linked clones is still being taken`);
+  return { ref: done.result, name: LINKED_BASE_SNAPSHOT };
+}
+
+export interface CloneRequest {
+  source: VmRecord;
+  name: string;
+  owner: Identity;
+  placement: Placement;
+  linked: boolean;
+}
+
+/**
+ * Starts CloneVM_Task and waits briefly for it: the new VM's moid is the task's result. A clone
+ * still running after the wait answers the task with a provisional id, under which describe says
+ * NotFound, so the caller finds the VM by identity once it exists.
+ */
+export async function startClone(ctx: VsphereContext, request: CloneRequest, signal?: AbortSignal): Promise<{ id: string; sourceSnapshot?: string } & Started> {
+  const base = request.linked ? await linkedCloneBase(ctx, request.source, signal) : undefined;
+  const { placement } = request;
+  const location = el('location', [
+    moref('datastore', placement.datastore),
+    base === undefined ? undefined : el('diskMoveType', 'createNewChildDiskBacking'),
+    moref('pool', placement.pool),
+    moref('host', placement.host),
+  ]);
+  const entries: [string, string][] = [...identityEntries(request.owner), [KEY.state, 'configuring']];
+  const extraConfig = entries.map(([key, value]) => optionValue('extraConfig', key, value));
+  const spec = el('spec', [
+    location,
+    el('template', false),
+    typed('config', 'VirtualMachineConfigSpec', extraConfig),
+    el('powerOn', false),
+    moref('snapshot', base?.ref),
+  ]);
+  const task = morefOf(
+    await ctx.client.returnval('CloneVM_Task', [moref('_this', request.source.ref), moref('folder', placement.folder), el('name', request.name), spec], signal),
+  );
+  ctx.vmList.invalidate();
+  if (task === undefined) throw new InvalidSpecError(`vSphere started no clone task for ${request.name}`);
+  const linked = base === undefined ? {} : { sourceSnapshot: base.name };
+  const done = await waitBriefly(ctx, task, ctx.cloneWaitMs, `clone of ${request.source.name}`, signal);
+  ctx.vmList.invalidate();
+  if (done?.result !== undefined) return { id: done.result.value, ...linked };
+  ctx.pendingClones.set(request.owner.uid, task.value);
+  return { id: task.value, task: task.value, ...linked };
+}
+
+function guestinfo(spec: CreateSpec): [string, string][] {
+  if (spec.userData === undefined) return [];
+  const metadata = JSON.stringify({ 'instance-id': spec.owner.uid, 'local-hostname': spec.name });
+  // cloud-init's VMware datasource reads guestinfo.userdata/metadata with their `.encoding`.
+  return [
+    ['guestinfo.userdata', Buffer.from(spec.userData, 'utf8').toString('base64')],
+    ['guestinfo.userdata.encoding', 'base64'],
+    ['guestinfo.metadata', Buffer.from(metadata, 'utf8').toString('base64')],
+    ['guestinfo.metadata.encoding', 'base64'],
+  ];
+}
+
+function hardwareVersion(vm: VmRecord): number | undefined {
+  const match = /^vmx-(\d+)$/.exec(textAt(vm.object.props.get('config.version')) ?? '');
+  return match ? Number(match[1]) : undefined;
+}
+
+async function nicTarget(ctx: VsphereContext, dc: Datacenter, nic: NicSpec, signal?: AbortSignal): Promise<NetworkTarget | undefined> {
+  const explicit = nic.network ?? nic.bridge;
+  if (explicit !== undefined) return resolveNetwork(ctx, dc, explicit, signal);
+  // No network given: one named like the NIC, else the template's own network stays.
+  try {
+    return await resolveNetwork(ctx, dc, nic.name, signal);
+  } catch (error) {
+    if (error instanceof InvalidSpecError) return undefined;
+    throw error;
+  }
+}
+
+/** The configuration step: one ReconfigVM_Task that makes the clone what the spec says. */
+export async function configureClone(ctx: VsphereContext, clone: VmRecord, spec: CreateSpec, dc: Datacenter, signal?: AbortSignal): Promise<Started> {
+  let vm = clone;
+  if (spec.features.tpm && !readDevices(vm.object.props.get('config.hardware.device')).tpm && (hardwareVersion(vm) ?? 0) < TPM_HARDWARE_VERSION) {
+    const task = morefOf(await ctx.client.returnval('UpgradeVM_Task', [moref('_this', vm.ref), el('version', `vmx-${TPM_HARDWARE_VERSION}`)], signal));
+    if (task === undefined) throw new InvalidSpecError(`vSphere started no hardware upgrade on VM ${vm.ref.value}`);
+    // Still running: the next create call continues (and finds the new version). Done: the
+    // configuration follows at once, whatever version the server chose; a server that cannot
+    // hold a TPM refuses the device with its own fault.
+    if ((await waitBriefly(ctx, task, ctx.cloneWaitMs, `hardware upgrade of VM ${vm.ref.value}`, signal)) === undefined) return { task: task.value };
+    vm = await readVM(ctx, vm.ref.value, signal);
+  }
+  const devices = readDevices(vm.object.props.get('config.hardware.device'));
+  const wantsEfi = spec.firmware === 'uefi' || spec.features.secureBoot || spec.features.tpm;
+
+  const changes: Xml[] = [];
+  let tempKey = -100;
+  const slots = diskSlotsOf(vm.extraConfig);
+  const root = findDisk(devices, slots, 'root');
+  if (root !== undefined) slots['root'] = slotOf(root);
+  for (const disk of spec.disks) {
+    const existing = disk.root ? root : findDisk(devices, slots, disk.name);
+    if (disk.root && existing === undefined) throw new InvalidSpecError(`template ${vm.name} has no disk to serve as root`);
+    if (existing !== undefined) {
+      if (disk.sizeBytes < existing.capacityBytes) throw new InvalidSpecError(`disk ${disk.name} cannot shrink below its current ${existing.capacityBytes} bytes`);
+      if (disk.sizeBytes > existing.capacityBytes) changes.push(growDiskSpec(existing, disk.sizeBytes));
+      continue;
+    }
+    const controller = root?.controllerKey ?? [...devices.controllers.keys()][0];
+    const unit = controller === undefined ? undefined : freeUnit(devices, controller);
+    if (controller === undefined || unit === undefined) throw new InvalidSpecError(`no free disk controller slot for disk ${disk.name}`);
+    slots[disk.name] = `${controller}:${unit}`;
+    changes.push(addDiskSpec(tempKey--, controller, unit, disk.sizeBytes, spec.storage.provisioning !== 'thick', undefined));
+  }
+  for (const [index, nic] of spec.nics.entries()) {
+    const target = await nicTarget(ctx, dc, nic, signal);
+    const existing = devices.nics[index];
+    if (existing !== undefined) {
+      if (target !== undefined) changes.push(editNicSpec(existing, target));
+    } else {
+      if (target === undefined) throw new InvalidSpecError(`NIC ${nic.name}: no network named '${nic.name}'; set its network`);
+      changes.push(addNicSpec(tempKey--, target));
+    }
+  }
+  for (const extra of devices.nics.slice(spec.nics.length)) {
+    changes.push(typed('deviceChange', 'VirtualDeviceConfigSpec', [el('operation', 'remove'), typed('device', extra.type, [el('key', extra.key)])]));
+  }
+  if (spec.features.tpm && !devices.tpm) changes.push(addTpmSpec(tempKey--));
+
+  const extraConfig: [string, string][] = [
+    [KEY.state, 'ready'],
+    [KEY.disks, JSON.stringify(slots)],
+    [KEY.nics, JSON.stringify(spec.nics.map((nic) => nic.name))],
+    ...guestinfo(spec),
+  ];
+  const configSpec = typed('spec', 'VirtualMachineConfigSpec', [
+    el('name', spec.name),
+    el('numCPUs', spec.cpus),
+    el('memoryMB', spec.memoryBytes / MiB),
+    el('memoryHotAddEnabled', spec.features.memoryHotAdd),
+    el('cpuHotAddEnabled', spec.features.cpuHotAdd),
+    fragments(...changes),
+    fragments(...extraConfig.map(([key, value]) => optionValue('extraConfig', key, value))),
+    spec.features.secureBoot ? el('bootOptions', [el('efiSecureBootEnabled', true)]) : undefined,
+    wantsEfi ? el('firmware', 'efi') : spec.firmware === 'bios' ? el('firmware', 'bios') : undefined,
+    el('nestedHVEnabled', spec.features.nestedVirtualization),
+  ]);
+  const task = morefOf(await ctx.client.returnval('ReconfigVM_Task', [moref('_this', vm.ref), configSpec], signal));
+  ctx.vmList.invalidate();
+  return task === undefined ? {} : { task: task.value };
+}
+
+/**
+ * A clone that did not land on the asked host is moved there before it is configured. vCenter
+ * honours the RelocateSpec's host; vcsim 0.24.2 puts a clone on its source's host whatever the
+ * spec says. Checking the result instead of trusting the request makes placementHost hold on both.
+ */
+async function relocateIfMisplaced(ctx: VsphereContext, vm: VmRecord, placement: Placement, signal?: AbortSignal): Promise<Started | undefined> {
+  if (placement.host === undefined) return undefined;
+  if (morefOf(vm.object.props.get('runtime.host'))?.value === placement.host.value) return undefined;
+  const spec = el('spec', [moref('pool', placement.pool), moref('host', placement.host)]);
+  const task = morefOf(await ctx.client.returnval('RelocateVM_Task', [moref('_this', vm.ref), spec], signal));
+  ctx.vmList.invalidate();
+  return task === undefined ? {} : { task: task.value };
+}
+
+/** The steps after the clone: placement check, then configuration. */
+async function continueCreate(ctx: VsphereContext, vm: VmRecord, spec: CreateSpec, placement: Placement, signal?: AbortSignal): Promise<{ id: string } & Started> {
+  const moved = await relocateIfMisplaced(ctx, vm, placement, signal);
+  if (moved !== undefined) return { id: vm.ref.value, ...moved };
+  return { id: vm.ref.value, ...(await configureClone(ctx, vm, spec, placement.datacenter, signal)) };
+}
+
+/** The owner's clone this driver started and saw still running: its task while it runs, its VM once done. */
+async function pendingClone(ctx: VsphereContext, uid: string, signal?: AbortSignal): Promise<{ id: string; task: string } | undefined> {
+  const task = ctx.pendingClones.get(uid);
+  if (task === undefined) return undefined;
+  const info = await readTask(ctx, task, signal).catch((error: unknown) => {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  });
+  if (info?.state === 'queued' || info?.state === 'running') return { id: task, task };
+  ctx.pendingClones.delete(uid);
+  // Succeeded: the VM exists and the identity lookup finds it. Failed or forgotten: clone anew.
+  return undefined;
+}
+
+export async function createVM(ctx: VsphereContext, spec: CreateSpec, signal?: AbortSignal): Promise<{ id: string } & Started> {
+  validate(spec);
+  const running = await pendingClone(ctx, spec.owner.uid, signal);
+  if (running !== undefined) return running;
+  const existing = await findVmByIdentity(ctx, spec.owner.uid, signal);
+  if (existing !== undefined) {
+    const vm = await readVM(ctx, existing.ref.value, signal);
+    if (vm.state !== 'configuring') return { id: vm.ref.value };
+    return continueCreate(ctx, vm, spec, await resolvePlacement(ctx, spec, vm, signal), signal);
+  }
+  const image = spec.image as { kind: 'template'; ref: string; fullClone: boolean };
+  const datacenter = await resolveDatacenter(ctx, ctx.config.defaults.datacenter, signal);
+  const template = await resolveTemplate(ctx, datacenter, image.ref, signal);
+  const where = await resolvePlacement(ctx, spec, template, signal);
+  const cloned = await startClone(ctx, { source: template, name: spec.name, owner: spec.owner, placement: where, linked: !image.fullClone }, signal);
+  if (cloned.task !== undefined) return { id: cloned.id, task: cloned.task };
+  return continueCreate(ctx, await readVM(ctx, cloned.id, signal), spec, where, signal);
+}

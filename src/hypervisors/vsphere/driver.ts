@@ -1,0 +1,167 @@
+// The Driver for vSphere (vim25 SOAP): wiring only. Each verb lives in its own module; this class
+// holds the per-endpoint state they share (connection pool, session, VM list snapshot, names).
+
+import type {
+  CallOptions,
+  Capabilities,
+  CloneStarted,
+  CloneTarget,
+  CreateSpec,
+  Driver,
+  Inventory,
+  ObservedVM,
+  PowerOperation,
+  ResourceChange,
+  SnapshotInfo,
+  SnapshotRequest,
+  Started,
+  TaskStatus,
+  VMRef,
+} from '../../contracts/driver.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VsphereClient, type VsphereClientOptions } from './client.js';
+import type { VsphereConfig } from './config.js';
+import { createVM } from './create.js';
+import { inventory, probe } from './inventory.js';
+import { cloneVM, deleteVM } from './lifecycle.js';
+import { describeVM, findByIdentity } from './observe.js';
+import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
+import { SnapshotCache } from './snapshot-cache.js';
+import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
+import { taskStatus } from './tasks.js';
+import { fetchVmList, type VsphereContext } from './vm.js';
+
+export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
+  // guestinfo.userdata / guestinfo.metadata for cloud-init's VMware datasource.
+  cloudInit: true,
+  // Not implemented: network config in guestinfo.metadata needs the NIC's MAC before it exists.
+  staticIP: false,
+  // VLANs belong to port groups on vSphere; a NIC picks a port group (its network), not a tag.
+  vlan: false,
+  nicModel: false,
+  nicFirewall: false,
+  nicRateLimit: false,
+  nicMTU: false,
+  macAddress: false,
+  uefi: true,
+  secureBoot: true,
+  // A VirtualTPM device, after upgrading the virtual hardware to version 14 when it is older.
+  tpm: true,
+  nestedVirtualization: true,
+  machineType: false,
+  thickProvisioning: false,
+  cpuHotAdd: true,
+  cpuHotRemove: false,
+  memoryHotAdd: true,
+  memoryHotRemove: false,
+  onlineDiskGrow: true,
+  guestShutdown: true,
+  snapshots: true,
+  memorySnapshots: true,
+  quiescedSnapshots: true,
+  linkedClones: true,
+  // OVF/OVA import is not implemented.
+  imageImport: false,
+  consoleURL: true,
+  placementHost: true,
+  placementDatastore: true,
+  placementFolder: true,
+  placementCluster: true,
+  placementResourcePool: true,
+});
+
+export interface VsphereDriverOptions extends VsphereClientOptions {
+  /** How long one VM list serves findByIdentity (ms). */
+  vmListTtlMs?: number;
+  /** How long create, clone and snapshotCreate wait for their task to name the new object (ms). */
+  taskWaitMs?: number;
+}
+
+export class VsphereDriver implements Driver {
+  readonly type = 'vsphere';
+  readonly capabilities = VSPHERE_CAPABILITIES;
+  readonly #ctx: VsphereContext;
+
+  constructor(config: VsphereConfig, options: VsphereDriverOptions = {}) {
+    const client = new VsphereClient(config, options);
+    this.#ctx = {
+      client,
+      config,
+      vmList: new SnapshotCache((signal) => fetchVmList({ client }, signal), { ttlMs: options.vmListTtlMs ?? 2_000 }),
+      names: new Map(),
+      pendingClones: new Map(),
+      cloneWaitMs: options.taskWaitMs ?? 20_000,
+      sleep: (ms) => sleep(ms),
+    };
+  }
+
+  /** The SOAP client (tests read its login count). */
+  get client(): VsphereClient {
+    return this.#ctx.client;
+  }
+
+  /** Logs out and closes the connection pool. */
+  close(): Promise<void> {
+    return this.#ctx.client.close();
+  }
+
+  probe(options?: CallOptions): Promise<{ version: string }> {
+    return probe(this.#ctx, options?.signal);
+  }
+
+  inventory(options?: CallOptions): Promise<Inventory> {
+    return inventory(this.#ctx, options?.signal);
+  }
+
+  describe(id: string, options?: CallOptions): Promise<ObservedVM> {
+    return describeVM(this.#ctx, id, options?.signal);
+  }
+
+  findByIdentity(uid: string, options?: CallOptions): Promise<ObservedVM | undefined> {
+    return findByIdentity(this.#ctx, uid, options?.signal);
+  }
+
+  create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
+    return createVM(this.#ctx, spec, options?.signal);
+  }
+
+  delete(ref: VMRef, options?: CallOptions): Promise<Started> {
+    return deleteVM(this.#ctx, ref, options?.signal);
+  }
+
+  power(ref: VMRef, operation: PowerOperation, options?: CallOptions): Promise<Started> {
+    return powerVM(this.#ctx, ref, operation, options?.signal);
+  }
+
+  reconfigure(ref: VMRef, change: ResourceChange, options?: CallOptions): Promise<Started> {
+    return reconfigureVM(this.#ctx, ref, change, options?.signal);
+  }
+
+  resizeDisk(ref: VMRef, disk: string, sizeBytes: number, options?: CallOptions): Promise<Started> {
+    return resizeVMDisk(this.#ctx, ref, disk, sizeBytes, options?.signal);
+  }
+
+  snapshotCreate(ref: VMRef, request: SnapshotRequest, options?: CallOptions): Promise<{ id: string } & Started> {
+    return createSnapshot(this.#ctx, ref, request, options?.signal);
+  }
+
+  snapshotDelete(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started> {
+    return deleteSnapshot(this.#ctx, ref, snapshotId, options?.signal);
+  }
+
+  snapshotRevert(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started> {
+    return revertSnapshot(this.#ctx, ref, snapshotId, options?.signal);
+  }
+
+  snapshotList(ref: VMRef, options?: CallOptions): Promise<SnapshotInfo[]> {
+    return listSnapshots(this.#ctx, ref, options?.signal);
+  }
+
+  clone(ref: VMRef, target: CloneTarget, options?: CallOptions): Promise<CloneStarted> {
+    return cloneVM(this.#ctx, ref, target, options?.signal);
+  }
+
+  taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
+    return taskStatus(this.#ctx, task, options?.signal);
+  }
+}

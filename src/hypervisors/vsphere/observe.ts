@@ -1,0 +1,126 @@
+// describe and findByIdentity: vim25 VM properties → ObservedVM.
+
+import { NotFoundError, type ObservedDisk, type ObservedNic, type ObservedVM, type PowerState } from '../../contracts/driver.js';
+import { MiB } from '../../contracts/quantity.js';
+import { filterGuestAddresses } from '../common/addresses.js';
+import { morefOf } from './client.js';
+import { readDevices } from './devices.js';
+import { KEY, diskSlotsOf, namesOf, slotOf } from './identity.js';
+import { readTasks } from './tasks.js';
+import type { MoRef } from './soap.js';
+import { boolAt, childrenNamed, textAt } from './xml.js';
+import { listVMs, nameOf, readVM, type VmRecord, type VsphereContext } from './vm.js';
+
+const POWER: Record<string, PowerState> = { poweredOn: 'On', poweredOff: 'Off', suspended: 'Suspended' };
+
+/** The vSphere Client's page for a VM: the server's instance UUID and the VM's moid. */
+export function consoleURL(origin: string, serverGuid: string | undefined, moid: string): string | undefined {
+  if (serverGuid === undefined || serverGuid === '') return undefined;
+  return `${origin}/ui/app/vm;nav=v/urn:vmomi:VirtualMachine:${encodeURIComponent(moid)}:${encodeURIComponent(serverGuid)}/summary`;
+}
+
+function guestAddresses(vm: VmRecord): string[] {
+  const addresses: string[] = [];
+  for (const nic of vm.object.props.get('guest.net')?.children ?? []) {
+    for (const address of childrenNamed(nic, 'ipAddress')) addresses.push(address.text);
+  }
+  const summary = vm.object.props.get('summary.guest.ipAddress')?.text;
+  if (summary !== undefined) addresses.push(summary);
+  return filterGuestAddresses(addresses);
+}
+
+async function lockOf(ctx: VsphereContext, vm: VmRecord, signal?: AbortSignal): Promise<string | undefined> {
+  const refs = (vm.object.props.get('recentTask')?.children ?? []).map(morefOf).filter((ref): ref is MoRef => ref !== undefined);
+  if (refs.length === 0) return undefined;
+  const infos = await readTasks(ctx, refs, signal);
+  for (const info of infos.values()) {
+    if (info.state === 'queued' || info.state === 'running') return (info.descriptionId ?? 'task').replace(/^VirtualMachine\./, '');
+  }
+  return undefined;
+}
+
+export async function observe(ctx: VsphereContext, vm: VmRecord, signal?: AbortSignal): Promise<ObservedVM> {
+  const props = vm.object.props;
+  const devices = readDevices(props.get('config.hardware.device'));
+  const slots = Object.entries(diskSlotsOf(vm.extraConfig));
+  const root = devices.disks[0];
+  const nicNames = namesOf(vm.extraConfig, KEY.nics);
+  const disks: ObservedDisk[] = [];
+  for (const disk of devices.disks) {
+    const named = slots.find(([, slot]) => slot === slotOf(disk))?.[0];
+    const observed: ObservedDisk = { name: named ?? (slots.length === 0 && disk === root ? 'root' : `disk-${disk.key}`), sizeBytes: disk.capacityBytes };
+    const datastore = await nameOf(ctx, disk.datastore, signal);
+    if (datastore !== undefined) observed.datastore = datastore;
+    if (disk.thin !== undefined) observed.provisioning = disk.thin ? 'thin' : 'thick';
+    disks.push(observed);
+  }
+  const nics: ObservedNic[] = [];
+  for (const [index, nic] of devices.nics.entries()) {
+    // No model: the driver does not manage NIC models (nicModel false), so none is compared.
+    const observed: ObservedNic = { name: nicNames[index] ?? `nic-${nic.key}` };
+    if (nic.mac !== undefined) observed.mac = nic.mac;
+    const network = nic.networkName ?? (nic.portgroupKey === undefined ? undefined : await nameOf(ctx, { type: 'DistributedVirtualPortgroup', value: nic.portgroupKey }, signal));
+    if (network !== undefined) observed.network = network;
+    nics.push(observed);
+  }
+  const bootOptions = props.get('config.bootOptions');
+  const firmware = textAt(props.get('config.firmware')) === 'efi' ? 'uefi' : 'bios';
+  const content = await ctx.client.serviceContent(signal);
+  const observed: ObservedVM = {
+    id: vm.ref.value,
+    name: vm.name,
+    powerState: POWER[textAt(props.get('runtime.powerState')) ?? ''] ?? 'Unknown',
+    cpus: Number(textAt(props.get('config.hardware.numCPU')) ?? 0),
+    memoryBytes: Number(textAt(props.get('config.hardware.memoryMB')) ?? 0) * MiB,
+    firmware,
+    features: {
+      tpm: devices.tpm,
+      secureBoot: boolAt(bootOptions, 'efiSecureBootEnabled') ?? false,
+      nestedVirtualization: textAt(props.get('config.nestedHVEnabled')) === 'true',
+      cpuHotAdd: textAt(props.get('config.cpuHotAddEnabled')) === 'true',
+      memoryHotAdd: textAt(props.get('config.memoryHotAddEnabled')) === 'true',
+    },
+    disks,
+    nics,
+    ips: guestAddresses(vm),
+  };
+  if (vm.owner !== undefined) observed.owner = vm.owner;
+  if (vm.owner !== undefined && vm.state === 'configuring') observed.incomplete = true;
+  const lock = await lockOf(ctx, vm, signal);
+  if (lock !== undefined) observed.lock = lock;
+  const host = await nameOf(ctx, morefOf(props.get('runtime.host')), signal);
+  if (host !== undefined) observed.host = host;
+  const url = consoleURL(ctx.config.origin, content.about.instanceUuid, vm.ref.value);
+  if (url !== undefined) observed.consoleURL = url;
+  return observed;
+}
+
+export async function describeVM(ctx: VsphereContext, id: string, signal?: AbortSignal): Promise<ObservedVM> {
+  const vm = await readVM(ctx, id, signal);
+  if (vm.template) throw new NotFoundError(`VM ${id} is a template, not a VM`);
+  return observe(ctx, vm, signal);
+}
+
+/**
+ * The VM whose identity names this UID. The shared list finds it; a list older than the VM (a
+ * create that just ran in another sync) is refreshed once before answering "none".
+ */
+export async function findVmByIdentity(ctx: VsphereContext, uid: string, signal?: AbortSignal): Promise<VmRecord | undefined> {
+  const match = (vms: VmRecord[]) => vms.find((vm) => vm.owner?.uid === uid && !vm.template);
+  const cached = match(await listVMs(ctx, signal));
+  if (cached !== undefined) return cached;
+  ctx.vmList.invalidate();
+  return match(await listVMs(ctx, signal));
+}
+
+export async function findByIdentity(ctx: VsphereContext, uid: string, signal?: AbortSignal): Promise<ObservedVM | undefined> {
+  const found = await findVmByIdentity(ctx, uid, signal);
+  if (found === undefined) return undefined;
+  try {
+    return await describeVM(ctx, found.ref.value, signal);
+  } catch (error) {
+    // Deleted between the list and the read.
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,105 @@
+// Verbs that change a VM in place: power, reconfigure (CPU/memory), resizeDisk. Each reads the VM
+// first and refuses unless its identity names the caller's owner.
+
+import {
+  ConflictError,
+  InvalidSpecError,
+  isDriverError,
+  type PowerOperation,
+  type ResourceChange,
+  type Started,
+  type VMRef,
+} from '../../contracts/driver.js';
+import { MiB } from '../../contracts/quantity.js';
+import { morefOf } from './client.js';
+import { findDisk, growDiskSpec, readDevices } from './devices.js';
+import { diskSlotsOf } from './identity.js';
+import { el, moref, typed, type MoRef, type Xml } from './soap.js';
+import { textAt } from './xml.js';
+import { requireOwned, type VmRecord, type VsphereContext } from './vm.js';
+
+export async function startTask(ctx: VsphereContext, method: string, target: MoRef, params: readonly (Xml | undefined)[] = [], signal?: AbortSignal): Promise<Started> {
+  const task = morefOf(await ctx.client.returnval(method, [moref('_this', target), ...params], signal));
+  ctx.vmList.invalidate();
+  return task === undefined ? {} : { task: task.value };
+}
+
+export function powerStateOf(vm: VmRecord): string {
+  return vm.object.props.get('runtime.powerState')?.text ?? 'unknown';
+}
+
+// The guest could not be asked (no VMware Tools running, or a server without guest operations).
+function guestUnreachable(error: unknown): boolean {
+  if (!isDriverError(error)) return false;
+  return error.code === 'Unsupported' || /ToolsUnavailable|VMware Tools/i.test(error.message);
+}
+
+export async function powerVM(ctx: VsphereContext, ref: VMRef, operation: PowerOperation, signal?: AbortSignal): Promise<Started> {
+  const vm = await requireOwned(ctx, ref, signal);
+  const state = powerStateOf(vm);
+  switch (operation) {
+    case 'on':
+      // PowerOnVM_Task also resumes a suspended VM.
+      return state === 'poweredOn' ? {} : startTask(ctx, 'PowerOnVM_Task', vm.ref, [], signal);
+    case 'off':
+      return state === 'poweredOff' ? {} : startTask(ctx, 'PowerOffVM_Task', vm.ref, [], signal);
+    case 'shutdown':
+      if (state !== 'poweredOn') return {};
+      try {
+        // ShutdownGuest only asks VMware Tools and returns; the controller watches the power state
+        // and keeps its own deadline for guests that ignore the request.
+        await ctx.client.call('ShutdownGuest', [moref('_this', vm.ref)], signal);
+        ctx.vmList.invalidate();
+        return {};
+      } catch (error) {
+        // Without Tools there is no one to ask: the fallback is a hard power-off.
+        if (guestUnreachable(error)) return startTask(ctx, 'PowerOffVM_Task', vm.ref, [], signal);
+        throw error;
+      }
+    case 'reboot':
+      if (state !== 'poweredOn') throw new ConflictError(`VM ${ref.id} is not running`);
+      try {
+        await ctx.client.call('RebootGuest', [moref('_this', vm.ref)], signal);
+        return {};
+      } catch (error) {
+        // No Tools (or vcsim, which lacks RebootGuest): a reset is the reboot that always works.
+        if (guestUnreachable(error)) return startTask(ctx, 'ResetVM_Task', vm.ref, [], signal);
+        throw error;
+      }
+  }
+}
+
+/**
+ * CPU and memory. A running VM takes an increase when CPU/memory hot-add is enabled; otherwise
+ * vSphere refuses the change (a Conflict), and the controller applies it with the VM off.
+ */
+export async function reconfigureVM(ctx: VsphereContext, ref: VMRef, change: ResourceChange, signal?: AbortSignal): Promise<Started> {
+  const vm = await requireOwned(ctx, ref, signal);
+  const cpus = Number(textAt(vm.object.props.get('config.hardware.numCPU')) ?? 0);
+  const memoryMB = Number(textAt(vm.object.props.get('config.hardware.memoryMB')) ?? 0);
+  const fields = [];
+  if (change.cpus !== undefined) {
+    if (!Number.isInteger(change.cpus) || change.cpus < 1) throw new InvalidSpecError(`cpus must be a positive integer, not ${change.cpus}`);
+    if (change.cpus !== cpus) fields.push(el('numCPUs', change.cpus));
+  }
+  if (change.memoryBytes !== undefined) {
+    if (!Number.isSafeInteger(change.memoryBytes) || change.memoryBytes % MiB !== 0 || change.memoryBytes < 4 * MiB) {
+      throw new InvalidSpecError('memory must be a whole number of Mi (MiB), at least 4Mi');
+    }
+    if (change.memoryBytes / MiB !== memoryMB) fields.push(el('memoryMB', change.memoryBytes / MiB));
+  }
+  if (fields.length === 0) return {};
+  return startTask(ctx, 'ReconfigVM_Task', vm.ref, [typed('spec', 'VirtualMachineConfigSpec', fields)], signal);
+}
+
+/** Grows a disk to an absolute size (a retried call cannot grow it twice); never shrinks. */
+export async function resizeVMDisk(ctx: VsphereContext, ref: VMRef, diskName: string, sizeBytes: number, signal?: AbortSignal): Promise<Started> {
+  const vm = await requireOwned(ctx, ref, signal);
+  const devices = readDevices(vm.object.props.get('config.hardware.device'));
+  const disk = findDisk(devices, diskSlotsOf(vm.extraConfig), diskName);
+  if (disk === undefined) throw new InvalidSpecError(`VM ${ref.id} has no disk '${diskName}'`);
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new InvalidSpecError(`disk ${diskName} must have a positive size`);
+  if (sizeBytes < disk.capacityBytes) throw new InvalidSpecError(`disk ${diskName} cannot shrink from ${disk.capacityBytes} to ${sizeBytes} bytes`);
+  if (sizeBytes === disk.capacityBytes) return {};
+  return startTask(ctx, 'ReconfigVM_Task', vm.ref, [typed('spec', 'VirtualMachineConfigSpec', [growDiskSpec(disk, sizeBytes)])], signal);
+}

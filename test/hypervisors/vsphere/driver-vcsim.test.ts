@@ -1,0 +1,236 @@
+// The vSphere driver against vcsim, for what the conformance suite does not cover: placement
+// (checked from outside with govc), linked clones, hardware features, power fallbacks, refusals.
+import t, { type Test } from 'tap';
+import type { CreateSpec, Identity } from '../../../src/contracts/driver.js';
+import { GiB } from '../../../src/contracts/quantity.js';
+import { vsphereDriverFromEnv } from '../../../src/hypervisors/vsphere/index.js';
+import { basicSpec, createFully } from '../../conformance/driver-suite.js';
+import { prepareTemplate, requireVcsim, startSoapProxy, startVcsim, type Vcsim } from '../../helpers/vcsim.js';
+
+t.setTimeout(180_000);
+
+const owner = (name: string): Identity => ({ uid: `5e1f0000-0000-4000-8000-${name.padEnd(12, '0').slice(0, 12)}`, namespace: 'vsphere', name });
+
+async function setup(t: Test, env: Record<string, string> = {}) {
+  const vcsim = await startVcsim(t, { flags: ['-ds', '2'] });
+  await prepareTemplate(vcsim);
+  await vcsim.govc('folder.create', '/DC0/vm/team-a', '/DC0/vm/team-b');
+  await vcsim.govc('pool.create', '/DC0/host/DC0_C0/Resources/pool-a', '/DC0/host/DC0_C0/Resources/pool-b');
+  const driver = vsphereDriverFromEnv({ ...vcsim.env, ...env });
+  t.teardown(() => driver.close());
+  const target = {
+    driver,
+    spec: (name: string, who: Identity) => basicSpec(name, who),
+    async waitUntil(done: () => Promise<boolean>, what: string) {
+      for (let round = 0; round < 50; round++) if (await done()) return;
+      throw new Error(`${what} not reached`);
+    },
+    addForeignVM: async () => '',
+    close: async () => {},
+  };
+  const create = (spec: CreateSpec) => createFully(target, spec);
+  return { vcsim, driver, create };
+}
+
+/** A property of a managed object, read with govc (outside the driver). */
+async function collect(vcsim: Vcsim, ref: string, property: string): Promise<string> {
+  return (await vcsim.govc('object.collect', '-s', ref, property)).trim();
+}
+
+async function nameOf(vcsim: Vcsim, ref: string): Promise<string> {
+  return collect(vcsim, ref, 'name');
+}
+
+if (requireVcsim(t)) {
+  t.test("a VM's own placement puts it in that folder, resource pool and datastore", async (t) => {
+    const { vcsim, create } = await setup(t);
+    const vm = await create(
+      basicSpec('placed', owner('placed'), { placement: { folder: 'team-a', cluster: 'DC0_C0', resourcePool: 'pool-a' }, storage: { datastore: 'LocalDS_1', provisioning: 'thin' } }),
+    );
+    t.equal(await nameOf(vcsim, await collect(vcsim, `VirtualMachine:${vm.id}`, 'parent')), 'team-a');
+    t.equal(await nameOf(vcsim, await collect(vcsim, `VirtualMachine:${vm.id}`, 'resourcePool')), 'pool-a');
+    t.equal(vm.disks[0]?.datastore, 'LocalDS_1');
+  });
+
+  t.test("the VM's placement wins over the Provider's defaults, which serve VMs without one", async (t) => {
+    const { vcsim, create } = await setup(t, { VSPHERE_FOLDER: 'team-b', VSPHERE_RESOURCE_POOL: 'DC0_C0/Resources/pool-b', VSPHERE_DATASTORE: 'LocalDS_0' });
+    const own = await create(basicSpec('own', owner('own'), { placement: { folder: 'team-a', resourcePool: 'DC0_C0/Resources/pool-a' }, storage: { datastore: 'LocalDS_1', provisioning: 'thin' } }));
+    t.equal(await nameOf(vcsim, await collect(vcsim, `VirtualMachine:${own.id}`, 'parent')), 'team-a');
+    t.equal(await nameOf(vcsim, await collect(vcsim, `VirtualMachine:${own.id}`, 'resourcePool')), 'pool-a');
+    t.equal(own.disks[0]?.datastore, 'LocalDS_1');
+    const defaults = await create(basicSpec('defaults', owner('defaults')));
+    t.equal(await nameOf(vcsim, await collect(vcsim, `VirtualMachine:${defaults.id}`, 'parent')), 'team-b');
+    t.equal(await nameOf(vcsim, await collect(vcsim, `VirtualMachine:${defaults.id}`, 'resourcePool')), 'pool-b');
+    t.equal(defaults.disks[0]?.datastore, 'LocalDS_0');
+  });
+
+  t.test('a VM asked on a host runs on that host', async (t) => {
+    const { vcsim, create } = await setup(t);
+    const vm = await create(basicSpec('on-host', owner('on-host'), { placement: { host: 'DC0_C0_H1' } }));
+    t.equal(vm.host, 'DC0_C0_H1');
+    t.equal(await nameOf(vcsim, await collect(vcsim, `VirtualMachine:${vm.id}`, 'runtime.host')), 'DC0_C0_H1');
+  });
+
+  t.test('unknown or ambiguous placement and templates are InvalidSpec, and nothing is cloned', async (t) => {
+    const { vcsim, driver } = await setup(t);
+    await t.rejects(driver.create(basicSpec('x', owner('x1'), { placement: { folder: 'no-such-folder' } })), { code: 'InvalidSpec', message: /folder 'no-such-folder' not found/ });
+    await t.rejects(driver.create(basicSpec('x', owner('x2'), { placement: { resourcePool: 'Resources' } })), { code: 'InvalidSpec', message: /ambiguous/ });
+    await t.rejects(driver.create(basicSpec('x', owner('x3'), { image: { kind: 'template', ref: 'no-such-template', fullClone: true } })), { code: 'InvalidSpec' });
+    await vcsim.govc('vm.clone', '-vm', 'DC0_H0_VM1', '-ds', 'LocalDS_0', '-pool', '/DC0/host/DC0_H0/Resources', '-on=false', 'twin');
+    await vcsim.govc('vm.clone', '-vm', 'DC0_H0_VM1', '-ds', 'LocalDS_1', '-pool', '/DC0/host/DC0_H0/Resources', '-on=false', '-folder', '/DC0/vm/team-a', 'twin');
+    await t.rejects(driver.create(basicSpec('x', owner('x4'), { image: { kind: 'template', ref: 'twin', fullClone: true } })), { code: 'InvalidSpec', message: /ambiguous/ });
+    t.notMatch(await vcsim.govc('ls', '/DC0/vm'), /\/x$/m);
+  });
+
+  t.test('a linked clone of a template without snapshots makes the base snapshot once', async (t) => {
+    const { vcsim, driver, create } = await setup(t);
+    const first = await create(basicSpec('linked-1', owner('linked-1'), { image: { kind: 'template', ref: 'ubuntu-22-template', fullClone: false } }));
+    const second = await create(basicSpec('linked-2', owner('linked-2'), { image: { kind: 'template', ref: 'ubuntu-22-template', fullClone: false } }));
+    t.not(first.id, second.id);
+    const tree = await vcsim.govc('snapshot.tree', '-vm', '/DC0/vm/ubuntu-22-template');
+    t.equal(tree.split('\n').filter((line) => line.includes('virtrigaud-linked-base')).length, 1, `one base snapshot: ${tree}`);
+    const copy = await driver.clone({ id: first.id, owner: owner('linked-1') }, { name: 'linked-copy', owner: owner('linked-copy'), linked: true });
+    t.equal(copy.sourceSnapshot, 'virtrigaud-linked-base', 'the source VM had no snapshot: the base snapshot was made on it');
+    t.match(await vcsim.govc('snapshot.tree', '-vm', `/DC0/vm/linked-1`), 'virtrigaud-linked-base');
+    t.equal((await driver.describe(copy.id)).owner?.uid, owner('linked-copy').uid);
+  });
+
+  t.test('UEFI, secure boot, TPM (after a hardware upgrade), nested virtualization and hot-add are configured', async (t) => {
+    const { vcsim, create } = await setup(t);
+    const features = { tpm: true, secureBoot: true, nestedVirtualization: true, cpuHotAdd: true, memoryHotAdd: true };
+    const vm = await create(basicSpec('secure', owner('secure'), { firmware: 'uefi', features }));
+    t.equal(vm.firmware, 'uefi');
+    t.same(vm.features, features);
+    // vcsim's UpgradeVM_Task sets its own fixed version (vmx-13) whatever is asked; vCenter sets vmx-14.
+    t.match(await collect(vcsim, `VirtualMachine:${vm.id}`, 'config.version'), /^vmx-1\d$/);
+    t.equal(await collect(vcsim, `VirtualMachine:${vm.id}`, 'config.firmware'), 'efi');
+  });
+
+  t.test('data disks are added and named, the root disk grows to the asked size', async (t) => {
+    const { driver, create } = await setup(t);
+    const spec = basicSpec('disks', owner('disks'), {
+      disks: [
+        { name: 'root', sizeBytes: 10 * GiB, root: true },
+        { name: 'data', sizeBytes: 5 * GiB, root: false },
+      ],
+    });
+    const vm = await create(spec);
+    t.same(vm.disks.map((disk) => [disk.name, disk.sizeBytes]).sort(), [['data', 5 * GiB], ['root', 10 * GiB]]);
+    const { task } = await driver.resizeDisk({ id: vm.id, owner: owner('disks') }, 'data', 8 * GiB);
+    t.ok(task);
+    t.equal((await driver.describe(vm.id)).disks.find((disk) => disk.name === 'data')?.sizeBytes, 8 * GiB);
+  });
+
+  t.test('guest shutdown powers off; reboot without guest support falls back to a reset', async (t) => {
+    const { driver, create } = await setup(t);
+    const vm = await create(basicSpec('power', owner('power')));
+    const ref = { id: vm.id, owner: owner('power') };
+    await driver.power(ref, 'on');
+    t.equal((await driver.describe(vm.id)).powerState, 'On');
+    const reboot = await driver.power(ref, 'reboot');
+    t.ok(reboot.task, 'vcsim has no RebootGuest: ResetVM_Task');
+    t.equal((await driver.taskStatus(reboot.task ?? '')).state, 'succeeded');
+    t.equal((await driver.describe(vm.id)).powerState, 'On');
+    t.same(await driver.power(ref, 'shutdown'), {}, 'ShutdownGuest has no task');
+    t.equal((await driver.describe(vm.id)).powerState, 'Off');
+    t.same(await driver.power(ref, 'off'), {}, 'already off: nothing to do');
+    await t.rejects(driver.power(ref, 'reboot'), { code: 'Conflict' });
+  });
+
+  t.test('a guest shutdown without VMware Tools falls back to a power-off', async (t) => {
+    const vcsim = await startVcsim(t);
+    await prepareTemplate(vcsim);
+    // vcsim shuts any guest down; vCenter answers ToolsUnavailable when no Tools run in the guest.
+    const proxy = await startSoapProxy(t, vcsim.url, undefined, (request) =>
+      request.includes('<ShutdownGuest ')
+        ? {
+            status: 500,
+            body: '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>Cannot complete operation because VMware Tools is not running in this virtual machine.</faultstring><detail><ToolsUnavailableFault xmlns="urn:vim25" xsi:type="ToolsUnavailable"></ToolsUnavailableFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>',
+          }
+        : undefined,
+    );
+    const driver = vsphereDriverFromEnv({ ...vcsim.env, VSPHERE_ENDPOINT: proxy.url });
+    t.teardown(() => driver.close());
+    const vm = await createFully({ driver, spec: basicSpec, waitUntil: async () => {}, addForeignVM: async () => '', close: async () => {} }, basicSpec('no-tools', owner('no-tools')));
+    const ref = { id: vm.id, owner: owner('no-tools') };
+    await driver.power(ref, 'on');
+    const shutdown = await driver.power(ref, 'shutdown');
+    t.ok(shutdown.task, 'PowerOffVM_Task');
+    t.equal((await driver.taskStatus(shutdown.task ?? '')).state, 'succeeded');
+    t.equal((await driver.describe(vm.id)).powerState, 'Off');
+    t.equal(proxy.requests.filter((request) => request.includes('<PowerOffVM_Task ')).length, 1);
+  });
+
+  t.test('a memory snapshot of a running VM is listed with its memory', async (t) => {
+    const { driver, create } = await setup(t);
+    const vm = await create(basicSpec('snap', owner('snap')));
+    const ref = { id: vm.id, owner: owner('snap') };
+    await driver.power(ref, 'on');
+    const created = await driver.snapshotCreate(ref, { name: 'with-ram', description: 'd', memory: true, quiesce: true });
+    t.match(created.id, /^snapshot-/);
+    t.match(await driver.snapshotList(ref), [{ id: created.id, name: 'with-ram', description: 'd', memory: true }]);
+    await t.rejects(driver.snapshotRevert(ref, 'no-such'), { code: 'NotFound' });
+    const removed = await driver.snapshotDelete(ref, 'with-ram');
+    t.equal((await driver.taskStatus(removed.task ?? '')).state, 'succeeded');
+    t.same(await driver.snapshotList(ref), []);
+  });
+
+  t.test('what the driver cannot do is refused as Unsupported before anything is cloned', async (t) => {
+    const { vcsim, driver } = await setup(t);
+    const refusals: Partial<CreateSpec>[] = [
+      { image: { kind: 'url', url: 'https://example.com/disk.ova', fullClone: true } },
+      { storage: { provisioning: 'thick' } },
+      { machine: 'q35' },
+      { nics: [{ name: 'lan', vlan: 10 }] },
+      { nics: [{ name: 'lan', staticIP: { address: '10.0.0.5/24' } }] },
+      { nics: [{ name: 'lan', model: 'e1000' }] },
+    ];
+    for (const [index, overrides] of refusals.entries()) {
+      await t.rejects(driver.create(basicSpec('refused', owner(`refused${index}`), overrides)), { code: 'Unsupported' });
+    }
+    t.notMatch(await vcsim.govc('ls', '/DC0/vm'), /refused/);
+    const vm = await createFully(
+      { driver, spec: basicSpec, waitUntil: async () => {}, addForeignVM: async () => '', close: async () => {} },
+      basicSpec('default-model', owner('default-model'), { nics: [{ name: 'lan', network: 'VM Network', model: 'virtio' }] }),
+    );
+    t.match(vm.nics, [{ name: 'lan', network: 'VM Network' }], "virtio, the API's default model, is the hypervisor's default");
+  });
+
+  t.test('a clone still running when create answers is waited for, never started twice', async (t) => {
+    const vcsim = await startVcsim(t);
+    await prepareTemplate(vcsim);
+    // vcsim finishes clones at once; the proxy shows the clone task as running while `running` holds.
+    let running = true;
+    const proxy = await startSoapProxy(t, vcsim.url, (_request, response) => {
+      if (!running || !response.includes('<name>CloneVm</name>')) return response;
+      return response.replace('<state>success</state>', '<state>running</state><progress>30</progress>').replace(/<result [^>]*>[^<]*<\/result>/, '');
+    });
+    const driver = vsphereDriverFromEnv({ ...vcsim.env, VSPHERE_ENDPOINT: proxy.url }, { taskWaitMs: 300 });
+    t.teardown(() => driver.close());
+    const spec = basicSpec('slow', owner('slow'));
+    const first = await driver.create(spec);
+    t.match(first, { id: /^task-/, task: first.id }, 'answers with the clone task');
+    t.same(await driver.taskStatus(first.task ?? ''), { state: 'running', progress: 30 });
+    await t.rejects(driver.describe(first.id), { code: 'NotFound' }, 'the provisional id names no VM');
+    t.same(await driver.create(spec), first, 'a repeated create while the clone runs answers the same task');
+    t.equal(proxy.requests.filter((request) => request.includes('<CloneVM_Task ')).length, 1, 'one CloneVM_Task');
+    running = false;
+    t.same(await driver.taskStatus(first.task ?? ''), { state: 'succeeded', progress: 100 });
+    const done = await driver.create(spec);
+    t.match(done, { id: /^vm-/ }, 'continued with the VM the clone made');
+    t.equal(proxy.requests.filter((request) => request.includes('<CloneVM_Task ')).length, 1, 'still one CloneVM_Task');
+    t.equal((await driver.findByIdentity(owner('slow').uid))?.id, done.id);
+  });
+
+  t.test('probe, inventory and unknown tasks', async (t) => {
+    const { driver } = await setup(t);
+    t.match((await driver.probe()).version, /^VMware vCenter Server 6\.5\.0 .*\(API 6\.5\)$/);
+    const inventory = await driver.inventory();
+    t.equal(inventory.hosts.length, 4);
+    t.ok(inventory.hosts.every((host) => host.cpus > 0 && host.memoryBytes > 0));
+    t.same(inventory.datastores.map((datastore) => datastore.name).sort(), ['LocalDS_0', 'LocalDS_1']);
+    t.ok(inventory.networks.includes('VM Network'));
+    await t.rejects(driver.taskStatus('task-987654'), { code: 'NotFound' });
+    await t.rejects(driver.describe('vm-987654'), { code: 'NotFound' });
+  });
+}
