@@ -1,0 +1,327 @@
+// Domain XML both ways. Building: every value from a spec is escaped for XML (text and attribute
+// contexts alike), and the identity tag goes into <metadata> in our own namespace. Parsing: the
+// few fields the driver observes, from `virsh dumpxml` (the live XML when the domain runs).
+
+import { XMLParser } from 'fast-xml-parser';
+import type { Identity } from '../../contracts/driver.js';
+
+export const METADATA_NS = 'https://virtrigaud.io/xmlns/libvirt/v1';
+const PREFIX = 'virtrigaud';
+
+export function xmlEscape(text: string | number): string {
+  return String(text)
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;')
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+}
+
+/** What the driver records about a VM it created: the identity and which parts are its own. */
+export interface VmMetadata {
+  owner: Identity;
+  /** Disk name → target device and the pool volume the VM owns. */
+  disks: { name: string; target: string; volume: string }[];
+  nics: { name: string; mac: string }[];
+  /** The NoCloud seed ISO volume, one per VM. */
+  seed?: string;
+  /**
+   * Frozen volumes this VM's disks are overlays on, shared with its linked clones (or its source):
+   * deleted with the last VM that names them.
+   */
+  bases: string[];
+  cpuHotAdd: boolean;
+  memoryHotAdd: boolean;
+}
+
+export function metadataXml(metadata: VmMetadata): string {
+  const p = PREFIX;
+  const { owner } = metadata;
+  const parts = [
+    `<${p}:vm xmlns:${p}='${METADATA_NS}'>`,
+    `<${p}:owner uid='${xmlEscape(owner.uid)}' namespace='${xmlEscape(owner.namespace)}' name='${xmlEscape(owner.name)}'/>`,
+    ...metadata.disks.map((disk) => `<${p}:disk name='${xmlEscape(disk.name)}' target='${xmlEscape(disk.target)}' volume='${xmlEscape(disk.volume)}'/>`),
+    ...metadata.nics.map((nic) => `<${p}:nic name='${xmlEscape(nic.name)}' mac='${xmlEscape(nic.mac)}'/>`),
+    metadata.seed !== undefined ? `<${p}:seed volume='${xmlEscape(metadata.seed)}'/>` : '',
+    ...metadata.bases.map((volume) => `<${p}:base volume='${xmlEscape(volume)}'/>`),
+    `<${p}:features cpuHotAdd='${metadata.cpuHotAdd}' memoryHotAdd='${metadata.memoryHotAdd}'/>`,
+    `</${p}:vm>`,
+  ];
+  return parts.join('');
+}
+
+export interface DomainDisk {
+  target: string;
+  device: 'disk' | 'cdrom';
+  /** Pool and volume for `type='volume'` disks. */
+  pool: string;
+  volume: string;
+  format: 'qcow2' | 'raw';
+  bus: 'virtio' | 'sata' | 'ide';
+}
+
+export interface DomainNic {
+  mac: string;
+  source: { bridge: string } | { network: string };
+  vlan?: number;
+  model: string;
+}
+
+export interface DomainSpec {
+  uuid: string;
+  name: string;
+  type: 'kvm' | 'qemu';
+  memoryKiB: number;
+  /** Above memoryKiB when memory may be hot-added (balloon up to this). */
+  maxMemoryKiB: number;
+  cpus: number;
+  maxCpus: number;
+  machine?: string;
+  uefi: boolean;
+  secureBoot: boolean;
+  tpm: boolean;
+  nested: boolean;
+  disks: DomainDisk[];
+  nics: DomainNic[];
+  vncListen: string;
+  metadata: VmMetadata;
+}
+
+function cpuXml(spec: DomainSpec): string {
+  // host-passthrough exposes vmx/svm to the guest, which is what nested virtualization needs.
+  if (spec.nested) return `<cpu mode='host-passthrough' check='none' migratable='on'/>`;
+  if (spec.type === 'kvm') return `<cpu mode='host-model' check='partial'/>`;
+  // TCG: a named model; host-passthrough needs KVM.
+  return `<cpu mode='custom' match='exact' check='none'><model fallback='allow'>qemu64</model></cpu>`;
+}
+
+function diskXml(disk: DomainDisk): string {
+  return (
+    `<disk type='volume' device='${disk.device}'>` +
+    `<driver name='qemu' type='${disk.format}'${disk.device === 'disk' ? " discard='unmap'" : ''}/>` +
+    `<source pool='${xmlEscape(disk.pool)}' volume='${xmlEscape(disk.volume)}'/>` +
+    `<target dev='${xmlEscape(disk.target)}' bus='${disk.bus}'/>` +
+    (disk.device === 'cdrom' ? '<readonly/>' : '') +
+    `</disk>`
+  );
+}
+
+function nicXml(nic: DomainNic): string {
+  const bridged = 'bridge' in nic.source;
+  const source = 'bridge' in nic.source ? `<source bridge='${xmlEscape(nic.source.bridge)}'/>` : `<source network='${xmlEscape(nic.source.network)}'/>`;
+  // VLAN tags on a plain Linux bridge are ignored by libvirt; they apply to OVS bridges and networks that support them.
+  const vlan = nic.vlan !== undefined ? `<vlan><tag id='${nic.vlan}'/></vlan>` : '';
+  const virtualport = bridged && nic.vlan !== undefined ? `<virtualport type='openvswitch'/>` : '';
+  return `<interface type='${bridged ? 'bridge' : 'network'}'><mac address='${xmlEscape(nic.mac)}'/>${source}${vlan}${virtualport}<model type='${xmlEscape(nic.model)}'/></interface>`;
+}
+
+export function domainXml(spec: DomainSpec): string {
+  const os =
+    `<os${spec.uefi ? " firmware='efi'" : ''}>` +
+    `<type arch='x86_64'${spec.machine !== undefined ? ` machine='${xmlEscape(spec.machine)}'` : ''}>hvm</type>` +
+    (spec.uefi ? `<firmware><feature enabled='${spec.secureBoot ? 'yes' : 'no'}' name='secure-boot'/></firmware>` : '') +
+    (spec.secureBoot ? `<loader secure='yes'/>` : '') +
+    `<boot dev='hd'/></os>`;
+  const features = `<features><acpi/><apic/>${spec.secureBoot ? "<smm state='on'/>" : ''}</features>`;
+  const devices = [
+    ...spec.disks.map(diskXml),
+    ...spec.nics.map(nicXml),
+    `<serial type='pty'><target port='0'/></serial>`,
+    `<console type='pty'><target type='serial' port='0'/></console>`,
+    `<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>`,
+    `<graphics type='vnc' port='-1' autoport='yes' listen='${xmlEscape(spec.vncListen)}'><listen type='address' address='${xmlEscape(spec.vncListen)}'/></graphics>`,
+    `<video><model type='vga'/></video>`,
+    spec.tpm ? `<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>` : '',
+    `<memballoon model='virtio'/>`,
+    `<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>`,
+  ];
+  return [
+    `<domain type='${spec.type}'>`,
+    `<name>${xmlEscape(spec.name)}</name>`,
+    `<uuid>${xmlEscape(spec.uuid)}</uuid>`,
+    `<metadata>${metadataXml(spec.metadata)}</metadata>`,
+    `<memory unit='KiB'>${spec.maxMemoryKiB}</memory>`,
+    `<currentMemory unit='KiB'>${spec.memoryKiB}</currentMemory>`,
+    `<vcpu placement='static' current='${spec.cpus}'>${spec.maxCpus}</vcpu>`,
+    os,
+    features,
+    cpuXml(spec),
+    `<clock offset='utc'/>`,
+    `<on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>`,
+    `<devices>${devices.join('')}</devices>`,
+    `</domain>`,
+  ].join('\n');
+}
+
+// ------------------------------------------------------------------ parsing
+
+type Node = Record<string, unknown>;
+
+const parser = new XMLParser({
+  ignoreAttributes: false,
+  attributeNamePrefix: '@',
+  textNodeName: '#text',
+  parseAttributeValue: false,
+  parseTagValue: false,
+  isArray: (name) => ['disk', 'interface', 'graphics', 'tpm', 'feature'].includes(name) || name.endsWith(':disk') || name.endsWith(':nic') || name.endsWith(':base') || name === 'base',
+});
+
+function node(value: unknown): Node | undefined {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Node) : undefined;
+}
+
+function nodes(value: unknown): Node[] {
+  if (Array.isArray(value)) return value.map(node).filter((entry): entry is Node => entry !== undefined);
+  const single = node(value);
+  return single ? [single] : [];
+}
+
+function text(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  const n = node(value);
+  const inner = n?.['#text'];
+  return typeof inner === 'string' || typeof inner === 'number' ? String(inner) : undefined;
+}
+
+function attr(value: unknown, name: string): string | undefined {
+  const raw = node(value)?.[`@${name}`];
+  return typeof raw === 'string' ? raw : undefined;
+}
+
+const UNIT_KIB: Record<string, number> = { b: 1 / 1024, bytes: 1 / 1024, k: 1, kib: 1, kb: 1000 / 1024, m: 1024, mib: 1024, mb: 1e6 / 1024, g: 1024 ** 2, gib: 1024 ** 2, gb: 1e9 / 1024 };
+
+function kib(value: unknown): number | undefined {
+  const amount = Number(text(value));
+  if (!Number.isFinite(amount)) return undefined;
+  const unit = (attr(value, 'unit') ?? 'KiB').toLowerCase();
+  return Math.round(amount * (UNIT_KIB[unit] ?? 1));
+}
+
+/** Our metadata element from a <metadata> node or from `virsh metadata --uri` output. */
+function findMetadata(container: Node | undefined, alreadyFiltered = false): VmMetadata | undefined {
+  if (!container) return undefined;
+  for (const [key, value] of Object.entries(container)) {
+    const [prefix, local] = key.includes(':') ? key.split(':') : ['', key];
+    if (local !== 'vm') continue;
+    const element = node(value);
+    if (!element) continue;
+    const nsAttr = prefix === '' ? '@xmlns' : `@xmlns:${prefix}`;
+    if (element[nsAttr] !== METADATA_NS && !(alreadyFiltered && prefix === '')) continue;
+    const q = (name: string) => (prefix === '' ? name : `${prefix}:${name}`);
+    const owner = node(element[q('owner')]);
+    const uid = attr(owner, 'uid');
+    if (uid === undefined || uid === '') return undefined;
+    const features = node(element[q('features')]);
+    const metadata: VmMetadata = {
+      owner: { uid, namespace: attr(owner, 'namespace') ?? '', name: attr(owner, 'name') ?? '' },
+      disks: nodes(element[q('disk')]).map((disk) => ({ name: attr(disk, 'name') ?? '', target: attr(disk, 'target') ?? '', volume: attr(disk, 'volume') ?? '' })),
+      nics: nodes(element[q('nic')]).map((nic) => ({ name: attr(nic, 'name') ?? '', mac: (attr(nic, 'mac') ?? '').toLowerCase() })),
+      bases: nodes(element[q('base')]).map((base) => attr(base, 'volume') ?? '').filter((volume) => volume !== ''),
+      cpuHotAdd: attr(features, 'cpuHotAdd') === 'true',
+      memoryHotAdd: attr(features, 'memoryHotAdd') === 'true',
+    };
+    const seed = attr(element[q('seed')], 'volume');
+    if (seed !== undefined) metadata.seed = seed;
+    return metadata;
+  }
+  return undefined;
+}
+
+/** `virsh metadata --uri <ours>` output: libvirt selected the element by namespace and prints it without one. */
+export function parseMetadata(xml: string): VmMetadata | undefined {
+  if (xml.trim() === '') return undefined;
+  try {
+    return findMetadata(parser.parse(xml) as Node, true);
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ParsedDomain {
+  uuid: string;
+  name: string;
+  type: string;
+  cpus: number;
+  maxCpus: number;
+  memoryKiB: number;
+  maxMemoryKiB: number;
+  machine?: string;
+  uefi: boolean;
+  secureBoot: boolean;
+  tpm: boolean;
+  nested: boolean;
+  disks: { target: string; device: string; pool?: string; volume?: string; file?: string; format?: string }[];
+  nics: { mac: string; network?: string; bridge?: string; vlan?: number; model?: string }[];
+  vnc?: { port: number; listen?: string };
+  metadata?: VmMetadata;
+}
+
+export function parseDomain(xml: string): ParsedDomain {
+  const root = node((parser.parse(xml) as Node)['domain']);
+  if (!root) throw new Error('not a domain XML');
+  const vcpu = root['vcpu'];
+  const maxCpus = Number(text(vcpu) ?? '1');
+  const cpus = Number(attr(vcpu, 'current') ?? maxCpus);
+  const maxMemoryKiB = kib(root['memory']) ?? 0;
+  const os = node(root['os']);
+  const type = node(os?.['type']);
+  const loader = node(os?.['loader']);
+  const devices = node(root['devices']) ?? {};
+  const cpu = node(root['cpu']);
+  const cpuFeatures = nodes(cpu?.['feature']);
+  const parsed: ParsedDomain = {
+    uuid: text(root['uuid']) ?? '',
+    name: text(root['name']) ?? '',
+    type: attr(root, 'type') ?? '',
+    cpus,
+    maxCpus,
+    memoryKiB: kib(root['currentMemory']) ?? maxMemoryKiB,
+    maxMemoryKiB,
+    uefi: attr(os, 'firmware') === 'efi' || (loader !== undefined && attr(loader, 'type') === 'pflash'),
+    secureBoot: attr(loader, 'secure') === 'yes',
+    tpm: nodes(devices['tpm']).length > 0,
+    nested:
+      attr(cpu, 'mode') === 'host-passthrough' ||
+      cpuFeatures.some((feature) => ['vmx', 'svm'].includes(attr(feature, 'name') ?? '') && attr(feature, 'policy') === 'require'),
+    disks: nodes(devices['disk']).map((disk) => {
+      const source = node(disk['source']);
+      const entry: ParsedDomain['disks'][number] = { target: attr(disk['target'], 'dev') ?? '', device: attr(disk, 'device') ?? 'disk' };
+      const pool = attr(source, 'pool');
+      const volume = attr(source, 'volume');
+      const file = attr(source, 'file');
+      const format = attr(disk['driver'], 'type');
+      if (pool !== undefined) entry.pool = pool;
+      if (volume !== undefined) entry.volume = volume;
+      if (file !== undefined) entry.file = file;
+      if (format !== undefined) entry.format = format;
+      return entry;
+    }),
+    nics: nodes(devices['interface']).map((nic) => {
+      const source = node(nic['source']);
+      const entry: ParsedDomain['nics'][number] = { mac: (attr(nic['mac'], 'address') ?? '').toLowerCase() };
+      const network = attr(source, 'network');
+      const bridge = attr(source, 'bridge');
+      const tag = attr(node(node(nic['vlan'])?.['tag']), 'id');
+      const model = attr(nic['model'], 'type');
+      if (network !== undefined) entry.network = network;
+      if (bridge !== undefined) entry.bridge = bridge;
+      if (tag !== undefined) entry.vlan = Number(tag);
+      if (model !== undefined) entry.model = model;
+      return entry;
+    }),
+  };
+  const machine = attr(type, 'machine');
+  if (machine !== undefined) parsed.machine = machine;
+  const vnc = nodes(devices['graphics']).find((graphics) => attr(graphics, 'type') === 'vnc');
+  const port = Number(attr(vnc, 'port'));
+  if (vnc && Number.isInteger(port) && port > 0) {
+    parsed.vnc = { port };
+    const listen = attr(vnc, 'listen');
+    if (listen !== undefined) parsed.vnc.listen = listen;
+  }
+  const metadata = findMetadata(node(root['metadata']));
+  if (metadata) parsed.metadata = metadata;
+  return parsed;
+}

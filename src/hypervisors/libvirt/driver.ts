@@ -1,0 +1,154 @@
+// The Driver for libvirt/KVM over SSH: wiring only. Each verb lives in its own module; this class
+// holds what they share (the SSH connection to the host, the configuration, running tasks).
+
+import type {
+  CallOptions,
+  Capabilities,
+  CloneStarted,
+  CloneTarget,
+  CreateSpec,
+  Driver,
+  Inventory,
+  ObservedVM,
+  PowerOperation,
+  ResourceChange,
+  SnapshotInfo,
+  SnapshotRequest,
+  Started,
+  TaskStatus,
+  VMRef,
+} from '../../contracts/driver.js';
+import type { LibvirtConfig } from './config.js';
+import type { LibvirtContext } from './context.js';
+import { createVM } from './create.js';
+import { inventory, probe } from './inventory.js';
+import { cloneVM, deleteVM } from './lifecycle.js';
+import { describeVM, findDomainByIdentity } from './observe.js';
+import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
+import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
+import { SshTransport } from './ssh.js';
+import { TaskRegistry } from './tasks.js';
+import { LibvirtHost } from './virsh.js';
+
+export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
+  cloudInit: true,
+  staticIP: true,
+  // <vlan><tag> on libvirt networks and Open vSwitch bridges; a plain Linux bridge ignores it.
+  vlan: true,
+  nicModel: true,
+  nicFirewall: false,
+  nicRateLimit: false,
+  nicMTU: false,
+  macAddress: true,
+  // UEFI, secure boot and TPM need OVMF and swtpm on the host: create answers Unsupported without them.
+  uefi: true,
+  secureBoot: true,
+  tpm: true,
+  // Needs KVM (type kvm): refused with Unsupported when the provider runs type qemu.
+  nestedVirtualization: true,
+  machineType: true,
+  thickProvisioning: false,
+  // vCPUs up to the maximum set at create time (twice the class's count) with `<vcpu current>`.
+  cpuHotAdd: true,
+  // vCPU unplug fails under TCG and can hang QEMU (NOTES §3): not promised.
+  cpuHotRemove: false,
+  // Balloon up to the maximum set at create time; needs the guest's virtio-balloon driver.
+  memoryHotAdd: true,
+  memoryHotRemove: false,
+  onlineDiskGrow: true,
+  guestShutdown: true,
+  snapshots: true,
+  memorySnapshots: true,
+  quiescedSnapshots: false,
+  linkedClones: true,
+  imageImport: true,
+  consoleURL: true,
+  placementHost: false,
+  placementDatastore: false,
+  placementFolder: false,
+  placementCluster: false,
+  placementResourcePool: false,
+});
+
+export interface LibvirtDriverOptions {
+  /** Where the driver writes its few log lines (a trusted-on-first-use host key); stderr by default. */
+  log?: (line: string) => void;
+}
+
+export class LibvirtDriver implements Driver {
+  readonly type = 'libvirt';
+  readonly capabilities = LIBVIRT_CAPABILITIES;
+  readonly #ctx: LibvirtContext;
+  readonly #transport: SshTransport;
+
+  constructor(config: LibvirtConfig, options: LibvirtDriverOptions = {}) {
+    this.#transport = new SshTransport(config.ssh, options.log);
+    this.#ctx = { host: new LibvirtHost(this.#transport, config.libvirtUri), config, tasks: new TaskRegistry() };
+  }
+
+  /** Closes the SSH connection. */
+  async close(): Promise<void> {
+    this.#transport.close();
+  }
+
+  probe(options?: CallOptions): Promise<{ version: string }> {
+    return probe(this.#ctx, options?.signal);
+  }
+
+  inventory(options?: CallOptions): Promise<Inventory> {
+    return inventory(this.#ctx, options?.signal);
+  }
+
+  describe(id: string, options?: CallOptions): Promise<ObservedVM> {
+    return describeVM(this.#ctx, id, options?.signal);
+  }
+
+  async findByIdentity(uid: string, options?: CallOptions): Promise<ObservedVM | undefined> {
+    const id = await findDomainByIdentity(this.#ctx, uid, options?.signal);
+    return id === undefined ? undefined : describeVM(this.#ctx, id, options?.signal);
+  }
+
+  create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
+    return createVM(this.#ctx, spec, options?.signal);
+  }
+
+  delete(ref: VMRef, options?: CallOptions): Promise<Started> {
+    return deleteVM(this.#ctx, ref, options?.signal);
+  }
+
+  power(ref: VMRef, operation: PowerOperation, options?: CallOptions): Promise<Started> {
+    return powerVM(this.#ctx, ref, operation, options?.signal);
+  }
+
+  reconfigure(ref: VMRef, change: ResourceChange, options?: CallOptions): Promise<Started> {
+    return reconfigureVM(this.#ctx, ref, change, options?.signal);
+  }
+
+  resizeDisk(ref: VMRef, disk: string, sizeBytes: number, options?: CallOptions): Promise<Started> {
+    return resizeVMDisk(this.#ctx, ref, disk, sizeBytes, options?.signal);
+  }
+
+  snapshotCreate(ref: VMRef, request: SnapshotRequest, options?: CallOptions): Promise<{ id: string } & Started> {
+    return createSnapshot(this.#ctx, ref, request, options?.signal);
+  }
+
+  snapshotDelete(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started> {
+    return deleteSnapshot(this.#ctx, ref, snapshotId, options?.signal);
+  }
+
+  snapshotRevert(ref: VMRef, snapshotId: string, options?: CallOptions): Promise<Started> {
+    return revertSnapshot(this.#ctx, ref, snapshotId, options?.signal);
+  }
+
+  snapshotList(ref: VMRef, options?: CallOptions): Promise<SnapshotInfo[]> {
+    return listSnapshots(this.#ctx, ref, options?.signal);
+  }
+
+  clone(ref: VMRef, target: CloneTarget, options?: CallOptions): Promise<CloneStarted> {
+    return cloneVM(this.#ctx, ref, target, options?.signal);
+  }
+
+  async taskStatus(task: string): Promise<TaskStatus> {
+    return this.#ctx.tasks.status(task);
+  }
+}

@@ -1,0 +1,50 @@
+// Commands on the libvirt host: `virsh -c <uri> …` and the few host tools the driver needs
+// (qemu-img, genisoimage, curl, sha256sum, mktemp, rm). All go through SshTransport.run as
+// argument vectors; a non-zero exit becomes a typed error (errors.ts).
+
+import type { CallOptions } from '../../contracts/driver.js';
+import { virshError } from './errors.js';
+import type { RunOptions, RunResult, SshTransport } from './ssh.js';
+
+export interface HostRunOptions extends CallOptions {
+  stdin?: string | Buffer;
+  timeoutMs?: number;
+}
+
+function runOptions(options: HostRunOptions): RunOptions {
+  const result: RunOptions = {};
+  if (options.stdin !== undefined) result.stdin = options.stdin;
+  if (options.signal !== undefined) result.signal = options.signal;
+  if (options.timeoutMs !== undefined) result.timeoutMs = options.timeoutMs;
+  return result;
+}
+
+export class LibvirtHost {
+  constructor(
+    readonly transport: SshTransport,
+    readonly uri: string,
+  ) {}
+
+  /** `virsh -q -c <uri> args…`; the raw result, whatever the exit code. */
+  virshResult(args: readonly string[], options: HostRunOptions = {}): Promise<RunResult> {
+    return this.transport.run(['virsh', '-q', '-c', this.uri, ...args], runOptions(options));
+  }
+
+  /** `virsh -q -c <uri> args…`; stdout, or the typed error of the failure. */
+  async virsh(args: readonly string[], options: HostRunOptions = {}): Promise<string> {
+    const result = await this.virshResult(args, options);
+    if (result.code !== 0) throw virshError(result.stderr, result.code, `virsh ${args[0] ?? ''}`);
+    return result.stdout;
+  }
+
+  /** Any host command; stdout, or the typed error of the failure. */
+  async exec(argv: readonly string[], options: HostRunOptions = {}): Promise<string> {
+    const result = await this.transport.run(argv, runOptions(options));
+    if (result.code !== 0) throw virshError(result.stderr, result.code, argv[0] ?? 'command');
+    return result.stdout;
+  }
+
+  execResult(argv: readonly string[], options: HostRunOptions = {}): Promise<RunResult> {
+    return this.transport.run(argv, runOptions(options));
+  }
+}

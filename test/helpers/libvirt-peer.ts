@@ -1,0 +1,124 @@
+// The real libvirt peer for tests: test/libvirt/setup.sh starts libvirtd + sshd on 127.0.0.1 and
+// writes the connection details to $VIRTRIGAUD_LIBVIRT_STATE/env. Tests ask `libvirtPeer(t)`:
+// it answers the peer, or skips the test with the reason (or fails it when
+// VIRTRIGAUD_REQUIRE_PEERS=1, as in CI).
+import { existsSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Test } from 'tap';
+import { LibvirtDriver, libvirtConfigFromEnv } from '../../src/hypervisors/libvirt/index.js';
+import { SshTransport } from '../../src/hypervisors/libvirt/ssh.js';
+
+export const LIBVIRT_STATE = process.env['VIRTRIGAUD_LIBVIRT_STATE'] ?? '/tmp/virtrigaud-libvirt';
+
+export interface LibvirtPeer {
+  /** The provider environment a runtime would get (LIBVIRT_* variables, with the key text inlined). */
+  env: Record<string, string>;
+  pool: string;
+  network: string;
+  baseVolume: string;
+  /** Whether the base image boots a guest with an agent (tiny Linux guest), so addresses appear. */
+  guest: boolean;
+  /** An unprivileged user that may only log in with a password (for the transport's password path). */
+  passwordLogin?: { username: string; password: string };
+  /** Runs virsh on the host over the same SSH path, for test setup and assertions. */
+  virsh(args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** A driver for the peer; `overrides` replace LIBVIRT_* settings (a shorter shutdown timeout, say). */
+  driver(log?: (line: string) => void, overrides?: Record<string, string>): LibvirtDriver;
+  close(): void;
+}
+
+function readEnvFile(path: string): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (match?.[1] !== undefined && match[2] !== undefined) values[match[1]] = match[2];
+  }
+  return values;
+}
+
+async function reachable(env: Record<string, string>): Promise<string | undefined> {
+  const transport = new SshTransport(libvirtConfigFromEnv(env).ssh, () => undefined);
+  try {
+    const result = await transport.run(['virsh', '-c', 'qemu:///system', 'version'], { timeoutMs: 15_000 });
+    return result.code === 0 ? undefined : `virsh on the peer failed: ${result.stderr.trim()}`;
+  } catch (error) {
+    return `the libvirt peer does not answer: ${error instanceof Error ? error.message : String(error)}`;
+  } finally {
+    transport.close();
+  }
+}
+
+/** The peer, or undefined after skipping (or failing, with VIRTRIGAUD_REQUIRE_PEERS=1) the test. */
+export async function libvirtPeer(t: Test): Promise<LibvirtPeer | undefined> {
+  const envFile = `${LIBVIRT_STATE}/env`;
+  let why: string | undefined;
+  let env: Record<string, string> = {};
+  let file: Record<string, string> = {};
+  if (!existsSync(envFile)) {
+    why = `no libvirt peer: ${envFile} is missing (run test/libvirt/setup.sh)`;
+  } else {
+    file = readEnvFile(envFile);
+    env = {
+      LIBVIRT_URI: file['LIBVIRT_URI'] ?? '',
+      LIBVIRT_SSH_PRIVATE_KEY: readFileSync(file['LIBVIRT_SSH_PRIVATE_KEY_FILE'] ?? '', 'utf8'),
+      LIBVIRT_KNOWN_HOSTS: readFileSync(file['LIBVIRT_KNOWN_HOSTS_FILE'] ?? '', 'utf8'),
+      LIBVIRT_STORAGE_POOL: file['LIBVIRT_STORAGE_POOL'] ?? '',
+      LIBVIRT_DEFAULT_NETWORK: file['LIBVIRT_NETWORK'] ?? '',
+      LIBVIRT_DOMAIN_TYPE: file['LIBVIRT_DOMAIN_TYPE'] ?? 'qemu',
+      LIBVIRT_SHUTDOWN_TIMEOUT: '30',
+    };
+    why = await reachable(env);
+  }
+  if (why !== undefined) {
+    if (process.env['VIRTRIGAUD_REQUIRE_PEERS'] === '1') t.fail(`VIRTRIGAUD_REQUIRE_PEERS=1 but ${why}`);
+    else t.plan(0, why);
+    return undefined;
+  }
+  const transport = new SshTransport(libvirtConfigFromEnv(env).ssh, () => undefined);
+  const passwordUser = file['LIBVIRT_PASSWORD_USER'];
+  const passwordFile = file['LIBVIRT_PASSWORD_FILE'];
+  const passwordLogin =
+    passwordUser !== undefined && passwordFile !== undefined && existsSync(passwordFile)
+      ? { username: passwordUser, password: readFileSync(passwordFile, 'utf8').trim() }
+      : undefined;
+  return {
+    ...(passwordLogin ? { passwordLogin } : {}),
+    env,
+    pool: file['LIBVIRT_STORAGE_POOL'] ?? '',
+    network: file['LIBVIRT_NETWORK'] ?? '',
+    baseVolume: file['LIBVIRT_BASE_VOLUME'] ?? '',
+    guest: file['LIBVIRT_GUEST'] === '1',
+    virsh: (args, stdin) => transport.run(['virsh', '-q', '-c', 'qemu:///system', ...args], stdin === undefined ? {} : { stdin }),
+    driver: (log, overrides = {}) => new LibvirtDriver(libvirtConfigFromEnv({ ...env, ...overrides }), log ? { log } : {}),
+    close: () => transport.close(),
+  };
+}
+
+/** Polls `done` with real sleeps until it holds or `timeoutMs` passes. */
+export async function waitFor(done: () => Promise<boolean>, what: string, timeoutMs = 90_000, stepMs = 500): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await done()) return;
+    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms`);
+    await sleep(stepMs);
+  }
+}
+
+/** Defines a domain without our identity tag (someone else's VM), returns its UUID. */
+export async function defineForeignDomain(peer: LibvirtPeer, name: string, running: boolean): Promise<string> {
+  const xml = `<domain type='qemu'><name>${name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/></devices></domain>`;
+  const defined = await peer.virsh(['define', '/dev/stdin'], xml);
+  if (defined.code !== 0) throw new Error(`define ${name}: ${defined.stderr}`);
+  if (running) {
+    const started = await peer.virsh(['start', name]);
+    if (started.code !== 0) throw new Error(`start ${name}: ${started.stderr}`);
+  }
+  const uuid = await peer.virsh(['domuuid', name]);
+  return uuid.stdout.trim();
+}
+
+export async function removeDomainByName(peer: LibvirtPeer, name: string): Promise<void> {
+  await peer.virsh(['destroy', name]);
+  await peer.virsh(['undefine', name, '--snapshots-metadata']);
+}

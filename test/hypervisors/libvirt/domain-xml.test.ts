@@ -1,0 +1,114 @@
+// Domain XML generation: values from the spec are escaped, our identity lives in <metadata> in our
+// namespace, and what we write is what parseDomain reads back.
+import { XMLParser } from 'fast-xml-parser';
+import t from 'tap';
+import { domainXml, metadataXml, parseDomain, parseMetadata, xmlEscape, type DomainSpec } from '../../../src/hypervisors/libvirt/domain-xml.js';
+
+const HOSTILE = `web</name><devices><emulator>/bin/sh</emulator></devices><name>x' " & <!-- ]]>`;
+
+function spec(overrides: Partial<DomainSpec> = {}): DomainSpec {
+  return {
+    uuid: '6c9b2f0e-5a43-4b8e-9d8c-2b2f0b7f1a01',
+    name: 'web',
+    type: 'kvm',
+    memoryKiB: 2 * 1024 * 1024,
+    maxMemoryKiB: 4 * 1024 * 1024,
+    cpus: 2,
+    maxCpus: 4,
+    uefi: false,
+    secureBoot: false,
+    tpm: false,
+    nested: false,
+    disks: [
+      { target: 'vda', device: 'disk', pool: 'default', volume: 'virtrigaud-u1-root.qcow2', format: 'qcow2', bus: 'virtio' },
+      { target: 'sda', device: 'cdrom', pool: 'default', volume: 'virtrigaud-u1-seed.iso', format: 'raw', bus: 'sata' },
+    ],
+    nics: [
+      { mac: '52:54:00:aa:bb:cc', source: { network: 'default' }, model: 'virtio' },
+      { mac: '52:54:00:aa:bb:cd', source: { bridge: 'br0' }, vlan: 42, model: 'virtio' },
+    ],
+    vncListen: '127.0.0.1',
+    metadata: {
+      owner: { uid: 'u1', namespace: 'prod', name: 'web' },
+      disks: [{ name: 'root', target: 'vda', volume: 'virtrigaud-u1-root.qcow2' }],
+      nics: [{ name: 'lan', mac: '52:54:00:aa:bb:cc' }],
+      seed: 'virtrigaud-u1-seed.iso',
+      bases: [],
+      cpuHotAdd: true,
+      memoryHotAdd: true,
+    },
+    ...overrides,
+  };
+}
+
+t.test('escaping covers text and both attribute quote styles', async (t) => {
+  t.equal(xmlEscape(`<a href='x' title="y">&</a>`), '&lt;a href=&apos;x&apos; title=&quot;y&quot;&gt;&amp;&lt;/a&gt;');
+  t.equal(xmlEscape('a\u0001b'), 'ab', 'control characters XML cannot carry are dropped');
+});
+
+t.test('a hostile name and owner stay data: one <name>, no injected devices', async (t) => {
+  const xml = domainXml(spec({ name: HOSTILE, metadata: { ...spec().metadata, owner: { uid: 'u1', namespace: `ns'"<>&`, name: HOSTILE } } }));
+  const tree = new XMLParser({ ignoreAttributes: false }).parse(xml) as { domain: { name: string; devices: Record<string, unknown> } };
+  t.equal(tree.domain.name, HOSTILE, 'a single name element holding the whole text');
+  t.notOk('emulator' in tree.domain.devices, 'no emulator element smuggled in');
+  const parsed = parseDomain(xml);
+  t.equal(parsed.name, HOSTILE, 'the name reads back exactly');
+  t.same(parsed.metadata?.owner, { uid: 'u1', namespace: `ns'"<>&`, name: HOSTILE });
+});
+
+t.test('what is written reads back', async (t) => {
+  const parsed = parseDomain(domainXml(spec()));
+  t.match(parsed, {
+    uuid: '6c9b2f0e-5a43-4b8e-9d8c-2b2f0b7f1a01',
+    type: 'kvm',
+    cpus: 2,
+    maxCpus: 4,
+    memoryKiB: 2 * 1024 * 1024,
+    maxMemoryKiB: 4 * 1024 * 1024,
+    uefi: false,
+    tpm: false,
+    nested: false,
+  });
+  t.same(parsed.disks.map((disk) => [disk.target, disk.device, disk.volume]), [
+    ['vda', 'disk', 'virtrigaud-u1-root.qcow2'],
+    ['sda', 'cdrom', 'virtrigaud-u1-seed.iso'],
+  ]);
+  t.same(parsed.nics, [
+    { mac: '52:54:00:aa:bb:cc', network: 'default', model: 'virtio' },
+    { mac: '52:54:00:aa:bb:cd', bridge: 'br0', vlan: 42, model: 'virtio' },
+  ]);
+  t.same(parsed.metadata, spec().metadata);
+});
+
+t.test('the hardware switches: type qemu, nested, UEFI with secure boot, TPM, machine', async (t) => {
+  const tcg = domainXml(spec({ type: 'qemu' }));
+  t.match(tcg, "<domain type='qemu'>");
+  t.match(tcg, "<model fallback='allow'>qemu64</model>", 'a named CPU model under TCG');
+  t.notMatch(domainXml(spec()), 'host-passthrough', 'no passthrough without nested virtualization');
+  const full = parseDomain(domainXml(spec({ nested: true, uefi: true, secureBoot: true, tpm: true, machine: 'q35' })));
+  t.match(full, { nested: true, uefi: true, secureBoot: true, tpm: true, machine: 'q35' });
+  t.match(domainXml(spec({ uefi: true, secureBoot: true })), "<smm state='on'/>", 'secure boot needs SMM');
+});
+
+t.test('VNC listens where configured; the guest agent channel is there', async (t) => {
+  const xml = domainXml(spec({ vncListen: '10.0.0.5' }));
+  t.match(xml, "<graphics type='vnc' port='-1' autoport='yes' listen='10.0.0.5'>");
+  t.match(xml, "<target type='virtio' name='org.qemu.guest_agent.0'/>");
+});
+
+t.test('metadata: ours by namespace only; virsh metadata output (namespace stripped) parses', async (t) => {
+  const element = metadataXml(spec().metadata);
+  t.match(element, "xmlns:virtrigaud='https://virtrigaud.io/xmlns/libvirt/v1'");
+  const foreign = parseDomain(domainXml(spec()).replace('https://virtrigaud.io/xmlns/libvirt/v1', 'https://example.com/other'));
+  t.equal(foreign.metadata, undefined, 'the same element in another namespace is not our tag');
+  const printed = `<vm>\n  <owner uid="u2" namespace="n" name="m"/>\n  <disk name="root" target="vda" volume="v"/>\n  <features cpuHotAdd="false" memoryHotAdd="false"/>\n</vm>\n`;
+  t.match(parseMetadata(printed), { owner: { uid: 'u2', namespace: 'n', name: 'm' }, disks: [{ name: 'root', target: 'vda', volume: 'v' }], bases: [] });
+  t.equal(parseMetadata(''), undefined);
+  t.equal(parseMetadata('<vm><owner/></vm>'), undefined, 'no uid, no identity');
+});
+
+t.test('live XML: the VNC port and the current vCPUs and memory', async (t) => {
+  const live = domainXml(spec()).replace("port='-1' autoport='yes'", "port='5901' autoport='yes'");
+  t.match(parseDomain(live).vnc, { port: 5901, listen: '127.0.0.1' });
+  t.equal(parseDomain(domainXml(spec())).vnc, undefined, 'no port before it runs');
+});
