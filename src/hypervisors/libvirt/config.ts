@@ -2,7 +2,7 @@
 // says why at startup, naming the variable; secrets live in Secret wrappers, so no error, log
 // line, JSON dump or util.inspect of the config can show them.
 
-import { inspect } from 'node:util';
+import { Secret } from '../common/secret.js';
 import { InvalidSpecError } from '../../contracts/driver.js';
 import { LibvirtDriver, type LibvirtDriverOptions } from './driver.js';
 
@@ -10,30 +10,7 @@ export class LibvirtConfigError extends InvalidSpecError {
   override readonly name = 'LibvirtConfigError';
 }
 
-/** A credential that prints as `[redacted]` everywhere; `reveal()` is the only way to read it. */
-export class Secret {
-  readonly #value: string;
-
-  constructor(value: string) {
-    this.#value = value;
-  }
-
-  reveal(): string {
-    return this.#value;
-  }
-
-  toString(): string {
-    return '[redacted]';
-  }
-
-  toJSON(): string {
-    return '[redacted]';
-  }
-
-  [inspect.custom](): string {
-    return '[redacted]';
-  }
-}
+export { Secret };
 
 export interface LibvirtConfig {
   ssh: {

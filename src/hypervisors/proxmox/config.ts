@@ -3,7 +3,7 @@
 // must say why at startup. Secrets live in Secret wrappers, so no error, log line, JSON dump or
 // util.inspect of the config can show them.
 
-import { inspect } from 'node:util';
+import { Secret } from '../common/secret.js';
 import { InvalidSpecError } from '../../contracts/driver.js';
 
 /** A configuration error; its message names the variable, never its value when that is a secret. */
@@ -11,30 +11,7 @@ export class ProxmoxConfigError extends InvalidSpecError {
   override readonly name = 'ProxmoxConfigError';
 }
 
-/** A credential that prints as `[redacted]` everywhere; `reveal()` is the only way to read it. */
-export class Secret {
-  readonly #value: string;
-
-  constructor(value: string) {
-    this.#value = value;
-  }
-
-  reveal(): string {
-    return this.#value;
-  }
-
-  toString(): string {
-    return '[redacted]';
-  }
-
-  toJSON(): string {
-    return '[redacted]';
-  }
-
-  [inspect.custom](): string {
-    return '[redacted]';
-  }
-}
+export { Secret };
 
 export type ProxmoxAuth =
   | { kind: 'token'; tokenId: string; secret: Secret }

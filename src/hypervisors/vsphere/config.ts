@@ -1,32 +1,14 @@
 // The provider runtime's environment → a validated VsphereConfig. Errors name the variable,
 // never a secret's value; secrets live in Secret wrappers that print as `[redacted]`.
 
-import { inspect } from 'node:util';
+import { Secret } from '../common/secret.js';
 import { InvalidSpecError } from '../../contracts/driver.js';
 
 export class VsphereConfigError extends InvalidSpecError {
   override readonly name = 'VsphereConfigError';
 }
 
-/** A credential that prints as `[redacted]` everywhere; `reveal()` is the only way to read it. */
-export class Secret {
-  readonly #value: string;
-  constructor(value: string) {
-    this.#value = value;
-  }
-  reveal(): string {
-    return this.#value;
-  }
-  toString(): string {
-    return '[redacted]';
-  }
-  toJSON(): string {
-    return '[redacted]';
-  }
-  [inspect.custom](): string {
-    return '[redacted]';
-  }
-}
+export { Secret };
 
 /** Where new VMs go when the VM's spec does not say (the Provider's defaults). */
 export interface PlacementDefaults {
