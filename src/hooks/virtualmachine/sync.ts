@@ -78,7 +78,9 @@ export async function syncVirtualMachine(
     try {
       result = await act(calls, plan.action, desired, observation.vm, context.now);
     } catch (error) {
-      failure = reportDriverError(error, describeAction(plan.action), plan.action.kind === 'create' ? 'NameConflict' : 'NotOwned');
+      // A clone's Conflict is about its source (not ours, or in a state that cannot be cloned), not a taken name.
+      const conflict = plan.action.kind !== 'create' ? 'NotOwned' : desired.clone && !observation.vm ? 'CloneSourceConflict' : 'NameConflict';
+      failure = reportDriverError(error, describeAction(plan.action), conflict);
     }
   }
   if (result.task?.id) deps.metrics.taskStarted(calls.provider, result.task.id);
