@@ -99,6 +99,21 @@ export class UnsupportedError extends DriverError {
   readonly retryable = false;
 }
 
+const ERROR_CLASSES: Readonly<Record<DriverErrorCode, new (message: string) => DriverError>> = {
+  NotFound: NotFoundError,
+  Busy: BusyError,
+  Conflict: ConflictError,
+  InvalidSpec: InvalidSpecError,
+  Unauthorized: UnauthorizedError,
+  Unreachable: UnreachableError,
+  Unsupported: UnsupportedError,
+};
+
+/** The typed error for a code (a PVE failure text, a vim25 fault, a provider runtime's answer). */
+export function driverErrorOf(code: DriverErrorCode, message: string): DriverError {
+  return new ERROR_CLASSES[code](message);
+}
+
 export function isDriverError(error: unknown): error is DriverError {
   return error instanceof DriverError;
 }

@@ -8,7 +8,6 @@ import type {
   Capabilities,
   CreateSpec,
   Driver,
-  Identity,
   Inventory,
   ObservedVM,
   PowerOperation,

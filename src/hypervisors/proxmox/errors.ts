@@ -3,7 +3,6 @@
 // which is PVE's error text: NOTES §1) and never a credential or a user-data value.
 
 import {
-  BusyError,
   ConflictError,
   InvalidSpecError,
   NotFoundError,
@@ -12,7 +11,9 @@ import {
   UnsupportedError,
   type DriverError,
   type DriverErrorCode,
+  driverErrorOf,
 } from '../../contracts/driver.js';
+import { transportError } from '../common/transport-errors.js';
 import { isRow, str } from './values.js';
 
 // Parameters whose values PVE may echo back in a verification error ("invalid urlencoded string:
@@ -31,24 +32,6 @@ export function classifyFailure(message: string): DriverErrorCode | undefined {
   return undefined;
 }
 
-export function errorOfCode(code: DriverErrorCode, message: string): DriverError {
-  switch (code) {
-    case 'NotFound':
-      return new NotFoundError(message);
-    case 'Busy':
-      return new BusyError(message);
-    case 'Conflict':
-      return new ConflictError(message);
-    case 'InvalidSpec':
-      return new InvalidSpecError(message);
-    case 'Unauthorized':
-      return new UnauthorizedError(message);
-    case 'Unreachable':
-      return new UnreachableError(message);
-    case 'Unsupported':
-      return new UnsupportedError(message);
-  }
-}
 
 /** `text` without the trailing newline PVE appends to every die() message. */
 export function cleanMessage(text: string): string {
@@ -90,47 +73,13 @@ export function errorFromResponse(status: number, reason: string, body: unknown)
     return new InvalidSpecError(`parameter verification failed: ${detail}`);
   }
   const code = classifyFailure(message);
-  if (code !== undefined) return errorOfCode(code, message);
+  if (code !== undefined) return driverErrorOf(code, message);
   if (status >= 500 && status !== 500) return new UnreachableError(message);
   return new InvalidSpecError(message);
 }
 
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
 
-function errorCode(error: unknown): string | undefined {
-  if (!isRow(error)) return undefined;
-  return str(error['code']);
-}
 
-/**
- * The error for a request that got no HTTP answer: refused, reset, timed out, aborted, or a TLS
- * peer we do not trust. Each may or may not have reached PVE, so all are Unreachable (retryable).
- */
 export function errorFromTransport(error: unknown, host: string): DriverError {
-  if (error instanceof UnreachableError) return error;
-  const cause = isRow(error) && 'cause' in error ? error['cause'] : undefined;
-  const code = errorCode(error) ?? errorCode(cause);
-  const name = error instanceof Error ? error.name : '';
-  if (name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {
-    return new UnreachableError(`request to ${host} aborted`);
-  }
-  if (code !== undefined && TLS_CODES.has(code)) {
-    return new UnreachableError(
-      `TLS certificate of ${host} is not trusted (${code}): set PVE_CA_BUNDLE, or PVE_INSECURE_SKIP_VERIFY=true for testing only`,
-    );
-  }
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') {
-    return new UnreachableError(`request to ${host} timed out (${code})`);
-  }
-  const detail = code ?? (error instanceof Error ? error.message : 'unknown error');
-  return new UnreachableError(`cannot reach ${host}: ${detail}`);
+  return transportError(error, host, 'set PVE_CA_BUNDLE, or PVE_INSECURE_SKIP_VERIFY=true for testing only');
 }

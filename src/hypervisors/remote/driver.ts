@@ -5,10 +5,7 @@ import { Value } from '@sinclair/typebox/value';
 import type { TSchema, Static } from '@sinclair/typebox';
 import { Pool } from 'undici';
 import {
-  BusyError,
-  ConflictError,
   InvalidSpecError,
-  NotFoundError,
   UnauthorizedError,
   UnreachableError,
   UnsupportedError,
@@ -18,9 +15,7 @@ import {
   type Capabilities,
   type CreateSpec,
   type Driver,
-  type DriverError,
-  type DriverErrorCode,
-  type Identity,
+  driverErrorOf,
   type Inventory,
   type ObservedVM,
   type PowerOperation,
@@ -52,16 +47,6 @@ export interface RemoteDriverOptions {
 }
 
 const DEFAULTS = { connections: 16, requestTimeoutMs: 30_000 };
-
-const ERROR_CLASSES: Record<DriverErrorCode, new (message: string) => DriverError> = {
-  NotFound: NotFoundError,
-  Busy: BusyError,
-  Conflict: ConflictError,
-  InvalidSpec: InvalidSpecError,
-  Unauthorized: UnauthorizedError,
-  Unreachable: UnreachableError,
-  Unsupported: UnsupportedError,
-};
 
 interface RawAnswer {
   status: number;
@@ -205,7 +190,7 @@ export class RemoteDriver implements Driver {
     if (answer.status === 200) return checked(schema, parseJson(answer.text));
     if (answer.status === DRIVER_ERROR_STATUS) {
       const envelope = checked(ErrorEnvelope, parseJson(answer.text));
-      throw new ERROR_CLASSES[envelope.error.code](envelope.error.message);
+      throw driverErrorOf(envelope.error.code, envelope.error.message);
     }
     const line = answer.text.replace(/\s+/g, ' ').trim().slice(0, 300);
     switch (answer.status) {

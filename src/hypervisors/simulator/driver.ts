@@ -13,7 +13,6 @@ import {
   type Capabilities,
   type CreateSpec,
   type Driver,
-  type Identity,
   type Inventory,
   type ObservedVM,
   type PowerOperation,

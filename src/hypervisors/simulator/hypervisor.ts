@@ -12,7 +12,6 @@ import {
   type CloneTarget,
   type Capabilities,
   type CreateSpec,
-  type Identity,
   type Inventory,
   type ObservedVM,
   type PowerOperation,

@@ -4,16 +4,11 @@
 // it says what vSphere said and never a credential or a user-data value.
 
 import {
-  BusyError,
-  ConflictError,
-  InvalidSpecError,
-  NotFoundError,
-  UnauthorizedError,
-  UnreachableError,
-  UnsupportedError,
   type DriverError,
   type DriverErrorCode,
+  driverErrorOf,
 } from '../../contracts/driver.js';
+import { transportError } from '../common/transport-errors.js';
 import { child, textAt, typeName, type XmlElement } from './xml.js';
 
 const CODES: Record<string, DriverErrorCode> = {
@@ -49,24 +44,6 @@ export function codeOfFault(faultType: string | undefined): DriverErrorCode {
   return CODES[faultType] ?? 'InvalidSpec';
 }
 
-export function errorOfCode(code: DriverErrorCode, message: string): DriverError {
-  switch (code) {
-    case 'NotFound':
-      return new NotFoundError(message);
-    case 'Busy':
-      return new BusyError(message);
-    case 'Conflict':
-      return new ConflictError(message);
-    case 'InvalidSpec':
-      return new InvalidSpecError(message);
-    case 'Unauthorized':
-      return new UnauthorizedError(message);
-    case 'Unreachable':
-      return new UnreachableError(message);
-    case 'Unsupported':
-      return new UnsupportedError(message);
-  }
-}
 
 /** A fault as read from a SOAP Fault or a TaskInfo error. */
 export interface VimFault {
@@ -130,7 +107,7 @@ export function readTaskError(error: XmlElement | undefined): VimFault {
 }
 
 export function errorFromFault(fault: VimFault, context?: string): DriverError {
-  return errorOfCode(codeOfFault(fault.type), context === undefined ? fault.message : `${context}: ${fault.message}`);
+  return driverErrorOf(codeOfFault(fault.type), context === undefined ? fault.message : `${context}: ${fault.message}`);
 }
 
 /** A fault that is not (yet) a Driver error: the client needs the type to decide on re-login. */
@@ -141,37 +118,8 @@ export class SoapFault extends Error {
   }
 }
 
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
 
-function codeOf(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' ? code : undefined;
-}
 
-/** A request that got no HTTP answer: it may or may not have reached vSphere, so always retryable. */
 export function errorFromTransport(error: unknown, host: string): DriverError {
-  if (error instanceof UnreachableError) return error;
-  const cause = typeof error === 'object' && error !== null && 'cause' in error ? (error as { cause: unknown }).cause : undefined;
-  const code = codeOf(error) ?? codeOf(cause);
-  const name = error instanceof Error ? error.name : '';
-  if (name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') return new UnreachableError(`request to ${host} aborted`);
-  if (code !== undefined && TLS_CODES.has(code)) {
-    return new UnreachableError(
-      `TLS certificate of ${host} is not trusted (${code}): set VSPHERE_CA_BUNDLE, or VSPHERE_INSECURE_SKIP_VERIFY=true for testing only`,
-    );
-  }
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') {
-    return new UnreachableError(`request to ${host} timed out (${code})`);
-  }
-  return new UnreachableError(`cannot reach ${host}: ${code ?? (error instanceof Error ? error.message : 'unknown error')}`);
+  return transportError(error, host, 'set VSPHERE_CA_BUNDLE, or VSPHERE_INSECURE_SKIP_VERIFY=true for testing only');
 }
