@@ -2,6 +2,7 @@
 // says why at startup, naming the variable; secrets live in Secret wrappers, so no error, log
 // line, JSON dump or util.inspect of the config can show them.
 
+import { envBoolean, envValue, type Env } from '../common/env.js';
 import { Secret } from '../common/secret.js';
 import { InvalidSpecError } from '../../contracts/driver.js';
 import { LibvirtDriver, type LibvirtDriverOptions } from './driver.js';
@@ -34,28 +35,16 @@ export interface LibvirtConfig {
   shutdownTimeoutMs: number;
 }
 
-type Env = Record<string, string | undefined>;
-
-function value(env: Env, name: string): string | undefined {
-  const raw = env[name]?.trim();
-  return raw === undefined || raw === '' ? undefined : raw;
-}
-
 function fail(message: string): never {
   throw new LibvirtConfigError(message);
 }
 
 function parseBoolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = value(env, name);
-  if (raw === undefined) return fallback;
-  const lower = raw.toLowerCase();
-  if (lower === 'true' || lower === '1' || lower === 'yes') return true;
-  if (lower === 'false' || lower === '0' || lower === 'no') return false;
-  fail(`${name} must be true or false`);
+  return envBoolean(env, name, fallback, fail);
 }
 
 function parseInteger(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = value(env, name);
+  const raw = envValue(env, name);
   if (raw === undefined) return fallback;
   const parsed = Number(raw);
   if (!/^\d+$/.test(raw) || parsed < min || parsed > max) fail(`${name} must be an integer from ${min} to ${max}`);
@@ -97,8 +86,8 @@ export function parseLibvirtUri(raw: string | undefined): { host: string; port: 
 }
 
 export function libvirtConfigFromEnv(env: Env): LibvirtConfig {
-  const endpoint = parseLibvirtUri(value(env, 'LIBVIRT_URI'));
-  const envUser = value(env, 'LIBVIRT_USERNAME');
+  const endpoint = parseLibvirtUri(envValue(env, 'LIBVIRT_URI'));
+  const envUser = envValue(env, 'LIBVIRT_USERNAME');
   if (endpoint.username !== undefined && envUser !== undefined && endpoint.username !== envUser) {
     fail('LIBVIRT_USERNAME differs from the user in LIBVIRT_URI');
   }
@@ -114,19 +103,19 @@ export function libvirtConfigFromEnv(env: Env): LibvirtConfig {
     fail('LIBVIRT_SSH_PRIVATE_KEY must hold a PEM or OpenSSH private key (-----BEGIN … PRIVATE KEY-----)');
   }
 
-  const knownHosts = value(env, 'LIBVIRT_KNOWN_HOSTS');
+  const knownHosts = envValue(env, 'LIBVIRT_KNOWN_HOSTS');
   const trustOnFirstUse = parseBoolean(env, 'LIBVIRT_TRUST_ON_FIRST_USE', false);
   if (knownHosts === undefined && !trustOnFirstUse) {
     fail('LIBVIRT_KNOWN_HOSTS is required (the host key line); set LIBVIRT_TRUST_ON_FIRST_USE=true to accept an unknown key explicitly');
   }
 
-  const domainType = value(env, 'LIBVIRT_DOMAIN_TYPE') ?? 'kvm';
+  const domainType = envValue(env, 'LIBVIRT_DOMAIN_TYPE') ?? 'kvm';
   if (domainType !== 'kvm' && domainType !== 'qemu') fail('LIBVIRT_DOMAIN_TYPE must be kvm or qemu');
-  const storagePool = value(env, 'LIBVIRT_STORAGE_POOL') ?? 'default';
+  const storagePool = envValue(env, 'LIBVIRT_STORAGE_POOL') ?? 'default';
   if (!OBJECT_NAME.test(storagePool)) fail('LIBVIRT_STORAGE_POOL is not a valid pool name');
-  const defaultNetwork = value(env, 'LIBVIRT_DEFAULT_NETWORK') ?? 'default';
+  const defaultNetwork = envValue(env, 'LIBVIRT_DEFAULT_NETWORK') ?? 'default';
   if (!OBJECT_NAME.test(defaultNetwork)) fail('LIBVIRT_DEFAULT_NETWORK is not a valid network name');
-  const vncListen = value(env, 'LIBVIRT_VNC_LISTEN') ?? '127.0.0.1';
+  const vncListen = envValue(env, 'LIBVIRT_VNC_LISTEN') ?? '127.0.0.1';
   if (!/^[0-9a-fA-F:.]+$/.test(vncListen)) fail('LIBVIRT_VNC_LISTEN must be an IP address');
 
   const config: LibvirtConfig = {

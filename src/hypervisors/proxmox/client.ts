@@ -2,8 +2,8 @@
 // authentication, parameter encoding, the `{data}` envelope, and errors as typed Driver errors.
 // It knows no VM semantics; the verb modules decide what to ask.
 
-import { rootCertificates } from 'node:tls';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
+import { httpsPool } from '../common/https-pool.js';
 import { UnreachableError } from '../../contracts/driver.js';
 import { Authenticator } from './auth.js';
 import type { ProxmoxConfig } from './config.js';
@@ -71,17 +71,11 @@ export class ProxmoxClient {
     this.config = config;
     const timeout = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
     this.#host = new URL(config.origin).host;
-    this.#pool = new Pool(config.origin, {
+    this.#pool = httpsPool(config.origin, {
       connections: options.connections ?? DEFAULTS.connections,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-      connect: {
-        timeout: Math.min(timeout, 10_000),
-        rejectUnauthorized: !config.insecureSkipVerify,
-        // The bundle adds to the public roots instead of replacing them, so a CA-signed endpoint
-        // keeps working when someone also configures a private CA.
-        ...(config.caBundle === undefined ? {} : { ca: [...rootCertificates, config.caBundle] }),
-      },
+      timeoutMs: timeout,
+      insecureSkipVerify: config.insecureSkipVerify,
+      caBundle: config.caBundle,
     });
     this.#limiter = new KeyedLimiter(options.mutationsPerNode ?? DEFAULTS.mutationsPerNode);
     this.#auth = new Authenticator(

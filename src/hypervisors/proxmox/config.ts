@@ -3,6 +3,7 @@
 // must say why at startup. Secrets live in Secret wrappers, so no error, log line, JSON dump or
 // util.inspect of the config can show them.
 
+import { envBoolean, envValue, type Env } from '../common/env.js';
 import { Secret } from '../common/secret.js';
 import { InvalidSpecError } from '../../contracts/driver.js';
 
@@ -49,13 +50,6 @@ const USER_ID = /^[^\s@:]+@[A-Za-z][A-Za-z0-9.\-_]+$/;
 const VMID_MIN = 100;
 const VMID_MAX = 999_999_999;
 
-type Env = Record<string, string | undefined>;
-
-function value(env: Env, name: string): string | undefined {
-  const raw = env[name]?.trim();
-  return raw === undefined || raw === '' ? undefined : raw;
-}
-
 function fail(message: string): never {
   throw new ProxmoxConfigError(message);
 }
@@ -76,18 +70,13 @@ export function normalizeEndpoint(raw: string | undefined): { origin: string; ap
 }
 
 function parseBoolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = value(env, name);
-  if (raw === undefined) return fallback;
-  const lower = raw.toLowerCase();
-  if (lower === 'true' || lower === '1' || lower === 'yes') return true;
-  if (lower === 'false' || lower === '0' || lower === 'no') return false;
-  fail(`${name} must be true or false`);
+  return envBoolean(env, name, fallback, fail);
 }
 
 function parseAuth(env: Env): ProxmoxAuth {
-  const tokenId = value(env, 'PVE_TOKEN_ID');
-  const tokenSecret = value(env, 'PVE_TOKEN_SECRET');
-  const username = value(env, 'PVE_USERNAME');
+  const tokenId = envValue(env, 'PVE_TOKEN_ID');
+  const tokenSecret = envValue(env, 'PVE_TOKEN_SECRET');
+  const username = envValue(env, 'PVE_USERNAME');
   const password = env['PVE_PASSWORD'];
   const hasPassword = password !== undefined && password !== '';
 
@@ -119,7 +108,7 @@ function parseVmidRange(raw: string | undefined): { min: number; max: number } |
 }
 
 function parseStorage(env: Env, name: string): string | undefined {
-  const raw = value(env, name);
+  const raw = envValue(env, name);
   if (raw !== undefined && !STORAGE_ID.test(raw)) fail(`${name} is not a valid PVE storage ID`);
   return raw;
 }
@@ -131,23 +120,23 @@ function parseCaBundle(raw: string | undefined): string | undefined {
 }
 
 export function proxmoxConfigFromEnv(env: Env): ProxmoxConfig {
-  const endpoint = normalizeEndpoint(value(env, 'PVE_ENDPOINT'));
+  const endpoint = normalizeEndpoint(envValue(env, 'PVE_ENDPOINT'));
   const config: ProxmoxConfig = {
     ...endpoint,
     auth: parseAuth(env),
     insecureSkipVerify: parseBoolean(env, 'PVE_INSECURE_SKIP_VERIFY', false),
-    nodeSelector: (value(env, 'PVE_NODE_SELECTOR') ?? '')
+    nodeSelector: (envValue(env, 'PVE_NODE_SELECTOR') ?? '')
       .split(',')
       .map((node) => node.trim())
       .filter((node) => node !== ''),
   };
-  const caBundle = parseCaBundle(value(env, 'PVE_CA_BUNDLE'));
+  const caBundle = parseCaBundle(envValue(env, 'PVE_CA_BUNDLE'));
   if (caBundle !== undefined) config.caBundle = caBundle;
-  const vmidRange = parseVmidRange(value(env, 'PVE_VMID_RANGE'));
+  const vmidRange = parseVmidRange(envValue(env, 'PVE_VMID_RANGE'));
   if (vmidRange !== undefined) config.vmidRange = vmidRange;
 
   const snippetsStorage = parseStorage(env, 'PVE_SNIPPETS_STORAGE');
-  const snippetsDir = value(env, 'PVE_SNIPPETS_DIR');
+  const snippetsDir = envValue(env, 'PVE_SNIPPETS_DIR');
   if ((snippetsStorage === undefined) !== (snippetsDir === undefined)) {
     fail('PVE_SNIPPETS_STORAGE and PVE_SNIPPETS_DIR must be set together');
   }

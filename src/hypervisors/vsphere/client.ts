@@ -2,8 +2,8 @@
 // content, the session cookie, envelopes, and faults as typed Driver errors. It knows no VM
 // semantics; the verb modules decide what to ask.
 
-import { rootCertificates } from 'node:tls';
-import { Pool } from 'undici';
+import type { Pool } from 'undici';
+import { httpsPool } from '../common/https-pool.js';
 import { UnauthorizedError, UnreachableError } from '../../contracts/driver.js';
 import type { VsphereConfig } from './config.js';
 import { SoapFault, errorFromFault, errorFromTransport, readSoapFault } from './errors.js';
@@ -67,16 +67,11 @@ export class VsphereClient {
     this.config = config;
     this.host = new URL(config.origin).host;
     const timeout = options.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
-    this.#pool = new Pool(config.origin, {
+    this.#pool = httpsPool(config.origin, {
       connections: options.connections ?? DEFAULTS.connections,
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-      connect: {
-        timeout: Math.min(timeout, 10_000),
-        rejectUnauthorized: !config.insecureSkipVerify,
-        // Added to the public roots, so a CA-signed vCenter keeps working with a private CA configured too.
-        ...(config.caBundle === undefined ? {} : { ca: [...rootCertificates, config.caBundle] }),
-      },
+      timeoutMs: timeout,
+      insecureSkipVerify: config.insecureSkipVerify,
+      caBundle: config.caBundle,
     });
   }
 

@@ -1,6 +1,7 @@
 // The provider runtime's environment → a validated VsphereConfig. Errors name the variable,
 // never a secret's value; secrets live in Secret wrappers that print as `[redacted]`.
 
+import { envBoolean, envValue, type Env } from '../common/env.js';
 import { Secret } from '../common/secret.js';
 import { InvalidSpecError } from '../../contracts/driver.js';
 
@@ -32,13 +33,6 @@ export interface VsphereConfig {
   defaults: PlacementDefaults;
 }
 
-type Env = Record<string, string | undefined>;
-
-function value(env: Env, name: string): string | undefined {
-  const raw = env[name]?.trim();
-  return raw === undefined || raw === '' ? undefined : raw;
-}
-
 function fail(message: string): never {
   throw new VsphereConfigError(message);
 }
@@ -61,22 +55,17 @@ export function normalizeEndpoint(raw: string | undefined): { origin: string; sd
 }
 
 function parseBoolean(env: Env, name: string, fallback: boolean): boolean {
-  const raw = value(env, name);
-  if (raw === undefined) return fallback;
-  const lower = raw.toLowerCase();
-  if (lower === 'true' || lower === '1' || lower === 'yes') return true;
-  if (lower === 'false' || lower === '0' || lower === 'no') return false;
-  fail(`${name} must be true or false`);
+  return envBoolean(env, name, fallback, fail);
 }
 
 export function vsphereConfigFromEnv(env: Env): VsphereConfig {
-  const endpoint = normalizeEndpoint(value(env, 'VSPHERE_ENDPOINT'));
-  const username = value(env, 'VSPHERE_USERNAME');
+  const endpoint = normalizeEndpoint(envValue(env, 'VSPHERE_ENDPOINT'));
+  const username = envValue(env, 'VSPHERE_USERNAME');
   const password = env['VSPHERE_PASSWORD'];
   if (username === undefined) fail('VSPHERE_USERNAME is required');
   if (password === undefined || password === '') fail('VSPHERE_PASSWORD is required');
   const insecureSkipVerify = parseBoolean(env, 'VSPHERE_INSECURE_SKIP_VERIFY', false);
-  const caBundle = value(env, 'VSPHERE_CA_BUNDLE');
+  const caBundle = envValue(env, 'VSPHERE_CA_BUNDLE');
   if (caBundle !== undefined && !caBundle.includes('-----BEGIN CERTIFICATE-----')) {
     fail('VSPHERE_CA_BUNDLE must hold PEM certificates (-----BEGIN CERTIFICATE-----)');
   }
@@ -90,7 +79,7 @@ export function vsphereConfigFromEnv(env: Env): VsphereConfig {
     ['host', 'VSPHERE_HOST'],
   ] as const;
   for (const [key, variable] of names) {
-    const setting = value(env, variable);
+    const setting = envValue(env, variable);
     if (setting !== undefined) defaults[key] = setting;
   }
   const config: VsphereConfig = {
