@@ -25,7 +25,7 @@ export function syncVMClone(request: SyncRequestBody<VMCloneObject>, now: number
   const source = findObject(request.related, { apiVersion: API_VERSION, kind: 'VirtualMachine', namespace: clone.metadata.namespace, name: spec.sourceVMRef.name });
 
   let childSpec: Record<string, unknown> | undefined;
-  let ready: ConditionUpdate;
+  let ready: ConditionUpdate | undefined;
   if (child) {
     childSpec = { ...(child['spec'] as Record<string, unknown>) };
   } else if (!source) {

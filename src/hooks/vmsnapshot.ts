@@ -16,9 +16,9 @@ import { formatBytes } from '../contracts/quantity.js';
 import { buildConditions, previousConditions, type ConditionUpdate } from './conditions.js';
 import { reportDriverError, retryDelaySeconds } from './driver-errors.js';
 import { rfc3339 } from './time.js';
-import { VMHookContext, type VMHookDeps } from './virtualmachine/context.js';
-import { resolveProvider } from './virtualmachine/resolve.js';
-import { DriverCalls } from './driver-calls.js';
+import type { DriverCalls } from './driver-calls.js';
+import { driverForProvider, providerCalls, type VMHookDeps } from './virtualmachine/context.js';
+import { resolveProviderRef } from './virtualmachine/resolve.js';
 
 /** The snapshot's name on the hypervisor: a letter, then the UID's 32 hex digits (PVE allows 40 characters). */
 export function hypervisorSnapshotName(uid: string): string {
@@ -37,7 +37,9 @@ export function customizeVMSnapshot(snapshot: VMSnapshotObject): CustomizeRespon
   };
 }
 
-const RESYNC = { task: 2, waiting: 15 } as const;
+// A Ready snapshot only needs checking that it is still there: a list call per snapshot every ten
+// minutes, not every steady VM resync.
+const RESYNC = { task: 2, waiting: 15, ready: 600 } as const;
 
 interface Previous {
   phase: SnapshotPhase | undefined;
@@ -84,7 +86,7 @@ class SnapshotHook {
     readonly snapshot: VMSnapshotObject,
     readonly related: ObjectsByType | undefined,
     readonly deps: VMHookDeps,
-    readonly signal: AbortSignal | undefined,
+    readonly signal: AbortSignal = AbortSignal.timeout(deps.budgetMs),
   ) {
     this.previous = readPrevious(snapshot.status);
     this.name = hypervisorSnapshotName(snapshot.metadata.uid ?? '');
@@ -132,22 +134,13 @@ class SnapshotHook {
 
   /** Driver calls against the VM's hypervisor, or why they cannot be made. */
   async calls(record: SnapshotVMRecord, vm: VirtualMachineObject | undefined): Promise<DriverCalls | { problem: Outcome }> {
-    // The Provider object as the VM names it (with its namespace checks), or as recorded once the VM is gone.
-    const carrier: VirtualMachineObject =
-      vm && vm.metadata.uid === record.uid
-        ? vm
-        : ({
-            apiVersion: API_VERSION,
-            kind: 'VirtualMachine',
-            metadata: { name: record.name, namespace: this.snapshot.metadata.namespace ?? '' },
-            spec: { providerRef: { name: record.provider.name, namespace: record.provider.namespace }, classRef: { name: '-' } },
-          } as VirtualMachineObject);
-    const provider = resolveProvider(carrier, this.related, { requireReady: false });
+    // The Provider as the VM names it, or as recorded once the VM is gone; with the same namespace checks.
+    const ref = vm && vm.metadata.uid === record.uid ? vm.spec.providerRef : record.provider;
+    const provider = resolveProviderRef(ref, this.snapshot.metadata.namespace, this.related, { requireReady: false });
     if (!provider.ok) return { problem: this.waiting(provider.reason, provider.message) };
-    const context = new VMHookContext(carrier, this.deps, this.signal);
-    const driver = await context.driverFor(provider.provider);
+    const driver = await driverForProvider(this.deps.registry, provider.provider);
     if (!driver.ok) return { problem: this.waiting(driver.reason, driver.message) };
-    return context.calls(driver.driver, provider.provider);
+    return providerCalls(this.deps, driver.driver, provider.provider, this.signal);
   }
 
   respond(outcome: Outcome): SyncResponse {
@@ -242,7 +235,8 @@ async function reconcile(hook: SnapshotHook, calls: DriverCalls, ref: VMRef, rec
 
   const found = (await listOurs(calls, ref)).find((snapshot) => snapshot.name === hook.name);
   if (found) {
-    return { phase: 'Ready', ready: ready(true, 'Created', `snapshot ${found.id} of VM ${record.providerID}`), resyncAfterSeconds: hook.deps.steadyResyncSeconds, found, vm: record };
+    const resyncAfterSeconds = Math.max(hook.deps.steadyResyncSeconds, RESYNC.ready);
+    return { phase: 'Ready', ready: ready(true, 'Created', `snapshot ${found.id} of VM ${record.providerID}`), resyncAfterSeconds, found, vm: record };
   }
   if (hook.previous.snapshotID !== undefined) {
     // Taking it again would capture another moment under the same name: report, do not repair.

@@ -22,6 +22,23 @@ export interface VMHookDeps {
   steadyResyncSeconds: number;
 }
 
+export type DriverLookup = { ok: true; driver: Driver } | { ok: false; reason: string; message: string };
+
+/** The Driver serving a Provider, or why there is none (ProviderUnavailable). */
+export async function driverForProvider(registry: DriverRegistry, provider: ProviderTarget): Promise<DriverLookup> {
+  try {
+    return { ok: true, driver: await registry.driverFor(provider) };
+  } catch (error) {
+    if (!isDriverError(error)) throw error;
+    return { ok: false, reason: 'ProviderUnavailable', message: `Provider ${provider.namespace}/${provider.name}: ${error.message}` };
+  }
+}
+
+/** Driver calls of one hook call, under its deadline, counted per Provider. */
+export function providerCalls(deps: VMHookDeps, driver: Driver, provider: ProviderTarget, signal: AbortSignal): DriverCalls {
+  return new DriverCalls(driver, `${provider.namespace}/${provider.name}`, deps.metrics, signal);
+}
+
 export interface Respond {
   resyncAfterSeconds: number;
   task: TaskStatusRef | undefined;
@@ -50,17 +67,12 @@ export class VMHookContext {
     this.deleting = vm.metadata.deletionTimestamp !== undefined;
   }
 
-  async driverFor(provider: ProviderTarget): Promise<{ ok: true; driver: Driver } | { ok: false; reason: string; message: string }> {
-    try {
-      return { ok: true, driver: await this.deps.registry.driverFor(provider) };
-    } catch (error) {
-      if (!isDriverError(error)) throw error;
-      return { ok: false, reason: 'ProviderUnavailable', message: `Provider ${provider.namespace}/${provider.name}: ${error.message}` };
-    }
+  driverFor(provider: ProviderTarget): Promise<DriverLookup> {
+    return driverForProvider(this.deps.registry, provider);
   }
 
   calls(driver: Driver, provider: ProviderTarget): DriverCalls {
-    return new DriverCalls(driver, `${provider.namespace}/${provider.name}`, this.deps.metrics, this.signal);
+    return providerCalls(this.deps, driver, provider, this.signal);
   }
 
   /** Counts tasks the previous status recorded that the hypervisor now reports finished or forgot. */

@@ -64,8 +64,18 @@ export function resolveProvider(
   related: ObjectsByType | undefined,
   options: { requireReady: boolean } = { requireReady: true },
 ): { ok: true; provider: ProviderTarget } | ({ ok: false } & Unresolved) {
-  const namespace = vm.spec.providerRef.namespace ?? vm.metadata.namespace;
-  const name = vm.spec.providerRef.name;
+  return resolveProviderRef(vm.spec.providerRef, vm.metadata.namespace, related, options);
+}
+
+/** A Provider reference made by an object of namespace `from`: found, admitted to that namespace, and (optionally) Ready. */
+export function resolveProviderRef(
+  ref: { name: string; namespace?: string | undefined },
+  from: string | undefined,
+  related: ObjectsByType | undefined,
+  options: { requireReady: boolean },
+): { ok: true; provider: ProviderTarget } | ({ ok: false } & Unresolved) {
+  const namespace = ref.namespace ?? from;
+  const name = ref.name;
   const object = findObject(related, { apiVersion: API_VERSION, kind: 'Provider', namespace, name });
   if (!object) return { ok: false, reason: 'ProviderNotFound', message: `Provider ${namespace}/${name} not found` };
   const spec = object['spec'];
@@ -74,11 +84,11 @@ export function resolveProvider(
   }
   // Checked before anything else is read from it: a Provider of another team's namespace is not ours to use.
   const allowed = spec.allowedNamespaces ?? [];
-  if (namespace !== vm.metadata.namespace && !allowed.includes('*') && !allowed.includes(vm.metadata.namespace ?? '')) {
+  if (namespace !== from && !allowed.includes('*') && !allowed.includes(from ?? '')) {
     return {
       ok: false,
       reason: 'ProviderNotAllowed',
-      message: `Provider ${namespace}/${name} does not admit namespace ${vm.metadata.namespace ?? ''} (spec.allowedNamespaces)`,
+      message: `Provider ${namespace}/${name} does not admit namespace ${from ?? ''} (spec.allowedNamespaces)`,
     };
   }
   const ready = previousConditions(object['status'] as Record<string, unknown> | undefined).find((c) => c.type === 'Ready');
