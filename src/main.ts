@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Driver } from './contracts/driver.js';
-import { REDACTED_LOG_PATHS, buildServer } from './hooks/server.js';
+import { buildServer } from './hooks/server.js';
 import { libvirtDriverFromEnv } from './hypervisors/libvirt/index.js';
 import { proxmoxDriverFromEnv } from './hypervisors/proxmox/index.js';
 import { vsphereDriverFromEnv } from './hypervisors/vsphere/index.js';
@@ -14,8 +14,11 @@ import { SimulatedHypervisor, SimulatorDriver } from './hypervisors/simulator/in
 function usage(): never {
   console.error(
     [
-      'usage: node dist/main.js serve      (env: PORT=8080, HOST=0.0.0.0, LOG_LEVEL=info, HOOK_TOKEN_FILE, PROVIDER_TOKEN_SECRET_FILE,',
-      '                                      RUNTIME_IMAGE, TLS_CERT_FILE + TLS_KEY_FILE)',
+      'usage: node dist/main.js serve [--insecure]',
+      '                                    (env: PORT=8080, HOST, LOG_LEVEL=info, HOOK_TOKEN_FILE, PROVIDER_TOKEN_SECRET_FILE,',
+      '                                     RUNTIME_IMAGE, TLS_CERT_FILE + TLS_KEY_FILE)',
+      '                                    Without HOOK_TOKEN_FILE the hooks are open, so HOST defaults to 127.0.0.1 and',
+      '                                    any other address needs --insecure.',
       '       node dist/main.js provider   (env: PROVIDER_TYPE=simulator|proxmox|libvirt|vsphere, PROVIDER_TOKEN_FILE, PORT=9090,',
       '                                      HOST=0.0.0.0, LOG_LEVEL=info, PVE_* | LIBVIRT_* | VSPHERE_*)',
     ].join('\n'),
@@ -29,19 +32,33 @@ function refuse(message: string, code = 1): never {
   process.exit(code);
 }
 
-function listenAddress(defaultPort: number): { port: number; host: string } {
+function listenPort(defaultPort: number): number {
   const port = Number(process.env['PORT'] ?? defaultPort);
   if (!Number.isInteger(port) || port < 0 || port > 65535) refuse(`PORT must be a port number, not "${process.env['PORT']}"`, 2);
-  return { port, host: process.env['HOST'] ?? '0.0.0.0' };
+  return port;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function logger() {
-  return { level: process.env['LOG_LEVEL'] ?? 'info', redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } };
+  return { level: process.env['LOG_LEVEL'] ?? 'info' };
 }
 
+/** Hooks in flight finish within their budget (7 s); past this, shutdown stops waiting. */
+const SHUTDOWN_GRACE_MS = 20_000;
+
 async function run(app: FastifyInstance, address: { port: number; host: string }, cleanup: () => Promise<void> = async () => {}): Promise<void> {
+  let stopping = false;
   const shutdown = (signal: string) => {
-    app.log.info({ signal }, 'shutting down');
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal }, 'shutting down: no new requests, finishing those in flight');
+    setTimeout(() => {
+      app.log.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'requests still in flight after the grace period; exiting');
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS).unref();
     app
       .close()
       .then(cleanup)
@@ -50,8 +67,8 @@ async function run(app: FastifyInstance, address: { port: number; host: string }
         () => process.exit(1),
       );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
   await app.listen(address);
 }
 
@@ -62,9 +79,18 @@ function optionalSecretFile(variable: string): string | undefined {
   return readSecretFile(variable, file);
 }
 
-async function serve(): Promise<void> {
-  const address = listenAddress(8080);
+async function serve(flags: string[]): Promise<void> {
+  const unknown = flags.filter((flag) => flag !== '--insecure');
+  if (unknown.length > 0) usage();
+  const insecure = flags.includes('--insecure');
+  const port = listenPort(8080);
   const hookToken = optionalSecretFile('HOOK_TOKEN_FILE');
+  // Open hooks create and delete VMs for whoever can reach them: without a token the server stays
+  // on loopback unless the operator says, in so many words, that the network is trusted.
+  const host = process.env['HOST'] ?? (hookToken === undefined && !insecure ? '127.0.0.1' : '0.0.0.0');
+  if (hookToken === undefined && !insecure && !isLoopback(host)) {
+    refuse(`HOST=${host} without HOOK_TOKEN_FILE would open the hooks to the network: set HOOK_TOKEN_FILE, or pass --insecure to accept that`, 2);
+  }
   const tokenSecret = optionalSecretFile('PROVIDER_TOKEN_SECRET_FILE');
   const certFile = process.env['TLS_CERT_FILE'];
   const keyFile = process.env['TLS_KEY_FILE'];
@@ -79,7 +105,15 @@ async function serve(): Promise<void> {
       : { runtime: { tokenSecret, defaultImage: process.env['RUNTIME_IMAGE'] ?? 'ghcr.io/virtrigaud/virtrigaud-ts:0.1.0' } }),
     ...(certFile && keyFile ? { tls: { cert: readFileSync(certFile), key: readFileSync(keyFile) } } : {}),
   });
-  await run(app, address, () => registry.close());
+  if (hookToken === undefined) {
+    app.log.warn(
+      { host, port, insecure },
+      insecure
+        ? 'hooks are open to anyone who can reach this address (no HOOK_TOKEN_FILE, --insecure)'
+        : 'hooks are open to local callers (no HOOK_TOKEN_FILE); listening on loopback only',
+    );
+  }
+  await run(app, { host, port }, () => registry.close());
 }
 
 function readToken(): string {
@@ -118,20 +152,21 @@ function providerDriver(): Driver & { close?: () => Promise<void> } {
   }
 }
 
-async function provider(): Promise<void> {
+async function provider(flags: string[]): Promise<void> {
+  if (flags.length > 0) usage();
   const token = readToken();
-  const address = listenAddress(9090);
+  const address = { port: listenPort(9090), host: process.env['HOST'] ?? '0.0.0.0' };
   const driver = providerDriver();
   const app = buildProviderRuntime({ driver, token, logger: logger() });
   app.log.info({ type: driver.type }, 'provider runtime starting');
   await run(app, address, async () => driver.close?.());
 }
 
-const commands: Record<string, () => Promise<void>> = { serve, provider };
-const [command = 'serve'] = process.argv.slice(2);
+const commands: Record<string, (flags: string[]) => Promise<void>> = { serve, provider };
+const [command = 'serve', ...flags] = process.argv.slice(2);
 const start = commands[command];
 if (start === undefined) usage();
-start().catch((error: unknown) => {
+start(flags).catch((error: unknown) => {
   console.error(error);
   process.exit(1);
 });

@@ -16,6 +16,13 @@ export function previousConditions(status: Record<string, unknown> | undefined):
   return Value.Check(Conditions, conditions) ? conditions : [];
 }
 
+/** Condition messages are for people; anything longer is cut, so no input can inflate a status. */
+export const MAX_CONDITION_MESSAGE = 2048;
+
+function bounded(message: string): string {
+  return message.length <= MAX_CONDITION_MESSAGE ? message : `${message.slice(0, MAX_CONDITION_MESSAGE - 1)}…`;
+}
+
 export function buildConditions(
   previous: Condition[],
   updates: ConditionUpdate[],
@@ -30,7 +37,7 @@ export function buildConditions(
       type: update.type,
       status,
       reason: update.reason,
-      message: update.message,
+      message: bounded(update.message),
       lastTransitionTime: before && before.status === status ? before.lastTransitionTime : stamp,
     };
     if (generation !== undefined) condition.observedGeneration = generation;

@@ -20,10 +20,10 @@ export class DriverCalls {
     try {
       if (this.signal.aborted) throw new UnreachableError(`no time left for ${operation} within the hook deadline`);
       const result = await run({ signal: this.signal });
-      this.metrics.driverCalls.inc({ provider: this.provider, operation, outcome: 'ok' });
+      this.metrics.driverCall(this.provider, operation, 'ok');
       return result;
     } catch (error) {
-      this.metrics.driverCalls.inc({ provider: this.provider, operation, outcome: isDriverError(error) ? error.code : 'Error' });
+      this.metrics.driverCall(this.provider, operation, isDriverError(error) ? error.code : 'Error');
       throw error;
     }
   }

@@ -2,6 +2,10 @@
 // tests can build many servers).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+export const MAX_PROVIDER_LABELS = 200;
+export const OTHER_PROVIDERS = 'other';
+const MAX_TRACKED_TASKS = 5000;
+
 export class HookMetrics {
   readonly registry = new Registry();
 
@@ -36,21 +40,45 @@ export class HookMetrics {
 
   // Task IDs per provider, so the gauge counts each task once however often it is polled.
   readonly #tasks = new Map<string, Set<string>>();
+  // Provider label values seen; past the bound, new ones share one series.
+  readonly #providers = new Set<string>();
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'virtrigaud_' });
   }
 
+  /**
+   * Label values come from objects in requests: however many Providers a caller names, the series
+   * stay bounded (the first MAX_PROVIDER_LABELS names keep their own, the rest share `other`).
+   */
+  providerLabel(provider: string): string {
+    if (this.#providers.has(provider)) return provider;
+    if (this.#providers.size >= MAX_PROVIDER_LABELS) return OTHER_PROVIDERS;
+    this.#providers.add(provider);
+    return provider;
+  }
+
+  driverCall(provider: string, operation: string, outcome: string): void {
+    this.driverCalls.inc({ provider: this.providerLabel(provider), operation, outcome });
+  }
+
   taskStarted(provider: string, task: string): void {
-    const tasks = this.#tasks.get(provider) ?? new Set<string>();
+    const label = this.providerLabel(provider);
+    const tasks = this.#tasks.get(label) ?? new Set<string>();
     tasks.add(task);
-    this.#tasks.set(provider, tasks);
-    this.tasksInFlight.set({ provider }, tasks.size);
+    // A task whose VM went away is never seen finished: the oldest are forgotten past the bound.
+    for (const oldest of tasks) {
+      if (tasks.size <= MAX_TRACKED_TASKS) break;
+      tasks.delete(oldest);
+    }
+    this.#tasks.set(label, tasks);
+    this.tasksInFlight.set({ provider: label }, tasks.size);
   }
 
   taskFinished(provider: string, task: string): void {
-    const tasks = this.#tasks.get(provider);
+    const label = this.providerLabel(provider);
+    const tasks = this.#tasks.get(label);
     if (!tasks?.delete(task)) return;
-    this.tasksInFlight.set({ provider }, tasks.size);
+    this.tasksInFlight.set({ provider: label }, tasks.size);
   }
 }

@@ -3,13 +3,15 @@
 import type { Clock } from '../contracts/clock.js';
 import type { ProviderObject, ProviderStatus } from '../contracts/crds/provider.js';
 import { CAPABILITIES, isDriverError, type Driver, type DriverRegistry } from '../contracts/driver.js';
-import { objectsOfKind, type KubeObject, type SyncRequestBody, type SyncResponse } from '../contracts/metacontroller.js';
+import { DeploymentObject } from '../contracts/kube.js';
+import type { KubeObject, SyncRequestBody, SyncResponse } from '../contracts/metacontroller.js';
 import { providerRuntimeName } from '../contracts/provider-token.js';
 import { formatBytes } from '../contracts/quantity.js';
 import { buildConditions, previousConditions, type ConditionUpdate } from './conditions.js';
 import { DriverCalls } from './driver-calls.js';
 import { reportDriverError, retryDelaySeconds } from './driver-errors.js';
 import type { HookMetrics } from './metrics.js';
+import { checkedChildren } from './objects.js';
 import { runtimeChildren, type RuntimeSettings } from './provider-runtime.js';
 import { providerTarget } from './virtualmachine/resolve.js';
 
@@ -32,14 +34,9 @@ function condition(type: string, status: boolean | 'Unknown', reason: string, me
 /** Whether the runtime Deployment has an available pod of its current spec. */
 function runtimeAvailability(provider: ProviderObject, children: SyncRequestBody<ProviderObject>['children']): ConditionUpdate {
   const name = providerRuntimeName(provider.metadata);
-  const deployment = objectsOfKind(children, 'apps/v1', 'Deployment').find((object) => object.metadata.name === name);
+  const deployment = checkedChildren(children, 'apps/v1', 'Deployment', DeploymentObject).find((object) => object.metadata.name === name);
   if (!deployment) return condition('RuntimeAvailable', false, 'RuntimeCreating', `creating Deployment ${name}`);
-  const status = (deployment['status'] ?? {}) as {
-    availableReplicas?: number;
-    updatedReplicas?: number;
-    observedGeneration?: number;
-    conditions?: { type: string; status: string; reason?: string; message?: string }[];
-  };
+  const status = deployment.status ?? {};
   const generation = deployment.metadata.generation ?? 0;
   if ((status.availableReplicas ?? 0) >= 1 && (status.observedGeneration ?? 0) >= generation) {
     return condition('RuntimeAvailable', true, 'Available', `Deployment ${name} has ${status.availableReplicas} available pod(s)`);

@@ -1,7 +1,6 @@
 // The hook server: Metacontroller webhooks for every controller, plus health and metrics.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { systemClock, type Clock } from '../contracts/clock.js';
 import { ProviderObject } from '../contracts/crds/provider.js';
@@ -13,7 +12,9 @@ import { VMCloneObject } from '../contracts/crds/vmclone.js';
 import { VMSnapshotObject, VMSnapshotScheduleObject } from '../contracts/crds/vmsnapshot.js';
 import type { DriverRegistry } from '../contracts/driver.js';
 import { CustomizeRequest, SyncRequest } from '../contracts/metacontroller.js';
+import { clientErrorAnswer, hardenedServerOptions, installHardening, sendPlain } from '../http/hardening.js';
 import { syncVMClass, syncVMImage, syncVMNetworkAttachment } from './catalog.js';
+import { InvalidChildError } from './objects.js';
 import { HookMetrics } from './metrics.js';
 import { syncProvider } from './provider.js';
 import type { RuntimeSettings } from './provider-runtime.js';
@@ -29,7 +30,7 @@ export interface ServerOptions {
   registry: DriverRegistry;
   clock?: Clock;
   metrics?: HookMetrics;
-  /** Fastify/pino logger settings; false for none. */
+  /** Fastify/pino logger settings; false for none. Credentials are redacted and bodies never logged, whatever is passed. */
   logger?: FastifyServerOptions['logger'];
   /** Time for all driver calls of one hook call; below Metacontroller's 10 s webhook timeout. */
   budgetMs?: number;
@@ -40,6 +41,8 @@ export interface ServerOptions {
   runtime?: RuntimeSettings;
   /** Serve HTTPS with this key and certificate (PEM). */
   tls?: { key: string | Buffer; cert: string | Buffer };
+  /** A request must have arrived whole within this time (default 30 s). */
+  requestTimeoutMs?: number;
 }
 
 /** Keywords of our schemas that only the apiserver acts on; Ajv must know them to compile. */
@@ -51,8 +54,11 @@ const KUBERNETES_KEYWORDS = [
   'x-kubernetes-int-or-string',
 ];
 
-/** Log fields that may carry credentials; request bodies (Secrets, user-data) are never logged at all. */
-export const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'];
+/** Routes served without the bearer token. */
+export const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** Requests carry whole objects with managedFields, and related Secrets of up to 1 MiB each. */
+const BODY_LIMIT = 16 * 1024 * 1024;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -71,14 +77,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     budgetMs: options.budgetMs ?? 7000,
     steadyResyncSeconds: options.steadyResyncSeconds ?? 60,
   };
-  const logger = options.logger ?? { level: 'info', redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } };
   const app = Fastify({
+    ...hardenedServerOptions({
+      logger: options.logger ?? { level: 'info' },
+      bodyLimit: BODY_LIMIT,
+      ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+    }),
     ...(options.tls ? { https: { key: options.tls.key, cert: options.tls.cert } } : {}),
-    logger,
-    // One line per hook call is logged by the handlers; Fastify's per-request lines would double it.
-    logController: new LogController({ disableRequestLogging: true }),
-    // Requests carry whole objects with managedFields and related Secrets.
-    bodyLimit: 16 * 1024 * 1024,
     ajv: {
       customOptions: {
         removeAdditional: false,
@@ -95,18 +100,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     closing = true;
   });
   app.setErrorHandler(errorHandler);
-  if (options.hookToken !== undefined) {
-    const expected = createHash('sha256').update(options.hookToken).digest();
-    app.addHook('onRequest', async (request, reply) => {
-      if (!request.url.startsWith('/hooks/')) return;
-      const header = request.headers.authorization ?? '';
-      const given = createHash('sha256').update(header.startsWith('Bearer ') ? header.slice(7) : '').digest();
-      // Hashes have equal length, so the comparison takes the same time whatever was sent.
-      if (!timingSafeEqual(given, expected)) {
-        return reply.code(401).type('text/plain').send('missing or wrong bearer token');
-      }
-    });
-  }
+  installHardening(app, { token: options.hookToken, publicRoutes: PUBLIC_ROUTES });
   app.addHook('onResponse', async (request, reply) => {
     const { controller, hook } = request.routeOptions.config;
     if (!controller || !hook) return;
@@ -135,7 +129,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     { schema: { body: SyncRequest(VirtualMachineObject) }, ...config('virtualmachine', 'finalize') },
     async (request, reply) => {
       if (request.body.finalizing !== true) {
-        return reply.code(400).type('text/plain').send('finalize hook called without "finalizing": true');
+        return sendPlain(reply, 400, 'finalize hook called without "finalizing": true');
       }
       const response = await withDeadline(deps.budgetMs, (signal) => finalizeVirtualMachine(request.body, deps, signal));
       logOutcome(request.log, 'virtualmachine', 'finalize', request.body.parent.metadata, response.status);
@@ -183,7 +177,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     { schema: { body: SyncRequest(VMSnapshotObject) }, ...config('vmsnapshot', 'finalize') },
     async (request, reply) => {
       if (request.body.finalizing !== true) {
-        return reply.code(400).type('text/plain').send('finalize hook called without "finalizing": true');
+        return sendPlain(reply, 400, 'finalize hook called without "finalizing": true');
       }
       const response = await withDeadline(deps.budgetMs, (signal) => finalizeVMSnapshot(request.body, deps, signal));
       logOutcome(request.log, 'vmsnapshot', 'finalize', request.body.parent.metadata, response.status);
@@ -266,17 +260,15 @@ function logOutcome(
 }
 
 /** Bad input answers 400/422 with one plain line (Metacontroller shows it in a SyncError event). */
-function errorHandler(error: FastifyError, request: { log: { error(object: object, message: string): void } }, reply: import('fastify').FastifyReply) {
-  const oneLine = (text: string) => text.replace(/\s+/g, ' ').trim().slice(0, 500);
+function errorHandler(error: FastifyError, request: { log: { error(object: object, message: string): void } }, reply: FastifyReply) {
   if (error.validation) {
     const semantic = error.validation.some((issue) => issue.instancePath.startsWith('/parent/spec'));
-    return reply.code(semantic ? 422 : 400).type('text/plain').send(oneLine(`invalid ${error.validationContext ?? 'request'}: ${error.message}`));
+    return sendPlain(reply, semantic ? 422 : 400, `invalid ${error.validationContext ?? 'request'}: ${error.message}`);
   }
-  const status = error.statusCode ?? 500;
-  if (status >= 400 && status < 500) {
-    return reply.code(status).type('text/plain').send(oneLine(error.message));
-  }
+  if (error instanceof InvalidChildError) return sendPlain(reply, 422, error.message);
+  const refused = clientErrorAnswer(error);
+  if (refused) return sendPlain(reply, refused.status, refused.message);
   request.log.error({ err: error }, 'hook failed');
   // The detail goes to the log only: a message could quote data from the request.
-  return reply.code(500).type('text/plain').send('internal error; see the hook server log');
+  return sendPlain(reply, 500, 'internal error; see the hook server log');
 }

@@ -2,11 +2,13 @@
 // the clone is created, owned and deleted by the VM controller like any other VM. The child's spec
 // is taken from the source once, when the child is first made; after that the clone is independent
 // of the source (which may change or go away).
+import { Value } from '@sinclair/typebox/value';
 import { API_VERSION } from '../contracts/crds/common.js';
-import type { VirtualMachineSpec } from '../contracts/crds/virtualmachine.js';
+import { VirtualMachineObject, type VirtualMachineSpec } from '../contracts/crds/virtualmachine.js';
 import type { VMCloneObject } from '../contracts/crds/vmclone.js';
-import { findObject, objectsOfKind, type CustomizeResponse, type KubeObject, type SyncRequestBody, type SyncResponse } from '../contracts/metacontroller.js';
+import type { CustomizeResponse, KubeObject, SyncRequestBody, SyncResponse } from '../contracts/metacontroller.js';
 import { buildConditions, previousConditions, type ConditionUpdate } from './conditions.js';
+import { checkedChildren, checkedObject } from './objects.js';
 
 export function customizeVMClone(clone: VMCloneObject): CustomizeResponse {
   return {
@@ -21,26 +23,33 @@ export function syncVMClone(request: SyncRequestBody<VMCloneObject>, now: number
   const spec = clone.spec;
   const targetName = spec.target?.name ?? clone.metadata.name;
   const linked = spec.linkedClone ?? true;
-  const child = objectsOfKind(request.children, API_VERSION, 'VirtualMachine').find((object) => object.metadata.name === targetName);
-  const source = findObject(request.related, { apiVersion: API_VERSION, kind: 'VirtualMachine', namespace: clone.metadata.namespace, name: spec.sourceVMRef.name });
+  const child = checkedChildren(request.children, API_VERSION, 'VirtualMachine', VirtualMachineObject).find((object) => object.metadata.name === targetName);
+  const source = checkedObject(
+    request.related,
+    { apiVersion: API_VERSION, kind: 'VirtualMachine', namespace: clone.metadata.namespace, name: spec.sourceVMRef.name },
+    VirtualMachineObject,
+  );
 
   let childSpec: Record<string, unknown> | undefined;
   let ready: ConditionUpdate | undefined;
   if (child) {
-    childSpec = { ...(child['spec'] as Record<string, unknown>) };
-  } else if (!source) {
+    // Checked against the contract above, so what goes back is bounded and well-formed.
+    childSpec = Value.Clone(child.spec) as Record<string, unknown>;
+  } else if (!source.found) {
     ready = { type: 'Ready', status: false, reason: 'SourceNotFound', message: `source VirtualMachine ${spec.sourceVMRef.name} not found` };
-  } else if (source.metadata.deletionTimestamp !== undefined) {
+  } else if (source.problem !== undefined) {
+    ready = { type: 'Ready', status: false, reason: 'SourceInvalid', message: source.problem };
+  } else if (source.object.metadata.deletionTimestamp !== undefined) {
     ready = { type: 'Ready', status: false, reason: 'SourceDeleting', message: `source VirtualMachine ${spec.sourceVMRef.name} is being deleted` };
   } else {
-    childSpec = cloneSpec(source['spec'] as VirtualMachineSpec, spec.sourceVMRef.name, linked);
+    childSpec = cloneSpec(source.object.spec, spec.sourceVMRef.name, linked);
   }
   if (childSpec && spec.target?.powerState !== undefined) childSpec['powerState'] = spec.target.powerState;
 
   const children: KubeObject[] = childSpec
     ? [{ apiVersion: API_VERSION, kind: 'VirtualMachine', metadata: { name: targetName }, spec: childSpec }]
     : [];
-  const childStatus = (child?.['status'] ?? {}) as Record<string, unknown>;
+  const childStatus = child?.status ?? {};
   const childReady = previousConditions(childStatus).find((condition) => condition.type === 'Ready');
   ready ??= childReady
     ? { type: 'Ready', status: childReady.status === 'True' ? true : childReady.status === 'False' ? false : 'Unknown', reason: childReady.reason, message: `VirtualMachine ${targetName}: ${childReady.message}` }
@@ -78,7 +87,7 @@ function cloneSpec(source: VirtualMachineSpec, sourceName: string, linked: boole
 }
 
 function phaseOf(ready: ConditionUpdate, childStatus: Record<string, unknown>, hasChild: boolean): string {
-  if (!hasChild) return ready.reason === 'SourceNotFound' || ready.reason === 'SourceDeleting' ? 'Pending' : 'Failed';
+  if (!hasChild) return ready.reason === 'SourceNotFound' || ready.reason === 'SourceDeleting' || ready.reason === 'SourceInvalid' ? 'Pending' : 'Failed';
   const phase = childStatus['phase'];
   if (phase === 'Failed') return 'Failed';
   // Cloned once the VM exists and its creation has no steps left, whatever it does next.

@@ -2,21 +2,23 @@
 // UID so that a lost answer is found again instead of taken twice; deleted with the object.
 import { Value } from '@sinclair/typebox/value';
 import { API_VERSION, type Condition } from '../contracts/crds/common.js';
-import type { VirtualMachineObject } from '../contracts/crds/virtualmachine.js';
+import { VirtualMachineObject } from '../contracts/crds/virtualmachine.js';
+import type { Static } from '@sinclair/typebox';
 import {
-  SnapshotTask,
-  SnapshotVMRecord,
+  VMSnapshotStatus,
+  type SnapshotTask,
+  type SnapshotVMRecord,
   type SnapshotPhase,
   type VMSnapshotObject,
-  type VMSnapshotStatus,
 } from '../contracts/crds/vmsnapshot.js';
 import { NotFoundError, ConflictError, type Capabilities, type SnapshotInfo, type VMRef } from '../contracts/driver.js';
-import { findObject, type CustomizeResponse, type ObjectsByType, type SyncRequestBody, type SyncResponse } from '../contracts/metacontroller.js';
+import type { CustomizeResponse, ObjectsByType, SyncRequestBody, SyncResponse } from '../contracts/metacontroller.js';
 import { formatBytes } from '../contracts/quantity.js';
 import { buildConditions, previousConditions, type ConditionUpdate } from './conditions.js';
 import { reportDriverError, retryDelaySeconds } from './driver-errors.js';
 import { rfc3339 } from './time.js';
 import type { DriverCalls } from './driver-calls.js';
+import { checkedObject, type Checked } from './objects.js';
 import { driverForProvider, providerCalls, type VMHookDeps } from './virtualmachine/context.js';
 import { resolveProviderRef } from './virtualmachine/resolve.js';
 
@@ -46,20 +48,26 @@ interface Previous {
   snapshotID: string | undefined;
   vm: SnapshotVMRecord | undefined;
   task: SnapshotTask | undefined;
+  creationTime: string | undefined;
+  size: string | undefined;
+  memoryIncluded: boolean | undefined;
   conditions: Condition[];
-  raw: Record<string, unknown>;
 }
 
+/** Our own last answer, as Metacontroller hands it back: each field is checked against its schema before use. */
 function readPrevious(status: Record<string, unknown> | undefined): Previous {
   const raw = status ?? {};
-  const phase = raw['phase'];
+  const field = <K extends keyof typeof VMSnapshotStatus.properties>(key: K): Static<(typeof VMSnapshotStatus.properties)[K]> | undefined =>
+    Value.Check(VMSnapshotStatus.properties[key], raw[key]) ? (raw[key] as Static<(typeof VMSnapshotStatus.properties)[K]>) : undefined;
   return {
-    phase: typeof phase === 'string' ? (phase as SnapshotPhase) : undefined,
-    snapshotID: typeof raw['snapshotID'] === 'string' ? raw['snapshotID'] : undefined,
-    vm: Value.Check(SnapshotVMRecord, raw['vm']) ? raw['vm'] : undefined,
-    task: Value.Check(SnapshotTask, raw['task']) ? raw['task'] : undefined,
+    phase: field('phase'),
+    snapshotID: field('snapshotID'),
+    vm: field('vm'),
+    task: field('task'),
+    creationTime: field('creationTime'),
+    size: field('size'),
+    memoryIncluded: field('memoryIncluded'),
     conditions: previousConditions(raw),
-    raw,
   };
 }
 
@@ -93,14 +101,13 @@ class SnapshotHook {
     this.now = deps.clock.now();
   }
 
-  vmObject(): VirtualMachineObject | undefined {
-    const object = findObject(this.related, {
-      apiVersion: API_VERSION,
-      kind: 'VirtualMachine',
-      namespace: this.snapshot.metadata.namespace,
-      name: this.snapshot.spec.vmRef.name,
-    });
-    return object as VirtualMachineObject | undefined;
+  /** The VirtualMachine the spec names, checked against its contract before anything is read from it. */
+  vmObject(): Checked<VirtualMachineObject> {
+    return checkedObject(
+      this.related,
+      { apiVersion: API_VERSION, kind: 'VirtualMachine', namespace: this.snapshot.metadata.namespace, name: this.snapshot.spec.vmRef.name },
+      VirtualMachineObject,
+    );
   }
 
   /** The VM this snapshot is (or is to be) of, with how to reach its hypervisor. */
@@ -151,12 +158,12 @@ class SnapshotHook {
     const snapshotID = found?.id ?? this.previous.snapshotID;
     if (snapshotID !== undefined) status.snapshotID = snapshotID;
     status.snapshotName = this.name;
-    const creationTime = found ? rfc3339(Date.parse(found.createdAt)) : this.previous.raw['creationTime'];
-    if (typeof creationTime === 'string') status.creationTime = creationTime;
-    const size = found?.sizeBytes !== undefined ? formatBytes(found.sizeBytes) : this.previous.raw['size'];
-    if (typeof size === 'string') status.size = size;
-    const memory = found?.memory ?? this.previous.raw['memoryIncluded'];
-    if (typeof memory === 'boolean') status.memoryIncluded = memory;
+    const creationTime = found ? rfc3339(Date.parse(found.createdAt)) : this.previous.creationTime;
+    if (creationTime !== undefined) status.creationTime = creationTime;
+    const size = found?.sizeBytes !== undefined ? formatBytes(found.sizeBytes) : this.previous.size;
+    if (size !== undefined) status.size = size;
+    const memory = found?.memory ?? this.previous.memoryIncluded;
+    if (memory !== undefined) status.memoryIncluded = memory;
     const vm = outcome.vm ?? this.previous.vm;
     if (vm) status.vm = vm;
     if (outcome.task) status.task = outcome.task;
@@ -185,7 +192,9 @@ async function listOurs(calls: DriverCalls, ref: VMRef): Promise<SnapshotInfo[]>
 
 export async function syncVMSnapshot(request: SyncRequestBody<VMSnapshotObject>, deps: VMHookDeps, signal?: AbortSignal): Promise<SyncResponse> {
   const hook = new SnapshotHook(request.parent, request.related, deps, signal);
-  const vmObject = hook.vmObject();
+  const lookup = hook.vmObject();
+  if (lookup.found && lookup.problem !== undefined) return hook.respond(hook.waiting('VMInvalid', lookup.problem));
+  const vmObject = lookup.found ? lookup.object : undefined;
   const record = hook.target(vmObject);
   if ('problem' in record) return hook.respond(record.problem);
   if (vmObject === undefined || vmObject.metadata.uid !== record.uid) {
@@ -313,7 +322,9 @@ export function snapshotOptions(
 
 export async function finalizeVMSnapshot(request: SyncRequestBody<VMSnapshotObject>, deps: VMHookDeps, signal?: AbortSignal): Promise<SyncResponse> {
   const hook = new SnapshotHook(request.parent, request.related, deps, signal);
-  const vmObject = hook.vmObject();
+  const lookup = hook.vmObject();
+  // An invalid VM object tells nothing: the record of the VM the snapshot was taken of decides.
+  const vmObject = lookup.found && lookup.problem === undefined ? lookup.object : undefined;
   const record = hook.target(vmObject);
   const done = (message: string) => hook.respond({ phase: 'Deleting', ready: ready(false, 'Deleted', message), resyncAfterSeconds: 0, finalized: true });
   // Nothing was ever taken of a VM that never existed on the hypervisor.

@@ -3,7 +3,8 @@
 // out: Metacontroller deletes those, and each VMSnapshot's finalize deletes its hypervisor snapshot.
 import { createHash } from 'node:crypto';
 import { API_VERSION } from '../contracts/crds/common.js';
-import type { VMSnapshotScheduleObject } from '../contracts/crds/vmsnapshot.js';
+import { Value } from '@sinclair/typebox/value';
+import { VMSnapshotScheduleStatus, type VMSnapshotScheduleObject } from '../contracts/crds/vmsnapshot.js';
 import { lastFireAtOrBefore, nextFire, parseCron } from '../contracts/cron.js';
 import { findObject, objectsOfKind, type CustomizeResponse, type KubeObject, type SyncRequestBody, type SyncResponse } from '../contracts/metacontroller.js';
 import { parseDuration } from '../contracts/quantity.js';
@@ -12,6 +13,9 @@ import { rfc3339 } from './time.js';
 
 export const SCHEDULE_LABEL = 'virtrigaud.io/schedule';
 export const SCHEDULED_AT_ANNOTATION = 'virtrigaud.io/scheduled-at';
+
+/** status.snapshots names the newest this many; a schedule without retention keeps growing. */
+export const MAX_LISTED_SNAPSHOTS = 100;
 
 /** Metacontroller's resync is a safety net; a schedule asks for its next fire, at most this far ahead. */
 const MAX_RESYNC_SECONDS = 3600;
@@ -36,7 +40,6 @@ export function childName(schedule: string, fireMs: number): string {
 interface Kept {
   name: string;
   firedAt: number;
-  spec: unknown;
 }
 
 function scheduledAt(child: KubeObject): number {
@@ -57,12 +60,13 @@ export function syncVMSnapshotSchedule(request: SyncRequestBody<VMSnapshotSchedu
   // The children as they are, oldest first; those being deleted are already on their way out.
   const existing: Kept[] = objectsOfKind(request.children, API_VERSION, 'VMSnapshot')
     .filter((child) => child.metadata.deletionTimestamp === undefined)
-    .map((child) => ({ name: child.metadata.name, firedAt: scheduledAt(child), spec: child['spec'] }))
+    .map((child) => ({ name: child.metadata.name, firedAt: scheduledAt(child) }))
     .sort((a, b) => a.firedAt - b.firedAt || a.name.localeCompare(b.name));
 
   const updates: ConditionUpdate[] = [];
   let kept = existing;
-  let lastScheduleTime = typeof status['lastScheduleTime'] === 'string' ? status['lastScheduleTime'] : undefined;
+  const recorded = status['lastScheduleTime'];
+  let lastScheduleTime = Value.Check(VMSnapshotScheduleStatus.properties.lastScheduleTime, recorded) ? recorded : undefined;
   let nextScheduleTime: string | undefined;
   let resyncAfterSeconds = MAX_RESYNC_SECONDS;
 
@@ -84,7 +88,7 @@ export function syncVMSnapshotSchedule(request: SyncRequestBody<VMSnapshotSchedu
     const due = lastFireAtOrBefore(cron.schedule, now, last !== undefined ? last + 1 : created);
     if (due !== undefined && !spec.suspend) {
       const name = childName(schedule.metadata.name, due);
-      if (!kept.some((child) => child.name === name)) kept = [...kept, { name, firedAt: due, spec: snapshotSpec(schedule) }];
+      if (!kept.some((child) => child.name === name)) kept = [...kept, { name, firedAt: due }];
       lastScheduleTime = rfc3339(due);
     }
     const next = spec.suspend ? undefined : nextFire(cron.schedule, now);
@@ -108,6 +112,9 @@ export function syncVMSnapshotSchedule(request: SyncRequestBody<VMSnapshotSchedu
   }
   if (retention.maxCount !== undefined && kept.length > retention.maxCount) kept = kept.slice(kept.length - retention.maxCount);
 
+  // Children are never updated (OnDelete), so each is described from the schedule rather than by
+  // echoing what the request says it holds.
+  const childSpec = snapshotSpec(schedule);
   const children: KubeObject[] = kept.map((child) => ({
     apiVersion: API_VERSION,
     kind: 'VMSnapshot',
@@ -116,14 +123,14 @@ export function syncVMSnapshotSchedule(request: SyncRequestBody<VMSnapshotSchedu
       labels: { [SCHEDULE_LABEL]: schedule.metadata.name.slice(0, 63) },
       annotations: { [SCHEDULED_AT_ANNOTATION]: rfc3339(child.firedAt) },
     },
-    spec: child.spec,
+    spec: childSpec,
   }));
 
   const generation = schedule.metadata.generation;
   const newStatus: Record<string, unknown> = {};
   if (lastScheduleTime) newStatus['lastScheduleTime'] = lastScheduleTime;
   if (nextScheduleTime) newStatus['nextScheduleTime'] = nextScheduleTime;
-  newStatus['snapshots'] = kept.map((child) => child.name);
+  newStatus['snapshots'] = kept.slice(-MAX_LISTED_SNAPSHOTS).map((child) => child.name);
   newStatus['conditions'] = buildConditions(previousConditions(status), updates, now, generation);
   if (generation !== undefined) newStatus['observedGeneration'] = generation;
   return { status: newStatus, children, resyncAfterSeconds };

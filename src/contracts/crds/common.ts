@@ -136,9 +136,11 @@ export const CommonStatusFields = {
 /** Metadata as hooks receive it. Only what we read is typed; the rest passes through. */
 export const ObjectMeta = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 253 }),
-    namespace: Type.Optional(Type.String({ maxLength: 63 })),
-    uid: Type.Optional(Type.String({ maxLength: 128 })),
+    // Names reach metric labels, log lines, condition messages and hypervisor tags: the
+    // apiserver's own rules are checked here too, so a hostile request cannot smuggle in others.
+    name: ObjectName,
+    namespace: Type.Optional(NamespaceName),
+    uid: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][-A-Za-z0-9_.]*$' })),
     generation: Type.Optional(Type.Integer({ minimum: 0 })),
     resourceVersion: Type.Optional(Type.String()),
     creationTimestamp: Type.Optional(Type.String()),

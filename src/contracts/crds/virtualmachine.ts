@@ -85,9 +85,12 @@ export const VMDisk = Type.Object(
 );
 export type VMDisk = Static<typeof VMDisk>;
 
+/** User-data is at most this many characters, inline or from a Secret. */
+export const MAX_USERDATA_LENGTH = 65536;
+
 export const CloudInit = Type.Object(
   {
-    inline: Type.Optional(Type.String({ maxLength: 65536 })),
+    inline: Type.Optional(Type.String({ maxLength: MAX_USERDATA_LENGTH })),
     secretRef: Type.Optional(SecretKeyReference),
   },
   {
@@ -221,39 +224,45 @@ export const TaskStatusRef = Type.Object(
 );
 export type TaskStatusRef = Static<typeof TaskStatusRef>;
 
+/** Bounds of what the status reports; what a driver observes beyond them is cut off, never written. */
+export const STATUS_LIMITS = { ips: 64, disks: 64, nics: 32, features: 16 } as const;
+const Text = (maxLength: number, options: object = {}) => Type.String({ maxLength, ...options });
+
 export const ObservedHardware = Type.Object(
   {
     cpus: Type.Integer({ minimum: 0 }),
-    memory: Type.String(),
+    memory: Text(32),
     firmware: Type.Optional(StringEnum(['bios', 'uefi'] as const)),
-    machine: Type.Optional(Type.String()),
+    machine: Type.Optional(Text(128)),
     disks: Type.Array(
       Type.Object(
         {
-          name: Type.String(),
-          size: Type.String(),
-          datastore: Type.Optional(Type.String()),
+          name: Text(128),
+          size: Text(32),
+          datastore: Type.Optional(Text(256)),
           provisioning: Type.Optional(StringEnum(['thin', 'thick'] as const)),
         },
         { additionalProperties: false },
       ),
+      { maxItems: STATUS_LIMITS.disks },
     ),
     nics: Type.Array(
       Type.Object(
         {
-          name: Type.String(),
-          mac: Type.Optional(Type.String()),
-          network: Type.Optional(Type.String()),
+          name: Text(128),
+          mac: Type.Optional(Text(32)),
+          network: Type.Optional(Text(256)),
           vlan: Type.Optional(Type.Integer()),
-          model: Type.Optional(Type.String()),
+          model: Type.Optional(Text(64)),
           mtu: Type.Optional(Type.Integer()),
           firewall: Type.Optional(Type.Boolean()),
           rateLimitMBps: Type.Optional(Type.Number()),
         },
         { additionalProperties: false },
       ),
+      { maxItems: STATUS_LIMITS.nics },
     ),
-    features: Type.Array(Type.String(), { description: 'Hardware features on, e.g. tpm, secureBoot, nestedVirtualization.' }),
+    features: Type.Array(Text(64), { maxItems: STATUS_LIMITS.features, description: 'Hardware features on, e.g. tpm, secureBoot, nestedVirtualization.' }),
   },
   { additionalProperties: false },
 );
@@ -261,9 +270,9 @@ export type ObservedHardware = Static<typeof ObservedHardware>;
 
 export const RevertRecord = Type.Object(
   {
-    snapshot: Type.String(),
-    request: Type.String(),
-    snapshotID: Type.String(),
+    snapshot: Text(253),
+    request: Text(64),
+    snapshotID: Text(512),
     startedAt: Type.String({ format: 'date-time' }),
   },
   { additionalProperties: false, description: 'The last spec.lifecycle.revertRequest started.' },
@@ -272,26 +281,30 @@ export type RevertRecord = Static<typeof RevertRecord>;
 
 export const CloneRecord = Type.Object(
   {
-    vm: Type.String(),
-    providerID: Type.String(),
+    vm: Text(253),
+    providerID: Text(512),
     linked: Type.Boolean(),
-    sourceSnapshot: Type.Optional(Type.String()),
+    sourceSnapshot: Type.Optional(Text(512)),
   },
   { additionalProperties: false, description: 'The VM this one was cloned from, as it was when the clone was started.' },
 );
 export type CloneRecord = Static<typeof CloneRecord>;
 
+export const StatusIPs = Type.Array(Text(45), { maxItems: STATUS_LIMITS.ips });
+export const ConsoleURL = Text(2048);
+export const HostName = Text(256);
+
 export const VirtualMachineStatus = Type.Object(
   {
-    providerID: Type.Optional(Type.String({ description: 'The VM\'s ID on the hypervisor.' })),
+    providerID: Type.Optional(Text(512, { description: 'The VM\'s ID on the hypervisor.' })),
     phase: Type.Optional(VMPhase),
     powerState: Type.Optional(ObservedPowerState),
-    ips: Type.Optional(Type.Array(Type.String())),
-    consoleURL: Type.Optional(Type.String()),
-    host: Type.Optional(Type.String()),
+    ips: Type.Optional(StatusIPs),
+    consoleURL: Type.Optional(ConsoleURL),
+    host: Type.Optional(HostName),
     hardware: Type.Optional(ObservedHardware),
     task: Type.Optional(TaskStatusRef),
-    restartRequest: Type.Optional(Type.String({ description: 'The last spec.lifecycle.restartRequest handled.' })),
+    restartRequest: Type.Optional(Text(64, { description: 'The last spec.lifecycle.restartRequest handled.' })),
     revert: Type.Optional(RevertRecord),
     clonedFrom: Type.Optional(CloneRecord),
     ...CommonStatusFields,

@@ -44,8 +44,8 @@ export const ClonePhase = StringEnum(['Pending', 'Cloning', 'Ready', 'Failed'] a
 export const VMCloneStatus = Type.Object(
   {
     phase: Type.Optional(ClonePhase),
-    targetRef: Type.Optional(Type.Object({ name: Type.String() }, { additionalProperties: false })),
-    sourceSnapshot: Type.Optional(Type.String({ description: 'The source snapshot a linked clone is based on, when the hypervisor uses one.' })),
+    targetRef: Type.Optional(Type.Object({ name: Type.String({ maxLength: 253 }) }, { additionalProperties: false })),
+    sourceSnapshot: Type.Optional(Type.String({ maxLength: 512, description: 'The source snapshot a linked clone is based on, when the hypervisor uses one.' })),
     ...CommonStatusFields,
   },
   { additionalProperties: false },

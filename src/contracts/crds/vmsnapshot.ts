@@ -64,10 +64,10 @@ export type SnapshotTask = Static<typeof SnapshotTask>;
 /** The VM a snapshot was taken of, kept so the snapshot can be deleted even after the VM object is gone. */
 export const SnapshotVMRecord = Type.Object(
   {
-    name: Type.String(),
-    uid: Type.String(),
-    providerID: Type.String(),
-    provider: Type.Object({ namespace: Type.String(), name: Type.String() }, { additionalProperties: false }),
+    name: Type.String({ maxLength: 253 }),
+    uid: Type.String({ maxLength: 128 }),
+    providerID: Type.String({ maxLength: 512 }),
+    provider: Type.Object({ namespace: Type.String({ maxLength: 63 }), name: Type.String({ maxLength: 253 }) }, { additionalProperties: false }),
   },
   { additionalProperties: false },
 );
@@ -76,10 +76,10 @@ export type SnapshotVMRecord = Static<typeof SnapshotVMRecord>;
 export const VMSnapshotStatus = Type.Object(
   {
     phase: Type.Optional(SnapshotPhase),
-    snapshotID: Type.Optional(Type.String({ description: 'The snapshot on the hypervisor.' })),
-    snapshotName: Type.Optional(Type.String({ description: 'Its name on the hypervisor, derived from this object\'s UID.' })),
-    creationTime: Type.Optional(Type.String({ format: 'date-time', description: 'As reported by the hypervisor.' })),
-    size: Type.Optional(Type.String({ description: 'Size on the hypervisor, when it reports one.' })),
+    snapshotID: Type.Optional(Type.String({ maxLength: 512, description: 'The snapshot on the hypervisor.' })),
+    snapshotName: Type.Optional(Type.String({ maxLength: 64, description: 'Its name on the hypervisor, derived from this object\'s UID.' })),
+    creationTime: Type.Optional(Type.String({ format: 'date-time', maxLength: 64, description: 'As reported by the hypervisor.' })),
+    size: Type.Optional(Type.String({ maxLength: 32, description: 'Size on the hypervisor, when it reports one.' })),
     memoryIncluded: Type.Optional(Type.Boolean()),
     vm: Type.Optional(SnapshotVMRecord),
     task: Type.Optional(SnapshotTask),
@@ -147,9 +147,9 @@ export type VMSnapshotScheduleSpec = Static<typeof VMSnapshotScheduleSpec>;
 
 export const VMSnapshotScheduleStatus = Type.Object(
   {
-    lastScheduleTime: Type.Optional(Type.String({ format: 'date-time' })),
-    nextScheduleTime: Type.Optional(Type.String({ format: 'date-time' })),
-    snapshots: Type.Optional(Type.Array(Type.String(), { description: 'The VMSnapshots kept, oldest first.' })),
+    lastScheduleTime: Type.Optional(Type.String({ format: 'date-time', maxLength: 64 })),
+    nextScheduleTime: Type.Optional(Type.String({ format: 'date-time', maxLength: 64 })),
+    snapshots: Type.Optional(Type.Array(Type.String({ maxLength: 253 }), { maxItems: 100, description: 'The VMSnapshots kept, oldest first (the newest 100).' })),
     ...CommonStatusFields,
   },
   { additionalProperties: false },

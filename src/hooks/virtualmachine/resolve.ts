@@ -1,18 +1,21 @@
 // Step 1 of a sync: turn the VirtualMachine and the objects Metacontroller sent along into the
 // complete desired VM, or into the reason why that is not possible yet. Pure: no I/O.
+import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { API_VERSION } from '../../contracts/crds/common.js';
-import { ProviderSpec, type ProviderObject } from '../../contracts/crds/provider.js';
-import type { VirtualMachineObject, VirtualMachineSpec } from '../../contracts/crds/virtualmachine.js';
-import { VMClassSpec } from '../../contracts/crds/vmclass.js';
-import { VMImageSpec } from '../../contracts/crds/vmimage.js';
-import { VMNetworkAttachmentSpec } from '../../contracts/crds/vmnetworkattachment.js';
-import { VMSnapshotStatus } from '../../contracts/crds/vmsnapshot.js';
+import { ProviderObject } from '../../contracts/crds/provider.js';
+import { MAX_USERDATA_LENGTH, VirtualMachineObject, type VirtualMachineSpec } from '../../contracts/crds/virtualmachine.js';
+import { VMClassObject, type VMClassSpec } from '../../contracts/crds/vmclass.js';
+import { VMImageObject } from '../../contracts/crds/vmimage.js';
+import { VMNetworkAttachmentObject } from '../../contracts/crds/vmnetworkattachment.js';
+import { VMSnapshotObject, VMSnapshotStatus } from '../../contracts/crds/vmsnapshot.js';
 import type { Capability, CreateSpec, DiskSpec, Identity, ImageSpec, NicSpec, ProviderTarget, VMRef } from '../../contracts/driver.js';
-import { findObject, type ObjectsByType } from '../../contracts/metacontroller.js';
+import { SecretObject } from '../../contracts/kube.js';
+import type { ObjectsByType } from '../../contracts/metacontroller.js';
 import { parseDuration, parseQuantity } from '../../contracts/quantity.js';
 import { classMemory } from '../catalog.js';
 import { previousConditions } from '../conditions.js';
+import { checkedObject } from '../objects.js';
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 60_000;
 export const DEFAULT_USERDATA_KEY = 'userdata';
@@ -76,12 +79,11 @@ export function resolveProviderRef(
 ): { ok: true; provider: ProviderTarget } | ({ ok: false } & Unresolved) {
   const namespace = ref.namespace ?? from;
   const name = ref.name;
-  const object = findObject(related, { apiVersion: API_VERSION, kind: 'Provider', namespace, name });
-  if (!object) return { ok: false, reason: 'ProviderNotFound', message: `Provider ${namespace}/${name} not found` };
-  const spec = object['spec'];
-  if (!Value.Check(ProviderSpec, spec)) {
-    return { ok: false, reason: 'ProviderInvalid', message: `Provider ${namespace}/${name} has an invalid spec` };
-  }
+  const found = checkedObject(related, { apiVersion: API_VERSION, kind: 'Provider', namespace, name }, ProviderObject);
+  if (!found.found) return { ok: false, reason: 'ProviderNotFound', message: `Provider ${namespace}/${name} not found` };
+  if (found.problem !== undefined) return { ok: false, reason: 'ProviderInvalid', message: found.problem };
+  const object = found.object;
+  const spec = object.spec;
   // Checked before anything else is read from it: a Provider of another team's namespace is not ours to use.
   const allowed = spec.allowedNamespaces ?? [];
   if (namespace !== from && !allowed.includes('*') && !allowed.includes(from ?? '')) {
@@ -91,12 +93,12 @@ export function resolveProviderRef(
       message: `Provider ${namespace}/${name} does not admit namespace ${from ?? ''} (spec.allowedNamespaces)`,
     };
   }
-  const ready = previousConditions(object['status'] as Record<string, unknown> | undefined).find((c) => c.type === 'Ready');
+  const ready = previousConditions(object.status).find((c) => c.type === 'Ready');
   if (options.requireReady && ready?.status !== 'True') {
     const why = ready ? `: ${ready.reason}: ${ready.message}` : '';
     return { ok: false, reason: 'ProviderNotReady', message: `Provider ${namespace}/${name} is not ready${why}` };
   }
-  return { ok: true, provider: providerTarget(object as unknown as ProviderObject) };
+  return { ok: true, provider: providerTarget(object) };
 }
 
 export function providerTarget(provider: ProviderObject): ProviderTarget {
@@ -112,18 +114,25 @@ export function providerTarget(provider: ProviderObject): ProviderTarget {
   return target;
 }
 
-function lookup<T>(
+type Lookup<T> = { found: false } | { found: true; valid: false; problem: string } | { found: true; valid: true; spec: T };
+
+/** A related object's spec, checked against its kind's contract first. */
+function lookup<S extends TSchema & { static: { spec: unknown } }>(
   related: ObjectsByType | undefined,
   kind: string,
   namespace: string | undefined,
   name: string,
-  schema: Parameters<typeof Value.Check>[0],
-): { found: false } | { found: true; valid: false } | { found: true; valid: true; spec: T } {
-  const object = findObject(related, { apiVersion: API_VERSION, kind, namespace, name });
-  if (!object) return { found: false };
-  const spec = object['spec'];
-  return Value.Check(schema, spec) ? { found: true, valid: true, spec: spec as T } : { found: true, valid: false };
+  schema: S,
+): Lookup<S['static']['spec']> {
+  const found = checkedObject(related, { apiVersion: API_VERSION, kind, namespace, name }, schema);
+  if (!found.found) return { found: false };
+  if (found.problem !== undefined) return { found: true, valid: false, problem: found.problem };
+  return { found: true, valid: true, spec: (found.object as { spec: S['static']['spec'] }).spec };
 }
+
+/** Kubernetes encodes Secret data as standard base64 with padding; anything else is refused, not guessed at. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 function decodeSecret(
   related: ObjectsByType | undefined,
@@ -131,14 +140,24 @@ function decodeSecret(
   name: string,
   key: string,
 ): { ok: true; value: string } | ({ ok: false } & Unresolved) {
-  const secret = findObject(related, { apiVersion: 'v1', kind: 'Secret', namespace, name });
-  if (!secret) return { ok: false, reason: 'SecretNotFound', message: `Secret ${namespace}/${name} not found` };
-  const data = secret['data'] as Record<string, unknown> | undefined;
-  const encoded = data?.[key];
-  if (typeof encoded !== 'string') {
+  const found = checkedObject(related, { apiVersion: 'v1', kind: 'Secret', namespace, name }, SecretObject);
+  if (!found.found) return { ok: false, reason: 'SecretNotFound', message: `Secret ${namespace}/${name} not found` };
+  if (found.problem !== undefined) return { ok: false, reason: 'SecretInvalid', message: found.problem };
+  const encoded = found.object.data?.[key];
+  if (encoded === undefined) {
     return { ok: false, reason: 'SecretKeyNotFound', message: `Secret ${namespace}/${name} has no key "${key}"` };
   }
-  return { ok: true, value: Buffer.from(encoded, 'base64').toString('utf8') };
+  // The same rules as inline user-data; messages never quote the data.
+  const invalid = (why: string): { ok: false } & Unresolved => ({ ok: false, reason: 'SecretInvalid', message: `Secret ${namespace}/${name} key "${key}" ${why}` });
+  if (!BASE64.test(encoded)) return invalid('is not valid base64');
+  let value: string;
+  try {
+    value = UTF8.decode(Buffer.from(encoded, 'base64'));
+  } catch {
+    return invalid('is not UTF-8 text: cloud-init user-data must be text');
+  }
+  if (value.length > MAX_USERDATA_LENGTH) return invalid(`holds ${value.length} characters; user-data is limited to ${MAX_USERDATA_LENGTH}`);
+  return { ok: true, value };
 }
 
 /** Everything but the Provider, which the caller has resolved already (it is needed before anything else). */
@@ -151,9 +170,9 @@ export function resolve(
   const spec = vm.spec;
   const namespace = vm.metadata.namespace;
 
-  const vmClass = lookup<VMClassSpec>(related, 'VMClass', namespace, spec.classRef.name, VMClassSpec);
+  const vmClass = lookup(related, 'VMClass', namespace, spec.classRef.name, VMClassObject);
   if (!vmClass.found) return missing('ClassNotFound', `VMClass ${spec.classRef.name} not found`);
-  if (!vmClass.valid) return missing('ClassInvalid', `VMClass ${spec.classRef.name} has an invalid spec`);
+  if (!vmClass.valid) return missing('ClassInvalid', vmClass.problem);
   const memory = classMemory(vmClass.spec.memory);
   if (!memory.ok) return missing('ClassInvalid', `VMClass ${spec.classRef.name}: ${memory.problem}`);
   const memoryBytes = memory.bytes;
@@ -165,15 +184,9 @@ export function resolve(
   for (const network of spec.networks ?? []) {
     const nic: NicSpec = { name: network.name };
     if (network.networkRef) {
-      const attachment = lookup<VMNetworkAttachmentSpec>(
-        related,
-        'VMNetworkAttachment',
-        namespace,
-        network.networkRef.name,
-        VMNetworkAttachmentSpec,
-      );
+      const attachment = lookup(related, 'VMNetworkAttachment', namespace, network.networkRef.name, VMNetworkAttachmentObject);
       if (!attachment.found) return missing('NetworkNotFound', `VMNetworkAttachment ${network.networkRef.name} not found`);
-      if (!attachment.valid) return missing('NetworkInvalid', `VMNetworkAttachment ${network.networkRef.name} has an invalid spec`);
+      if (!attachment.valid) return missing('NetworkInvalid', attachment.problem);
       Object.assign(nic, definedOnly(attachment.spec));
     }
     if (network.bridge !== undefined) {
@@ -265,27 +278,27 @@ function resolveSource(vm: VirtualMachineObject, related: ObjectsByType | undefi
     // The clone is independent of its source once it exists: the source may change or go away.
     const image: ImageSpec = { kind: 'template', ref: '', fullClone: !linked };
     if (vmExists) return { ok: true, image, clone };
-    const object = findObject(related, { apiVersion: API_VERSION, kind: 'VirtualMachine', namespace, name: sourceName });
-    if (!object) return { ok: false, reason: 'CloneSourceNotFound', message: `source VirtualMachine ${sourceName} not found` };
-    const sourceSpec = object['spec'] as VirtualMachineSpec | undefined;
-    const sourceProvider = sourceSpec?.providerRef;
-    if (sourceProvider?.name !== spec.providerRef.name || (sourceProvider.namespace ?? namespace) !== (spec.providerRef.namespace ?? namespace)) {
+    const found = checkedObject(related, { apiVersion: API_VERSION, kind: 'VirtualMachine', namespace, name: sourceName }, VirtualMachineObject);
+    if (!found.found) return { ok: false, reason: 'CloneSourceNotFound', message: `source VirtualMachine ${sourceName} not found` };
+    if (found.problem !== undefined) return { ok: false, reason: 'CloneSourceInvalid', message: found.problem };
+    const source = found.object;
+    const sourceProvider = source.spec.providerRef;
+    if (sourceProvider.name !== spec.providerRef.name || (sourceProvider.namespace ?? namespace) !== (spec.providerRef.namespace ?? namespace)) {
       return { ok: false, reason: 'CloneSourceInvalid', message: `source VirtualMachine ${sourceName} is on another Provider` };
     }
-    const meta = object['metadata'] as { uid?: string } | undefined;
-    const sourceStatus = object['status'] as Record<string, unknown> | undefined;
-    const providerID = sourceStatus?.['providerID'];
-    const provisioned = previousConditions(sourceStatus).find((condition) => condition.type === 'Provisioned');
-    if (typeof providerID !== 'string' || providerID === '' || !meta?.uid || provisioned?.status !== 'True') {
+    const uid = source.metadata.uid;
+    const providerID = source.status?.['providerID'];
+    const provisioned = previousConditions(source.status).find((condition) => condition.type === 'Provisioned');
+    if (typeof providerID !== 'string' || providerID === '' || !uid || provisioned?.status !== 'True') {
       return { ok: false, reason: 'CloneSourceNotReady', message: `source VirtualMachine ${sourceName} has not been created yet` };
     }
-    clone.source = { id: providerID, owner: { uid: meta.uid, namespace: namespace ?? '', name: sourceName } };
+    clone.source = { id: providerID, owner: { uid, namespace: namespace ?? '', name: sourceName } };
     return { ok: true, image: { ...image, ref: providerID }, clone };
   }
   const imageName = spec.imageRef?.name ?? '';
-  const image = lookup<VMImageSpec>(related, 'VMImage', namespace, imageName, VMImageSpec);
+  const image = lookup(related, 'VMImage', namespace, imageName, VMImageObject);
   if (!image.found) return { ok: false, reason: 'ImageNotFound', message: `VMImage ${imageName} not found` };
-  if (!image.valid) return { ok: false, reason: 'ImageInvalid', message: `VMImage ${imageName} has an invalid spec` };
+  if (!image.valid) return { ok: false, reason: 'ImageInvalid', message: image.problem };
   const fullClone = image.spec.fullClone ?? true;
   return {
     ok: true,
@@ -302,10 +315,11 @@ function resolveRevert(
 ): RevertWanted {
   const wanted: RevertWanted = { snapshot: request.snapshotRef.name, request: request.request };
   const problem = (reason: string, message: string): RevertWanted => ({ ...wanted, problem: { reason, message } });
-  const object = findObject(related, { apiVersion: API_VERSION, kind: 'VMSnapshot', namespace: vm.metadata.namespace, name: wanted.snapshot });
-  if (!object) return problem('RevertSnapshotNotFound', `VMSnapshot ${wanted.snapshot} not found`);
-  const status = object['status'];
-  const ofThisVM = (object['spec'] as { vmRef?: { name?: string } } | undefined)?.vmRef?.name === vm.metadata.name;
+  const found = checkedObject(related, { apiVersion: API_VERSION, kind: 'VMSnapshot', namespace: vm.metadata.namespace, name: wanted.snapshot }, VMSnapshotObject);
+  if (!found.found) return problem('RevertSnapshotNotFound', `VMSnapshot ${wanted.snapshot} not found`);
+  if (found.problem !== undefined) return problem('RevertSnapshotInvalid', found.problem);
+  const status = found.object.status;
+  const ofThisVM = found.object.spec.vmRef.name === vm.metadata.name;
   if (!ofThisVM || (Value.Check(VMSnapshotStatus, status) && status.vm !== undefined && status.vm.uid !== vm.metadata.uid)) {
     return problem('RevertSnapshotInvalid', `VMSnapshot ${wanted.snapshot} is not a snapshot of this VM`);
   }

@@ -2,11 +2,16 @@
 // Deterministic: the same observation gives the same bytes, so a steady VM causes no writes.
 import { Value } from '@sinclair/typebox/value';
 import type { Condition } from '../../contracts/crds/common.js';
+import type { TSchema } from '@sinclair/typebox';
 import {
   CloneRecord,
+  ConsoleURL,
+  HostName,
+  ObservedHardware,
   RevertRecord,
+  STATUS_LIMITS,
+  StatusIPs,
   TaskStatusRef,
-  type ObservedHardware,
   type VMPhase,
   type VirtualMachineStatus,
 } from '../../contracts/crds/virtualmachine.js';
@@ -25,9 +30,10 @@ export interface PreviousStatus {
   raw: Record<string, unknown>;
 }
 
+/** Our own last answer, as Metacontroller hands it back: nothing in it is trusted beyond its schema. */
 export function readPreviousStatus(status: Record<string, unknown> | undefined): PreviousStatus {
   const raw = status ?? {};
-  const text = (key: string) => (typeof raw[key] === 'string' && raw[key] !== '' ? (raw[key] as string) : undefined);
+  const text = (key: string) => (typeof raw[key] === 'string' && raw[key] !== '' && (raw[key] as string).length <= 512 ? (raw[key] as string) : undefined);
   return {
     providerID: text('providerID'),
     task: Value.Check(TaskStatusRef, raw['task']) ? raw['task'] : undefined,
@@ -45,6 +51,7 @@ export function observedHardware(vm: ObservedVM): ObservedHardware {
     memory: formatBytes(vm.memoryBytes),
     firmware: vm.firmware,
     disks: [...vm.disks]
+      .slice(0, STATUS_LIMITS.disks)
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((disk) => {
         const entry: ObservedHardware['disks'][number] = { name: disk.name, size: formatBytes(disk.sizeBytes) };
@@ -53,6 +60,7 @@ export function observedHardware(vm: ObservedVM): ObservedHardware {
         return entry;
       }),
     nics: [...vm.nics]
+      .slice(0, STATUS_LIMITS.nics)
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((nic) => {
         const entry: ObservedHardware['nics'][number] = { name: nic.name };
@@ -68,7 +76,8 @@ export function observedHardware(vm: ObservedVM): ObservedHardware {
     features: Object.entries(vm.features)
       .filter(([, on]) => on)
       .map(([feature]) => feature)
-      .sort(),
+      .sort()
+      .slice(0, STATUS_LIMITS.features),
   };
   if (vm.machine !== undefined) hardware.machine = vm.machine;
   return hardware;
@@ -90,7 +99,13 @@ export interface StatusInput {
   generation: number | undefined;
 }
 
-const CARRIED_OVER = ['ips', 'consoleURL', 'host', 'hardware'] as const;
+/** What the last status knew of the VM, each checked against its schema before it is repeated. */
+const CARRIED_OVER: readonly [key: string, schema: TSchema][] = [
+  ['ips', StatusIPs],
+  ['consoleURL', ConsoleURL],
+  ['host', HostName],
+  ['hardware', ObservedHardware],
+];
 
 export function buildStatus(input: StatusInput): VirtualMachineStatus {
   const status: VirtualMachineStatus = {};
@@ -99,15 +114,16 @@ export function buildStatus(input: StatusInput): VirtualMachineStatus {
   status.phase = phaseOf(input);
   if (observed) {
     status.powerState = observed.powerState;
-    status.ips = observed.ips;
+    status.ips = observed.ips.slice(0, STATUS_LIMITS.ips);
     if (observed.consoleURL !== undefined) status.consoleURL = observed.consoleURL;
     if (observed.host !== undefined) status.host = observed.host;
     status.hardware = observedHardware(observed);
   } else if (!input.observedNow) {
     // The hypervisor did not answer: what we knew stays, the power state becomes unknown.
     status.powerState = 'Unknown';
-    for (const key of CARRIED_OVER) {
-      if (input.previous.raw[key] !== undefined) (status as Record<string, unknown>)[key] = input.previous.raw[key];
+    for (const [key, schema] of CARRIED_OVER) {
+      const value = input.previous.raw[key];
+      if (value !== undefined && Value.Check(schema, value)) (status as Record<string, unknown>)[key] = value;
     }
   }
   if (input.task) status.task = input.task;

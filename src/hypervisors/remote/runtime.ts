@@ -1,8 +1,7 @@
 // The provider runtime: one Driver served over HTTP to the hook server, from the pod that holds
 // the hypervisor credentials. Routes take their schemas from src/contracts/remote.ts; every /v1
 // route needs the bearer token; health, readiness and metrics do not.
-import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { isDriverError, type CallOptions, type Driver, type DriverErrorCode } from '../../contracts/driver.js';
@@ -17,15 +16,18 @@ import {
   type RemoteRequest,
   type RemoteResponse,
 } from '../../contracts/remote.js';
+import { clientErrorAnswer, hardenedServerOptions, installHardening, oneLine, sendPlain } from '../../http/hardening.js';
 
 export interface ProviderRuntimeOptions {
   driver: Driver;
   /** The bearer token every /v1 call must carry. */
   token: string;
-  /** Fastify/pino logger settings; false for none. Authorization headers are always redacted. */
+  /** Fastify/pino logger settings; false for none. Authorization headers are always redacted, bodies never logged. */
   logger?: FastifyServerOptions['logger'];
   metrics?: ProviderRuntimeMetrics;
   readiness?: ReadinessOptions;
+  /** A request must have arrived whole within this time (default 30 s). */
+  requestTimeoutMs?: number;
 }
 
 export interface ReadinessOptions {
@@ -63,8 +65,6 @@ export class ProviderRuntimeMetrics {
   }
 }
 
-/** Log fields that may carry the token; bodies (user-data) are never logged at all. */
-const REDACTED_LOG_PATHS = ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'];
 const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 const DEFAULT_READINESS = { windowMs: 60_000, refreshMs: 15_000, waitMs: 800, probeTimeoutMs: 10_000 };
 
@@ -74,27 +74,20 @@ declare module 'fastify' {
   }
 }
 
-function withRedaction(logger: FastifyServerOptions['logger']): FastifyServerOptions['logger'] {
-  const redact = { paths: REDACTED_LOG_PATHS, censor: '[redacted]' };
-  if (logger === undefined || logger === true) return { level: 'info', redact };
-  if (logger === false) return false;
-  return { ...logger, redact };
-}
-
 export function buildProviderRuntime(options: ProviderRuntimeOptions): FastifyInstance {
   if (options.token === '') throw new Error('the provider runtime never serves without a token');
   const { driver } = options;
   const metrics = options.metrics ?? new ProviderRuntimeMetrics();
-  const expected = createHash('sha256').update(options.token).digest();
   // The typed error code a call failed with, for its metric.
   const outcomes = new WeakMap<FastifyRequest, DriverErrorCode>();
 
   const app = Fastify({
-    logger: withRedaction(options.logger),
-    // One line per failed call is logged below; Fastify's per-request lines would only add noise.
-    logController: new LogController({ disableRequestLogging: true }),
-    // Create bodies carry cloud-init user-data.
-    bodyLimit: 4 * 1024 * 1024,
+    ...hardenedServerOptions({
+      logger: options.logger ?? { level: 'info' },
+      // Create bodies carry cloud-init user-data.
+      bodyLimit: 4 * 1024 * 1024,
+      ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
+    }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -104,18 +97,7 @@ export function buildProviderRuntime(options: ProviderRuntimeOptions): FastifyIn
     closing = true;
   });
   app.setErrorHandler(errorHandler);
-  app.setNotFoundHandler((request, reply) => reply.code(404).type('text/plain').send(oneLine(`no route ${request.method} ${request.url}`)));
-
-  // Deny by default: whatever is not explicitly public, unknown paths included, needs the token.
-  app.addHook('onRequest', async (request, reply) => {
-    if (PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
-    const header = request.headers.authorization ?? '';
-    const bearer = /^Bearer (.+)$/i.exec(header)?.[1] ?? '';
-    // Hashes have equal length, so the comparison takes the same time whatever was sent.
-    if (!timingSafeEqual(createHash('sha256').update(bearer).digest(), expected)) {
-      return reply.code(401).type('text/plain').send('missing or wrong bearer token');
-    }
-  });
+  installHardening(app, { token: options.token, publicRoutes: PUBLIC_ROUTES });
 
   app.addHook('onResponse', async (request, reply) => {
     const method = request.routeOptions.config.remoteMethod;
@@ -269,18 +251,11 @@ async function waitAtMost(promise: Promise<void>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, ' ').trim().slice(0, 500);
-}
-
 /** Bad requests answer 4xx with one plain line; anything unexpected is a 500 whose detail only the log sees. */
 function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  if (error.validation) {
-    return reply.code(400).type('text/plain').send(oneLine(`invalid ${error.validationContext ?? 'request'}: ${error.message}`));
-  }
-  // Only Fastify's own client errors (body too large, not JSON…) pass their status and message on.
-  const status = error.code?.startsWith('FST_') ? (error.statusCode ?? 500) : 500;
-  if (status >= 400 && status < 500) return reply.code(status).type('text/plain').send(oneLine(error.message));
+  if (error.validation) return sendPlain(reply, 400, `invalid ${error.validationContext ?? 'request'}: ${error.message}`);
+  const refused = clientErrorAnswer(error);
+  if (refused) return sendPlain(reply, refused.status, refused.message);
   request.log.error({ err: error, method: request.routeOptions.config.remoteMethod }, 'driver call failed');
-  return reply.code(500).type('text/plain').send('internal error');
+  return sendPlain(reply, 500, 'internal error');
 }
