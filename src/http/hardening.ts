@@ -110,6 +110,16 @@ export function installHardening(app: FastifyInstance, options: InstallOptions):
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).type('text/plain; charset=utf-8').send(`no route ${printable(request.method, 10)} ${printable(request.url.split('?')[0] ?? '', 100)}`),
   );
+  // While the server shuts down, answers in flight close their connection: a kept-alive one would
+  // hold the shutdown open until the client's keep-alive ran out.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
   const token = options.token;
   if (token === undefined) return;
   const expected = createHash('sha256').update(token).digest();
@@ -138,6 +148,8 @@ export function clientErrorAnswer(error: FastifyError): { status: number; messag
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { status: 400, message: 'body is empty: a JSON object is expected' };
   }
+  // The client hung up while its body was read: nobody is left to answer.
+  if (error.code === 'ECONNRESET' || error.message === 'aborted') return { status: 400, message: 'request aborted by the client' };
   const status = error.statusCode ?? 500;
   if (error.code?.startsWith('FST_') && status >= 400 && status < 500) return { status, message: oneLine(error.message) };
   return undefined;

@@ -15,7 +15,7 @@ const envOf = (objects: RenderedObject[]): Record<string, unknown> =>
 const podOf = (objects: RenderedObject[]): Json => one(objects, 'Deployment')['spec']['template'] as Json;
 
 const VALUE_SETS: [string, RenderOptions, Partial<Expectations>][] = [
-  ['hook auth off', { set: ['hooks.auth.enabled=false'] }, {}],
+  ['default values', {}, {}],
   ['TLS on', { set: ['hooks.tls.enabled=true', 'hooks.tls.secretName=hooks-tls'] }, {}],
   ['existing Secrets', { set: ['hooks.auth.existingSecret=mc-token', 'providers.tokenSecret.existingSecret=runtime-hmac'] }, {}],
   ['ServiceMonitor on, with TLS and a metrics peer', {
@@ -49,12 +49,13 @@ for (const [label, options, expected] of VALUE_SETS) {
   });
 }
 
-t.test('with hook auth off, no token Secret is rendered or mounted', { skip }, async (t) => {
-  const objects = get('hook auth off');
-  t.notOk(ofKind(objects, 'Secret').some((s) => s['metadata']['name'] === 'virtrigaud-hook-token'));
-  t.notOk('HOOK_TOKEN_FILE' in envOf(objects));
-  t.notOk(podOf(objects)['metadata']['annotations']['checksum/hook-token']);
-  for (const controller of ofKind(objects, 'CompositeController')) t.notOk(controller['metadata']['annotations']?.['checksum/hook-token']);
+t.test('the hook token cannot be turned off: hooks.auth.enabled is refused at render time', { skip }, async (t) => {
+  for (const value of ['false', 'true']) {
+    t.match(renderError({ set: [`hooks.auth.enabled=${value}`] }), 'hooks.auth.enabled is gone: the hook server always requires the bearer token');
+  }
+  const objects = get('default values');
+  t.ok(ofKind(objects, 'Secret').some((s) => s['metadata']['name'] === 'virtrigaud-hook-token'));
+  t.equal(envOf(objects)['HOOK_TOKEN_FILE'], '/var/run/virtrigaud/hook-token/token');
 });
 
 t.test('with TLS on, the hook server gets the certificate and key, and probes and Metacontroller use https', { skip }, async (t) => {
@@ -104,7 +105,7 @@ t.test('the ServiceMonitor scrapes /metrics on the hook Service\'s port, over ht
   const [endpoint] = monitor['spec']['endpoints'] as Json[];
   t.ok((service['spec']['ports'] as Json[]).some((p) => p['name'] === endpoint?.['port']), 'the endpoint port names a Service port');
   t.match(endpoint, { path: '/metrics', scheme: 'https', tlsConfig: { serverName: 'virtrigaud-hooks.virtrigaud-system.svc', ca: { secret: { name: 'hooks-tls', key: 'ca.crt' } } } });
-  t.notOk(ofKind(get('hook auth off'), 'ServiceMonitor').length, 'no ServiceMonitor by default');
+  t.notOk(ofKind(get('default values'), 'ServiceMonitor').length, 'no ServiceMonitor by default');
 });
 
 t.test('networkPolicy.metricsFrom admits Prometheus to the hook server port; without it the notes warn', { skip }, async (t) => {
@@ -142,7 +143,7 @@ t.test('the PodDisruptionBudget keeps a hook server pod available', { skip }, as
   t.equal(budget['spec']['minAvailable'], 1);
   t.ok(selects(budget['spec']['selector']['matchLabels'], podOf(objects)['metadata']['labels']));
   t.equal(one(objects, 'Deployment')['spec']['replicas'], 2);
-  t.same(ofKind(get('hook auth off'), 'PodDisruptionBudget'), [], 'none by default');
+  t.same(ofKind(get('default values'), 'PodDisruptionBudget'), [], 'none by default');
 });
 
 t.test('a runtime NetworkPolicy goes to each Provider namespace once, with egress only to the CIDRs (on the given ports) and DNS', { skip }, async (t) => {

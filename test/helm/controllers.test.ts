@@ -36,7 +36,6 @@ function webhooks(controller: Json): [string, Json][] {
 
 const VALUE_SETS: [string, RenderOptions][] = [
   ['default values', {}],
-  ['hook auth off', { set: ['hooks.auth.enabled=false'] }],
   ['TLS from a Secret', { set: ['hooks.tls.enabled=true', 'hooks.tls.secretName=hooks-tls'] }],
   ['TLS with an inline CA', { set: ['hooks.tls.enabled=true', 'hooks.tls.secretName=hooks-tls', 'hooks.tls.caBundle=-----BEGIN CERTIFICATE-----'] }],
   ['an existing token Secret', { set: ['hooks.auth.existingSecret=metacontroller-token', 'hooks.auth.secretKey=bearer'] }],
@@ -48,7 +47,6 @@ for (const [label, options] of VALUE_SETS) {
   const controllers = ofKind(objects, 'CompositeController');
   const service = skip ? ({} as RenderedObject) : one(objects, 'Service');
   const values = Object.fromEntries((options.set ?? []).map((expr) => expr.split('=') as [string, string]));
-  const auth = values['hooks.auth.enabled'] !== 'false';
   const tls = values['hooks.tls.enabled'] === 'true';
 
   t.test(`with ${label}, there is one CompositeController per generated controller and each validates against Metacontroller's CRD`, { skip }, async (t) => {
@@ -91,17 +89,13 @@ for (const [label, options] of VALUE_SETS) {
     }
   });
 
-  t.test(`with ${label}, the Bearer authorization ${auth ? 'points at the token Secret and key the hook server mounts' : 'is absent'}`, { skip }, async (t) => {
+  t.test(`with ${label}, the Bearer authorization points at the token Secret and key the hook server mounts`, { skip }, async (t) => {
     const deployment = one(objects, 'Deployment');
     const volumes = deployment['spec']['template']['spec']['volumes'] as Json[];
     const tokenVolume = volumes.find((v) => v['name'] === 'hook-token');
     for (const controller of controllers) {
       for (const [hook, webhook] of webhooks(controller)) {
         const what = `${controller['metadata']['name']} ${hook}`;
-        if (!auth) {
-          t.notOk(webhook['authorization'], what);
-          continue;
-        }
         const { type, secretRef } = webhook['authorization'] as Json;
         t.equal(type, 'Bearer', what);
         t.equal(secretRef['namespace'], service['metadata']['namespace'], `${what}: the Secret is in the release namespace`);
@@ -116,10 +110,6 @@ for (const [label, options] of VALUE_SETS) {
           t.ok(rendered?.['data']?.[secretRef['key']], `${what}: the rendered Secret holds the key`);
         }
       }
-    }
-    if (!auth) {
-      t.notOk(tokenVolume, 'no token volume');
-      t.notOk(ofKind(objects, 'Secret').some((s) => String(s['metadata']['name']).endsWith('-hook-token')), 'no token Secret');
     }
   });
 

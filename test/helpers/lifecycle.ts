@@ -39,6 +39,8 @@ export async function lifecycle(
     registry?: (simulator: ProviderRegistry) => DriverRegistry;
     clock?: FakeClock;
     runtime?: RuntimeSettings;
+    /** The hook's budget for driver calls; real peers get the production default (7 s). */
+    budgetMs?: number;
   } = {},
 ) {
   const clock = options.clock ?? new FakeClock();
@@ -47,6 +49,7 @@ export async function lifecycle(
     ...(options.simulator ? { simulator: options.simulator } : {}),
     ...(options.registry ? { registry: options.registry } : {}),
     ...(options.runtime ? { runtime: options.runtime } : {}),
+    ...(options.budgetMs !== undefined ? { budgetMs: options.budgetMs } : {}),
   });
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   const validators = new Map<string, ObjectValidator>();

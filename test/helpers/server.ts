@@ -15,6 +15,7 @@ export function testServer(
     registry?: (simulator: ProviderRegistry) => DriverRegistry;
     runtime?: RuntimeSettings;
     hookToken?: string;
+    requestTimeoutMs?: number;
   } = {},
 ) {
   const clock = options.clock ?? new FakeClock();
@@ -33,6 +34,7 @@ export function testServer(
     budgetMs: options.budgetMs ?? 2000,
     ...(options.runtime ? { runtime: options.runtime } : {}),
     ...(options.hookToken !== undefined ? { hookToken: options.hookToken } : {}),
+    ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
     logger: { level: 'debug', stream },
   });
   return { app, world, clock, logs };

@@ -32,6 +32,8 @@ async function libvirtLifecycle(t: Test, peer: LibvirtPeer, wrap: (driver: Libvi
   t.teardown(() => driver.close());
   const served = wrap(driver);
   const env = await lifecycle(t, {
+    // A create here is a dozen SSH round trips to a real host (about 3 s on a CI machine).
+    budgetMs: 7000,
     registry: (simulators) => ({
       driverFor: async (provider) => (provider.type === 'libvirt' ? served : simulators.driverFor(provider)),
     }),

@@ -105,6 +105,9 @@ Call with (dict "context" $ "id" "hookToken" "secretName" NAME "key" KEY).
 {{- if .Values.metacontroller.install }}
 {{- fail "metacontroller.install: this chart does not bundle Metacontroller; install it first (see the chart README) and leave metacontroller.install false" }}
 {{- end }}
+{{- if hasKey .Values.hooks.auth "enabled" }}
+{{- fail "hooks.auth.enabled is gone: the hook server always requires the bearer token (open hooks would create and delete VMs for anyone who reaches the Service)" }}
+{{- end }}
 {{- if and .Values.hooks.tls.enabled (not .Values.hooks.tls.secretName) }}
 {{- fail "hooks.tls.secretName is required when hooks.tls.enabled is true" }}
 {{- end }}
