@@ -3,12 +3,13 @@
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Driver } from './contracts/driver.js';
+import { CredentialReloadingDriver } from './hypervisors/common/credential-files.js';
 import { buildServer } from './hooks/server.js';
 import { libvirtDriverFromEnv } from './hypervisors/libvirt/index.js';
 import { proxmoxDriverFromEnv } from './hypervisors/proxmox/index.js';
 import { vsphereDriverFromEnv } from './hypervisors/vsphere/index.js';
-import { ProviderRegistry } from './hypervisors/registry.js';
-import { buildProviderRuntime } from './hypervisors/remote/index.js';
+import { DEFAULT_SIMULATOR_WORLDS, ProviderRegistry, type EmbeddedSimulator } from './hypervisors/registry.js';
+import { RuntimeActivity, buildProviderRuntime } from './hypervisors/remote/index.js';
 import { SimulatedHypervisor, SimulatorDriver } from './hypervisors/simulator/index.js';
 
 function usage(): never {
@@ -16,7 +17,7 @@ function usage(): never {
     [
       'usage: node dist/main.js serve [--insecure]',
       '                                    (env: PORT=8080, HOST, LOG_LEVEL=info, HOOK_TOKEN_FILE, PROVIDER_TOKEN_SECRET_FILE,',
-      '                                     RUNTIME_IMAGE, TLS_CERT_FILE + TLS_KEY_FILE)',
+      '                                     RUNTIME_IMAGE, TLS_CERT_FILE + TLS_KEY_FILE, EMBEDDED_SIMULATOR=true, SIMULATOR_MAX_WORLDS=8)',
       '                                    Without HOOK_TOKEN_FILE the hooks are open, so HOST defaults to 127.0.0.1 and',
       '                                    any other address needs --insecure.',
       '       node dist/main.js provider   (env: PROVIDER_TYPE=simulator|proxmox|libvirt|vsphere, PROVIDER_TOKEN_FILE, PORT=9090,',
@@ -49,12 +50,21 @@ function logger() {
 /** Hooks in flight finish within their budget (7 s); past this, shutdown stops waiting. */
 const SHUTDOWN_GRACE_MS = 20_000;
 
-async function run(app: FastifyInstance, address: { port: number; host: string }, cleanup: () => Promise<void> = async () => {}): Promise<void> {
+/**
+ * Listens, and stops gracefully on `signals` (and when the returned function is called): no new
+ * requests, the ones in flight answered, then `cleanup` (connection pools) and exit.
+ */
+async function run(
+  app: FastifyInstance,
+  address: { port: number; host: string },
+  cleanup: () => Promise<void> = async () => {},
+  signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'],
+): Promise<(reason: string) => void> {
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = (reason: string) => {
     if (stopping) return;
     stopping = true;
-    app.log.info({ signal }, 'shutting down: no new requests, finishing those in flight');
+    app.log.info({ reason }, 'shutting down: no new requests, finishing those in flight');
     setTimeout(() => {
       app.log.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'requests still in flight after the grace period; exiting');
       process.exit(1);
@@ -67,9 +77,19 @@ async function run(app: FastifyInstance, address: { port: number; host: string }
         () => process.exit(1),
       );
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  for (const signal of signals) process.on(signal, () => shutdown(signal));
   await app.listen(address);
+  return shutdown;
+}
+
+/** EMBEDDED_SIMULATOR (default true: `npm start` serves it; the chart turns it off) and SIMULATOR_MAX_WORLDS. */
+function embeddedSimulator(): EmbeddedSimulator {
+  const enabled = process.env['EMBEDDED_SIMULATOR'] ?? 'true';
+  if (enabled !== 'true' && enabled !== 'false') refuse(`EMBEDDED_SIMULATOR must be true or false, not "${enabled}"`, 2);
+  if (enabled === 'false') return { enabled: false };
+  const worlds = Number(process.env['SIMULATOR_MAX_WORLDS'] ?? DEFAULT_SIMULATOR_WORLDS);
+  if (!Number.isInteger(worlds) || worlds < 1 || worlds > 1000) refuse(`SIMULATOR_MAX_WORLDS must be a whole number from 1 to 1000, not "${process.env['SIMULATOR_MAX_WORLDS']}"`, 2);
+  return { enabled: true, maxWorlds: worlds };
 }
 
 /** A secret read from the file an environment variable names, or undefined when the variable is unset. */
@@ -95,7 +115,7 @@ async function serve(flags: string[]): Promise<void> {
   const certFile = process.env['TLS_CERT_FILE'];
   const keyFile = process.env['TLS_KEY_FILE'];
   if ((certFile === undefined) !== (keyFile === undefined)) refuse('TLS_CERT_FILE and TLS_KEY_FILE go together');
-  const registry = ProviderRegistry.withSimulators({}, tokenSecret === undefined ? undefined : { tokenSecret });
+  const registry = ProviderRegistry.withSimulators(embeddedSimulator(), tokenSecret === undefined ? undefined : { tokenSecret });
   const app = buildServer({
     registry,
     logger: logger(),
@@ -139,27 +159,51 @@ const RUNTIME_DRIVERS: Record<string, { client: string; fromEnv: (env: NodeJS.Pr
   vsphere: { client: 'vSphere', fromEnv: (env) => vsphereDriverFromEnv(env) },
 };
 
-function providerDriver(): Driver & { close?: () => Promise<void> } {
+function providerDriver(log: (message: string) => void): Driver & { close?: () => Promise<void> } {
   const type = process.env['PROVIDER_TYPE'] ?? '';
   if (type === 'simulator') return new SimulatorDriver(new SimulatedHypervisor());
   const runtime = RUNTIME_DRIVERS[type];
   if (!runtime) refuse(`PROVIDER_TYPE must be simulator, ${Object.keys(RUNTIME_DRIVERS).join(', ')}, not "${type}"`);
   try {
-    return runtime.fromEnv(process.env);
+    // Credentials come as files of the mounted Secret (<NAME>_FILE) and are read again when the
+    // hypervisor refuses them: a rotated token takes effect without a restart.
+    return new CredentialReloadingDriver(process.env, (env) => runtime.fromEnv(env), log);
   } catch (error) {
     // The provider guide's format; config errors name variables, never secret values.
     refuse(`Failed to create ${runtime.client} client error="${error instanceof Error ? error.message : String(error)}"`);
   }
 }
 
+/** How long a draining runtime waits without a driver call before it stops (RUNTIME_DRAIN_IDLE_SECONDS). */
+function drainIdleMs(): number {
+  const seconds = Number(process.env['RUNTIME_DRAIN_IDLE_SECONDS'] ?? 30);
+  if (!Number.isFinite(seconds) || seconds < 0 || seconds > 86_400) refuse(`RUNTIME_DRAIN_IDLE_SECONDS must be a number of seconds, not "${process.env['RUNTIME_DRAIN_IDLE_SECONDS']}"`, 2);
+  return seconds * 1000;
+}
+
 async function provider(flags: string[]): Promise<void> {
   if (flags.length > 0) usage();
   const token = readToken();
   const address = { port: listenPort(9090), host: process.env['HOST'] ?? '0.0.0.0' };
-  const driver = providerDriver();
-  const app = buildProviderRuntime({ driver, token, logger: logger() });
+  const idleMs = drainIdleMs();
+  const driver = providerDriver((message) => console.log(JSON.stringify({ level: 30, time: Date.now(), msg: message })));
+  const activity = new RuntimeActivity();
+  const app = buildProviderRuntime({ driver, token, logger: logger(), activity });
   app.log.info({ type: driver.type }, 'provider runtime starting');
-  await run(app, address, async () => driver.close?.());
+  // SIGTERM comes with a rollout, and with the deletion of the runtime's namespace while VMs there
+  // still need it to be deleted: keep serving those calls, stop once they have ended (the pod's
+  // terminationGracePeriodSeconds bounds the wait).
+  const stop = await run(app, address, async () => driver.close?.(), ['SIGINT']);
+  process.on('SIGTERM', () => {
+    if (activity.draining) return;
+    activity.draining = true;
+    app.log.info({ signal: 'SIGTERM', idleSeconds: idleMs / 1000 }, 'draining: serving calls until none has come for the idle time');
+    const check = setInterval(() => {
+      if (activity.idleMs() < idleMs) return;
+      clearInterval(check);
+      stop('drained');
+    }, Math.min(1000, Math.max(50, idleMs / 4)));
+  });
 }
 
 const commands: Record<string, (flags: string[]) => Promise<void>> = { serve, provider };

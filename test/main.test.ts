@@ -115,7 +115,7 @@ t.test('SIGTERM to npm start stops the server, after the request in flight is an
   await closed;
   t.equal(parseAnswer(Buffer.concat(chunks).toString('utf8')).status, 200, 'the request in flight was answered');
   t.equal(await started.exited, 0, 'npm exits once the server has stopped');
-  t.match(started.stdout(), /"signal":"SIGTERM","msg":"shutting down/);
+  t.match(started.stdout(), /"reason":"SIGTERM","msg":"shutting down/);
   const stillThere = await openSocket(port).then(
     (leftover) => (leftover.destroy(), true),
     () => false,

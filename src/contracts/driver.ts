@@ -2,6 +2,19 @@
 //
 // Hooks branch on the typed errors below (never on message text). Messages are shown to users in
 // conditions, so drivers must never put credentials, tokens or user-data into them.
+//
+// Rules every driver keeps, because the hooks build their safety on them:
+// * "I cannot see it" is never "it is gone". NotFound (or findByIdentity answering undefined)
+//   only when the hypervisor says the VM does not exist. A VM that exists but cannot be read (a
+//   node down, a datastore inaccessible, a config locked mid-creation) is UnreachableError (or
+//   Busy): the hook then neither creates a replacement nor lets the object go.
+// * Unknown failures are retryable (HypervisorError). InvalidSpec only for a request that can
+//   never succeed as asked: a parameter or validation error the hypervisor names.
+// * Work that can outlast the caller's signal (the hook's budget, a few seconds) is started and
+//   answered with a task at once; a driver never waits past the signal with work it started and
+//   nobody can find. Tasks are findable from any process serving the same hypervisor (another
+//   runtime replica, a restarted one): taskStatus answers NotFound only for a task the hypervisor
+//   does not know.
 
 export const CAPABILITIES = [
   'cloudInit',
@@ -46,7 +59,8 @@ export type DriverErrorCode =
   | 'InvalidSpec'
   | 'Unauthorized'
   | 'Unreachable'
-  | 'Unsupported';
+  | 'Unsupported'
+  | 'HypervisorError';
 
 export abstract class DriverError extends Error {
   constructor(message: string) {
@@ -99,6 +113,16 @@ export class UnsupportedError extends DriverError {
   readonly retryable = false;
 }
 
+/**
+ * The hypervisor failed the call for a reason no rule classifies (a 500 it did not explain, a
+ * vim25 fault outside the table, a virsh error nobody has seen): retried with back-off, never
+ * reported as the user's mistake.
+ */
+export class HypervisorError extends DriverError {
+  readonly code = 'HypervisorError';
+  readonly retryable = true;
+}
+
 const ERROR_CLASSES: Readonly<Record<DriverErrorCode, new (message: string) => DriverError>> = {
   NotFound: NotFoundError,
   Busy: BusyError,
@@ -107,6 +131,7 @@ const ERROR_CLASSES: Readonly<Record<DriverErrorCode, new (message: string) => D
   Unauthorized: UnauthorizedError,
   Unreachable: UnreachableError,
   Unsupported: UnsupportedError,
+  HypervisorError: HypervisorError,
 };
 
 /** The typed error for a code (a PVE failure text, a vim25 fault, a provider runtime's answer). */
@@ -307,7 +332,10 @@ export interface Driver {
   /**
    * Starts creating a powered-off VM carrying the owner's identity tag, or continues the creation
    * of the owner's VM when describe reports it `incomplete`. The owner's identity must be findable
-   * (findByIdentity) from the moment this returns, so a lost response never leads to a second VM.
+   * (findByIdentity, or a retryable error from it while the VM cannot be told apart yet) from the
+   * moment the call starts, so a lost response never leads to a second VM. `id` is '' while the
+   * hypervisor has not assigned one yet (a vSphere clone names its VM when its task ends): the
+   * task is then what the caller follows, and findByIdentity what finds the VM afterwards.
    */
   create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started>;
   /** Destroys the VM and its own disks; ConflictError when its tag names another owner. */
@@ -339,6 +367,8 @@ export interface ProviderTarget {
   mode: 'Remote' | 'InProcess';
   /** The runtime Service port (Remote mode). */
   port?: number;
+  /** Runtime pod addresses (`ip:port`) to use instead of the Service: set while the Provider is being deleted. */
+  endpoints?: string[];
 }
 
 /** Resolves Provider objects to Drivers; rejects with a DriverError (e.g. Unsupported, Unreachable) when it cannot serve one. */

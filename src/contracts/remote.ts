@@ -22,6 +22,7 @@ export const DRIVER_ERROR_CODES = [
   'Unauthorized',
   'Unreachable',
   'Unsupported',
+  'HypervisorError',
 ] as const satisfies readonly Contract.DriverErrorCode[];
 export const DriverErrorCode = StringEnum(DRIVER_ERROR_CODES);
 

@@ -12,6 +12,7 @@ const REASONS: Record<DriverError['code'], string> = {
   Unauthorized: 'Unauthorized',
   Unreachable: 'HypervisorUnreachable',
   Unsupported: 'Unsupported',
+  HypervisorError: 'HypervisorError',
 };
 
 export interface FailureReport {

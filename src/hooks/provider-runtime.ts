@@ -15,6 +15,10 @@ export interface RuntimeSettings {
 }
 
 const TOKEN_DIR = '/var/run/virtrigaud/token';
+const CREDENTIALS_DIR = '/var/run/virtrigaud/credentials';
+
+/** How long a stopping runtime may keep serving (pod terminationGracePeriodSeconds). */
+export const RUNTIME_DRAIN_LIMIT_SECONDS = 3600;
 
 /** Credential keys the seed documents per provider type, as the environment variables the runtime reads. */
 const CREDENTIAL_ENV: Record<string, [env: string, key: string][]> = {
@@ -49,6 +53,11 @@ export function runtimeLabels(provider: ProviderObject): Record<string, string> 
   };
 }
 
+/** The labels that select a Provider's runtime pods (the Deployment's and the Service's selector). */
+export function runtimeSelector(provider: ProviderObject): Record<string, string> {
+  return { 'app.kubernetes.io/instance': provider.metadata.name, 'app.kubernetes.io/component': 'provider-runtime' };
+}
+
 export function runtimeChildren(provider: ProviderObject, settings: RuntimeSettings): KubeObject[] {
   const name = providerRuntimeName(provider.metadata);
   const namespace = provider.metadata.namespace ?? '';
@@ -66,9 +75,9 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
   const endpointEnv = ENDPOINT_ENV[spec.type];
   if (endpointEnv && spec.endpoint) env.push({ name: endpointEnv, value: spec.endpoint });
   if (credentials) {
-    for (const [variable, key] of CREDENTIAL_ENV[spec.type] ?? []) {
-      env.push({ name: variable, valueFrom: { secretKeyRef: { name: credentials, key, optional: true } } });
-    }
+    // Files, not environment variables: the kubelet updates a mounted Secret in place, and the
+    // runtime reads them again when the hypervisor refuses a rotated credential.
+    for (const [variable, key] of CREDENTIAL_ENV[spec.type] ?? []) env.push({ name: `${variable}_FILE`, value: `${CREDENTIALS_DIR}/${key}` });
   }
   for (const entry of spec.runtime?.env ?? []) {
     const index = env.findIndex((existing) => existing['name'] === entry.name);
@@ -85,6 +94,11 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
     { name: 'token', mountPath: TOKEN_DIR, readOnly: true },
     { name: 'tmp', mountPath: '/tmp' },
   ];
+  if (credentials) {
+    // optional: a Secret created after the Provider is picked up once it exists.
+    volumes.push({ name: 'credentials', secret: { secretName: credentials, optional: true, defaultMode: 0o440 } });
+    mounts.push({ name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true });
+  }
   const resources = spec.runtime?.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } };
 
   return [
@@ -108,7 +122,7 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
       metadata: { name, namespace, labels },
       spec: {
         replicas: spec.runtime?.replicas ?? 1,
-        selector: { matchLabels: { 'app.kubernetes.io/instance': provider.metadata.name, 'app.kubernetes.io/component': 'provider-runtime' } },
+        selector: { matchLabels: runtimeSelector(provider) },
         template: {
           // The runtime reads its token at start: a new token (a rotated hook secret, a re-created
           // Provider) must change the pod template so Kubernetes rolls the runtime.
@@ -116,6 +130,9 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
           spec: {
             serviceAccountName: name,
             automountServiceAccountToken: false,
+            // A runtime told to stop keeps serving while calls still come (the VMs of a Provider
+            // being deleted along with its namespace), then exits; this bounds that drain.
+            terminationGracePeriodSeconds: RUNTIME_DRAIN_LIMIT_SECONDS,
             securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
             containers: [
               {
@@ -141,7 +158,7 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
       kind: 'Service',
       metadata: { name, namespace, labels },
       spec: {
-        selector: { 'app.kubernetes.io/instance': provider.metadata.name, 'app.kubernetes.io/component': 'provider-runtime' },
+        selector: runtimeSelector(provider),
         ports: [{ name: 'http', port, targetPort: 'http' }],
       },
     },

@@ -12,6 +12,7 @@ import { DriverCalls } from './driver-calls.js';
 import { reportDriverError, retryDelaySeconds } from './driver-errors.js';
 import type { HookMetrics } from './metrics.js';
 import { checkedChildren } from './objects.js';
+import { providerDeletion } from './provider-deletion.js';
 import { runtimeChildren, type RuntimeSettings } from './provider-runtime.js';
 import { providerTarget } from './virtualmachine/resolve.js';
 
@@ -125,4 +126,21 @@ export async function syncProvider(
       : [condition('Connected', false, failure.reason, failure.message), condition('Authenticated', 'Unknown', failure.reason, 'not reached')];
     return respond({ capabilities }, updates, retryDelaySeconds(previous, now, failure.retryable));
   }
+}
+
+/**
+ * Deleting a Provider: it goes once nothing refers to it any more (provider-deletion.ts); until
+ * then its runtime stays (its children are still answered) so the VMs can still be deleted.
+ */
+export function finalizeProvider(request: SyncRequestBody<ProviderObject>, deps: ProviderHookDeps): SyncResponse {
+  const provider = request.parent;
+  const target = providerTarget(provider);
+  const answer = providerDeletion(provider, request.related, deps.clock.now(), target.port ?? 9090);
+  const keepRuntime = !answer.finalized && target.mode === 'Remote' && deps.runtime !== undefined;
+  return {
+    status: answer.status as Record<string, unknown>,
+    children: keepRuntime && deps.runtime ? runtimeChildren(provider, deps.runtime) : [],
+    resyncAfterSeconds: answer.finalized ? 0 : 10,
+    finalized: answer.finalized,
+  };
 }

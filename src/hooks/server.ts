@@ -16,7 +16,8 @@ import { clientErrorAnswer, hardenedServerOptions, installHardening, sendPlain }
 import { syncVMClass, syncVMImage, syncVMNetworkAttachment } from './catalog.js';
 import { InvalidChildError } from './objects.js';
 import { HookMetrics } from './metrics.js';
-import { syncProvider } from './provider.js';
+import { finalizeProvider, syncProvider } from './provider.js';
+import { customizeProvider } from './provider-deletion.js';
 import type { RuntimeSettings } from './provider-runtime.js';
 import type { VMHookDeps } from './virtualmachine/context.js';
 import { customizeVirtualMachine } from './virtualmachine/customize.js';
@@ -151,11 +152,26 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     { schema: { body: SyncRequest(VMNetworkAttachmentObject) }, ...config('vmnetworkattachment', 'sync') },
     async (request) => syncVMNetworkAttachment(request.body, clock.now()),
   );
+  const providerDeps = { ...deps, ...(options.runtime ? { runtime: options.runtime } : {}) };
+  app.post(
+    '/hooks/provider/customize',
+    { schema: { body: CustomizeRequest(ProviderObject) }, ...config('provider', 'customize') },
+    async (request) => customizeProvider(request.body.parent),
+  );
   app.post(
     '/hooks/provider/sync',
     { schema: { body: SyncRequest(ProviderObject) }, ...config('provider', 'sync') },
-    async (request) =>
-      withDeadline(deps.budgetMs, (signal) => syncProvider(request.body, { ...deps, ...(options.runtime ? { runtime: options.runtime } : {}) }, signal)),
+    async (request) => withDeadline(deps.budgetMs, (signal) => syncProvider(request.body, providerDeps, signal)),
+  );
+  app.post(
+    '/hooks/provider/finalize',
+    { schema: { body: SyncRequest(ProviderObject) }, ...config('provider', 'finalize') },
+    async (request, reply) => {
+      if (request.body.finalizing !== true) return sendPlain(reply, 400, 'finalize hook called without "finalizing": true');
+      const response = finalizeProvider(request.body, providerDeps);
+      logOutcome(request.log, 'provider', 'finalize', request.body.parent.metadata, response.status);
+      return response;
+    },
   );
 
   app.post(

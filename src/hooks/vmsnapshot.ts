@@ -186,6 +186,16 @@ function carriedOptions(previous: Condition[]): ConditionUpdate[] {
     }));
 }
 
+/** Whether the VM at ref.id is gone or, readable, names another owner; false when that cannot be told. */
+async function ownerChanged(calls: DriverCalls, ref: VMRef): Promise<boolean> {
+  try {
+    const vm = await calls.call('describe', (options) => calls.driver.describe(ref.id, options));
+    return vm.owner !== undefined && vm.owner.uid !== ref.owner.uid;
+  } catch (error) {
+    return error instanceof NotFoundError;
+  }
+}
+
 async function listOurs(calls: DriverCalls, ref: VMRef): Promise<SnapshotInfo[]> {
   return calls.call('snapshotList', (options) => calls.driver.snapshotList(ref, options));
 }
@@ -339,10 +349,15 @@ export async function finalizeVMSnapshot(request: SyncRequestBody<VMSnapshotObje
   const ref: VMRef = { id: record.providerID, owner: { uid: record.uid, namespace: hook.snapshot.metadata.namespace ?? '', name: record.name } };
   try {
     const task = hook.previous.task;
-    if (task?.operation === 'Delete' && task.id) {
-      const status = await calls.call('taskStatus', (options) => calls.driver.taskStatus(task.id, options)).catch(() => undefined);
+    if (task?.id) {
+      const status = await calls.call('taskStatus', (options) => calls.driver.taskStatus(task.id, options)).catch((error: unknown) => {
+        if (error instanceof NotFoundError) return undefined;
+        throw error;
+      });
       if (status?.state === 'queued' || status?.state === 'running') {
-        return hook.respond({ phase: 'Deleting', ready: ready(false, 'Deleting', `deleting snapshot (task ${task.id})`), resyncAfterSeconds: RESYNC.task, vm: record, task, finalized: false });
+        // A snapshot still being taken may not be listed yet: finalizing now would leave it behind.
+        const what = task.operation === 'Create' ? `deletion waits for the snapshot being taken (task ${task.id})` : `deleting snapshot (task ${task.id})`;
+        return hook.respond({ phase: 'Deleting', ready: ready(false, task.operation === 'Create' ? 'WaitingForCreate' : 'Deleting', what), resyncAfterSeconds: RESYNC.task, vm: record, task, finalized: false });
       }
     }
     const found = (await listOurs(calls, ref)).find((snapshot) => snapshot.name === hook.name || snapshot.id === hook.previous.snapshotID);
@@ -351,8 +366,11 @@ export async function finalizeVMSnapshot(request: SyncRequestBody<VMSnapshotObje
     const deleting: SnapshotTask | undefined = started.task ? { id: started.task, operation: 'Delete', startedAt: rfc3339(hook.now) } : undefined;
     return hook.respond({ phase: 'Deleting', ready: ready(false, 'Deleting', `deleting snapshot ${found.id}`), resyncAfterSeconds: started.task ? RESYNC.task : 1, vm: record, task: deleting, finalized: false });
   } catch (error) {
-    // The VM is gone, or the ID now names a VM that is not ours: the snapshot went with our VM.
-    if (error instanceof NotFoundError || error instanceof ConflictError) return done(`the VM is gone: ${error.message}`);
+    // The VM is gone: its snapshots went with it.
+    if (error instanceof NotFoundError) return done(`the VM is gone: ${error.message}`);
+    // A Conflict may mean "not ours" or only "not now" (a vSphere InvalidState): only a VM that is
+    // readable and names another owner proves that ours, and its snapshot, are gone.
+    if (error instanceof ConflictError && (await ownerChanged(calls, ref))) return done(`VM ${ref.id} now belongs to another object: ${error.message}`);
     const failure = reportDriverError(error, 'deleting the snapshot');
     return hook.respond({
       phase: 'Deleting',

@@ -19,30 +19,44 @@ export function runtimeURL(provider: ProviderTarget): string {
   return `http://${providerRuntimeName(provider)}.${provider.namespace}.svc:${provider.port ?? 9090}`;
 }
 
+/** The embedded simulator of a hook server: off, or on with at most `maxWorlds` endpoints. */
+export type EmbeddedSimulator = { enabled: false } | { enabled: true; maxWorlds: number; options?: SimulatorOptions };
+
+/** Each simulator endpoint is a world in this process's memory: anyone who may create a Provider could otherwise grow it at will. */
+export const DEFAULT_SIMULATOR_WORLDS = 8;
+
 export class ProviderRegistry implements DriverRegistry {
   readonly #simulatorDrivers = new Map<string, Driver>();
   readonly #remote = new Map<string, { token: string; driver: Promise<RemoteDriver> }>();
 
-  /** `simulators` gives the world behind each simulator endpoint; tests pass their own. */
+  /** `simulators` gives the world behind each simulator endpoint (undefined: the simulator is off); tests pass their own. */
   constructor(
-    private readonly simulators: (endpoint: string) => SimulatedHypervisor,
+    private readonly simulators: ((endpoint: string) => SimulatedHypervisor) | undefined,
     private readonly runtimes?: RemoteRuntimes,
   ) {}
 
-  static withSimulators(options: SimulatorOptions = {}, runtimes?: RemoteRuntimes): ProviderRegistry {
+  static withSimulators(simulator: EmbeddedSimulator = { enabled: true, maxWorlds: DEFAULT_SIMULATOR_WORLDS }, runtimes?: RemoteRuntimes): ProviderRegistry {
+    if (!simulator.enabled) return new ProviderRegistry(undefined, runtimes);
     const worlds = new Map<string, SimulatedHypervisor>();
-    const simulator = (endpoint: string) => {
-      let world = worlds.get(endpoint);
-      if (!world) worlds.set(endpoint, (world = new SimulatedHypervisor(options)));
-      return world;
+    const world = (endpoint: string) => {
+      let found = worlds.get(endpoint);
+      if (found) return found;
+      if (worlds.size >= simulator.maxWorlds) {
+        throw new UnsupportedError(`the embedded simulator already serves ${simulator.maxWorlds} endpoints, its limit (SIMULATOR_MAX_WORLDS)`);
+      }
+      worlds.set(endpoint, (found = new SimulatedHypervisor(simulator.options ?? {})));
+      return found;
     };
-    return new ProviderRegistry(simulator, runtimes);
+    return new ProviderRegistry(world, runtimes);
   }
 
   async driverFor(provider: ProviderTarget): Promise<Driver> {
     if (provider.mode === 'Remote') return this.#remoteDriver(provider);
     if (provider.type !== 'simulator') {
       throw new UnsupportedError(`the ${provider.type} driver runs only in a provider runtime (runtime.mode Remote), never inside the hook server`);
+    }
+    if (this.simulators === undefined) {
+      throw new UnsupportedError('the embedded simulator is off in this hook server (EMBEDDED_SIMULATOR=false); use a Provider of a real hypervisor');
     }
     const endpoint = provider.endpoint ?? DEFAULT_SIMULATOR_ENDPOINT;
     let driver = this.#simulatorDrivers.get(endpoint);
@@ -54,7 +68,8 @@ export class ProviderRegistry implements DriverRegistry {
     if (!this.runtimes) {
       throw new UnsupportedError('this hook server has no provider token secret (PROVIDER_TOKEN_SECRET_FILE), so it cannot reach provider runtimes');
     }
-    const url = (this.runtimes.url ?? runtimeURL)(provider);
+    const pod = provider.endpoints?.[0];
+    const url = pod !== undefined ? `http://${pod}` : (this.runtimes.url ?? runtimeURL)(provider);
     const token = providerRuntimeToken(this.runtimes.tokenSecret, provider);
     const cached = this.#remote.get(url);
     if (cached && cached.token === token) return cached.driver;

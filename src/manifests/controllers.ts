@@ -28,6 +28,8 @@ const CHILDREN: Record<string, ChildResource[]> = {
 
 /** Which hooks each controller has; kinds not listed have a sync hook only. */
 const HOOKS: Record<string, { customize: boolean; finalize: boolean }> = {
+  // A Provider waits, while being deleted, for what still needs it (hooks/provider-deletion.ts).
+  Provider: { customize: true, finalize: true },
   VirtualMachine: { customize: true, finalize: true },
   VMSnapshot: { customize: true, finalize: true },
   VMSnapshotSchedule: { customize: true, finalize: false },

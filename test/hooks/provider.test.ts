@@ -49,7 +49,11 @@ t.test('a Remote Provider gets its runtime: ServiceAccount without API access, t
   t.match(container['securityContext'], { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
   const env = Object.fromEntries((container['env'] as Json[]).map((entry) => [entry['name'], entry]));
   t.equal(env['PVE_ENDPOINT']['value'], 'https://pve.example.com:8006');
-  t.same(env['PVE_TOKEN_SECRET']['valueFrom'], { secretKeyRef: { name: 'pve-credentials', key: 'token_secret', optional: true } });
+  t.equal(env['PVE_TOKEN_SECRET_FILE']['value'], '/var/run/virtrigaud/credentials/token_secret', 'credentials are files, re-read after a rotation');
+  t.notOk(env['PVE_TOKEN_SECRET'], 'never an environment variable');
+  const podSpec = byKind['Deployment']['spec']['template']['spec'];
+  t.match(podSpec['volumes'], [{}, {}, { name: 'credentials', secret: { secretName: 'pve-credentials', optional: true } }]);
+  t.match(podSpec['containers'][0]['volumeMounts'], [{}, {}, { name: 'credentials', mountPath: '/var/run/virtrigaud/credentials', readOnly: true }]);
   t.equal(env['PVE_NODE_SELECTOR']['value'], 'pve-1,pve-2', 'runtime.env is passed on');
   t.equal(env['PORT']['value'], '9443');
   t.equal(byKind['Service']['spec']['ports'][0]['port'], 9443);
@@ -135,7 +139,7 @@ for (const [type, endpoint, endpointEnv, secrets] of [
     t.equal(env['PROVIDER_TYPE']['value'], type);
     t.equal(env[endpointEnv]['value'], endpoint);
     for (const [variable, key] of Object.entries(secrets)) {
-      t.same(env[variable]['valueFrom'], { secretKeyRef: { name: `${type}-creds`, key, optional: true } }, variable);
+      t.equal(env[`${variable}_FILE`]['value'], `/var/run/virtrigaud/credentials/${key}`, variable);
     }
   });
 }

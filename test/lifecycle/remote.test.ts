@@ -17,7 +17,7 @@ async function remoteLifecycle(t: Test, runtimeToken?: (uid: string) => string) 
   let runtimeURL = '';
   const env = await lifecycle(t, {
     clock,
-    registry: () => ProviderRegistry.withSimulators({ clock }, { tokenSecret: TOKEN_SECRET, url: () => runtimeURL }),
+    registry: () => ProviderRegistry.withSimulators({ enabled: true, maxWorlds: 8, options: { clock } }, { tokenSecret: TOKEN_SECRET, url: () => runtimeURL }),
     runtime: { tokenSecret: TOKEN_SECRET, defaultImage: 'registry.example/virtrigaud:test' },
   });
   const provider = env.cluster.create({

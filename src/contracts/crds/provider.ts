@@ -122,6 +122,14 @@ export const ProviderStatus = Type.Object(
         ),
       ),
     ),
+    runtimeEndpoints: Type.Optional(
+      Type.Array(Type.String({ maxLength: 64, pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[0-9.]+):[0-9]{1,5}$' }), {
+        maxItems: 10,
+        description:
+          'While the Provider is being deleted: its runtime pods\' addresses, so VMs still being deleted can reach the ' +
+          'runtime after its Service is gone (a namespace deletion removes it first).',
+      }),
+    ),
     ...CommonStatusFields,
   },
   { additionalProperties: false },

@@ -290,6 +290,39 @@ export const CloneRecord = Type.Object(
 );
 export type CloneRecord = Static<typeof CloneRecord>;
 
+/**
+ * The last failure of the operation the controller keeps trying, so that it backs off across
+ * syncs (1 s, 2 s, 4 s … 5 min) instead of retrying at every status write.
+ */
+export const FailureRecord = Type.Object(
+  {
+    operation: TaskOperation,
+    reason: Text(128),
+    message: Text(1024),
+    count: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    lastAttempt: Type.String({ format: 'date-time', maxLength: 64 }),
+    retryable: Type.Boolean(),
+    generation: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false, description: 'The operation that keeps failing: how often, why, and when it was last tried.' },
+);
+export type FailureRecord = Static<typeof FailureRecord>;
+
+export const ShutdownRecord = Type.Object(
+  { startedAt: Type.String({ format: 'date-time', maxLength: 64 }) },
+  {
+    additionalProperties: false,
+    description: 'When the first graceful shutdown of the current power-off or restart was asked for; the hard power-off deadline counts from it.',
+  },
+);
+export type ShutdownRecord = Static<typeof ShutdownRecord>;
+
+export const LockRecord = Type.Object(
+  { lock: Text(64), since: Type.String({ format: 'date-time', maxLength: 64 }) },
+  { additionalProperties: false, description: 'A lock the hypervisor holds on the VM, and since when this controller has seen it.' },
+);
+export type LockRecord = Static<typeof LockRecord>;
+
 export const StatusIPs = Type.Array(Text(45), { maxItems: STATUS_LIMITS.ips });
 export const ConsoleURL = Text(2048);
 export const HostName = Text(256);
@@ -307,6 +340,9 @@ export const VirtualMachineStatus = Type.Object(
     restartRequest: Type.Optional(Text(64, { description: 'The last spec.lifecycle.restartRequest handled.' })),
     revert: Type.Optional(RevertRecord),
     clonedFrom: Type.Optional(CloneRecord),
+    failure: Type.Optional(FailureRecord),
+    gracefulShutdown: Type.Optional(ShutdownRecord),
+    lockHeld: Type.Optional(LockRecord),
     ...CommonStatusFields,
   },
   { additionalProperties: false },

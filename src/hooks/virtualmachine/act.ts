@@ -34,7 +34,9 @@ export async function act(
     // Also continues a clone the hypervisor left incomplete (PVE configures it in a second step).
     const created = await calls.call('create', (options) => driver.create(desired.create, options));
     const task = taskRef(created, 'Create', now);
-    return task ? { providerID: created.id, task } : { providerID: created.id };
+    // An id the hypervisor has not assigned yet ('') is found by identity once the task ends.
+    const providerID = created.id === '' ? {} : { providerID: created.id };
+    return task ? { ...providerID, task } : providerID;
   }
   if (!observed) throw new Error(`${action.kind} planned without a VM`);
   const ref: VMRef = { id: observed.id, owner: desired.identity };
@@ -73,5 +75,6 @@ async function cloneFrom(calls: DriverCalls, desired: ResolvedVM, source: VMRef,
   const clonedFrom: CloneRecord = { vm: source.owner.name, providerID: source.id, linked };
   if (cloned.sourceSnapshot !== undefined) clonedFrom.sourceSnapshot = cloned.sourceSnapshot;
   const task = taskRef(cloned, 'Create', now);
-  return task ? { providerID: cloned.id, task, clonedFrom } : { providerID: cloned.id, clonedFrom };
+  const providerID = cloned.id === '' ? {} : { providerID: cloned.id };
+  return task ? { ...providerID, task, clonedFrom } : { ...providerID, clonedFrom };
 }

@@ -1,7 +1,15 @@
 // What one VirtualMachine hook call carries around: the parent, its previous status, the clock
 // reading, a deadline for driver calls, and the assembly of the response.
 import type { Clock } from '../../contracts/clock.js';
-import type { CloneRecord, RevertRecord, TaskStatusRef, VirtualMachineObject } from '../../contracts/crds/virtualmachine.js';
+import type {
+  CloneRecord,
+  FailureRecord,
+  LockRecord,
+  RevertRecord,
+  ShutdownRecord,
+  TaskStatusRef,
+  VirtualMachineObject,
+} from '../../contracts/crds/virtualmachine.js';
 import { isDriverError, type Driver, type DriverRegistry, type Identity, type ObservedVM, type ProviderTarget } from '../../contracts/driver.js';
 import type { SyncResponse } from '../../contracts/metacontroller.js';
 import { buildConditions, conditionOf, type ConditionUpdate } from '../conditions.js';
@@ -47,6 +55,10 @@ export interface Respond {
   /** A revert or clone started by this sync; otherwise the previous status's record stays. */
   revert?: RevertRecord | undefined;
   clonedFrom?: CloneRecord | undefined;
+  /** The records below are written as given: undefined clears them. */
+  failure?: FailureRecord | undefined;
+  gracefulShutdown?: ShutdownRecord | undefined;
+  lockHeld?: LockRecord | undefined;
   finalized?: boolean;
 }
 
@@ -105,6 +117,10 @@ export class VMHookContext {
       task: this.previous.task,
       providerID: this.previous.providerID,
       restartHandled: this.previous.restartHandled,
+      // Nothing was learnt about the VM: what the last status recorded stays.
+      failure: this.previous.failure,
+      gracefulShutdown: this.previous.gracefulShutdown,
+      lockHeld: this.previous.lockHeld,
     }, false);
   }
 
@@ -121,6 +137,9 @@ export class VMHookContext {
       restartHandled: options.restartHandled ?? this.previous.restartHandled,
       revert: options.revert ?? this.previous.revert,
       clonedFrom: options.clonedFrom ?? this.previous.clonedFrom,
+      failure: options.failure,
+      gracefulShutdown: options.gracefulShutdown,
+      lockHeld: options.lockHeld,
       conditions,
       deleting: this.deleting,
       generation,

@@ -5,8 +5,10 @@ import type { SyncRequestBody, SyncResponse } from '../../contracts/metacontroll
 import type { ConditionUpdate } from '../conditions.js';
 import { reportDriverError } from '../driver-errors.js';
 import { rfc3339 } from '../time.js';
-import { VMHookContext, type VMHookDeps } from './context.js';
-import { observe } from './observe.js';
+import { VMHookContext, type Respond, type VMHookDeps } from './context.js';
+import { creationInFlight, observe, taskRunning, type Observation } from './observe.js';
+import { lockWait } from './plan.js';
+import { backingOff, backoffSeconds, currentFailure, describeBackoff, recordFailure } from './retry.js';
 import { resolveProvider } from './resolve.js';
 import { PAUSED_ANNOTATION, isPaused } from './sync.js';
 
@@ -24,7 +26,7 @@ export async function finalizeVirtualMachine(
 ): Promise<SyncResponse> {
   const context = new VMHookContext(request.parent, deps, signal);
   const { vm, previous } = context;
-  const keep = { task: previous.task, providerID: previous.providerID, finalized: false };
+  const keep = { task: previous.task, providerID: previous.providerID, finalized: false, failure: previous.failure, lockHeld: previous.lockHeld };
 
   if ((vm.spec.deletionPolicy ?? 'Delete') === 'Retain') {
     const message = `deletionPolicy Retain: VM ${previous.providerID ?? '(unknown)'} is left on the hypervisor`;
@@ -48,38 +50,67 @@ export async function finalizeVirtualMachine(
     return context.respond(undefined, deletingConditions(driver.reason, `cannot delete the VM: ${driver.message}`), { ...keep, resyncAfterSeconds: 60 }, false);
   }
   const calls = context.calls(driver.driver, provider.provider);
+  const failure = currentFailure(previous.failure, vm.metadata.generation);
+  let observation: Observation;
   try {
-    const observation = await observe(calls, context.identity, previous);
-    context.trackTask(provider.provider, observation);
-    const found = observation.vm;
-    if (!found) {
-      return context.respond(undefined, deletingConditions('Deleted', 'the VM is gone from the hypervisor'), {
-        task: undefined,
-        providerID: undefined,
-        resyncAfterSeconds: 0,
-        finalized: true,
+    observation = await observe(calls, context.identity, previous);
+  } catch (error) {
+    // Not seeing the VM is not knowing it is gone: the finalizer stays.
+    const reported = reportDriverError(error, 'looking up the VM to delete');
+    return context.respond(undefined, deletingConditions(reported.reason, reported.message), {
+      ...keep,
+      resyncAfterSeconds: reported.retryable ? 10 : 60,
+    }, false);
+  }
+  context.trackTask(provider.provider, observation);
+  const found = observation.vm;
+  const task = observation.task;
+  if (!found) {
+    const inFlight = creationInFlight(observation);
+    if (inFlight !== undefined) {
+      // Finalizing now would leave the VM behind once its creation ends (DESIGN §5).
+      return context.respond(undefined, deletingConditions('WaitingForCreate', `deletion waits: ${inFlight}; it is deleted once created`), {
+        task: task?.ref,
+        providerID: previous.providerID,
+        resyncAfterSeconds: 2,
+        finalized: false,
       });
     }
-    const task = observation.task;
-    const deleteRunning = task?.ref.operation === 'Delete' && (task.status?.state === 'running' || task.status?.state === 'queued');
-    if (deleteRunning || found.lock) {
-      const message = deleteRunning ? `deleting VM ${found.id}` : `waiting for "${found.lock}" on VM ${found.id} to end`;
-      return context.respond(found, deletingConditions('Deleting', message), { task: task?.ref, providerID: found.id, resyncAfterSeconds: 2, finalized: false });
-    }
+    return context.respond(undefined, deletingConditions('Deleted', 'the VM is gone from the hypervisor'), {
+      task: undefined,
+      providerID: undefined,
+      resyncAfterSeconds: 0,
+      finalized: true,
+    });
+  }
+  const lockHeld = found.lock === undefined ? undefined : previous.lockHeld?.lock === found.lock ? previous.lockHeld : { lock: found.lock, since: rfc3339(context.now) };
+  const waiting = (reason: string, message: string, resyncAfterSeconds: number, extra: Partial<Respond> = {}) =>
+    context.respond(found, deletingConditions(reason, message), { task: task?.ref, providerID: found.id, resyncAfterSeconds, finalized: false, failure, lockHeld, ...extra });
+
+  if (task?.ref.operation === 'Delete' && taskRunning(task)) return waiting('Deleting', `deleting VM ${found.id}`, 2);
+  if (found.lock) {
+    const wait = lockWait(found.id, found.lock, lockHeld?.since, context.now);
+    return waiting(wait.reason === 'Busy' ? 'Deleting' : wait.reason, `deletion waits: ${wait.message}`, wait.resyncAfterSeconds);
+  }
+  let record = failure;
+  if (task?.ref.operation === 'Delete' && task.status?.state === 'failed') {
+    // One failed delete, one report; the next attempt waits its back-off (retry.ts).
+    const message = `Delete task failed: ${task.status.error ?? 'no reason given'}`;
+    record = recordFailure(failure, { operation: 'Delete', reason: 'DeleteFailed', message, retryable: true }, context.now, vm.metadata.generation);
+    return waiting('DeleteFailed', message, backoffSeconds(record), { task: undefined, failure: record });
+  }
+  const held = backingOff(record, 'Delete', context.now);
+  if (record && held) {
+    return waiting(record.reason, describeBackoff(record, held.until), Math.max(1, Math.ceil((held.until - context.now) / 1000)), { task: undefined });
+  }
+  try {
     const started = await calls.call('delete', (options) => driver.driver.delete({ id: found.id, owner: context.identity }, options));
     const deleteTask = started.task ? { id: started.task, operation: 'Delete' as const, startedAt: rfc3339(context.now) } : undefined;
     if (started.task) deps.metrics.taskStarted(calls.provider, started.task);
-    return context.respond(found, deletingConditions('Deleting', `deleting VM ${found.id}`), {
-      task: deleteTask,
-      providerID: found.id,
-      resyncAfterSeconds: 2,
-      finalized: false,
-    });
+    return waiting('Deleting', `deleting VM ${found.id}`, 2, { task: deleteTask });
   } catch (error) {
-    const failure = reportDriverError(error, 'deleting the VM', 'NotOwned');
-    return context.respond(undefined, deletingConditions(failure.reason, failure.message), {
-      ...keep,
-      resyncAfterSeconds: failure.retryable ? 10 : 60,
-    }, false);
+    const reported = reportDriverError(error, 'deleting the VM', 'NotOwned');
+    record = recordFailure(record, { operation: 'Delete', ...reported }, context.now, vm.metadata.generation);
+    return waiting(reported.reason, reported.message, backoffSeconds(record), { task: undefined, failure: record });
   }
 }

@@ -1,6 +1,6 @@
 // Step 3 of a sync: from desired and observed state, the one next action and the conditions that
 // explain the situation. Pure and table-tested: no I/O, time passed in.
-import type { RevertRecord, TaskOperation, TaskStatusRef } from '../../contracts/crds/virtualmachine.js';
+import type { FailureRecord, LockRecord, RevertRecord, ShutdownRecord, TaskOperation, TaskStatusRef } from '../../contracts/crds/virtualmachine.js';
 import type {
   Capabilities,
   ObservedVM,
@@ -9,6 +9,7 @@ import type {
   TaskStatus,
 } from '../../contracts/driver.js';
 import type { ConditionUpdate } from '../conditions.js';
+import { rfc3339 } from '../time.js';
 import {
   compareHardware,
   describeChange,
@@ -18,6 +19,7 @@ import {
   type HardwareDiff,
 } from './compare.js';
 import type { ResolvedVM } from './resolve.js';
+import { backingOff, backoffSeconds, currentFailure, describeBackoff, recordFailure } from './retry.js';
 
 export type Action =
   | { kind: 'none' }
@@ -39,6 +41,14 @@ export interface PlanInput {
   restartHandled: string | undefined;
   /** status.revert: the last revert request started. */
   revertHandled?: RevertRecord | undefined;
+  /** status.failure: the operation that keeps failing, for the back-off. */
+  failure?: FailureRecord | undefined;
+  /** status.gracefulShutdown: when the first shutdown of this power-off or restart was asked for. */
+  gracefulShutdown?: ShutdownRecord | undefined;
+  /** status.lockHeld: a hypervisor lock seen before, and since when. */
+  lockHeld?: LockRecord | undefined;
+  /** metadata.generation: a failure recorded under another generation is forgotten. */
+  generation?: number | undefined;
   now: number;
 }
 
@@ -51,9 +61,16 @@ export interface Plan {
   configured: ConditionUpdate;
   power: ConditionUpdate;
   resyncAfterSeconds: number;
+  /** The records for the next status (undefined clears them). */
+  failure?: FailureRecord | undefined;
+  gracefulShutdown?: ShutdownRecord | undefined;
+  lockHeld?: LockRecord | undefined;
 }
 
-export const RESYNC = { task: 2, failedTask: 15, waitingForGuest: 5 } as const;
+export const RESYNC = { task: 2, waitingForGuest: 5 } as const;
+
+/** A lock held longer than this is reported as held (it may never clear by itself), and polled ever more slowly. */
+export const LOCK_REPORT_AFTER_MS = 10 * 60_000;
 
 const TASK_CONDITION: Record<TaskOperation, 'provisioned' | 'configured' | 'power'> = {
   Create: 'provisioned',
@@ -80,7 +97,48 @@ function running(task: PlanInput['task']): boolean {
   return task?.status?.state === 'queued' || task?.status?.state === 'running';
 }
 
+/** The operation an action starts, for the back-off record. */
+export function operationOf(action: Action): TaskOperation | undefined {
+  switch (action.kind) {
+    case 'none':
+      return undefined;
+    case 'create':
+      return 'Create';
+    case 'power':
+      return action.task;
+    case 'reconfigure':
+      return 'Reconfigure';
+    case 'resizeDisk':
+      return 'ResizeDisk';
+    case 'revert':
+      return 'Revert';
+  }
+}
+
 export function planNextAction(input: PlanInput): Plan {
+  const failure = currentFailure(input.failure, input.generation);
+  const task = input.task;
+  // A task of the failing operation that succeeded ends its failure record.
+  const settled = task?.status?.state === 'succeeded' && failure?.operation === task.ref.operation ? undefined : failure;
+  const plan = planAction({ ...input, failure: settled });
+  const lockHeld = input.observed?.lock === undefined ? undefined : input.lockHeld?.lock === input.observed.lock ? input.lockHeld : { lock: input.observed.lock, since: rfc3339(input.now) };
+  return withBackoff(input, { ...plan, lockHeld });
+}
+
+/** Holds back an action whose operation is still in its back-off, saying why and until when. */
+function withBackoff(input: PlanInput, plan: Plan): Plan {
+  const operation = operationOf(plan.action);
+  if (operation === undefined) return plan;
+  const failure = plan.failure?.operation === operation ? plan.failure : undefined;
+  const waiting = backingOff(failure, operation, input.now);
+  if (!failure || !waiting) return { ...plan, failure };
+  const slot = TASK_CONDITION[operation];
+  const held = { ...plan, action: { kind: 'none' } as const, failure, resyncAfterSeconds: Math.max(1, Math.ceil((waiting.until - input.now) / 1000)) };
+  held[slot] = condition(plan[slot].type, false, failure.reason, describeBackoff(failure, waiting.until));
+  return held;
+}
+
+function planAction(input: PlanInput): Plan {
   const { desired, observed, task } = input;
 
   if (task && running(task) && task.ref.operation !== 'Shutdown') {
@@ -100,20 +158,23 @@ export function planNextAction(input: PlanInput): Plan {
       provisioned: condition('Provisioned', false, vanished ? 'Recreating' : 'Creating', message),
       ...notCreated('the VM does not exist yet'),
       resyncAfterSeconds: RESYNC.task,
+      failure: input.failure,
     };
   }
 
   const provisioned = condition('Provisioned', true, 'Created', `VM ${observed.id}${observed.host ? ` on ${observed.host}` : ''}`);
   if (observed.lock) {
-    const message = `the hypervisor is running "${observed.lock}" on VM ${observed.id}`;
+    const wait = lockWait(observed.id, observed.lock, input.lockHeld?.lock === observed.lock ? input.lockHeld.since : undefined, input.now);
     return {
       action: { kind: 'none' },
       keepTask: false,
       restartHandled: input.restartHandled,
-      provisioned: observed.lock === 'create' ? condition('Provisioned', false, 'Creating', message) : provisioned,
-      configured: condition('Configured', 'Unknown', 'Busy', message),
-      power: condition('PowerSynced', 'Unknown', 'Busy', message),
-      resyncAfterSeconds: RESYNC.task,
+      provisioned: observed.lock === 'create' ? condition('Provisioned', false, 'Creating', wait.message) : provisioned,
+      configured: condition('Configured', 'Unknown', wait.reason, wait.message),
+      power: condition('PowerSynced', 'Unknown', wait.reason, wait.message),
+      resyncAfterSeconds: wait.resyncAfterSeconds,
+      failure: input.failure,
+      gracefulShutdown: input.gracefulShutdown,
     };
   }
 
@@ -125,9 +186,29 @@ export function planNextAction(input: PlanInput): Plan {
       provisioned: condition('Provisioned', false, 'Creating', `continuing the creation of VM ${observed.id}`),
       ...notCreated('the VM is still being created'),
       resyncAfterSeconds: RESYNC.task,
+      failure: input.failure,
     };
   }
   return planForExistingVM(input, observed, provisioned);
+}
+
+/**
+ * Waiting out a hypervisor lock. Most clear within seconds; one held for long may never clear by
+ * itself (a backup or clone lock left by a crashed node), so past LOCK_REPORT_AFTER_MS it is
+ * named as such and polled ever more slowly, up to every five minutes.
+ */
+export function lockWait(id: string, lock: string, since: string | undefined, now: number): { reason: string; message: string; resyncAfterSeconds: number } {
+  const heldMs = since === undefined ? 0 : Math.max(0, now - Date.parse(since));
+  if (heldMs < LOCK_REPORT_AFTER_MS) {
+    return { reason: 'Busy', message: `the hypervisor is running "${lock}" on VM ${id}`, resyncAfterSeconds: RESYNC.task };
+  }
+  return {
+    reason: 'LockHeld',
+    message:
+      `VM ${id} has been locked ("${lock}") since ${since}; if no ${lock} runs on the hypervisor any more, ` +
+      'the lock is stale and an administrator must clear it (Proxmox VE: qm unlock)',
+    resyncAfterSeconds: Math.min(300, Math.max(RESYNC.task, Math.round(heldMs / 1000 / 10))),
+  };
 }
 
 function waitForTask(input: PlanInput, ref: TaskStatusRef, status: TaskStatus | undefined): Plan {
@@ -147,13 +228,30 @@ function waitForTask(input: PlanInput, ref: TaskStatusRef, status: TaskStatus | 
   const slot = TASK_CONDITION[ref.operation];
   const reason = { Create: 'Creating', Delete: 'Deleting', PowerOn: 'PoweringOn', PowerOff: 'PoweringOff', Shutdown: 'ShuttingDown', Reboot: 'Rebooting', Reconfigure: 'Reconfiguring', ResizeDisk: 'ResizingDisk', Revert: 'Reverting' }[ref.operation];
   base[slot] = condition(base[slot].type, false, reason, message);
-  return { action: { kind: 'none' }, keepTask: true, restartHandled: input.restartHandled, ...base, resyncAfterSeconds: RESYNC.task };
+  return {
+    action: { kind: 'none' },
+    keepTask: true,
+    restartHandled: input.restartHandled,
+    ...base,
+    resyncAfterSeconds: RESYNC.task,
+    failure: input.failure,
+    gracefulShutdown: input.observed?.powerState === 'On' ? input.gracefulShutdown : undefined,
+  };
 }
 
+/** Failures no retry will mend: only a change of the spec (or of the hypervisor, by a person) will. */
+const TERMINAL_CODES = new Set(['InvalidSpec', 'Unsupported', 'Unauthorized']);
+
 function reportFailedTask(input: PlanInput, ref: TaskStatusRef, status: TaskStatus): Plan {
-  // One failure, one report: no new action in this sync, so a failing operation is retried at a
-  // slow pace instead of in a tight loop.
+  // One failure, one report: no new action in this sync, and the failure goes on record so that
+  // the next attempt waits its back-off (retry.ts).
   const message = `${ref.operation} task failed: ${status.error ?? 'no reason given'}`;
+  const failure = recordFailure(
+    input.failure,
+    { operation: ref.operation, reason: `${ref.operation}Failed`, message, retryable: !TERMINAL_CODES.has(status.errorCode ?? '') },
+    input.now,
+    input.generation,
+  );
   const observed = input.observed;
   const base = observed
     ? {
@@ -164,7 +262,15 @@ function reportFailedTask(input: PlanInput, ref: TaskStatusRef, status: TaskStat
     : { provisioned: condition('Provisioned', false, 'CreateFailed', message), ...notCreated('the VM does not exist yet') };
   const slot = TASK_CONDITION[ref.operation];
   base[slot] = condition(base[slot].type, false, `${ref.operation}Failed`, message);
-  return { action: { kind: 'none' }, keepTask: false, restartHandled: input.restartHandled, ...base, resyncAfterSeconds: RESYNC.failedTask };
+  return {
+    action: { kind: 'none' },
+    keepTask: false,
+    restartHandled: input.restartHandled,
+    ...base,
+    resyncAfterSeconds: backoffSeconds(failure),
+    failure,
+    gracefulShutdown: observed?.powerState === 'On' ? input.gracefulShutdown : undefined,
+  };
 }
 
 function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: ConditionUpdate, waitingRevert?: { reason: string; message: string }): Plan {
@@ -187,6 +293,10 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
   const configured = waitingRevert
     ? condition('Configured', false, waitingRevert.reason, `revert waits: ${waitingRevert.message}`)
     : configuredCondition(diff, observed, isOn ? offline : {}, desired.powerCyclePolicy, restartPending);
+  // The graceful-shutdown deadline counts from the first shutdown of this power-off or restart,
+  // kept in status: a shutdown that fails (no guest agent) and is asked again must not restart it.
+  const shutdownSince = isOn && wantOff ? (input.gracefulShutdown?.startedAt ?? (task?.ref.operation === 'Shutdown' ? task.ref.startedAt : undefined)) : undefined;
+  const shutdownRecord = shutdownSince === undefined ? undefined : { startedAt: shutdownSince };
   const plan = (action: Action, extra: Partial<Plan> = {}): Plan => ({
     action,
     keepTask: false,
@@ -195,15 +305,17 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
     configured,
     power: powerCondition(desired, observed),
     resyncAfterSeconds: RESYNC.task,
+    failure: input.failure,
+    gracefulShutdown: shutdownRecord,
     ...extra,
   });
-  const gracefulOff = (): Action =>
+  const gracefulOff = (power?: ConditionUpdate): Plan =>
     capabilities.guestShutdown
-      ? { kind: 'power', operation: 'shutdown', task: 'Shutdown' }
-      : { kind: 'power', operation: 'off', task: 'PowerOff' };
+      ? plan({ kind: 'power', operation: 'shutdown', task: 'Shutdown' }, { gracefulShutdown: shutdownRecord ?? { startedAt: rfc3339(now) }, ...(power ? { power } : {}) })
+      : plan({ kind: 'power', operation: 'off', task: 'PowerOff' }, power ? { power } : {});
 
-  if (task?.ref.operation === 'Shutdown' && isOn && wantOff) {
-    const elapsed = now - Date.parse(task.ref.startedAt);
+  if (shutdownSince !== undefined) {
+    const elapsed = now - Date.parse(shutdownSince);
     if (elapsed >= desired.shutdownTimeoutMs) {
       return plan(
         { kind: 'power', operation: 'off', task: 'PowerOff' },
@@ -211,11 +323,11 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
       );
     }
     const remaining = Math.ceil((desired.shutdownTimeoutMs - elapsed) / 1000);
-    const deadline = new Date(Date.parse(task.ref.startedAt) + desired.shutdownTimeoutMs).toISOString().replace('.000Z', 'Z');
+    const deadline = rfc3339(Date.parse(shutdownSince) + desired.shutdownTimeoutMs);
     return plan(
       { kind: 'none' },
       {
-        keepTask: true,
+        keepTask: task?.ref.operation === 'Shutdown',
         power: condition('PowerSynced', false, 'ShuttingDown', `waiting for the guest to shut down; powering off at ${deadline} if it has not`),
         resyncAfterSeconds: Math.max(1, Math.min(RESYNC.waitingForGuest, remaining)),
       },
@@ -251,15 +363,14 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
     return plan({ kind: 'power', operation: 'on', task: 'PowerOn' });
   }
   if (desired.powerState === 'Off' && isOn) return plan({ kind: 'power', operation: 'off', task: 'PowerOff' });
-  if (desired.powerState === 'OffGraceful' && isOn) return plan(gracefulOff());
+  if (desired.powerState === 'OffGraceful' && isOn) return gracefulOff();
   if (isOn && (restartPending || powerCycleWanted)) {
-    return plan(gracefulOff(), {
-      power: condition('PowerSynced', false, 'Restarting', restartPending ? 'restart requested' : 'power cycle to apply pending changes'),
-    });
+    return gracefulOff(condition('PowerSynced', false, 'Restarting', restartPending ? 'restart requested' : 'power cycle to apply pending changes'));
   }
 
   const waitingForAddresses = isOn && desired.powerState === 'On' && observed.ips.length === 0 && observed.nics.length > 0;
-  return plan({ kind: 'none' }, { resyncAfterSeconds: waitingForAddresses ? RESYNC.waitingForGuest : 0 });
+  // Nothing left to do: whatever failed before is over.
+  return plan({ kind: 'none' }, { resyncAfterSeconds: waitingForAddresses ? RESYNC.waitingForGuest : 0, failure: undefined });
 }
 
 function applying(what: string): ConditionUpdate {

@@ -3,7 +3,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { API_VERSION } from '../../contracts/crds/common.js';
-import { ProviderObject } from '../../contracts/crds/provider.js';
+import { ProviderObject, ProviderStatus } from '../../contracts/crds/provider.js';
 import { MAX_USERDATA_LENGTH, VirtualMachineObject, type VirtualMachineSpec } from '../../contracts/crds/virtualmachine.js';
 import { VMClassObject, type VMClassSpec } from '../../contracts/crds/vmclass.js';
 import { VMImageObject } from '../../contracts/crds/vmimage.js';
@@ -111,6 +111,12 @@ export function providerTarget(provider: ProviderObject): ProviderTarget {
   };
   if (provider.metadata.uid !== undefined) target.uid = provider.metadata.uid;
   if (provider.spec.endpoint !== undefined) target.endpoint = provider.spec.endpoint;
+  // A Provider being deleted may have lost its runtime Service (a namespace deletion): its status
+  // names the runtime pods that still drain, and VMs still being deleted reach them directly.
+  const endpoints = provider.status?.['runtimeEndpoints'];
+  if (provider.metadata.deletionTimestamp !== undefined && Value.Check(ProviderStatus.properties.runtimeEndpoints, endpoints) && endpoints.length > 0) {
+    target.endpoints = endpoints;
+  }
   return target;
 }
 

@@ -6,10 +6,13 @@ import type { TSchema } from '@sinclair/typebox';
 import {
   CloneRecord,
   ConsoleURL,
+  FailureRecord,
   HostName,
+  LockRecord,
   ObservedHardware,
   RevertRecord,
   STATUS_LIMITS,
+  ShutdownRecord,
   StatusIPs,
   TaskStatusRef,
   type VMPhase,
@@ -26,6 +29,9 @@ export interface PreviousStatus {
   restartHandled: string | undefined;
   revert: RevertRecord | undefined;
   clonedFrom: CloneRecord | undefined;
+  failure: FailureRecord | undefined;
+  gracefulShutdown: ShutdownRecord | undefined;
+  lockHeld: LockRecord | undefined;
   conditions: Condition[];
   raw: Record<string, unknown>;
 }
@@ -40,6 +46,9 @@ export function readPreviousStatus(status: Record<string, unknown> | undefined):
     restartHandled: text('restartRequest'),
     revert: Value.Check(RevertRecord, raw['revert']) ? raw['revert'] : undefined,
     clonedFrom: Value.Check(CloneRecord, raw['clonedFrom']) ? raw['clonedFrom'] : undefined,
+    failure: Value.Check(FailureRecord, raw['failure']) ? raw['failure'] : undefined,
+    gracefulShutdown: Value.Check(ShutdownRecord, raw['gracefulShutdown']) ? raw['gracefulShutdown'] : undefined,
+    lockHeld: Value.Check(LockRecord, raw['lockHeld']) ? raw['lockHeld'] : undefined,
     conditions: previousConditions(raw),
     raw,
   };
@@ -94,6 +103,9 @@ export interface StatusInput {
   restartHandled: string | undefined;
   revert: RevertRecord | undefined;
   clonedFrom: CloneRecord | undefined;
+  failure: FailureRecord | undefined;
+  gracefulShutdown: ShutdownRecord | undefined;
+  lockHeld: LockRecord | undefined;
   conditions: Condition[];
   deleting: boolean;
   generation: number | undefined;
@@ -130,6 +142,9 @@ export function buildStatus(input: StatusInput): VirtualMachineStatus {
   if (input.restartHandled !== undefined) status.restartRequest = input.restartHandled;
   if (input.revert !== undefined) status.revert = input.revert;
   if (input.clonedFrom !== undefined) status.clonedFrom = input.clonedFrom;
+  if (input.failure !== undefined) status.failure = input.failure;
+  if (input.gracefulShutdown !== undefined) status.gracefulShutdown = input.gracefulShutdown;
+  if (input.lockHeld !== undefined) status.lockHeld = input.lockHeld;
   status.conditions = input.conditions;
   if (input.generation !== undefined) status.observedGeneration = input.generation;
   return status;
@@ -165,6 +180,7 @@ export const TERMINAL_REASONS = new Set([
   'ImageInvalid',
   'NetworkInvalid',
   'ProviderInvalid',
+  'SecretInvalid',
   'CreateFailed',
   'NameConflict',
   'Unauthorized',

@@ -2,10 +2,11 @@
 import type { VirtualMachineObject } from '../../contracts/crds/virtualmachine.js';
 import type { SyncRequestBody, SyncResponse } from '../../contracts/metacontroller.js';
 import { readyFrom, type ConditionUpdate } from '../conditions.js';
-import { reportDriverError, retryDelaySeconds, type FailureReport } from '../driver-errors.js';
+import { reportDriverError, type FailureReport } from '../driver-errors.js';
 import { act, type ActResult } from './act.js';
 import { observe, type Observation } from './observe.js';
-import { RESYNC, planNextAction, type Action, type Plan } from './plan.js';
+import { RESYNC, operationOf, planNextAction, type Action, type Plan } from './plan.js';
+import { backoffSeconds, recordFailure } from './retry.js';
 import { resolve, resolveProvider } from './resolve.js';
 import { VMHookContext, type VMHookDeps } from './context.js';
 
@@ -47,6 +48,9 @@ export async function syncVirtualMachine(
     return context.respond(observation.vm, [condition('Ready', false, resolution.reason, resolution.message), ...updates], {
       resyncAfterSeconds: inFlight ? RESYNC.task : deps.steadyResyncSeconds,
       task: inFlight ? observation.task?.ref : undefined,
+      failure: previous.failure,
+      gracefulShutdown: previous.gracefulShutdown,
+      lockHeld: previous.lockHeld,
     });
   }
   const desired = resolution.vm;
@@ -58,6 +62,10 @@ export async function syncVirtualMachine(
     capabilities: driver.driver.capabilities,
     restartHandled: previous.restartHandled,
     revertHandled: previous.revert,
+    failure: previous.failure,
+    gracefulShutdown: previous.gracefulShutdown,
+    lockHeld: previous.lockHeld,
+    generation: vm.metadata.generation,
     now: context.now,
   });
 
@@ -74,21 +82,24 @@ export async function syncVirtualMachine(
 
   let result: ActResult = {};
   let failure: FailureReport | undefined;
-  if (!blocked && plan.action.kind !== 'none') {
+  let failureRecord = plan.failure;
+  const operation = operationOf(plan.action);
+  if (!blocked && plan.action.kind !== 'none' && operation !== undefined) {
     try {
       result = await act(calls, plan.action, desired, observation.vm, context.now);
     } catch (error) {
       // A clone's Conflict is about its source (not ours, or in a state that cannot be cloned), not a taken name.
       const conflict = plan.action.kind !== 'create' ? 'NotOwned' : desired.clone && !observation.vm ? 'CloneSourceConflict' : 'NameConflict';
       failure = reportDriverError(error, describeAction(plan.action), conflict);
+      failureRecord = recordFailure(plan.failure, { operation, ...failure }, context.now, vm.metadata.generation);
     }
   }
   if (result.task?.id) deps.metrics.taskStarted(calls.provider, result.task.id);
 
   const updates = conditionsFor(plan, blocked, failure);
   const task = result.task ?? (plan.keepTask ? previous.task : undefined);
-  const resync = failure
-    ? retryDelaySeconds(previous.conditions, context.now, failure.retryable)
+  const resync = failure && failureRecord
+    ? backoffSeconds(failureRecord)
     : blocked
       ? deps.steadyResyncSeconds
       : plan.resyncAfterSeconds || deps.steadyResyncSeconds;
@@ -99,6 +110,9 @@ export async function syncVirtualMachine(
     restartHandled: blocked ? previous.restartHandled : plan.restartHandled,
     revert: result.revert,
     clonedFrom: result.clonedFrom,
+    failure: blocked ? previous.failure : failureRecord,
+    gracefulShutdown: blocked ? previous.gracefulShutdown : plan.gracefulShutdown,
+    lockHeld: plan.lockHeld,
   });
 }
 

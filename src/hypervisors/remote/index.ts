@@ -1,2 +1,2 @@
 export { RemoteDriver, type RemoteDriverOptions } from './driver.js';
-export { ProviderRuntimeMetrics, buildProviderRuntime, type ProviderRuntimeOptions, type ReadinessOptions } from './runtime.js';
+export { ProviderRuntimeMetrics, RuntimeActivity, buildProviderRuntime, type ProviderRuntimeOptions, type ReadinessOptions } from './runtime.js';

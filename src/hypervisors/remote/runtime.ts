@@ -28,6 +28,31 @@ export interface ProviderRuntimeOptions {
   readiness?: ReadinessOptions;
   /** A request must have arrived whole within this time (default 30 s). */
   requestTimeoutMs?: number;
+  /** Told of every driver call served; drain() makes readiness fail while calls are still served. */
+  activity?: RuntimeActivity;
+}
+
+/**
+ * When driver calls were last served, and whether the runtime is draining. A runtime told to stop
+ * (SIGTERM: a rollout, or its namespace being deleted) keeps serving whoever still calls it — the
+ * VMs of a Provider being deleted, which reach its pods directly once the Service is gone — and
+ * stops once nobody has called for a while (main.ts).
+ */
+export class RuntimeActivity {
+  lastCallAt: number;
+  draining = false;
+
+  constructor(private readonly now: () => number = Date.now) {
+    this.lastCallAt = now();
+  }
+
+  called(): void {
+    this.lastCallAt = this.now();
+  }
+
+  idleMs(): number {
+    return this.now() - this.lastCallAt;
+  }
 }
 
 export interface ReadinessOptions {
@@ -102,6 +127,7 @@ export function buildProviderRuntime(options: ProviderRuntimeOptions): FastifyIn
   app.addHook('onResponse', async (request, reply) => {
     const method = request.routeOptions.config.remoteMethod;
     if (method === undefined) return;
+    options.activity?.called();
     const status = reply.statusCode;
     const outcome =
       status === 200 ? 'ok'
@@ -148,7 +174,7 @@ export function buildProviderRuntime(options: ProviderRuntimeOptions): FastifyIn
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
-    const state = closing ? { ready: false, reason: 'closing' } : await readiness.check();
+    const state = closing || options.activity?.draining ? { ready: false, reason: 'draining: serving the calls that still come, then stopping' } : await readiness.check();
     if (state.ready) return { status: 'ok' };
     return reply.code(503).type('text/plain').send(oneLine(state.reason));
   });

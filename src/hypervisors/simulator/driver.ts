@@ -4,6 +4,8 @@
 
 import {
   BusyError,
+  ConflictError,
+  HypervisorError,
   InvalidSpecError,
   UnauthorizedError,
   UnreachableError,
@@ -109,12 +111,16 @@ export class SimulatorDriver implements Driver {
         return run({});
       case 'busy':
         throw new BusyError(fault.message ?? 'the hypervisor is busy, try again later');
+      case 'conflict':
+        throw new ConflictError(fault.message ?? 'the object is in a state that forbids the call');
       case 'unreachable':
         throw new UnreachableError(fault.message ?? 'connect ECONNREFUSED');
       case 'unauthorized':
         throw new UnauthorizedError(fault.message ?? 'authentication failure');
       case 'invalid':
         throw new InvalidSpecError(fault.message ?? 'the hypervisor rejected a parameter');
+      case 'error':
+        throw new HypervisorError(fault.message ?? 'the hypervisor failed the request');
       case 'timeout':
         await noAnswer(signal);
         throw new UnreachableError(fault.message ?? `${operation} timed out`);

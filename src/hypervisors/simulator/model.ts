@@ -72,9 +72,11 @@ export type SimOperation =
   | 'taskStatus';
 
 export interface SimFault {
-  kind: 'busy' | 'unreachable' | 'unauthorized' | 'invalid' | 'timeout' | 'lostResponse' | 'taskFailure';
-  /** How many calls the fault answers; 1 when absent. */
+  kind: 'busy' | 'conflict' | 'unreachable' | 'unauthorized' | 'invalid' | 'error' | 'timeout' | 'lostResponse' | 'taskFailure';
+  /** How many calls the fault answers; 1 when absent, Infinity for a fault that persists until cleared. */
   times?: number;
+  /** The fault stops at this clock time (epoch ms) however many calls it has left: a node down for two hours. */
+  until?: number;
   message?: string;
 }
 

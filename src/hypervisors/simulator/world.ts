@@ -283,8 +283,11 @@ export class SimWorld {
   receiveCall(operation: SimOperation): SimFault | undefined {
     this.#calls.set(operation, (this.#calls.get(operation) ?? 0) + 1);
     const queue = this.#faults.get(operation);
-    const head = queue?.[0];
-    if (queue === undefined || head === undefined) return undefined;
+    if (queue === undefined) return undefined;
+    const now = this.clock.now();
+    while (queue[0] !== undefined && queue[0].fault.until !== undefined && queue[0].fault.until <= now) queue.shift();
+    const head = queue[0];
+    if (head === undefined) return undefined;
     head.remaining -= 1;
     if (head.remaining <= 0) queue.shift();
     return head.fault;

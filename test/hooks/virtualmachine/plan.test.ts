@@ -278,6 +278,79 @@ const table: { name: string; input: PlanInput; action: unknown; reasons?: Record
     input: input({ observed: observed({ ips: [] }) }),
     action: { kind: 'none' },
   },
+  {
+    name: 'a shutdown whose task failed is not asked again within the deadline, which counts from the first request',
+    input: input({ desired: desired({ powerState: 'OffGraceful' }), gracefulShutdown: { startedAt: '2026-01-01T00:09:50Z' } }),
+    action: { kind: 'none' },
+    reasons: { power: 'ShuttingDown' },
+  },
+  {
+    name: 'past the deadline of the first shutdown request, the VM is powered off whatever the shutdown tasks did',
+    input: input({
+      desired: desired({ powerState: 'OffGraceful' }),
+      gracefulShutdown: { startedAt: '2026-01-01T00:08:59Z' },
+      task: { ref: { id: 'UPID:x', operation: 'Shutdown', startedAt: '2026-01-01T00:09:55Z' }, status: { state: 'failed', error: 'QEMU guest agent is not running' } },
+    }),
+    action: { kind: 'none' },
+    reasons: { power: 'ShutdownFailed' },
+  },
+  {
+    name: 'past the deadline, with the failed shutdown reported, the VM is powered off',
+    input: input({ desired: desired({ powerState: 'OffGraceful' }), gracefulShutdown: { startedAt: '2026-01-01T00:08:59Z' } }),
+    action: { kind: 'power', operation: 'off', task: 'PowerOff' },
+    reasons: { power: 'ShutdownTimedOut' },
+  },
+  {
+    name: 'a restart counts its deadline from the first shutdown too',
+    input: input({ desired: desired({ restartRequest: 'r1' }), gracefulShutdown: { startedAt: '2026-01-01T00:08:00Z' } }),
+    action: { kind: 'power', operation: 'off', task: 'PowerOff' },
+  },
+  {
+    name: 'an operation still in its back-off is not tried, and Ready says why and until when',
+    input: input({
+      observed: observed({ powerState: 'Off' }),
+      failure: { operation: 'PowerOn', reason: 'HypervisorError', message: 'power on: got timeout', count: 3, lastAttempt: '2026-01-01T00:09:58Z', retryable: true },
+    }),
+    action: { kind: 'none' },
+    reasons: { power: 'HypervisorError' },
+  },
+  {
+    name: 'past its back-off the operation is tried again',
+    input: input({
+      observed: observed({ powerState: 'Off' }),
+      failure: { operation: 'PowerOn', reason: 'HypervisorError', message: 'power on: got timeout', count: 3, lastAttempt: '2026-01-01T00:09:55Z', retryable: true },
+    }),
+    action: { kind: 'power', operation: 'on', task: 'PowerOn' },
+  },
+  {
+    name: 'a failure recorded under an older generation does not hold back the new spec',
+    input: input({
+      observed: observed({ powerState: 'Off' }),
+      generation: 3,
+      failure: { operation: 'PowerOn', reason: 'InvalidSpec', message: 'bad', count: 1, lastAttempt: '2026-01-01T00:09:59Z', retryable: false, generation: 2 },
+    }),
+    action: { kind: 'power', operation: 'on', task: 'PowerOn' },
+  },
+  {
+    name: 'a failure of another operation does not hold this one back',
+    input: input({
+      observed: observed({ powerState: 'Off' }),
+      failure: { operation: 'Create', reason: 'CreateFailed', message: 'x', count: 9, lastAttempt: '2026-01-01T00:09:59Z', retryable: true },
+    }),
+    action: { kind: 'power', operation: 'on', task: 'PowerOn' },
+  },
+  {
+    name: 'a lock held for long is named as such instead of an endless Busy',
+    input: input({ observed: observed({ lock: 'backup' }), lockHeld: { lock: 'backup', since: '2026-01-01T00:00:00Z' } }),
+    action: { kind: 'none' },
+    reasons: { configured: 'LockHeld', power: 'LockHeld' },
+  },
+  {
+    name: 'a lock seen for a moment is ordinary business',
+    input: input({ observed: observed({ lock: 'backup' }), lockHeld: { lock: 'backup', since: '2026-01-01T00:09:00Z' } }),
+    action: { kind: 'none' },
+    reasons: { configured: 'Busy' },
+  },
 ];
 
 for (const row of table) {
@@ -313,4 +386,23 @@ t.test('memory is compared in bytes, not by spelling', async (t) => {
   const plan = planNextAction(input({ desired: desired({}, { memoryBytes: 4096 * MiB }) }));
   t.same(plan.action, { kind: 'none' });
   t.equal(plan.configured.reason, 'InSync');
+});
+
+t.test('the records a plan hands on: a failure until its operation succeeds, the first shutdown, the lock and since when', async (t) => {
+  const failing = { operation: 'PowerOn' as const, reason: 'HypervisorError', message: 'x', count: 2, lastAttempt: '2026-01-01T00:09:00Z', retryable: true };
+  const retry = planNextAction(input({ observed: observed({ powerState: 'Off' }), failure: failing }));
+  t.same(retry.failure, failing, 'kept while the operation is tried again');
+  const succeeded = planNextAction(input({ failure: failing, task: { ref: { id: 't', operation: 'PowerOn', startedAt: '2026-01-01T00:09:30Z' }, status: { state: 'succeeded' } } }));
+  t.equal(succeeded.failure, undefined, 'gone once its task succeeded');
+  const steady = planNextAction(input({ failure: failing }));
+  t.equal(steady.failure, undefined, 'gone once nothing is left to do');
+  const shutdown = planNextAction(input({ desired: desired({ powerState: 'OffGraceful' }) }));
+  t.same(shutdown.gracefulShutdown, { startedAt: '2026-01-01T00:10:00Z' }, 'the first shutdown request is recorded');
+  const off = planNextAction(input({ desired: desired({ powerState: 'OffGraceful' }), observed: observed({ powerState: 'Off' }), gracefulShutdown: { startedAt: '2026-01-01T00:09:00Z' } }));
+  t.equal(off.gracefulShutdown, undefined, 'and forgotten once the VM is off');
+  const locked = planNextAction(input({ observed: observed({ lock: 'snapshot' }) }));
+  t.same(locked.lockHeld, { lock: 'snapshot', since: '2026-01-01T00:10:00Z' });
+  const held = planNextAction(input({ observed: observed({ lock: 'backup' }), lockHeld: { lock: 'backup', since: '2026-01-01T00:00:00Z' } }));
+  t.equal(held.resyncAfterSeconds, 60, 'a lock held ten minutes is polled every minute, up to every five');
+  t.same(held.lockHeld, { lock: 'backup', since: '2026-01-01T00:00:00Z' });
 });

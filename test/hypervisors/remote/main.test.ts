@@ -69,10 +69,11 @@ t.test('the provider command refuses an unknown provider type', async (t) => {
   t.equal(stderr, 'PROVIDER_TYPE must be simulator, proxmox, libvirt, vsphere, not "hyperv"\n');
 });
 
-t.test('the provider command serves a simulator with the token and stops cleanly on SIGTERM', async (t) => {
+/** A provider runtime process serving a simulator on 127.0.0.1, and its URL once it listens. */
+async function runtimeProcess(t: Test, env: Record<string, string> = {}) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'provider'], {
     cwd: ROOT,
-    env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: '0', PROVIDER_TYPE: 'simulator', PROVIDER_TOKEN_FILE: tokenFile(t) },
+    env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: '0', PROVIDER_TYPE: 'simulator', PROVIDER_TOKEN_FILE: tokenFile(t), ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -87,10 +88,29 @@ t.test('the provider command serves a simulator with the token and stops cleanly
     });
     child.on('close', () => reject(new Error(`exited before listening: ${out}`)));
   });
+  return { child, exited, url };
+}
+
+t.test('the provider command serves a simulator with the token and stops cleanly on SIGTERM', async (t) => {
+  const { child, exited, url } = await runtimeProcess(t, { RUNTIME_DRAIN_IDLE_SECONDS: '0.2' });
   t.equal((await fetch(`${url}/healthz`)).status, 200);
   t.equal((await fetch(`${url}/v1/capabilities`)).status, 401);
   const answer = await fetch(`${url}/v1/capabilities`, { headers: { authorization: 'Bearer a-runtime-token' } });
   t.match(await answer.json(), { type: 'simulator' }, 'the token file is read without its trailing newline');
   child.kill('SIGTERM');
   t.equal(await exited, 0);
+});
+
+t.test('after SIGTERM a runtime keeps serving the calls that still come, fails readiness, and stops once they end', async (t) => {
+  const { child, exited, url } = await runtimeProcess(t, { RUNTIME_DRAIN_IDLE_SECONDS: '1.5' });
+  const call = () => fetch(`${url}/v1/describe`, { method: 'POST', headers: { authorization: 'Bearer a-runtime-token', 'content-type': 'application/json' }, body: '{"id":"404"}' });
+  child.kill('SIGTERM');
+  let served = 0;
+  for (let index = 0; index < 8; index++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    if ((await call()).status === 409) served++;
+  }
+  t.equal(served, 8, 'four seconds of calls after SIGTERM, each answered (NotFound) by the driver');
+  t.equal((await fetch(`${url}/readyz`)).status, 503, 'not ready: no new traffic through the Service');
+  t.equal(await exited, 0, 'and it stops once nobody calls');
 });
