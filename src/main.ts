@@ -153,8 +153,14 @@ function readSecretFile(variable: string, file: string): string {
   return token;
 }
 
+/** Debug lines of a driver (VMIDs, node names; never credentials), written when LOG_LEVEL asks for them. */
+function driverDebug(message: string): void {
+  const level = process.env['LOG_LEVEL'] ?? 'info';
+  if (level === 'debug' || level === 'trace') console.log(JSON.stringify({ level: 20, time: Date.now(), msg: message }));
+}
+
 const RUNTIME_DRIVERS: Record<string, { client: string; fromEnv: (env: NodeJS.ProcessEnv) => Driver & { close?: () => Promise<void> } }> = {
-  proxmox: { client: 'PVE', fromEnv: (env) => proxmoxDriverFromEnv(env) },
+  proxmox: { client: 'PVE', fromEnv: (env) => proxmoxDriverFromEnv(env, { debug: driverDebug }) },
   libvirt: { client: 'libvirt', fromEnv: (env) => libvirtDriverFromEnv(env) },
   vsphere: { client: 'vSphere', fromEnv: (env) => vsphereDriverFromEnv(env) },
 };

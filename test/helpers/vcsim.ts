@@ -136,6 +136,43 @@ export async function prepareTemplate(vcsim: Vcsim, name = 'ubuntu-22-template')
   await vcsim.govc('vm.markastemplate', name);
 }
 
+/**
+ * The VMs vcsim holds whose identity names this owner UID, read with govc (outside the driver and
+ * any proxy), with their create state (`virtrigaud.state`).
+ */
+export async function vmsOwnedBy(
+  vcsim: Vcsim,
+  uid: string,
+): Promise<{ id: string; name: string; state: string | undefined; cpus: number; memoryMB: number; powerState: string }[]> {
+  const paths = (await vcsim.govc('find', '/', '-type', 'm')).split('\n').filter((line) => line !== '');
+  if (paths.length === 0) return [];
+  const info = JSON.parse(await vcsim.govc('vm.info', '-json', '-e', ...paths)) as {
+    VirtualMachines?: {
+      Self: { Value: string };
+      Name: string;
+      Config?: { Hardware: { NumCPU: number; MemoryMB: number }; ExtraConfig?: { Key: string; Value: unknown }[] };
+      Runtime: { PowerState: string };
+    }[];
+  };
+  // vcsim 0.24.2 appends an extraConfig key set again (applyExtraConfig) where vCenter replaces it:
+  // the last entry is the current value.
+  const extra = (vm: { Config?: { ExtraConfig?: { Key: string; Value: unknown }[] } }, key: string) =>
+    vm.Config?.ExtraConfig?.filter((option) => option.Key === key).at(-1)?.Value;
+  return (info.VirtualMachines ?? [])
+    .filter((vm) => extra(vm, 'virtrigaud.owner.uid') === uid)
+    .map((vm) => {
+      const state = extra(vm, 'virtrigaud.state');
+      return {
+        id: vm.Self.Value,
+        name: vm.Name,
+        state: typeof state === 'string' ? state : undefined,
+        cpus: vm.Config?.Hardware.NumCPU ?? 0,
+        memoryMB: vm.Config?.Hardware.MemoryMB ?? 0,
+        powerState: vm.Runtime.PowerState,
+      };
+    });
+}
+
 /** Ends every session of the vSphere driver (found by its User-Agent), as an admin would. */
 export async function killDriverSessions(vcsim: Vcsim): Promise<number> {
   const list = JSON.parse(await vcsim.govc('session.ls', '-json')) as { SessionList?: { Key: string; UserAgent?: string }[] };
@@ -248,6 +285,9 @@ export async function startFakeVim(
   return { url: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`, requests };
 }
 
+/** What a proxy sends back: a body, a status and body, or 'drop' to lose the answer. */
+export type ProxyAnswer = string | 'drop' | { status: number; body: string };
+
 /**
  * A SOAP proxy in front of vcsim that can change what the driver sees: `intercept` gets each
  * request and vcsim's answer, and returns the answer to send (a body, or a status and body), or
@@ -257,7 +297,7 @@ export async function startFakeVim(
 export async function startSoapProxy(
   t: Test,
   target: string,
-  intercept: (request: string, response: string) => string | 'drop' | { status: number; body: string } = (_request, response) => response,
+  intercept: (request: string, response: string) => ProxyAnswer | Promise<ProxyAnswer> = (_request, response) => response,
   instead: (request: string) => { status: number; body: string } | undefined = () => undefined,
 ): Promise<{ url: string; requests: string[] }> {
   const requests: string[] = [];
@@ -280,7 +320,7 @@ export async function startSoapProxy(
       })
         .then(async (answer) => {
           const text = await answer.text();
-          const sent = intercept(body, text);
+          const sent = await intercept(body, text);
           if (sent === 'drop') {
             request.socket.destroy();
             return;
@@ -305,4 +345,173 @@ export async function startSoapProxy(
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
   return { url: `http://127.0.0.1:${port}`, requests };
+}
+
+/** How a held clone looks from outside while vcsim (which finishes clones at once) has made it. */
+export type CloneHold =
+  /** vCenter has not registered the new VM yet: only the running task (and its events) show. */
+  | 'unregistered'
+  /** The VM is registered but its configuration is not readable yet (vSphere API: `config` is "often unavailable during the initial phases of virtual machine creation"). */
+  | 'unreadable';
+
+export interface VmView {
+  hideConfig: boolean;
+  connectionState?: string;
+}
+
+interface HeldClone {
+  task: string;
+  vm: string;
+  name: string;
+  /** The eventChainId the task and its VmBeingClonedEvent share when `chainEvents` is on. */
+  chain: number;
+}
+
+export interface FaultProxy {
+  url: string;
+  /** Every request body the driver sent, in order. */
+  requests: string[];
+  /** How many requests called this vim25 method. */
+  calls(method: string): number;
+  /**
+   * From now on every CloneVM_Task is held: its task reads `running` with no result, and its VM
+   * looks as `mode` says, until releaseClones. vCenter links a task to the events it posts by
+   * `eventChainId` (vim.event.TaskEvent); vcsim 0.24.2 leaves it 0, so `chainEvents` gives the
+   * task and its VmBeingClonedEvent one chain id, as vCenter would.
+   */
+  holdClones(mode: CloneHold, options?: { chainEvents?: boolean }): void;
+  releaseClones(): void;
+  /**
+   * From now on every CreateSnapshot_Task is held: its task reads `running` with no result, and
+   * its VM shows no snapshot tree (vcsim has made the snapshot), until releaseSnapshots.
+   */
+  holdSnapshots(): void;
+  releaseSnapshots(): void;
+  /** The moids of the VMs the held clones made (known to vcsim, hidden from the driver as the mode says). */
+  heldVMs(): string[];
+  /**
+   * From now on, until restored, this VM shows as vCenter shows a VM it cannot read: without its
+   * `config` (`hideConfig`, a datastore inaccessible) and/or with another `connectionState`.
+   */
+  degrade(vm: string, view: VmView): void;
+  restore(vm: string): void;
+}
+
+const OBJECTS = /<objects>([\s\S]*?)<\/objects>/g;
+
+function propSetPattern(name: RegExp | string): RegExp {
+  const escaped = typeof name === 'string' ? name.replace(/\./g, '\\.') : name.source;
+  return new RegExp(`<propSet><name>(?:${escaped})</name>[\\s\\S]*?</propSet>`, 'g');
+}
+
+function setPropText(block: string, name: string, text: string): string {
+  return block.replace(new RegExp(`(<propSet><name>${name.replace(/\./g, '\\.')}</name><val[^>]*>)[^<]*(</val>)`), `$1${text}$2`);
+}
+
+/** A running task as vCenter reports it: no result, no completion time. */
+function runningTask(block: string, chain: number | undefined): string {
+  let out = block
+    .replace('<state>success</state>', '<state>running</state>')
+    .replace(/<result[^>]*>[^<]*<\/result>/, '')
+    .replace(/<completeTime>[^<]*<\/completeTime>/, '')
+    .replace(propSetPattern('info.result'), '')
+    .replace(propSetPattern('info.completeTime'), '');
+  out = setPropText(out, 'info.state', 'running');
+  if (chain !== undefined) {
+    out = out.replace(/<eventChainId>\d+<\/eventChainId>/, `<eventChainId>${chain}</eventChainId>`);
+    out = setPropText(out, 'info.eventChainId', String(chain));
+  }
+  return out;
+}
+
+/** A VM as vCenter shows one it cannot read. */
+function degradedVM(block: string, view: VmView): string {
+  const out = view.hideConfig ? block.replace(propSetPattern(/config(?:\.[A-Za-z.]+)?/), '') : block;
+  return view.connectionState === undefined ? out : setPropText(out, 'runtime.connectionState', view.connectionState);
+}
+
+/**
+ * A SOAP proxy in front of vcsim whose faults persist until cleared: clones held running (vcsim
+ * finishes them at once, NOTES "Tasks are synchronous") and VMs vSphere cannot read (vcsim has
+ * no inaccessible datastores). It only rewrites vcsim's answers; every request still reaches vcsim.
+ */
+export async function startFaultProxy(t: Test, vcsim: Vcsim): Promise<FaultProxy> {
+  let hold: { mode: CloneHold; chainEvents: boolean } | undefined;
+  const held: HeldClone[] = [];
+  let holdingSnapshots = false;
+  const heldSnapshots: { task: string; vm: string }[] = [];
+  const degraded = new Map<string, VmView>();
+  const rewrite = (response: string): string => {
+    let out = response.replace(OBJECTS, (whole, inner: string) => {
+      const obj = /<obj type="(\w+)">([^<]*)<\/obj>/.exec(inner);
+      if (obj === null) return whole;
+      const [, type, id] = obj;
+      if (hold !== undefined && type === 'Task') {
+        const clone = held.find((entry) => entry.task === id);
+        if (clone !== undefined) return `<objects>${runningTask(inner, hold.chainEvents ? clone.chain : undefined)}</objects>`;
+      }
+      if (holdingSnapshots && type === 'Task' && heldSnapshots.some((entry) => entry.task === id)) return `<objects>${runningTask(inner, undefined)}</objects>`;
+      if (holdingSnapshots && type === 'VirtualMachine' && heldSnapshots.some((entry) => entry.vm === id)) {
+        return `<objects>${inner.replace(propSetPattern('snapshot'), '')}</objects>`;
+      }
+      if (type === 'VirtualMachine' && id !== undefined) {
+        if (hold !== undefined && held.some((entry) => entry.vm === id)) {
+          return hold.mode === 'unregistered' ? '' : `<objects>${degradedVM(inner, { hideConfig: true })}</objects>`;
+        }
+        const view = degraded.get(id);
+        if (view !== undefined) return `<objects>${degradedVM(inner, view)}</objects>`;
+      }
+      return whole;
+    });
+    if (hold?.chainEvents && out.includes('VmBeingClonedEvent')) {
+      out = out.replace(/<returnval[^>]*VmBeingClonedEvent"[^>]*>[\s\S]*?<\/returnval>/g, (event) => {
+        const dest = /<destName>([^<]*)<\/destName>/.exec(event)?.[1];
+        const clone = held.find((entry) => entry.name === dest);
+        return clone === undefined ? event : event.replace(/<chainId>\d+<\/chainId>/, `<chainId>${clone.chain}</chainId>`);
+      });
+    }
+    return out;
+  };
+  const proxy = await startSoapProxy(t, vcsim.url, async (request, response) => {
+    if (hold !== undefined && request.includes('<CloneVM_Task ')) {
+      const task = /<returnval type="Task">([^<]+)<\/returnval>/.exec(response)?.[1];
+      const name = /<\/folder><name>([^<]*)<\/name>/.exec(request)?.[1];
+      if (task !== undefined && name !== undefined) {
+        const result = (await vcsim.govc('object.collect', '-s', `Task:${task}`, 'info.result')).trim();
+        held.push({ task, vm: result.replace(/^VirtualMachine:/, ''), name, chain: 900_000 + Number(task.replace(/\D/g, '')) });
+      }
+    }
+    if (holdingSnapshots && request.includes('<CreateSnapshot_Task ')) {
+      const task = /<returnval type="Task">([^<]+)<\/returnval>/.exec(response)?.[1];
+      const vm = /<_this type="VirtualMachine">([^<]+)<\/_this>/.exec(request)?.[1];
+      if (task !== undefined && vm !== undefined) heldSnapshots.push({ task, vm });
+    }
+    return hold === undefined && !holdingSnapshots && degraded.size === 0 ? response : rewrite(response);
+  });
+  return {
+    url: proxy.url,
+    requests: proxy.requests,
+    calls: (method) => proxy.requests.filter((request) => request.includes(`<${method} `)).length,
+    holdClones(mode, options = {}) {
+      hold = { mode, chainEvents: options.chainEvents === true };
+    },
+    releaseClones() {
+      hold = undefined;
+      held.length = 0;
+    },
+    heldVMs: () => held.map((entry) => entry.vm),
+    holdSnapshots() {
+      holdingSnapshots = true;
+    },
+    releaseSnapshots() {
+      holdingSnapshots = false;
+      heldSnapshots.length = 0;
+    },
+    degrade(vm, view) {
+      degraded.set(vm, view);
+    },
+    restore(vm) {
+      degraded.delete(vm);
+    },
+  };
 }

@@ -2,6 +2,9 @@
 // hook server → driver): bounded hypervisor calls per hour of fake time, a clear reason in Ready,
 // and nothing duplicated or left behind.
 import t from 'tap';
+import { ProxmoxDriver, proxmoxConfigFromEnv } from '../../src/hypervisors/proxmox/index.js';
+import { FakePve } from '../fakes/proxmox/index.js';
+import { FakeClock } from '../helpers/clock.js';
 import { lifecycle } from '../helpers/lifecycle.js';
 
 type Json = Record<string, any>;
@@ -129,4 +132,84 @@ t.test('a Provider deleted while VMs that are not being deleted use it waits for
   env.cluster.delete('infra.virtrigaud.io/v1beta1', 'VirtualMachine', 'default', 'web');
   await env.metacontroller.settle(() => env.get('Provider', 'sim') === undefined, { maxFakeMs: 10 * 60_000 });
   t.equal(env.world.listVMs().length, 0);
+});
+
+// --- Proxmox VE, through the fake PVE: the defects were seen there. ---
+
+async function proxmoxFailures(t: Parameters<typeof lifecycle>[0], options: Parameters<typeof FakePve.start>[0] = {}) {
+  const clock = new FakeClock();
+  const pve = await FakePve.start({ clock, taskDurationMs: 1000, bootMs: 1500, authFailureDelayMs: 0, ...options });
+  t.teardown(() => pve.close());
+  const drivers: ProxmoxDriver[] = [];
+  const newDriver = () => {
+    const driver = new ProxmoxDriver(proxmoxConfigFromEnv({ PVE_ENDPOINT: pve.url, PVE_TOKEN_ID: 'virtrigaud@pve!vrtg', PVE_TOKEN_SECRET: 'secret-token' }), { now: () => clock.now() });
+    drivers.push(driver);
+    t.teardown(() => driver.close().catch(() => undefined));
+    return driver;
+  };
+  // The runtime serving the hooks; `restart()` replaces it with a fresh process's driver.
+  let serving = newDriver();
+  const env = await lifecycle(t, {
+    clock,
+    registry: (simulators) => ({ driverFor: async (provider) => (provider.type === 'proxmox' ? serving : simulators.driverFor(provider)) }),
+  });
+  await env.basics({ cpus: 2, memory: '2Gi' }, { type: 'proxmox', endpoint: pve.url, runtime: { mode: 'InProcess' } });
+  const ours = () => pve.vms().filter((vm) => String(vm.tags ?? '').includes('virtrigaud') || String(vm.config['description'] ?? '').includes('virtrigaud-owner'));
+  const posts = (path: RegExp) => pve.requests.filter((request) => request.method === 'POST' && path.test(request.path)).length;
+  return { ...env, pve, ours, posts, restart: () => (serving = newDriver()) };
+}
+
+t.test('PVE: deleted while its clone runs and served by a restarted runtime, the VM is deleted once created, never left behind', async (t) => {
+  const env = await proxmoxFailures(t, { taskDurations: { qmclone: 120_000 } });
+  env.createVM('web');
+  await env.metacontroller.settle(() => (env.status()['task'] as Json | undefined)?.['operation'] === 'Create');
+  env.restart();
+  env.cluster.delete('infra.virtrigaud.io/v1beta1', 'VirtualMachine', 'default', 'web');
+  await env.metacontroller.advance(30_000);
+  t.ok(env.vm('web'), 'not finalized while the clone runs');
+  t.match(env.condition('Ready'), { reason: 'WaitingForCreate', message: /creation of the VM still runs/ });
+  await env.metacontroller.settle(() => env.vm('web') === undefined, { maxFakeMs: 30 * 60_000, maxSyncs: 2000 });
+  await env.metacontroller.advance(10 * 60_000);
+  t.same(env.ours(), [], 'no VM with the deleted object\'s marker');
+  t.equal(env.posts(/\/clone$/), 1, 'cloned once');
+});
+
+t.test('PVE: a VM whose shutdown tasks always fail is hard-stopped once the timeout passes, counted from the first request', async (t) => {
+  const env = await proxmoxFailures(t);
+  env.createVM('web', { lifecycle: { gracefulShutdownTimeout: '60s' } });
+  await env.metacontroller.settle(() => env.isReady());
+  env.pve.injectFault({ kind: 'failTask', type: 'qmshutdown', message: 'QEMU guest agent is not running', times: Infinity });
+  env.patchVM('web', { powerState: 'OffGraceful' });
+  await env.metacontroller.settle(() => env.status()['powerState'] === 'Off', { maxFakeMs: 10 * 60_000 });
+  const shutdowns = env.posts(/\/status\/shutdown$/);
+  t.ok(shutdowns >= 1 && shutdowns <= 3, `${shutdowns} shutdown requests before the hard stop`);
+  t.equal(env.posts(/\/status\/stop$/), 1, 'one hard stop');
+  t.ok(env.isReady());
+});
+
+t.test('PVE: a lock that never clears is named and polled slowly, not an endless Busy', async (t) => {
+  const env = await proxmoxFailures(t);
+  env.createVM('web');
+  await env.metacontroller.settle(() => env.isReady());
+  const vmid = Number(env.status()['providerID']);
+  env.pve.setLock(vmid, 'backup');
+  const before = env.pve.requests.length;
+  await env.metacontroller.advance(2 * HOUR);
+  t.match(env.condition('Ready'), { status: 'Unknown', reason: 'LockHeld', message: /locked \("backup"\) since/ });
+  const vmCalls = env.pve.requests.slice(before).filter((request) => request.path.includes(`/qemu/${vmid}/`)).length / 2;
+  t.ok(vmCalls <= 100, `${vmCalls} calls about the VM per hour while the lock is held`);
+  env.pve.setLock(vmid, undefined);
+  await env.metacontroller.settle(() => env.isReady(), { maxFakeMs: 10 * 60_000 });
+  t.notOk(env.status()['lockHeld']);
+});
+
+t.test('PVE: a clone task that always fails is POSTed at most 20 times an hour, and its reason shows in Ready', async (t) => {
+  const env = await proxmoxFailures(t);
+  env.pve.injectFault({ kind: 'failTask', type: 'qmclone', message: "clone failed: storage 'local-lvm' does not support linked clones", times: Infinity });
+  env.createVM('web');
+  await env.metacontroller.advance(HOUR);
+  const clones = env.posts(/\/clone$/);
+  t.ok(clones >= 5 && clones <= 20, `${clones} clone POSTs in an hour (301 in ten minutes before)`);
+  t.match(env.condition('Ready'), { status: 'False', reason: 'CreateFailed', message: /does not support linked clones/ });
+  t.same(env.ours(), [], 'no VM left by the failed clones');
 });

@@ -5,22 +5,25 @@ import t, { type Test } from 'tap';
 import { vsphereDriverFromEnv, type VsphereDriver } from '../../src/hypervisors/vsphere/index.js';
 import { API, lifecycle } from '../helpers/lifecycle.js';
 import { settleInRealTime } from '../helpers/realtime.js';
-import { killDriverSessions, prepareTemplate, requireVcsim, startSoapProxy, startVcsim, VcsimGuests, type Vcsim } from '../helpers/vcsim.js';
+import { killDriverSessions, prepareTemplate, requireVcsim, startFaultProxy, startSoapProxy, startVcsim, VcsimGuests, type Vcsim } from '../helpers/vcsim.js';
 
 t.setTimeout(240_000);
 
-async function vsphereLifecycle(t: Test, options: { dropCloneAnswer?: boolean } = {}) {
+async function vsphereLifecycle(t: Test, options: { dropCloneAnswer?: boolean; holdClones?: boolean } = {}) {
   const vcsim = await startVcsim(t);
   await prepareTemplate(vcsim);
   // Loses vcsim's answer to the first CloneVM_Task when asked to; the clone itself happens.
   let dropClone = options.dropCloneAnswer === true;
+  // Or holds every clone running, its VM not registered yet, until releaseClones.
+  const faults = options.holdClones ? await startFaultProxy(t, vcsim) : undefined;
+  faults?.holdClones('unregistered');
   const proxy = options.dropCloneAnswer
     ? await startSoapProxy(t, vcsim.url, (request, response) => {
         if (!dropClone || !request.includes('<CloneVM_Task ')) return response;
         dropClone = false;
         return 'drop';
       })
-    : undefined;
+    : faults;
   const driver: VsphereDriver = vsphereDriverFromEnv({ ...vcsim.env, ...(proxy === undefined ? {} : { VSPHERE_ENDPOINT: proxy.url }) });
   const guests = new VcsimGuests(vcsim);
   const booting = setInterval(() => void guests.assignAddresses().catch(() => undefined), 200);
@@ -38,7 +41,7 @@ async function vsphereLifecycle(t: Test, options: { dropCloneAnswer?: boolean } 
   await env.basics({ cpus: 2, memory: '2Gi' }, { type: 'vsphere', endpoint: vcsim.url, runtime: { mode: 'InProcess' } });
   const settle = (predicate: () => boolean, what: string) => settleInRealTime(env.metacontroller, predicate, { timeoutMs: 60_000, stepMs: 100, what });
   const clones = () => proxy?.requests.filter((request) => request.includes('<CloneVM_Task ')).length ?? 0;
-  return { ...env, vcsim, driver, clones, settle, ours: () => ownedVMs(vcsim, env.vm()?.metadata.uid ?? '') };
+  return { ...env, vcsim, driver, clones, settle, releaseClones: () => faults?.releaseClones(), ours: () => ownedVMs(vcsim, env.vm()?.metadata.uid ?? '') };
 }
 
 /** The VMs vcsim holds whose identity names this owner UID (read with govc, outside the driver). */
@@ -117,6 +120,23 @@ if (requireVcsim(t)) {
     const owned = await env.ours();
     t.equal(owned.length, 1, 'one VM');
     t.equal(owned[0]?.id, env.status()['providerID']);
+  });
+
+  t.test('a clone that outlasts the hook budget is cloned once, and the VM is made when it ends', async (t) => {
+    const env = await vsphereLifecycle(t, { holdClones: true });
+    env.createVM('web');
+    await env.settle(() => env.clones() > 0 && (env.status()['task'] as { id?: string } | undefined)?.id !== undefined, 'the clone task recorded');
+    t.match(env.status()['task'], { id: /^task-/, operation: 'Create' }, 'the running clone task is in status');
+    // Syncs go on while vCenter has not registered the VM (each waits, Busy): none clones again.
+    const syncs = env.metacontroller.calls.length;
+    await env.settle(() => env.metacontroller.calls.length >= syncs + 3, 'three more syncs');
+    t.equal(env.clones(), 1, 'one CloneVM_Task while the clone runs');
+    env.releaseClones();
+    await env.settle(() => env.isReady(), 'Ready');
+    t.equal(env.clones(), 1, 'one CloneVM_Task in all');
+    const owned = await env.ours();
+    t.match(owned, [{ name: 'web', id: env.status()['providerID'] }], 'one VM, named by the configuration step');
+    t.equal(owned.length, 1);
   });
 
   t.test('a session ended from outside is replaced by a new login, and the next change succeeds', async (t) => {

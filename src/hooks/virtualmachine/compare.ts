@@ -18,6 +18,13 @@ export interface HardwareDiff {
   notApplicable: string[];
 }
 
+/**
+ * Hypervisors round a size up to their allocation unit (a `1G` disk, 10^9 bytes, is stored as a
+ * whole number of KiB or MiB): a disk up to this much larger than asked is the size asked for,
+ * not a shrink to refuse forever.
+ */
+export const SIZE_ROUNDING_BYTES = 1024 * 1024;
+
 export function compareHardware(desired: CreateSpec, observed: ObservedVM): HardwareDiff {
   const resources: ResourceChange = {};
   if (desired.cpus !== observed.cpus) resources.cpus = desired.cpus;
@@ -32,7 +39,7 @@ export function compareHardware(desired: CreateSpec, observed: ObservedVM): Hard
       notApplicable.push(`disk ${disk.name} is not on the VM (disks cannot be added after creation)`);
     } else if (disk.sizeBytes > current.sizeBytes) {
       grow.push({ disk: disk.name, fromBytes: current.sizeBytes, toBytes: disk.sizeBytes });
-    } else if (disk.sizeBytes < current.sizeBytes) {
+    } else if (current.sizeBytes - disk.sizeBytes >= SIZE_ROUNDING_BYTES) {
       shrink.push({ disk: disk.name, fromBytes: current.sizeBytes, toBytes: disk.sizeBytes });
     }
   }

@@ -101,7 +101,7 @@ export class VMHookContext {
    * The hypervisor was not looked at (unresolved Provider, no driver, hypervisor unreachable):
    * what the last status knew stays, including the task in flight, so nothing is ever lost.
    */
-  unobserved(reason: string, message: string, retryable = false, stage: 'resolve' | 'observe' = 'resolve'): SyncResponse {
+  unobserved(reason: string, message: string, retryable = false, stage: 'resolve' | 'observe' = 'resolve', resyncAfterSeconds?: number): SyncResponse {
     const unknown = (type: string) => ({ type, status: 'Unknown' as const, reason, message });
     const updates: ConditionUpdate[] = [
       { type: 'Ready', status: false, reason, message },
@@ -113,7 +113,7 @@ export class VMHookContext {
       unknown('PowerSynced'),
     ];
     return this.respond(undefined, updates, {
-      resyncAfterSeconds: retryable ? retryDelaySeconds(this.previous.conditions, this.now, true) : this.deps.steadyResyncSeconds,
+      resyncAfterSeconds: resyncAfterSeconds ?? (retryable ? retryDelaySeconds(this.previous.conditions, this.now, true) : this.deps.steadyResyncSeconds),
       task: this.previous.task,
       providerID: this.previous.providerID,
       restartHandled: this.previous.restartHandled,

@@ -1,12 +1,13 @@
 // The VirtualMachine finalize hook: destroy our VM (never one we do not own), and only answer
 // finalized once the hypervisor confirms it is gone. Any doubt keeps the finalizer.
 import type { VirtualMachineObject } from '../../contracts/crds/virtualmachine.js';
+import { isDriverError } from '../../contracts/driver.js';
 import type { SyncRequestBody, SyncResponse } from '../../contracts/metacontroller.js';
 import type { ConditionUpdate } from '../conditions.js';
 import { reportDriverError } from '../driver-errors.js';
 import { rfc3339 } from '../time.js';
 import { VMHookContext, type Respond, type VMHookDeps } from './context.js';
-import { creationInFlight, observe, taskRunning, type Observation } from './observe.js';
+import { creationInFlight, observe, recordedTaskRuns, taskRunning, type Observation } from './observe.js';
 import { lockWait } from './plan.js';
 import { backingOff, backoffSeconds, currentFailure, describeBackoff, recordFailure } from './retry.js';
 import { resolveProvider } from './resolve.js';
@@ -55,8 +56,14 @@ export async function finalizeVirtualMachine(
   try {
     observation = await observe(calls, context.identity, previous);
   } catch (error) {
-    // Not seeing the VM is not knowing it is gone: the finalizer stays.
+    // Not seeing the VM is not knowing it is gone: the finalizer stays. The hypervisor may not
+    // tell our VM apart while its creation runs (a PVE clone target): then the recorded task says why.
     const reported = reportDriverError(error, 'looking up the VM to delete');
+    const creating = isDriverError(error) && error.code === 'Busy' && previous.task?.operation === 'Create' && (await recordedTaskRuns(calls, previous.task));
+    if (creating) {
+      const message = `deletion waits: the creation of the VM still runs (task ${previous.task?.id}); it is deleted once created`;
+      return context.respond(undefined, deletingConditions('WaitingForCreate', message), { ...keep, resyncAfterSeconds: 2 }, false);
+    }
     return context.respond(undefined, deletingConditions(reported.reason, reported.message), {
       ...keep,
       resyncAfterSeconds: reported.retryable ? 10 : 60,

@@ -71,3 +71,14 @@ export function creationInFlight(observation: Observation): string | undefined {
   }
   return undefined;
 }
+
+/** Whether the task the status recorded still runs on the hypervisor (false when that cannot be told). */
+export async function recordedTaskRuns(calls: DriverCalls, task: TaskStatusRef | undefined): Promise<boolean> {
+  if (!task?.id) return false;
+  try {
+    const status = await calls.call('taskStatus', (options) => calls.driver.taskStatus(task.id, options));
+    return status.state === 'running' || status.state === 'queued';
+  } catch {
+    return false;
+  }
+}

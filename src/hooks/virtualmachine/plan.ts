@@ -199,15 +199,17 @@ function planAction(input: PlanInput): Plan {
  */
 export function lockWait(id: string, lock: string, since: string | undefined, now: number): { reason: string; message: string; resyncAfterSeconds: number } {
   const heldMs = since === undefined ? 0 : Math.max(0, now - Date.parse(since));
+  // Polled a tenth of the time held so far: short locks at the task pace, long ones ever more rarely.
+  const resyncAfterSeconds = Math.min(300, Math.max(RESYNC.task, Math.round(heldMs / 1000 / 10)));
   if (heldMs < LOCK_REPORT_AFTER_MS) {
-    return { reason: 'Busy', message: `the hypervisor is running "${lock}" on VM ${id}`, resyncAfterSeconds: RESYNC.task };
+    return { reason: 'Busy', message: `the hypervisor is running "${lock}" on VM ${id}`, resyncAfterSeconds };
   }
   return {
     reason: 'LockHeld',
     message:
       `VM ${id} has been locked ("${lock}") since ${since}; if no ${lock} runs on the hypervisor any more, ` +
       'the lock is stale and an administrator must clear it (Proxmox VE: qm unlock)',
-    resyncAfterSeconds: Math.min(300, Math.max(RESYNC.task, Math.round(heldMs / 1000 / 10))),
+    resyncAfterSeconds,
   };
 }
 

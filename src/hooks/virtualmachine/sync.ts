@@ -1,10 +1,11 @@
 // The VirtualMachine sync hook: resolve → observe → plan → act → report (DESIGN.md §4).
 import type { VirtualMachineObject } from '../../contracts/crds/virtualmachine.js';
+import { isDriverError } from '../../contracts/driver.js';
 import type { SyncRequestBody, SyncResponse } from '../../contracts/metacontroller.js';
 import { readyFrom, type ConditionUpdate } from '../conditions.js';
 import { reportDriverError, type FailureReport } from '../driver-errors.js';
 import { act, type ActResult } from './act.js';
-import { observe, type Observation } from './observe.js';
+import { observe, recordedTaskRuns, type Observation } from './observe.js';
 import { RESYNC, operationOf, planNextAction, type Action, type Plan } from './plan.js';
 import { backoffSeconds, recordFailure } from './retry.js';
 import { resolve, resolveProvider } from './resolve.js';
@@ -35,7 +36,10 @@ export async function syncVirtualMachine(
     observation = await observe(calls, context.identity, previous);
   } catch (error) {
     const failure = reportDriverError(error, 'looking up the VM');
-    return context.unobserved(failure.reason, failure.message, failure.retryable, 'observe');
+    // The hypervisor cannot tell our VM apart yet (a clone still making it): while the task the
+    // status recorded still runs, it is followed at the task's pace, not the back-off's.
+    const followTask = isDriverError(error) && error.code === 'Busy' && (await recordedTaskRuns(calls, previous.task));
+    return context.unobserved(failure.reason, failure.message, failure.retryable, 'observe', followTask ? RESYNC.task : undefined);
   }
   context.trackTask(providerResult.provider, observation);
 

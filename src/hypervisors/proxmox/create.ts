@@ -1,23 +1,26 @@
 // create, step 1: the clone. PVE builds a VM in two tasks: `POST …/clone` (the disks) and
-// `POST …/config` (everything else, configure.ts). Before it answers, the clone call creates the
-// target's config holding nothing but `lock: clone` (qemu-server's "qmclone temporary file"); our
-// description marker (`state: configuring`) and the owner's placeholder name land when the task
-// has copied the first drive. In between, this process attributes the VMID through its pending
-// record (vm.ts), so the owner is findable from the moment the call returns. describe reports
-// `incomplete` once the clone task ends, and the next create continues with step 2.
+// `POST …/config` (everything else, configure.ts). The clone call carries the owner's placeholder
+// name and our description marker (`state: configuring`), but qemu-server writes them only with
+// the target's first copied drive: until then the target's config, written by the clone worker
+// after it answered, holds nothing but `# qmclone temporary file` and `lock: clone` (clone_vm in
+// qemu-server's API2/Qemu.pm; the fake PVE does the same). We keep passing both so they land as
+// early as PVE allows. In between, this process attributes the VMID through its pending record
+// (vm.ts), and any process waits while our clone task runs (creations.ts), so the owner is never
+// reported without a VM while one is being made. describe reports `incomplete` once the clone task
+// ends, and the next create continues with step 2.
 
-import { BusyError, ConflictError, InvalidSpecError, NotFoundError, UnreachableError, type CreateSpec, type Started } from '../../contracts/driver.js';
+import { ConflictError, InvalidSpecError, NotFoundError, UnreachableError, type CreateSpec, type Started } from '../../contracts/driver.js';
 import { formatBytes } from '../../contracts/quantity.js';
 import { planCloudInit, requireSnippets } from './cloudinit.js';
 import { configureVM } from './configure.js';
 import { bootDiskSlot, drives, firmwareOf } from './hardware.js';
 import { formatMarker, parseMarker, placeholderName, type Marker } from './identity.js';
 import { bridgeFor, listBridges } from './network.js';
+import { mayBuild, runningCreations, waitForUnidentified } from './creations.js';
 import { scanOwned } from './observe.js';
 import { allocateVmid, chooseNode, chooseTemplate, crossNodeProblem } from './placement.js';
 import { parseResources, type ClusterResources, type VmRow } from './resources.js';
-import { parseUpid } from './upid.js';
-import { rows, str, type Row } from './values.js';
+import { str, type Row } from './values.js';
 import { validateCreateSpec } from './validate.js';
 import { readConfig, vmPath, type ProxmoxContext } from './vm.js';
 
@@ -34,58 +37,32 @@ export async function createVM(ctx: ProxmoxContext, spec: CreateSpec, signal?: A
   const resources = parseResources(await ctx.client.get('/cluster/resources', undefined, { signal }));
   ctx.directory.offer(resources.vms, startedAt);
 
-  const scan = await scanOwned(ctx, spec.owner.uid, resources.vms, signal);
+  const scan = await scanOwned(ctx, spec.owner.uid, resources.vms, signal, { name: spec.name });
   const existing = scan.owned;
   if (existing !== undefined) {
     const id = String(existing.row.vmid);
     // A lost response or a retried sync must never make a second VM (DESIGN §5).
     const lock = str(existing.config['lock']);
-    if (lock) return { id, ...(lock === 'clone' ? await runningClone(ctx, existing.row.vmid, signal) : {}) };
+    if (lock) return { id, ...(lock === 'clone' ? await runningClone(ctx, existing.row, signal) : {}) };
     if (existing.marker.state === 'configuring') {
       return configureVM(ctx, spec, { vmid: existing.row.vmid, node: existing.row.node, config: existing.config, marker: existing.marker }, cloudInit, signal);
     }
     return { id };
   }
-  if (scan.unidentified.length > 0) await refuseWhileOursUnidentified(ctx, scan.unidentified, signal);
+  await waitForUnidentified(ctx, scan.unidentified, 'waiting for it before creating another VM', signal);
   return cloneTemplate(ctx, spec, resources, signal);
 }
 
 /**
- * The clone task still building `vmid`, so a repeated create can be waited on like the first.
- * This process knows the UPID of its own clones; otherwise the one running clone started with our
- * credentials is it (a qmclone UPID names the source, not the target). Ambiguity gives no task.
+ * The clone task still building `row`, so a repeated create can be waited on like the first.
+ * This process knows the UPID of its own clones; otherwise the one running clone of ours that can
+ * be building it is it (a qmclone UPID names the source, not the target). Ambiguity gives no task.
  */
-async function runningClone(ctx: ProxmoxContext, vmid: number, signal?: AbortSignal): Promise<Started> {
-  const known = ctx.pending.get(vmid)?.task;
+async function runningClone(ctx: ProxmoxContext, row: VmRow, signal?: AbortSignal): Promise<Started> {
+  const known = ctx.pending.get(row.vmid)?.task;
   if (known !== undefined) return { task: known };
-  const ours = await runningCreations(ctx, signal);
-  return ours.length === 1 && ours[0] !== undefined ? { task: ours[0] } : {};
-}
-
-/** UPIDs of clone and create tasks started with our credentials that are still running. */
-async function runningCreations(ctx: ProxmoxContext, signal?: AbortSignal): Promise<string[]> {
-  const auth = ctx.config.auth;
-  const me = auth.kind === 'token' ? auth.tokenId : auth.username;
-  return rows(await ctx.client.get('/cluster/tasks', undefined, { signal }))
-    .filter((task) => task['endtime'] === undefined)
-    .map((task) => str(task['upid']) ?? '')
-    .filter((upid) => {
-      const parsed = parseUpid(upid);
-      return parsed !== undefined && (parsed.type === 'qmclone' || parsed.type === 'qmcreate') && parsed.user === me;
-    });
-}
-
-/**
- * A clone target shows our marker only once PVE has copied its first drive. A clone whose answer
- * was lost by a process that has since restarted is, until then, a locked VM nobody can name.
- * While such a VM exists and a clone started with our credentials still runs, creating would risk
- * a second VM for the same owner: wait instead (Busy is retried). Foreign clones do not hold us up.
- */
-async function refuseWhileOursUnidentified(ctx: ProxmoxContext, unidentified: readonly VmRow[], signal?: AbortSignal): Promise<void> {
-  if ((await runningCreations(ctx, signal)).length === 0) return;
-  throw new BusyError(
-    `VM ${unidentified.map((row) => row.vmid).join(', ')} is being created by this provider and cannot be identified yet; waiting for it before creating another VM`,
-  );
+  const ours = (await runningCreations(ctx, signal)).filter((task) => mayBuild(task, row));
+  return ours.length === 1 && ours[0] !== undefined ? { task: ours[0].upid } : {};
 }
 
 async function cloneTemplate(ctx: ProxmoxContext, spec: CreateSpec, resources: ClusterResources, signal?: AbortSignal): Promise<{ id: string } & Started> {
@@ -123,6 +100,7 @@ async function cloneTemplate(ctx: ProxmoxContext, spec: CreateSpec, resources: C
     nics: Object.fromEntries(spec.nics.map((nic, index) => [nic.name, `net${index}`])),
     state: 'configuring',
   };
+  // Both land with the first copied drive, not before (see the top of this file).
   const params = {
     name: placeholderName(spec.owner.uid),
     description: formatMarker(marker),

@@ -75,7 +75,16 @@ export interface ProxmoxDriverOptions extends ProxmoxClientOptions {
   resourcesTtlMs?: number;
   /** How long a VM's config, status and guest addresses are reused while its resources row is unchanged. */
   detailsTtlMs?: number;
+  /**
+   * How long one node may take to answer a call that can do without it (a lookup's candidates on
+   * other nodes, the inventory's bridge lists) before it counts as unreachable.
+   */
+  nodeTimeoutMs?: number;
+  /** Receives debug lines (VMIDs and node names, never credentials), e.g. candidates a lookup skipped. */
+  debug?: (message: string) => void;
 }
+
+const NODE_TIMEOUT_MS = 5000;
 
 export class ProxmoxDriver implements Driver {
   readonly type = 'proxmox';
@@ -89,7 +98,16 @@ export class ProxmoxDriver implements Driver {
       ...(options.now === undefined ? {} : { now: options.now }),
     });
     const details = new DetailsCache(options.now ?? Date.now, options.detailsTtlMs);
-    this.#ctx = { client, config, directory, reservedIds: new Set(), pending: new Map(), details };
+    this.#ctx = {
+      client,
+      config,
+      directory,
+      reservedIds: new Set(),
+      pending: new Map(),
+      details,
+      nodeTimeoutMs: options.nodeTimeoutMs ?? NODE_TIMEOUT_MS,
+      debug: options.debug ?? (() => undefined),
+    };
   }
 
   /** Closes the connection pool. */

@@ -20,18 +20,54 @@ import { isRow, str } from './values.js';
 // <the value>"); only the part before the echoed value is kept.
 const SECRET_PARAMS = new Set(['password', 'cipassword', 'sshkeys', 'new-format', 'tfa-challenge', 'otp']);
 
-/** The typed error class for a failure text PVE produced (an HTTP 500 message or a task exitstatus). */
-export function classifyFailure(message: string): DriverErrorCode | undefined {
-  // pve-common lock_file_full (10 s flock) and AbstractConfig::check_lock: retryable (NOTES §6).
-  if (/can't lock file|VM is locked|detected modified configuration/i.test(message)) return 'Busy';
-  // A missing VM, or a VM asked on the wrong node (NOTES §1); a missing snapshot (AbstractConfig).
-  if (/^Configuration file '[^']*' does not exist/.test(message)) return 'NotFound';
-  if (/^snapshot '[^']*' does not exist/.test(message) || /no such task/.test(message)) return 'NotFound';
-  // VMID taken between nextid and create/clone; snapshot name taken ("snapshot name 'x' already used").
-  if (/already exists|already used/.test(message)) return 'Conflict';
-  return undefined;
-}
+/**
+ * pveproxy answered, but the node owning the path did not (595/596: down, or hanging past the
+ * proxy's timeout), or did not answer within the driver's per-node bound. Unlike a transport
+ * failure or an aborted call, this says the rest of the cluster is reachable: a lookup may go on
+ * without that node when nothing ties what it holds to the caller (observe.ts, inventory.ts).
+ */
+export class NodeUnreachableError extends UnreachableError {}
 
+/**
+ * How PVE's failure texts map to typed errors, first match wins. Only texts naming a parameter or
+ * a request that can never succeed as asked are InvalidSpec; everything else that is not a
+ * recognised state (Busy, NotFound, Conflict) is retried (HypervisorError), so a cluster without
+ * quorum or a storage that is offline for a minute never tells the user their spec is wrong.
+ */
+const FAILURE_RULES: readonly (readonly [RegExp, DriverErrorCode])[] = [
+  // pve-common lock_file_full (10 s flock), AbstractConfig::check_lock, the digest checks of
+  // update_vm_api ("detected modified configuration") and resize_vm ("checksum mismatch"): NOTES §6.
+  [/can't lock file|VM is locked|detected modified configuration|checksum mismatch/i, 'Busy'],
+  // pve-cluster cfs_lock: "cfs-lock '<id>' error: got lock request timeout" (also "no quorum!"
+  // after a lock wait), "'<id>'-locked command timed out - aborting".
+  [/cfs-lock '[^']*' error|-locked command timed out/, 'Busy'],
+  // Any other wait that ran out: "got timeout" (lock_file, qmshutdown's "VM quit/powerdown
+  // failed - got timeout"), QMP "got timeout", "timeout waiting on systemd".
+  [/got timeout|timed out|timeout waiting/i, 'Busy'],
+  // A missing VM, or a VM asked on the wrong node (NOTES §1; qemu-server check_running says
+  // "unable to find configuration file"); a missing snapshot (AbstractConfig); an unknown task.
+  [/^Configuration file '[^']*' does not exist|^unable to find configuration file for VM \d+/, 'NotFound'],
+  [/^snapshot '[^']*' does not exist|no such task/, 'NotFound'],
+  // VMID taken between nextid and create/clone; snapshot name taken ("snapshot name 'x' already used").
+  [/already exists|already used/, 'Conflict'],
+  // The VM's state forbids the call now: qemu-server destroy ("VM 100 is running - destroy
+  // failed"), start, reboot, shutdown of a paused VM, protection mode.
+  [/^VM \d+ (is running|already running|not running)|VM is paused|protection mode enabled|cannot clone TPM state while VM is running/, 'Conflict'],
+  // The cluster itself is unwell (pve-cluster check_cfs_quorum, pmxcfs down, a storage the
+  // node cannot reach: PVE::Storage activate_storage): retried, never the user's fault.
+  [/no quorum|cluster not ready|cluster filesystem not online|is not online/i, 'HypervisorError'],
+  // Requests that can never succeed as asked, in qemu-server's and pve-storage's words.
+  [/^parameter '[^']*' not allowed|invalid format|value does not match the regex pattern|property is not defined in schema|^unable to parse/, 'InvalidSpec'],
+  [/^(Linked|Full) clone feature is not supported|can't clone (VM to node|to non-shared storage)|does not support (vm images|content-type|linked clones)/, 'InvalidSpec'],
+  [/^(bridge|storage|pool) '[^']*' does not exist|no such cluster node|shrinking disks is not supported|you can't (start a vm if it's a template|convert a|add more vcpus|resize a cdrom|use)/, 'InvalidSpec'],
+  [/NUMA needs to be enabled|balloon value too large|invalid bootorder|SSH public key validation error|^no options specified|^disk '[^']*' does not exist/, 'InvalidSpec'],
+];
+
+/** The typed error class for a failure text PVE produced (an HTTP 500 message or a task exitstatus). */
+export function classifyFailure(message: string): DriverErrorCode {
+  for (const [pattern, code] of FAILURE_RULES) if (pattern.test(message)) return code;
+  return 'HypervisorError';
+}
 
 /** `text` without the trailing newline PVE appends to every die() message. */
 export function cleanMessage(text: string): string {
@@ -60,10 +96,9 @@ export function errorFromResponse(status: number, reason: string, body: unknown)
 
   if (status === 401) return new UnauthorizedError(`authentication failed: ${message}`);
   if (status === 403) return new UnauthorizedError(message);
-  if (status === 595 || status === 596 || status === 502 || status === 503 || status === 504) {
-    // pveproxy could not reach the node that owns the path (NOTES §1): the request never ran.
-    return new UnreachableError(`node unreachable: ${message}`);
-  }
+  // pveproxy could not reach the node that owns the path (NOTES §1): the request never ran.
+  if (status === 595 || status === 596) return new NodeUnreachableError(`node unreachable: ${message}`);
+  if (status === 502 || status === 503 || status === 504) return new UnreachableError(`node unreachable: ${message}`);
   if (status === 501) return new UnsupportedError(message);
   if (status === 400 && isRow(errors)) {
     const detail = parameterErrors(errors);
@@ -72,13 +107,12 @@ export function errorFromResponse(status: number, reason: string, body: unknown)
     if (texts.some((text) => /already exists/.test(text))) return new ConflictError(detail);
     return new InvalidSpecError(`parameter verification failed: ${detail}`);
   }
-  const code = classifyFailure(message);
-  if (code !== undefined) return driverErrorOf(code, message);
   if (status >= 500 && status !== 500) return new UnreachableError(message);
-  return new InvalidSpecError(message);
+  const code = classifyFailure(message);
+  // Any other 4xx is PVE refusing the request itself (a 400 without per-parameter errors, 413).
+  if (code === 'HypervisorError' && status >= 400 && status < 500) return new InvalidSpecError(message);
+  return driverErrorOf(code, message);
 }
-
-
 
 export function errorFromTransport(error: unknown, host: string): DriverError {
   return transportError(error, host, 'set PVE_CA_BUNDLE, or PVE_INSECURE_SKIP_VERIFY=true for testing only');

@@ -1,9 +1,11 @@
 // probe and inventory: what the Provider status shows and placement reads. One resource list for
-// nodes, VMs and storages; one bridge list per node (never per VM).
+// nodes, VMs and storages; one bridge list per node (never per VM), each bounded in time.
 
 import type { Inventory } from '../../contracts/driver.js';
+import { NodeUnreachableError } from './errors.js';
 import { listBridges } from './network.js';
 import { parseResources, type StorageRow } from './resources.js';
+import { withinNodeBound } from './signals.js';
 import { isRow, str } from './values.js';
 import type { ProxmoxContext } from './vm.js';
 
@@ -13,30 +15,50 @@ export async function probe(ctx: ProxmoxContext, signal?: AbortSignal): Promise<
   return { version: str(row['version']) ?? str(row['release']) ?? 'unknown' };
 }
 
+/**
+ * Hosts, datastores and networks. A node that /cluster/resources lists online may still not answer
+ * (its pveproxy forwards and waits, NOTES §1): each node's bridge list gets ctx.nodeTimeoutMs, and a
+ * node that misses it, or answers 595/596, is left out of hosts and networks as unavailable rather
+ * than failing the whole inventory (and with it the Provider's readiness).
+ */
 export async function inventory(ctx: ProxmoxContext, signal?: AbortSignal): Promise<Inventory> {
   const startedAt = ctx.directory.now();
   const resources = parseResources(await ctx.client.get('/cluster/resources', undefined, { signal }));
   ctx.directory.offer(resources.vms, startedAt);
 
-  const vms = resources.vms.filter((vm) => vm.type === 'qemu' && !vm.template);
-  const hosts = resources.nodes
-    .filter((node) => node.online)
-    .map((node) => {
-      const mine = vms.filter((vm) => vm.node === node.node);
-      return {
-        name: node.node,
-        cpus: node.maxcpu,
-        memoryBytes: node.maxmem,
-        cpusAllocated: mine.reduce((sum, vm) => sum + vm.maxcpu, 0),
-        memoryAllocatedBytes: mine.reduce((sum, vm) => sum + vm.maxmem, 0),
-        vms: mine.length,
-      };
-    })
-    .sort((a, b) => a.name.localeCompare(b.name));
+  const online = resources.nodes.filter((node) => node.online).sort((a, b) => a.node.localeCompare(b.node));
+  const bridgeLists = await Promise.all(online.map((node) => bridgesOf(ctx, node.node, signal)));
+  const available = online.filter((_, index) => bridgeLists[index] !== 'unreachable');
+  const skipped = online.filter((_, index) => bridgeLists[index] === 'unreachable').map((node) => node.node);
+  if (skipped.length > 0) {
+    ctx.debug(`inventory left out node ${skipped.map((node) => `'${node}'`).join(', ')}: listed online but not answering`);
+    if (available.length === 0) throw new NodeUnreachableError(`no node answers (${skipped.join(', ')})`);
+  }
 
-  const bridgeLists = await Promise.all(hosts.map((host) => listBridges(ctx.client, host.name, { signal })));
-  const networks = [...new Set(bridgeLists.flatMap((list) => list ?? []))].sort();
+  const vms = resources.vms.filter((vm) => vm.type === 'qemu' && !vm.template);
+  const hosts = available.map((node) => {
+    const mine = vms.filter((vm) => vm.node === node.node);
+    return {
+      name: node.node,
+      cpus: node.maxcpu,
+      memoryBytes: node.maxmem,
+      cpusAllocated: mine.reduce((sum, vm) => sum + vm.maxcpu, 0),
+      memoryAllocatedBytes: mine.reduce((sum, vm) => sum + vm.maxmem, 0),
+      vms: mine.length,
+    };
+  });
+  const networks = [...new Set(bridgeLists.flatMap((list) => (Array.isArray(list) ? list : [])))].sort();
   return { hosts, datastores: datastores(resources.storages), networks };
+}
+
+/** The node's bridges; undefined when it does not tell us (no Sys.Audit); 'unreachable' when it does not answer. */
+async function bridgesOf(ctx: ProxmoxContext, node: string, signal?: AbortSignal): Promise<string[] | undefined | 'unreachable'> {
+  try {
+    return await withinNodeBound(node, ctx.nodeTimeoutMs, signal, (bounded) => listBridges(ctx.client, node, { signal: bounded }));
+  } catch (error) {
+    if (error instanceof NodeUnreachableError) return 'unreachable';
+    throw error;
+  }
 }
 
 /**

@@ -4,7 +4,9 @@ import { InvalidSpecError, type Identity, type Started, type VMRef } from '../..
 import { removeSnippet } from './cloudinit.js';
 import { cloneWithFreshId } from './create.js';
 import { descriptionWithMarker, placeholderName, type Marker } from './identity.js';
+import { probe } from './inventory.js';
 import { started, stopVM } from './power.js';
+import { HIBERNATED } from './resources.js';
 import { DNS_NAME } from './validate.js';
 import { flag, str } from './values.js';
 import { locate, readStatus, requireOwned, vmPath, type ProxmoxContext } from './vm.js';
@@ -14,15 +16,32 @@ import { locate, readStatus, requireOwned, vmPath, type ProxmoxContext } from '.
  * stopped first and that stop is the task returned; the controller calls delete again while the
  * VM still exists. A stopped VM is destroyed with its disks and every reference (HA, replication,
  * backup jobs: `purge`), including disks it no longer lists.
+ *
+ * A hibernated VM (`lock: suspended`) is destroyed as it is, saved RAM included: qemu-server's
+ * destroy_vm ignores that lock since fix #4358 (qemu-server 7.3-3, in every PVE from 7.4 on).
+ * Older servers refuse it, and clearing the lock (`skiplock`, `qm unlock`) is for root@pam only,
+ * which API tokens never are: there the VM is resumed (start), and the next calls stop and destroy it.
  */
 export async function deleteVM(ctx: ProxmoxContext, ref: VMRef, signal?: AbortSignal): Promise<Started> {
-  const vm = await requireOwned(ctx, ref, signal, { idle: true });
+  const vm = await requireOwned(ctx, ref, signal, { idle: true, allowLocks: [HIBERNATED] });
   const status = await readStatus(ctx, vm.node, vm.vmid, signal);
   if (str(status['status']) === 'running') return stopVM(ctx, vm.node, vm.vmid, signal);
+  if (str(vm.config['lock']) === HIBERNATED && !(await destroysHibernated(ctx, signal))) {
+    return started(await ctx.client.post(vmPath(vm.node, vm.vmid, '/status/start'), {}, { signal }));
+  }
   const task = await ctx.client.delete(vmPath(vm.node, vm.vmid), { purge: true, 'destroy-unreferenced-disks': true }, { signal });
   ctx.directory.invalidate();
   await removeSnippet(ctx.config, ref.owner.uid);
   return started(task);
+}
+
+/** Whether the server's destroy ignores the `suspended` lock: PVE 7.4 and later (see deleteVM). */
+async function destroysHibernated(ctx: ProxmoxContext, signal?: AbortSignal): Promise<boolean> {
+  ctx.version ??= (await probe(ctx, signal)).version;
+  const [major = Number.NaN, minor = 0] = ctx.version.split('.').map((part) => Number.parseInt(part, 10));
+  // A server that does not say is taken to be a current one.
+  if (!Number.isFinite(major)) return true;
+  return major > 7 || (major === 7 && minor >= 4);
 }
 
 /**

@@ -15,8 +15,11 @@ import {
   observedCpus,
   observedMemoryBytes,
 } from './hardware.js';
-import { ownerTag, parseMarker, placeholderName, type Marker } from './identity.js';
-import type { VmRow } from './resources.js';
+import { waitForUnidentified } from './creations.js';
+import { NodeUnreachableError } from './errors.js';
+import { OWNER_TAG, ownerTag, parseMarker, placeholderName, type Marker } from './identity.js';
+import { HIBERNATED, operationLock, type VmRow } from './resources.js';
+import { withinNodeBound } from './signals.js';
 import { isRow, rows, str, type Row } from './values.js';
 import { PENDING_CLONE_TTL_MS, onNode, parseVmid, readDetails, vmPath, type ProxmoxContext } from './vm.js';
 
@@ -28,17 +31,26 @@ export async function describeVM(ctx: ProxmoxContext, id: string, signal?: Abort
   });
 }
 
-/** The owner's VM, including one whose clone is still running; the lowest VMID if there are copies. */
+/**
+ * The owner's VM, including one whose clone is still running; the lowest VMID if there are copies.
+ * Undefined only when PVE shows no VM that could be the owner's: a candidate on a node that does
+ * not answer but bears the owner's marks is Unreachable, and a VM still being cloned by us that
+ * cannot be told apart yet is Busy ("I cannot see it" is never "it is gone": driver.ts).
+ */
 export async function findByIdentity(ctx: ProxmoxContext, uid: string, signal?: AbortSignal): Promise<ObservedVM | undefined> {
   const calledAt = ctx.directory.now();
   let snapshot = await ctx.directory.current(signal);
-  let found = await findOwnedRow(ctx, uid, snapshot.rows, signal);
+  let scan = await scanOwned(ctx, uid, snapshot.rows, signal);
   // A miss on a snapshot older than this call is not an answer: the VM may have appeared since.
-  if (found === undefined && snapshot.startedAt < calledAt) {
+  if (scan.owned === undefined && snapshot.startedAt < calledAt) {
     snapshot = await ctx.directory.fresh(calledAt, signal);
-    found = await findOwnedRow(ctx, uid, snapshot.rows, signal);
+    scan = await scanOwned(ctx, uid, snapshot.rows, signal);
   }
-  if (found === undefined) return undefined;
+  const found = scan.owned;
+  if (found === undefined) {
+    await waitForUnidentified(ctx, scan.unidentified, 'waiting for it before answering that this owner has no VM', signal);
+    return undefined;
+  }
   const { status } = await readDetails(ctx, found.row, signal);
   return observeVM(ctx, found.row, status, found.config, signal);
 }
@@ -51,8 +63,19 @@ export interface OwnedRow {
 
 export interface OwnerScan {
   owned?: OwnedRow;
-  /** VMs PVE is still creating whose owner nobody can tell yet (see PendingClone). */
+  /** VMs PVE is still creating whose owner nobody can tell yet (see creations.ts). */
   unidentified: VmRow[];
+  /** Candidates on nodes that did not answer, skipped because nothing ties them to the owner. */
+  unreadable: VmRow[];
+}
+
+/** What a create knows beyond the owner's UID. */
+export interface ScanHints {
+  /**
+   * The VM's name: a VM whose tags someone removed still carries it (and our marker), so a create
+   * with a lost status finds it instead of making a second VM.
+   */
+  name?: string;
 }
 
 // Locks that a VM carries while PVE still creates it: the clone target, a fresh qmcreate.
@@ -74,49 +97,82 @@ export function markerOf(ctx: ProxmoxContext, vmid: number, config: Row, lock: s
   return lock !== undefined && CREATION_LOCKS.has(lock) ? pending.marker : undefined;
 }
 
+/** What the resource list alone says about `row` and `uid`: the owner's tag, placeholder name, or our pending clone. */
+function bearsOwnerMarks(ctx: ProxmoxContext, uid: string, row: VmRow): boolean {
+  return row.tags.includes(ownerTag(uid)) || row.name === placeholderName(uid) || ctx.pending.get(row.vmid)?.marker.uid === uid;
+}
+
+/**
+ * A creation-locked VM whose config cannot be read, judged by its row. qemu-server writes the
+ * clone's name with its first drive (clone_vm); before that the list shows no name, or PVE's
+ * default `VM <id>`. Once named, our clones carry a placeholder name (identity.ts): any name then
+ * tells whether it can be ours.
+ */
+function unnamed(row: VmRow): boolean {
+  return row.name === '' || row.name === `VM ${row.vmid}`;
+}
+
 /**
  * Rows tagged for `uid`, then rows that may be the owner's without the tag yet: VMs PVE is still
  * creating (`lock: clone`, marker written once the first drive is copied), VMs bearing the owner's
- * placeholder name (a clone whose task ended before the configuration step retagged it), and
- * clones this process started. Each candidate's marker decides; a steady cluster has one
- * candidate per owner, so one config read.
+ * placeholder name (a clone whose task ended before the configuration step retagged it), clones
+ * this process started, VMs tagged ours without an owner tag (someone removed it), and for a
+ * create (`hints`) VMs named like the spec (someone removed every tag). Each candidate's marker
+ * decides; a steady cluster has one candidate per owner, so one config read.
+ *
+ * A candidate on a node that does not answer (595/596, or silent past ctx.nodeTimeoutMs) is
+ * skipped unless its row bears the owner's marks; then the owner's VM exists in an unknown state
+ * and the scan fails with UnreachableError rather than let anyone create a second one.
  */
-export async function scanOwned(ctx: ProxmoxContext, uid: string, vms: readonly VmRow[], signal?: AbortSignal): Promise<OwnerScan> {
-  const tag = ownerTag(uid);
-  const placeholder = placeholderName(uid);
+export async function scanOwned(ctx: ProxmoxContext, uid: string, vms: readonly VmRow[], signal?: AbortSignal, hints: ScanHints = {}): Promise<OwnerScan> {
+  const untagged = (row: VmRow): boolean => row.tags.includes(OWNER_TAG) && !row.tags.some((candidate) => candidate.startsWith('vr-'));
   const candidates = vms
     .filter((row) => row.type === 'qemu' && !row.template)
     .filter(
       (row) =>
-        row.tags.includes(tag) ||
-        row.name === placeholder ||
+        bearsOwnerMarks(ctx, uid, row) ||
         ctx.pending.has(row.vmid) ||
-        (row.lock !== undefined && CREATION_LOCKS.has(row.lock)),
+        (row.lock !== undefined && CREATION_LOCKS.has(row.lock)) ||
+        untagged(row) ||
+        (hints.name !== undefined && row.name === hints.name),
     )
     .sort((a, b) => a.vmid - b.vmid);
-  const configs = await Promise.all(candidates.map((row) => readConfigIfPresent(ctx, row, signal)));
-  const scan: OwnerScan = { unidentified: [] };
+  const configs = await Promise.all(candidates.map((row) => readCandidate(ctx, row, signal)));
+  const scan: OwnerScan = { unidentified: [], unreadable: [] };
+  const oursUnreadable: VmRow[] = [];
   for (const [index, row] of candidates.entries()) {
     const config = configs[index];
-    if (config === undefined) continue;
+    if (config === undefined || config === 'gone') continue;
+    if (config === 'unreadable') {
+      if (bearsOwnerMarks(ctx, uid, row)) oursUnreadable.push(row);
+      else {
+        scan.unreadable.push(row);
+        if (row.lock !== undefined && CREATION_LOCKS.has(row.lock) && unnamed(row)) scan.unidentified.push(row);
+      }
+      continue;
+    }
     const lock = str(config['lock']) || row.lock;
     const marker = markerOf(ctx, row.vmid, config, lock);
     if (marker?.uid === uid && scan.owned === undefined) scan.owned = { row, config, marker };
     if (marker === undefined && lock !== undefined && CREATION_LOCKS.has(lock)) scan.unidentified.push(row);
   }
+  if (scan.unreadable.length > 0) {
+    ctx.debug(`owner lookup skipped VM ${scan.unreadable.map((row) => `${row.vmid} on node '${row.node}'`).join(', ')}: node unreachable, nothing ties it to the owner`);
+  }
+  if (scan.owned === undefined && oursUnreadable.length > 0) {
+    const names = oursUnreadable.map((row) => `${row.vmid} on node '${row.node}'`).join(', ');
+    throw new UnreachableError(`VM ${names} bears this owner's marks but its node does not answer: its state is unknown`);
+  }
   return scan;
 }
 
-export async function findOwnedRow(ctx: ProxmoxContext, uid: string, vms: readonly VmRow[], signal?: AbortSignal): Promise<OwnedRow | undefined> {
-  return (await scanOwned(ctx, uid, vms, signal)).owned;
-}
-
-async function readConfigIfPresent(ctx: ProxmoxContext, row: VmRow, signal?: AbortSignal): Promise<Row | undefined> {
+/** A candidate's config; 'gone' when it vanished or moved since the snapshot, 'unreadable' when its node does not answer. */
+async function readCandidate(ctx: ProxmoxContext, row: VmRow, signal?: AbortSignal): Promise<Row | 'gone' | 'unreadable'> {
   try {
-    return (await readDetails(ctx, row, signal)).config;
+    return (await withinNodeBound(row.node, ctx.nodeTimeoutMs, signal, (bounded) => readDetails(ctx, row, bounded))).config;
   } catch (error) {
-    // Gone or moved since the snapshot: not the VM we are looking for at this moment.
-    if (error instanceof DriverError && error.code === 'NotFound') return undefined;
+    if (error instanceof NodeUnreachableError) return 'unreadable';
+    if (error instanceof DriverError && error.code === 'NotFound') return 'gone';
     throw error;
   }
 }
@@ -128,13 +184,15 @@ function powerStateOf(status: Row, lock: string | undefined): PowerState {
     if (qmp === 'paused' || qmp === 'suspended') return 'Suspended';
     return 'On';
   }
-  if (state === 'stopped') return lock === 'suspended' ? 'Suspended' : 'Off';
+  if (state === 'stopped') return lock === HIBERNATED ? 'Suspended' : 'Off';
   return 'Unknown';
 }
 
 export async function observeVM(ctx: ProxmoxContext, row: VmRow, status: Row, config: Row, signal?: AbortSignal): Promise<ObservedVM> {
   const lock = str(config['lock']) || str(status['lock']) || undefined;
   const marker = markerOf(ctx, row.vmid, config, lock);
+  // A hibernated VM is Suspended, not busy: power-on resumes it and delete destroys it.
+  const operation = operationLock(lock);
   const powerState = powerStateOf(status, lock);
   const name = str(config['name']) ?? str(status['name']) ?? row.name;
   const observed: ObservedVM = {
@@ -152,7 +210,7 @@ export async function observeVM(ctx: ProxmoxContext, row: VmRow, status: Row, co
     consoleURL: consoleURL(ctx, row.vmid, name, row.node),
   };
   if (marker !== undefined) observed.owner = { uid: marker.uid, namespace: marker.namespace, name: marker.name };
-  if (lock !== undefined) observed.lock = lock;
+  if (operation !== undefined) observed.lock = operation;
   if (marker?.state === 'configuring' && lock === undefined) observed.incomplete = true;
   const machine = machineType(config);
   if (machine !== undefined) observed.machine = machine;

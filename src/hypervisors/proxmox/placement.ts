@@ -1,7 +1,7 @@
 // Where a new VM goes and which VMID it gets: the template (by VMID or name), the node, and a
 // free VMID. Pure except for the VMID checks against `/cluster/nextid`.
 
-import { ConflictError, InvalidSpecError, type CreateSpec } from '../../contracts/driver.js';
+import { ConflictError, HypervisorError, InvalidSpecError, type CreateSpec } from '../../contracts/driver.js';
 import { drives } from './hardware.js';
 import type { ClusterResources, NodeRow, VmRow } from './resources.js';
 import { num, volumeStorage, type Row } from './values.js';
@@ -102,7 +102,7 @@ export async function allocateVmid(
   if (range === undefined) {
     // A JSON string although the schema says integer (NOTES §6).
     const next = num(await ctx.client.get('/cluster/nextid', undefined, { signal }));
-    if (next === undefined) throw new InvalidSpecError('PVE returned no free VMID');
+    if (next === undefined) throw new HypervisorError('PVE returned no free VMID');
     if (!taken(next)) return reserve(next);
     candidate = next + 1;
     last = 999_999_999;

@@ -11,7 +11,8 @@ import {
 } from '../../contracts/driver.js';
 import { MiB, formatBytes } from '../../contracts/quantity.js';
 import { bootDiskSlot, disks, hotplugFeatures, maxCpus, observedCpus, observedMemoryBytes } from './hardware.js';
-import { formatDiskSize, num, str } from './values.js';
+import { HIBERNATED } from './resources.js';
+import { formatDiskSize, num, rows, str, type Row } from './values.js';
 import { readStatus, requireOwned, vmPath, type ProxmoxContext } from './vm.js';
 
 // How long PVE's qmshutdown waits for the guest. The controller keeps its own (usually shorter)
@@ -38,8 +39,9 @@ export async function stopVM(ctx: ProxmoxContext, node: string, vmid: number, si
 }
 
 export async function powerVM(ctx: ProxmoxContext, ref: VMRef, operation: PowerOperation, signal?: AbortSignal): Promise<Started> {
-  // A hibernated VM carries `lock: suspended`; starting it is how it resumes.
-  const vm = await requireOwned(ctx, ref, signal, { idle: true, allowLocks: operation === 'on' ? ['suspended'] : [] });
+  // A hibernated VM carries `lock: suspended` and is stopped: starting it is how it resumes
+  // (qemu-server vm_start), and there is nothing to stop or shut down.
+  const vm = await requireOwned(ctx, ref, signal, { idle: true, allowLocks: [HIBERNATED] });
   const status = await readStatus(ctx, vm.node, vm.vmid, signal);
   const running = str(status['status']) === 'running';
   const paused = running && ['paused', 'suspended'].includes(str(status['qmpstatus']) ?? '');
@@ -68,45 +70,81 @@ export async function powerVM(ctx: ProxmoxContext, ref: VMRef, operation: PowerO
  * which of the two applies is the controller's decision, made before calling.
  */
 export async function reconfigureVM(ctx: ProxmoxContext, ref: VMRef, change: ResourceChange, signal?: AbortSignal): Promise<Started> {
-  const vm = await requireOwned(ctx, ref, signal, { idle: true });
-  const params: Record<string, number | string> = {};
-  const config = vm.config;
-  if (change.cpus !== undefined) {
-    if (!Number.isInteger(change.cpus) || change.cpus < 1) throw new InvalidSpecError(`cpus must be a positive integer, not ${change.cpus}`);
-    if (change.cpus !== observedCpus(config)) {
-      if (hotplugFeatures(config).has('cpu')) {
-        const sockets = num(config['sockets']) ?? 1;
-        if (change.cpus > maxCpus(config)) params['cores'] = Math.ceil(change.cpus / sockets);
-        params['vcpus'] = change.cpus;
-      } else {
-        params['cores'] = change.cpus;
-        params['sockets'] = 1;
-        if (config['vcpus'] !== undefined) params['delete'] = 'vcpus';
-      }
-    }
+  if (change.cpus !== undefined && (!Number.isInteger(change.cpus) || change.cpus < 1)) {
+    throw new InvalidSpecError(`cpus must be a positive integer, not ${change.cpus}`);
   }
   if (change.memoryBytes !== undefined) {
     if (!Number.isSafeInteger(change.memoryBytes) || change.memoryBytes < 16 * MiB) throw new InvalidSpecError('memory must be at least 16Mi');
     if (change.memoryBytes % MiB !== 0) throw new InvalidSpecError('memory must be a whole number of Mi (MiB) on Proxmox VE');
-    if (change.memoryBytes !== observedMemoryBytes(config)) params['memory'] = change.memoryBytes / MiB;
   }
+  const vm = await requireOwned(ctx, ref, signal, { idle: true, keepDetails: true });
+  if (Object.keys(resourceParams(change, vm.config)).length === 0) return {};
+  // What a running VM could not take live waits in the config's pending section (NOTES §7), which
+  // describe's `config?current=1` does not show: without this look, every sync until the next
+  // power cycle would POST the same change again.
+  const pending = pendingConfig(await ctx.client.get(vmPath(vm.node, vm.vmid, '/pending'), undefined, { signal }));
+  const params = resourceParams(change, pending);
   if (Object.keys(params).length === 0) return {};
+  ctx.details.forget(vm.vmid);
   return started(await ctx.client.post(vmPath(vm.node, vm.vmid, '/config'), params, { signal }));
 }
 
-/** Grows a disk to an absolute size; never shrinks (PVE cannot, and DESIGN §5 forbids it). */
+/** The config parameters that make `config` match `change`; empty when it already does. Pure. */
+export function resourceParams(change: ResourceChange, config: Row): Record<string, number | string> {
+  const params: Record<string, number | string> = {};
+  if (change.cpus !== undefined && change.cpus !== observedCpus(config)) {
+    if (hotplugFeatures(config).has('cpu')) {
+      const sockets = num(config['sockets']) ?? 1;
+      if (change.cpus > maxCpus(config)) params['cores'] = Math.ceil(change.cpus / sockets);
+      params['vcpus'] = change.cpus;
+    } else {
+      params['cores'] = change.cpus;
+      params['sockets'] = 1;
+      if (config['vcpus'] !== undefined) params['delete'] = 'vcpus';
+    }
+  }
+  if (change.memoryBytes !== undefined && change.memoryBytes !== observedMemoryBytes(config)) params['memory'] = change.memoryBytes / MiB;
+  return params;
+}
+
+/** The config as it will be once pending changes apply, from `GET …/pending` rows `{key, value, pending, delete}`. */
+export function pendingConfig(data: unknown): Row {
+  const config: Row = {};
+  for (const row of rows(data)) {
+    const key = str(row['key']);
+    if (key === undefined || row['delete'] !== undefined) continue;
+    const value = row['pending'] ?? row['value'];
+    if (value !== undefined) config[key] = value;
+  }
+  return config;
+}
+
+/**
+ * Grows a disk to an absolute size; never shrinks (PVE cannot, and DESIGN §5 forbids it).
+ *
+ * The size sent is rounded up to a whole MiB, which PVE stores as sent (`size=<n>M`): qemu-server's
+ * resize_vm writes the requested bytes into the config verbatim, but pads a running VM's disk to
+ * the next KiB (Blockdev.pm resize) and the storage rounds further (ZFS raw volumes and Ceph RBD
+ * to MiB, LVM to its extents), so an odd byte count would leave the config and the volume
+ * disagreeing. describe then reads back at most 1 MiB - 1 byte more than asked. A later
+ * `qm rescan` or migration copies the volume's own size into the config (update_disksize); on
+ * LVM with 4 MiB extents that can read up to 4 MiB more.
+ */
 export async function resizeVMDisk(ctx: ProxmoxContext, ref: VMRef, diskName: string, sizeBytes: number, signal?: AbortSignal): Promise<Started> {
-  const vm = await requireOwned(ctx, ref, signal, { idle: true });
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new InvalidSpecError(`disk ${diskName} must have a positive size`);
+  const vm = await requireOwned(ctx, ref, signal, { idle: true, keepDetails: true });
   const all = disks(vm.config);
   const slot = vm.marker.disks[diskName] ?? (diskName === 'root' ? bootDiskSlot(vm.config) : all.some((disk) => disk.slot === diskName) ? diskName : undefined);
   const disk = all.find((candidate) => candidate.slot === slot);
   if (disk === undefined) throw new InvalidSpecError(`VM ${vm.vmid} has no disk '${diskName}'`);
-  if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new InvalidSpecError(`disk ${diskName} must have a positive size`);
   const current = disk.sizeBytes ?? 0;
+  const target = Math.ceil(sizeBytes / MiB) * MiB;
+  // Already as large as asked, up to that rounding: nothing to do.
+  if (current >= sizeBytes && current <= target) return {};
   if (sizeBytes < current) {
     throw new InvalidSpecError(`disk ${diskName} cannot shrink from ${formatBytes(current)} to ${formatBytes(sizeBytes)}`);
   }
-  if (sizeBytes === current) return {};
+  ctx.details.forget(vm.vmid);
   // Absolute size (no `+`): a retried call cannot grow the disk twice. PVE 7 answers null, 8+ a UPID.
-  return started(await ctx.client.put(vmPath(vm.node, vm.vmid, '/resize'), { disk: disk.slot, size: formatDiskSize(sizeBytes) }, { signal }));
+  return started(await ctx.client.put(vmPath(vm.node, vm.vmid, '/resize'), { disk: disk.slot, size: formatDiskSize(target) }, { signal }));
 }

@@ -26,6 +26,18 @@ export interface VmRow {
   uptime: number;
 }
 
+/**
+ * The lock of a hibernated VM (stopped, its RAM in a `vmstate` volume). It is a state that lasts
+ * until the VM is started again, not an operation anybody waits for: qemu-server's vm_start
+ * resumes such a VM and destroy_vm ignores the lock (fix #4358, qemu-server 7.3-3).
+ */
+export const HIBERNATED = 'suspended';
+
+/** The lock when it names an operation PVE runs (or a crashed one left behind); undefined otherwise. */
+export function operationLock(lock: string | undefined): string | undefined {
+  return lock === undefined || lock === '' || lock === HIBERNATED ? undefined : lock;
+}
+
 export interface NodeRow {
   node: string;
   online: boolean;

@@ -26,10 +26,8 @@ export async function taskStatus(ctx: ProxmoxContext, upid: string, signal?: Abo
   const exit = str(status['exitstatus']) ?? 'unexpected status';
   // PVE::UPID::status_is_error: OK and WARNINGS are successes.
   if (exit === 'OK' || exit.startsWith('WARNINGS')) return { state: 'succeeded', progress: 100 };
-  const result: TaskStatus = { state: 'failed', error: await failureText(ctx, base, exit, signal) };
-  const code = classifyFailure(exit);
-  if (code !== undefined) result.errorCode = code;
-  return result;
+  // An exit status no rule knows is HypervisorError (retryable), never the user's mistake.
+  return { state: 'failed', error: await failureText(ctx, base, exit, signal), errorCode: classifyFailure(exit) };
 }
 
 /**

@@ -19,14 +19,21 @@ export interface ProxmoxContext {
   /** Clones this process asked for whose target may not show our marker yet (see PendingClone). */
   pending: Map<number, PendingClone>;
   details: DetailsCache;
+  /** How long one node may take to answer a call that can go on without it (see withinNodeBound). */
+  nodeTimeoutMs: number;
+  /** Debug lines for the runtime's log: VMIDs and node names only. */
+  debug: (message: string) => void;
+  /** The PVE version, once a verb needed it (probe answers it). */
+  version?: string;
 }
 
 /**
  * A clone target we asked for. PVE's clone writes only `lock: clone` into the target's config
  * before it answers ("# qmclone temporary file"); the description with our marker follows when
  * the task has copied the first drive. Until then this record is what ties the VMID to its owner,
- * also when the clone's answer was lost. Kept in memory: a restarted process falls back to
- * waiting in create (see create.ts), never to a second clone.
+ * also when the clone's answer was lost. Kept in memory only: a restarted process, or another
+ * replica, finds our running clone task on PVE instead and waits (creations.ts), in create and in
+ * findByIdentity alike, never making a second clone or answering "no VM".
  */
 export interface PendingClone {
   marker: Marker;
@@ -108,6 +115,11 @@ export interface GuardOptions {
   /** Refuse a VM that holds a lock (BusyError), except the locks listed in `allowLocks`. */
   idle: boolean;
   allowLocks?: readonly string[];
+  /**
+   * The caller forgets the VM's cached details itself, once it knows it changes something: a verb
+   * that often finds nothing to do (reconfigure while a change is pending) keeps describe cheap.
+   */
+  keepDetails?: boolean;
 }
 
 /** The VM `ref` names, read fresh, refused unless its marker names `ref.owner` (and, if asked, unlocked). */
@@ -115,7 +127,7 @@ export async function requireOwned(ctx: ProxmoxContext, ref: VMRef, signal: Abor
   const vmid = parseVmid(ref.id);
   const { node, config } = await onNode(ctx, vmid, signal, async (row) => ({ node: row.node, config: await readConfig(ctx, row.node, vmid, signal) }));
   // Whatever the caller changes next, the next describe must read it back.
-  ctx.details.forget(vmid);
+  if (options.keepDetails !== true) ctx.details.forget(vmid);
   const marker = parseMarker(config['description']);
   if (marker === undefined || marker.uid !== ref.owner.uid) {
     throw new ConflictError(`VM ${vmid} is not owned by ${ref.owner.namespace}/${ref.owner.name}`);

@@ -8,7 +8,7 @@ import { UnauthorizedError, UnreachableError } from '../../contracts/driver.js';
 import type { VsphereConfig } from './config.js';
 import { SoapFault, errorFromFault, errorFromTransport, readSoapFault } from './errors.js';
 import { el, envelope, moref, type MoRef, type Xml } from './soap.js';
-import { SOAP_ENV, XmlParseError, child, parseXml, textAt, type XmlElement } from './xml.js';
+import { SOAP_ENV, XmlParseError, child, childrenNamed, parseXml, textAt, type XmlElement } from './xml.js';
 
 export interface VsphereClientOptions {
   connections?: number;
@@ -21,6 +21,9 @@ export interface ServiceContent {
   viewManager: MoRef;
   sessionManager: MoRef;
   searchIndex: MoRef;
+  /** Absent only on a server without task or event history; every vCenter and ESXi has both. */
+  taskManager: MoRef | undefined;
+  eventManager: MoRef | undefined;
   about: { fullName: string; version: string; apiVersion: string; instanceUuid: string | undefined; apiType: string };
 }
 
@@ -50,6 +53,25 @@ export function sessionCookie(setCookie: string | string[] | undefined): string 
     if (pair.startsWith(`${SESSION_COOKIE}=`)) return pair;
   }
   return undefined;
+}
+
+/**
+ * A property read answered without a session: the PropertyCollector may answer every property
+ * with a NotAuthenticated missingSet entry instead of a fault (govmomi's simulator does, for
+ * RetrieveProperties[Ex] reaches it without a session; NOTES). That is the session gone, not
+ * objects vSphere cannot read: it is raised as the NotAuthenticated fault it stands for.
+ */
+function sessionHeld(response: XmlElement): XmlElement {
+  const returned = childrenNamed(response, 'returnval');
+  const objects = [...returned, ...returned.flatMap((value) => childrenNamed(value, 'objects'))];
+  for (const object of objects) {
+    for (const missing of childrenNamed(object, 'missingSet')) {
+      if (child(child(missing, 'fault'), 'fault')?.type?.name === 'NotAuthenticated') {
+        throw new SoapFault({ type: 'NotAuthenticated', message: 'vSphere answered a property read as not authenticated: the session has ended' });
+      }
+    }
+  }
+  return response;
 }
 
 export class VsphereClient {
@@ -99,6 +121,8 @@ export class VsphereClient {
       viewManager: requireRef(content, 'viewManager'),
       sessionManager: requireRef(content, 'sessionManager'),
       searchIndex: requireRef(content, 'searchIndex'),
+      taskManager: morefOf(child(content, 'taskManager')),
+      eventManager: morefOf(child(content, 'eventManager')),
       about: {
         fullName: textAt(about, 'fullName') ?? 'vSphere',
         version: textAt(about, 'version') ?? '',
@@ -119,14 +143,14 @@ export class VsphereClient {
     const action = `urn:vim25/${content.about.apiVersion}`;
     const cookie = await this.#session(signal);
     try {
-      return await this.#send(method, params, action, cookie, signal);
+      return sessionHeld(await this.#send(method, params, action, cookie, signal));
     } catch (error) {
       if (!(error instanceof SoapFault)) throw error;
       if (error.fault.type !== 'NotAuthenticated') throw errorFromFault(error.fault);
       if (this.#cookie === cookie) this.#cookie = undefined;
       const fresh = await this.#session(signal);
       try {
-        return await this.#send(method, params, action, fresh, signal);
+        return sessionHeld(await this.#send(method, params, action, fresh, signal));
       } catch (retryError) {
         if (retryError instanceof SoapFault) throw errorFromFault(retryError.fault);
         throw retryError;

@@ -1,16 +1,19 @@
-// create: a clone of a template, in two steps.
-// 1. CloneVM_Task with the owner's identity in the CloneSpec's extraConfig (so the VM carries it
-//    from the moment it exists) and `virtrigaud.state=configuring`; placement in the RelocateSpec;
-//    a linked clone shares the template's disks through its current snapshot.
-// 2. One ReconfigVM_Task with CPU, memory, firmware and features, disks, NICs, cloud-init
-//    guestinfo, and `virtrigaud.state=ready`. The VM reads as `incomplete` until that lands, and
-//    create called again continues there (hardware upgrade for a TPM first, when needed).
-// Before either step the owner's VM is looked up by identity: a lost response never clones twice.
+// create: a clone of a template, in two steps, each answered as soon as vSphere has started it.
+// 1. CloneVM_Task under the owner's placeholder name (identity.ts), with the owner's identity in
+//    the CloneSpec's extraConfig (so the VM carries it from the moment its config exists) and
+//    `virtrigaud.state=configuring`; placement in the RelocateSpec; a linked clone shares the
+//    template's disks through its current snapshot. create answers the clone task at once, with
+//    id '' while the VM has no moid: the hook's budget is a few seconds, a clone takes minutes.
+// 2. One ReconfigVM_Task with the spec's name, CPU, memory, firmware and features, disks, NICs,
+//    cloud-init guestinfo, and `virtrigaud.state=ready`. The VM reads as `incomplete` until that
+//    lands, and create called again continues there (hardware upgrade for a TPM first, when needed).
+// Before either step the owner's VM, or its running clone, is looked for the way any process
+// would find it (find.ts): a lost answer, a restarted runtime or a second replica never clones twice.
 
 import {
   BusyError,
+  HypervisorError,
   InvalidSpecError,
-  NotFoundError,
   UnsupportedError,
   type CreateSpec,
   type Identity,
@@ -30,16 +33,16 @@ import {
   readDevices,
   type NetworkTarget,
 } from './devices.js';
-import { diskSlotsOf, identityEntries, KEY, slotOf } from './identity.js';
+import { diskSlotsOf, identityEntries, KEY, placeholderName, slotOf } from './identity.js';
+import { readOwned } from './find.js';
 import { findByInventoryPath, resolveDatacenter, resolveObject, type Datacenter } from './inventory.js';
-import { findVmByIdentity } from './observe.js';
 import { resolvePlacement, type Placement } from './placement.js';
 import { retrieveAll, retrieveOne } from './property-collector.js';
 import { el, fragments, moref, optionValue, typed, type MoRef, type Xml } from './soap.js';
-import { readTask, waitBriefly } from './tasks.js';
+import { recentTasks, settledNow } from './tasks.js';
 import { flattenSnapshots } from './snapshots.js';
 import { child, textAt } from './xml.js';
-import { readVM, record, type VmRecord, type VsphereContext } from './vm.js';
+import { readVM, record, requireReadable, type VmRecord, type VsphereContext } from './vm.js';
 
 export const LINKED_BASE_SNAPSHOT = 'virtrigaud-linked-base';
 // TPM 2.0 needs virtual hardware 14 (vSphere 6.7).
@@ -75,12 +78,15 @@ export async function resolveTemplate(ctx: VsphereContext, dc: Datacenter, ref: 
     if (found === undefined || found.type !== 'VirtualMachine') throw new InvalidSpecError(`template '${ref}' not found`);
     return readVM(ctx, found.value, signal);
   }
-  const all = (await retrieveAll(ctx.client, dc.vmFolder, 'VirtualMachine', ['name', 'config.template'], signal)).map(record);
+  const all = (await retrieveAll(ctx.client, dc.vmFolder, 'VirtualMachine', ['name', 'config.template', 'runtime.connectionState'], signal)).map(record);
   const named = all.filter((vm) => vm.name === ref);
   const templates = named.filter((vm) => vm.template);
   const candidates = templates.length > 0 ? templates : named;
   if (candidates.length === 0) throw new InvalidSpecError(`template '${ref}' not found in datacenter ${dc.name}`);
   if (candidates.length > 1) throw new InvalidSpecError(`template name '${ref}' is ambiguous (${candidates.length} VMs); use an inventory path`);
+  // A name shared with a template vSphere cannot read now may become ambiguous once it can.
+  const unreadable = named.find((vm) => !vm.configReadable);
+  if (unreadable !== undefined) requireReadable(unreadable);
   return readVM(ctx, (candidates[0] as VmRecord).ref.value, signal);
 }
 
@@ -91,11 +97,19 @@ export async function resolveNetwork(ctx: VsphereContext, dc: Datacenter, name: 
   const portgroup = await retrieveOne(ctx.client, ref, ['key', 'config.distributedVirtualSwitch'], signal);
   const dvs = morefOf(portgroup.props.get('config.distributedVirtualSwitch'));
   const uuid = dvs === undefined ? undefined : textAt((await retrieveOne(ctx.client, dvs, ['uuid'], signal)).props.get('uuid'));
-  if (uuid === undefined) throw new InvalidSpecError(`port group '${name}' has no distributed switch`);
+  // Every distributed port group has its switch: one read without it is not the spec's fault.
+  if (uuid === undefined) throw new HypervisorError(`port group '${name}' was read without its distributed switch`);
   return { kind: 'portgroup', name, ref, key: textAt(portgroup.props.get('key')) ?? ref.value, switchUuid: uuid };
 }
 
-/** The snapshot a linked clone is based on: the source's current one, made when there is none. */
+// vCenter's descriptionId for CreateSnapshot_Task (vcsim's too).
+const SNAPSHOT_TASK = 'VirtualMachine.createSnapshot';
+
+/**
+ * The snapshot a linked clone is based on: the source's current one, made when there is none. A
+ * base snapshot being taken (by this runtime or another) is waited for, never taken twice: it is
+ * the source's current snapshot once its task ends.
+ */
 export async function linkedCloneBase(ctx: VsphereContext, source: VmRecord, signal?: AbortSignal): Promise<{ ref: MoRef; name: string }> {
   const info = source.object.props.get('snapshot');
   const current = morefOf(child(info, 'currentSnapshot'));
@@ -103,6 +117,10 @@ export async function linkedCloneBase(ctx: VsphereContext, source: VmRecord, sig
     const name = flattenSnapshots(info).find((node) => node.ref.value === current.value)?.name ?? current.value;
     return { ref: current, name };
   }
+  const taking = (await recentTasks(ctx, signal)).find(
+    (task) => (task.state === 'queued' || task.state === 'running') && task.entity?.value === source.ref.value && task.descriptionId === SNAPSHOT_TASK,
+  );
+  if (taking !== undefined) throw new BusyError(`a snapshot of ${source.name} is being taken (task ${taking.task.value}); linked clones wait for it`);
   const task = morefOf(
     await ctx.client.returnval(
       'CreateSnapshot_Task',
@@ -110,25 +128,25 @@ export async function linkedCloneBase(ctx: VsphereContext, source: VmRecord, sig
       signal,
     ),
   );
-  if (task === undefined) throw new InvalidSpecError(`vSphere started no snapshot task on ${source.name}`);
-  const done = await waitBriefly(ctx, task, ctx.cloneWaitMs, `snapshot of ${source.name} for linked clones`, signal);
-  // Still running: a retry finds it as the current snapshot once it is done.
-  if (done?.result === undefined) throw new BusyError(`the base snapshot of ${source.name} for linked clones is still being taken`);
+  if (task === undefined) throw new HypervisorError(`vSphere answered CreateSnapshot_Task on ${source.name} without a task`);
+  const done = await settledNow(ctx, task, `snapshot of ${source.name} for linked clones`, signal);
+  // Still running: a retry finds it running, then as the current snapshot once it is done.
+  if (done?.result === undefined) throw new BusyError(`the base snapshot of ${source.name} for linked clones is being taken (task ${task.value})`);
   return { ref: done.result, name: LINKED_BASE_SNAPSHOT };
 }
 
 export interface CloneRequest {
   source: VmRecord;
-  name: string;
   owner: Identity;
   placement: Placement;
   linked: boolean;
 }
 
 /**
- * Starts CloneVM_Task and waits briefly for it: the new VM's moid is the task's result. A clone
- * still running after the wait answers the task with a provisional id, under which describe says
- * NotFound, so the caller finds the VM by identity once it exists.
+ * Starts CloneVM_Task under the owner's placeholder name and answers at once: the new VM's moid
+ * when the task has already ended (vcsim ends clones within the call), else id '' and the task,
+ * which any process can follow, and which findByIdentity ties to the owner until the VM is
+ * registered (find.ts).
  */
 export async function startClone(ctx: VsphereContext, request: CloneRequest, signal?: AbortSignal): Promise<{ id: string; sourceSnapshot?: string } & Started> {
   const base = request.linked ? await linkedCloneBase(ctx, request.source, signal) : undefined;
@@ -148,17 +166,19 @@ export async function startClone(ctx: VsphereContext, request: CloneRequest, sig
     el('powerOn', false),
     moref('snapshot', base?.ref),
   ]);
+  const name = placeholderName(request.owner.uid);
   const task = morefOf(
-    await ctx.client.returnval('CloneVM_Task', [moref('_this', request.source.ref), moref('folder', placement.folder), el('name', request.name), spec], signal),
+    await ctx.client.returnval('CloneVM_Task', [moref('_this', request.source.ref), moref('folder', placement.folder), el('name', name), spec], signal),
   );
   ctx.vmList.invalidate();
-  if (task === undefined) throw new InvalidSpecError(`vSphere started no clone task for ${request.name}`);
+  if (task === undefined) throw new HypervisorError(`vSphere answered CloneVM_Task for ${name} without a task`);
   const linked = base === undefined ? {} : { sourceSnapshot: base.name };
-  const done = await waitBriefly(ctx, task, ctx.cloneWaitMs, `clone of ${request.source.name}`, signal);
-  ctx.vmList.invalidate();
-  if (done?.result !== undefined) return { id: done.result.value, ...linked };
-  ctx.pendingClones.set(request.owner.uid, task.value);
-  return { id: task.value, task: task.value, ...linked };
+  const done = await settledNow(ctx, task, `clone of ${request.source.name}`, signal);
+  if (done?.result !== undefined) {
+    ctx.vmList.invalidate();
+    return { id: done.result.value, ...linked };
+  }
+  return { id: '', task: task.value, ...linked };
 }
 
 function guestinfo(spec: CreateSpec): [string, string][] {
@@ -195,11 +215,11 @@ export async function configureClone(ctx: VsphereContext, clone: VmRecord, spec:
   let vm = clone;
   if (spec.features.tpm && !readDevices(vm.object.props.get('config.hardware.device')).tpm && (hardwareVersion(vm) ?? 0) < TPM_HARDWARE_VERSION) {
     const task = morefOf(await ctx.client.returnval('UpgradeVM_Task', [moref('_this', vm.ref), el('version', `vmx-${TPM_HARDWARE_VERSION}`)], signal));
-    if (task === undefined) throw new InvalidSpecError(`vSphere started no hardware upgrade on VM ${vm.ref.value}`);
+    if (task === undefined) throw new HypervisorError(`vSphere answered UpgradeVM_Task on VM ${vm.ref.value} without a task`);
     // Still running: the next create call continues (and finds the new version). Done: the
     // configuration follows at once, whatever version the server chose; a server that cannot
     // hold a TPM refuses the device with its own fault.
-    if ((await waitBriefly(ctx, task, ctx.cloneWaitMs, `hardware upgrade of VM ${vm.ref.value}`, signal)) === undefined) return { task: task.value };
+    if ((await settledNow(ctx, task, `hardware upgrade of VM ${vm.ref.value}`, signal)) === undefined) return { task: task.value };
     vm = await readVM(ctx, vm.ref.value, signal);
   }
   const devices = readDevices(vm.object.props.get('config.hardware.device'));
@@ -283,27 +303,12 @@ async function continueCreate(ctx: VsphereContext, vm: VmRecord, spec: CreateSpe
   return { id: vm.ref.value, ...(await configureClone(ctx, vm, spec, placement.datacenter, signal)) };
 }
 
-/** The owner's clone this driver started and saw still running: its task while it runs, its VM once done. */
-async function pendingClone(ctx: VsphereContext, uid: string, signal?: AbortSignal): Promise<{ id: string; task: string } | undefined> {
-  const task = ctx.pendingClones.get(uid);
-  if (task === undefined) return undefined;
-  const info = await readTask(ctx, task, signal).catch((error: unknown) => {
-    if (error instanceof NotFoundError) return undefined;
-    throw error;
-  });
-  if (info?.state === 'queued' || info?.state === 'running') return { id: task, task };
-  ctx.pendingClones.delete(uid);
-  // Succeeded: the VM exists and the identity lookup finds it. Failed or forgotten: clone anew.
-  return undefined;
-}
-
 export async function createVM(ctx: VsphereContext, spec: CreateSpec, signal?: AbortSignal): Promise<{ id: string } & Started> {
   validate(spec);
-  const running = await pendingClone(ctx, spec.owner.uid, signal);
-  if (running !== undefined) return running;
-  const existing = await findVmByIdentity(ctx, spec.owner.uid, signal);
-  if (existing !== undefined) {
-    const vm = await readVM(ctx, existing.ref.value, signal);
+  const located = await readOwned(ctx, spec.owner.uid, signal);
+  if (located.kind === 'cloning') return { id: '', task: located.task };
+  if (located.kind === 'vm') {
+    const vm = located.vm;
     if (vm.state !== 'configuring') return { id: vm.ref.value };
     return continueCreate(ctx, vm, spec, await resolvePlacement(ctx, spec, vm, signal), signal);
   }
@@ -311,7 +316,7 @@ export async function createVM(ctx: VsphereContext, spec: CreateSpec, signal?: A
   const datacenter = await resolveDatacenter(ctx, ctx.config.defaults.datacenter, signal);
   const template = await resolveTemplate(ctx, datacenter, image.ref, signal);
   const where = await resolvePlacement(ctx, spec, template, signal);
-  const cloned = await startClone(ctx, { source: template, name: spec.name, owner: spec.owner, placement: where, linked: !image.fullClone }, signal);
-  if (cloned.task !== undefined) return { id: cloned.id, task: cloned.task };
-  return continueCreate(ctx, await readVM(ctx, cloned.id, signal), spec, where, signal);
+  const cloned = await startClone(ctx, { source: template, owner: spec.owner, placement: where, linked: !image.fullClone }, signal);
+  if (cloned.id === '') return cloned.task === undefined ? { id: '' } : { id: '', task: cloned.task };
+  return continueCreate(ctx, requireReadable(await readVM(ctx, cloned.id, signal)), spec, where, signal);
 }

@@ -1,5 +1,7 @@
 // The Driver for vSphere (vim25 SOAP): wiring only. Each verb lives in its own module; this class
-// holds the per-endpoint state they share (connection pool, session, VM list snapshot, names).
+// holds the per-endpoint state they share (connection pool, session, VM list snapshot, names),
+// none of which a correct answer depends on: another replica, or this one restarted, answers the
+// same from what vCenter reports.
 
 import type {
   CallOptions,
@@ -18,7 +20,6 @@ import type {
   TaskStatus,
   VMRef,
 } from '../../contracts/driver.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { VsphereClient, type VsphereClientOptions } from './client.js';
 import type { VsphereConfig } from './config.js';
 import { createVM } from './create.js';
@@ -73,8 +74,6 @@ export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
 export interface VsphereDriverOptions extends VsphereClientOptions {
   /** How long one VM list serves findByIdentity (ms). */
   vmListTtlMs?: number;
-  /** How long create, clone and snapshotCreate wait for their task to name the new object (ms). */
-  taskWaitMs?: number;
 }
 
 export class VsphereDriver implements Driver {
@@ -89,9 +88,6 @@ export class VsphereDriver implements Driver {
       config,
       vmList: new SnapshotCache((signal) => fetchVmList({ client }, signal), { ttlMs: options.vmListTtlMs ?? 2_000 }),
       names: new Map(),
-      pendingClones: new Map(),
-      cloneWaitMs: options.taskWaitMs ?? 20_000,
-      sleep: (ms) => sleep(ms),
     };
   }
 

@@ -1,12 +1,20 @@
-// Who a vSphere VM belongs to (DESIGN §5): extraConfig entries written by the clone itself (the
-// CloneSpec's config), so they exist the moment the VM does. Names are never used to identify a
-// VM: vcsim accepts duplicate names, vCenter refuses them, and we depend on neither.
+// Who a vSphere VM belongs to (DESIGN §5). Two records, both written by the clone itself:
+// - extraConfig entries in the CloneSpec's config, so the VM carries them from the moment its
+//   configuration exists: the authority for describe and for the owner check before every change;
+// - a placeholder name, `vr-` and the owner UID (placeholderName), that the clone carries until the
+//   configuration step renames it. vCenter knows a VM's name, and the vmx path it was created
+//   under, before its `config` is readable ("often unavailable during the initial phases of virtual
+//   machine creation", vSphere API) and while its datastore is inaccessible: they tell a VM that
+//   may be this owner's from one that cannot be, and the running clone task's VmBeingClonedEvent
+//   names it before vCenter has registered the VM at all.
+// Spec names never identify a VM: vcsim accepts duplicate names, vCenter refuses them.
 //
 // `virtrigaud.state` is `configuring` from the clone until the configuration step (CPU, memory,
-// disks, NICs, cloud-init) lands; that step sets it to `ready` in the same ReconfigVM_Task, so the
-// VM reads as complete exactly when its configuration does. `virtrigaud.disks` maps the spec's
-// disk names to controller slots (`1000:1`: controller key and unit, which vSphere keeps stable,
-// unlike the order of device keys); `virtrigaud.nics` names the NICs in device-key order.
+// disks, NICs, cloud-init, the spec's name) lands; that step sets it to `ready` in the same
+// ReconfigVM_Task, so the VM reads as complete exactly when its configuration does.
+// `virtrigaud.disks` maps the spec's disk names to controller slots (`1000:1`: controller key and
+// unit, which vSphere keeps stable, unlike the order of device keys); `virtrigaud.nics` names the
+// NICs in device-key order.
 
 import type { Identity } from '../../contracts/driver.js';
 import { child, textAt, type XmlElement } from './xml.js';
@@ -82,3 +90,24 @@ export function identityEntries(owner: Identity): [string, string][] {
   ];
 }
 
+
+/** The name a clone carries until its configuration step gives it the spec's name. */
+export function placeholderName(uid: string): string {
+  return `vr-${uid.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 80);
+}
+
+/**
+ * Whether a VM's name, or the vmx path it was created under, says it was cloned for this owner.
+ * vSphere names the VM's directory and vmx file after the name it was created with and keeps
+ * them through renames; a directory already taken gets a suffix (`_1` on vCenter, ` (0)` on vcsim, NOTES).
+ */
+export function bearsPlaceholder(vm: { name: string; vmPathName: string | undefined }, uid: string): boolean {
+  const placeholder = placeholderName(uid);
+  if (vm.name === placeholder) return true;
+  const path = vm.vmPathName?.replace(/^\[[^\]]*\]\s*/, '');
+  if (path === undefined) return false;
+  const parts = path.split('/');
+  const file = parts.at(-1) ?? '';
+  const directory = parts.at(-2) ?? '';
+  return file === `${placeholder}.vmx` || directory === placeholder || directory.startsWith(`${placeholder}_`) || directory.startsWith(`${placeholder} (`);
+}

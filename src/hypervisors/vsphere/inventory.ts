@@ -7,7 +7,7 @@
 // below the datacenter's folder of that kind (or a narrower scope, e.g. pools of one cluster) and
 // must be unique: two objects with one name are an InvalidSpec, never a guess.
 
-import { InvalidSpecError, type Inventory } from '../../contracts/driver.js';
+import { HypervisorError, InvalidSpecError, type Inventory } from '../../contracts/driver.js';
 import { MiB } from '../../contracts/quantity.js';
 import { morefOf } from './client.js';
 import { retrieveAll, retrieveOne, type ObjectContent } from './property-collector.js';
@@ -84,7 +84,8 @@ export async function resolveDatacenter(ctx: VsphereContext, name: string | unde
   const dc = candidates[0] as ObjectContent;
   const folder = (key: string): MoRef => {
     const ref = morefOf(dc.props.get(key));
-    if (ref === undefined) throw new InvalidSpecError(`datacenter ${dc.ref.value} has no ${key}`);
+    // Every datacenter has its four folders: one missing is an answer vSphere should not give, not the spec's fault.
+    if (ref === undefined) throw new HypervisorError(`datacenter ${dc.ref.value} was read without its ${key}`);
     return ref;
   };
   return {
@@ -144,7 +145,7 @@ export async function resolveObject(
 export async function rootPoolOf(ctx: VsphereContext, computeResource: MoRef, signal?: AbortSignal): Promise<MoRef> {
   const object = await retrieveOne(ctx.client, computeResource, ['resourcePool'], signal);
   const pool = morefOf(object.props.get('resourcePool'));
-  if (pool === undefined) throw new InvalidSpecError(`${computeResource.type} ${computeResource.value} has no resource pool`);
+  if (pool === undefined) throw new HypervisorError(`${computeResource.type} ${computeResource.value} was read without its resource pool`);
   return pool;
 }
 
@@ -152,6 +153,6 @@ export async function rootPoolOf(ctx: VsphereContext, computeResource: MoRef, si
 export async function computeResourceOf(ctx: VsphereContext, host: MoRef, signal?: AbortSignal): Promise<MoRef> {
   const object = await retrieveOne(ctx.client, host, ['parent'], signal);
   const parent = morefOf(object.props.get('parent'));
-  if (parent === undefined) throw new InvalidSpecError(`host ${host.value} has no parent compute resource`);
+  if (parent === undefined) throw new HypervisorError(`host ${host.value} was read without its parent compute resource`);
   return parent;
 }

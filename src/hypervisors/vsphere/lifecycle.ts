@@ -22,7 +22,8 @@ export async function deleteVM(ctx: VsphereContext, ref: VMRef, signal?: AbortSi
  * A copy of an owned VM for another owner, next to the source (same folder, pool, datastore).
  * The copy carries the target's identity and `configuring` state: the target owner's create
  * continues it like any clone (describe says `incomplete`). A linked copy shares the source's
- * disks through the source's current snapshot, made when there is none.
+ * disks through the source's current snapshot, made when there is none. Answered as soon as the
+ * clone task is started: id '' while it runs (create.ts startClone).
  */
 export async function cloneVM(ctx: VsphereContext, ref: VMRef, target: CloneTarget, signal?: AbortSignal): Promise<CloneStarted> {
   const source = await requireOwned(ctx, ref, signal);
@@ -31,5 +32,6 @@ export async function cloneVM(ctx: VsphereContext, ref: VMRef, target: CloneTarg
   const pool = morefOf(source.object.props.get('resourcePool'));
   if (pool === undefined) throw new InvalidSpecError(`VM ${ref.id} has no resource pool to clone into`);
   const placement = { datacenter, folder: folder?.type === 'Folder' ? folder : datacenter.vmFolder, pool, host: undefined, datastore: undefined };
-  return startClone(ctx, { source, name: target.name, owner: target.owner, placement, linked: target.linked }, signal);
+  // The copy takes the target's placeholder name; the target owner's create names it target.name.
+  return startClone(ctx, { source, owner: target.owner, placement, linked: target.linked }, signal);
 }

@@ -1,6 +1,6 @@
 // describe and findByIdentity: vim25 VM properties → ObservedVM.
 
-import { NotFoundError, type ObservedDisk, type ObservedNic, type ObservedVM, type PowerState } from '../../contracts/driver.js';
+import { BusyError, type ObservedDisk, type ObservedNic, type ObservedVM, type PowerState } from '../../contracts/driver.js';
 import { MiB } from '../../contracts/quantity.js';
 import { filterGuestAddresses } from '../common/addresses.js';
 import { morefOf } from './client.js';
@@ -9,7 +9,8 @@ import { KEY, diskSlotsOf, namesOf, slotOf } from './identity.js';
 import { readTasks } from './tasks.js';
 import type { MoRef } from './soap.js';
 import { boolAt, childrenNamed, textAt } from './xml.js';
-import { listVMs, nameOf, readVM, type VmRecord, type VsphereContext } from './vm.js';
+import { readOwned } from './find.js';
+import { nameOf, readVM, requireReadable, templateIsNotAVM, type VmRecord, type VsphereContext } from './vm.js';
 
 const POWER: Record<string, PowerState> = { poweredOn: 'On', poweredOff: 'Off', suspended: 'Suspended' };
 
@@ -95,32 +96,25 @@ export async function observe(ctx: VsphereContext, vm: VmRecord, signal?: AbortS
   return observed;
 }
 
+/** The VM with this ID: NotFound when vSphere has none (or it is now a template), Unreachable when it cannot read it. */
 export async function describeVM(ctx: VsphereContext, id: string, signal?: AbortSignal): Promise<ObservedVM> {
-  const vm = await readVM(ctx, id, signal);
-  if (vm.template) throw new NotFoundError(`VM ${id} is a template, not a VM`);
+  const vm = requireReadable(await readVM(ctx, id, signal));
+  if (vm.template) throw templateIsNotAVM(vm);
   return observe(ctx, vm, signal);
 }
 
 /**
- * The VM whose identity names this UID. The shared list finds it; a list older than the VM (a
- * create that just ran in another sync) is refreshed once before answering "none".
+ * The owner's VM, found from any process (find.ts). Never "none" while a VM or a clone that may be
+ * the owner's is there: Unreachable for a VM vSphere cannot read, Busy for a clone still running.
  */
-export async function findVmByIdentity(ctx: VsphereContext, uid: string, signal?: AbortSignal): Promise<VmRecord | undefined> {
-  const match = (vms: VmRecord[]) => vms.find((vm) => vm.owner?.uid === uid && !vm.template);
-  const cached = match(await listVMs(ctx, signal));
-  if (cached !== undefined) return cached;
-  ctx.vmList.invalidate();
-  return match(await listVMs(ctx, signal));
-}
-
 export async function findByIdentity(ctx: VsphereContext, uid: string, signal?: AbortSignal): Promise<ObservedVM | undefined> {
-  const found = await findVmByIdentity(ctx, uid, signal);
-  if (found === undefined) return undefined;
-  try {
-    return await describeVM(ctx, found.ref.value, signal);
-  } catch (error) {
-    // Deleted between the list and the read.
-    if (error instanceof NotFoundError) return undefined;
-    throw error;
+  const located = await readOwned(ctx, uid, signal);
+  switch (located.kind) {
+    case 'none':
+      return undefined;
+    case 'cloning':
+      throw new BusyError(`clone task ${located.task} (of ${located.source}) is making the VM of owner ${uid}; it is found once vCenter registers it`);
+    case 'vm':
+      return observe(ctx, located.vm, signal);
   }
 }

@@ -2,7 +2,7 @@
 // first and refuses unless its identity names the caller's owner.
 
 import {
-  ConflictError,
+  BusyError,
   InvalidSpecError,
   isDriverError,
   type PowerOperation,
@@ -13,6 +13,7 @@ import {
 import { MiB } from '../../contracts/quantity.js';
 import { morefOf } from './client.js';
 import { findDisk, growDiskSpec, readDevices } from './devices.js';
+import { faultTypeOf } from './errors.js';
 import { diskSlotsOf } from './identity.js';
 import { el, moref, typed, type MoRef, type Xml } from './soap.js';
 import { textAt } from './xml.js';
@@ -28,10 +29,11 @@ export function powerStateOf(vm: VmRecord): string {
   return vm.object.props.get('runtime.powerState')?.text ?? 'unknown';
 }
 
-// The guest could not be asked (no VMware Tools running, or a server without guest operations).
+// The guest could not be asked: no VMware Tools running (ToolsUnavailable), or a server without
+// guest operations (MethodNotFound, NotSupported: Unsupported).
 function guestUnreachable(error: unknown): boolean {
   if (!isDriverError(error)) return false;
-  return error.code === 'Unsupported' || /ToolsUnavailable|VMware Tools/i.test(error.message);
+  return error.code === 'Unsupported' || faultTypeOf(error) === 'ToolsUnavailable';
 }
 
 export async function powerVM(ctx: VsphereContext, ref: VMRef, operation: PowerOperation, signal?: AbortSignal): Promise<Started> {
@@ -57,7 +59,8 @@ export async function powerVM(ctx: VsphereContext, ref: VMRef, operation: PowerO
         throw error;
       }
     case 'reboot':
-      if (state !== 'poweredOn') throw new ConflictError(`VM ${ref.id} is not running`);
+      // A state, not an owner mismatch (Conflict means "not ours" to the hooks): it reboots once it runs.
+      if (state !== 'poweredOn') throw new BusyError(`VM ${ref.id} is ${state}: only a running VM reboots`);
       try {
         await ctx.client.call('RebootGuest', [moref('_this', vm.ref)], signal);
         return {};
@@ -71,7 +74,8 @@ export async function powerVM(ctx: VsphereContext, ref: VMRef, operation: PowerO
 
 /**
  * CPU and memory. A running VM takes an increase when CPU/memory hot-add is enabled; otherwise
- * vSphere refuses the change (a Conflict), and the controller applies it with the VM off.
+ * vSphere refuses the change (InvalidPowerState or InvalidState: Busy), and the controller applies
+ * it with the VM off.
  */
 export async function reconfigureVM(ctx: VsphereContext, ref: VMRef, change: ResourceChange, signal?: AbortSignal): Promise<Started> {
   const vm = await requireOwned(ctx, ref, signal);

@@ -1,11 +1,11 @@
 // Snapshot verbs. A snapshot's ID is its moid (`snapshot-70`); vSphere snapshot names need not be
 // unique, so a name is accepted as an ID only when exactly one snapshot carries it.
 
-import { InvalidSpecError, NotFoundError, type SnapshotInfo, type SnapshotRequest, type Started, type VMRef } from '../../contracts/driver.js';
+import { HypervisorError, InvalidSpecError, NotFoundError, type SnapshotInfo, type SnapshotRequest, type Started, type VMRef } from '../../contracts/driver.js';
 import { morefOf } from './client.js';
 import { powerStateOf, startTask } from './power.js';
 import { el, type MoRef } from './soap.js';
-import { waitBriefly } from './tasks.js';
+import { settledNow } from './tasks.js';
 import { child, childrenNamed, textAt, type XmlElement } from './xml.js';
 import { requireOwned, type VsphereContext } from './vm.js';
 
@@ -59,9 +59,10 @@ export async function createSnapshot(ctx: VsphereContext, ref: VMRef, request: S
     [el('name', request.name), el('description', request.description ?? ''), el('memory', request.memory && running), el('quiesce', request.quiesce && running)],
     signal,
   );
-  if (started.task === undefined) throw new InvalidSpecError(`vSphere started no snapshot task on VM ${ref.id}`);
-  // The snapshot's moid is the task's result; a task still running leaves the (then unique) name as the ID.
-  const done = await waitBriefly(ctx, { type: 'Task', value: started.task }, ctx.cloneWaitMs, `snapshot of VM ${ref.id}`, signal);
+  if (started.task === undefined) throw new HypervisorError(`vSphere answered CreateSnapshot_Task on VM ${ref.id} without a task`);
+  // The snapshot's moid is the task's result; a task still running leaves the (then unique) name
+  // as the ID, and the caller follows the task: no waiting past the caller's budget.
+  const done = await settledNow(ctx, { type: 'Task', value: started.task }, `snapshot of VM ${ref.id}`, signal);
   if (done?.result !== undefined) return { id: done.result.value };
   return { id: request.name, task: started.task };
 }

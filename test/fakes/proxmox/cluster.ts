@@ -58,7 +58,9 @@ export const clusterHandlers: Record<string, Handler> = {
           vmid: vm.vmid,
           name: status['name'],
           node: vm.node,
-          status: status['status'],
+          // A down node's VMs keep their row (names, locks and tags come from /etc/pve, which
+          // every node has), but their status is no longer reported (API2Tools extract_vm_stats).
+          status: world.isNodeDown(vm.node) ? 'unknown' : status['status'],
           template: status['template'] ?? 0,
           maxcpu: status['cpus'],
           maxmem: status['maxmem'],
@@ -80,6 +82,11 @@ export const clusterHandlers: Record<string, Handler> = {
     if (type === undefined || type === 'node') {
       for (const node of world.nodes.values()) {
         const usage = nodeUsage(world, node.name);
+        if (world.isNodeDown(node.name)) {
+          // API2Tools extract_node_stats: a member that is not online, without current stats.
+          rows.push({ id: `node/${node.name}`, type: 'node', node: node.name, status: 'offline', level: '', maxcpu: node.cpus, maxmem: node.memoryBytes });
+          continue;
+        }
         rows.push({
           id: `node/${node.name}`,
           type: 'node',
@@ -137,7 +144,7 @@ export const clusterHandlers: Record<string, Handler> = {
         name: node.name,
         nodeid: node.nodeid,
         ip: node.ip,
-        online: 1,
+        online: ctx.world.isNodeDown(node.name) ? 0 : 1,
         local: index === 0 ? 1 : 0,
         level: '',
       })),
@@ -155,7 +162,7 @@ export const clusterHandlers: Record<string, Handler> = {
           id: `node/${node.name}`,
           type: 'node',
           node: node.name,
-          status: 'online',
+          status: ctx.world.isNodeDown(node.name) ? 'offline' : 'online',
           level: '',
           ssl_fingerprint: fingerprint(node.name),
           maxcpu: node.cpus,

@@ -1,13 +1,32 @@
-/** Injected faults: each matches requests (or task types) and is used up after `times` matches. */
+/**
+ * Injected faults: each matches requests (or task types) until it runs out of `times`, its span on
+ * the fake clock ends, or the test clears it (see FaultLifetime).
+ */
 import type { PveFault } from './options.js';
 
-type Armed = PveFault & { left: number };
+type Armed = PveFault & { left: number; endsAt: number };
+
+/** What injectFault answers: clears the fault, whatever its lifetime. */
+export interface FaultHandle {
+  clear(): void;
+}
 
 export class FaultSet {
   private readonly armed: Armed[] = [];
 
-  add(fault: PveFault): void {
-    this.armed.push({ ...fault, left: fault.times ?? 1 });
+  constructor(private readonly now: () => number) {}
+
+  add(fault: PveFault): FaultHandle {
+    const spanned = fault.forMs !== undefined || fault.until !== undefined;
+    const times = fault.times === 'always' ? Infinity : (fault.times ?? (spanned ? Infinity : 1));
+    const endsAt = Math.min(fault.until ?? Infinity, fault.forMs === undefined ? Infinity : this.now() + fault.forMs);
+    const armed: Armed = { ...fault, left: times, endsAt };
+    this.armed.push(armed);
+    return { clear: () => this.remove(armed) };
+  }
+
+  clearAll(): void {
+    this.armed.length = 0;
   }
 
   /** Takes the first fault of one of `kinds` that matches the request, counting it used. */
@@ -17,6 +36,7 @@ export class FaultSet {
     path: string,
     extra: (fault: Extract<PveFault, { kind: K }>) => boolean = () => true,
   ): Extract<PveFault, { kind: K }> | undefined {
+    this.expire();
     for (const fault of this.armed) {
       if (!(kinds as readonly string[]).includes(fault.kind)) continue;
       const typed = fault as Armed & Extract<PveFault, { kind: K }>;
@@ -33,6 +53,7 @@ export class FaultSet {
 
   /** The failure message for the next task of `type`, if a failTask fault is armed for it. */
   takeTaskFailure(type: string): string | undefined {
+    this.expire();
     for (const fault of this.armed) {
       if (fault.kind !== 'failTask' || fault.type !== type) continue;
       this.use(fault);
@@ -41,8 +62,18 @@ export class FaultSet {
     return undefined;
   }
 
+  private expire(): void {
+    const now = this.now();
+    for (const fault of [...this.armed]) if (now >= fault.endsAt) this.remove(fault);
+  }
+
   private use(fault: Armed): void {
     fault.left--;
-    if (fault.left <= 0) this.armed.splice(this.armed.indexOf(fault), 1);
+    if (fault.left <= 0) this.remove(fault);
+  }
+
+  private remove(fault: Armed): void {
+    const index = this.armed.indexOf(fault);
+    if (index >= 0) this.armed.splice(index, 1);
   }
 }

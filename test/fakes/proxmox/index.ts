@@ -10,16 +10,17 @@ import { cloneHandlers } from './clone.js';
 import { clusterHandlers } from './cluster.js';
 import { configHandlers } from './config.js';
 import type { Handler } from './context.js';
-import { FaultSet } from './faults.js';
+import { FaultSet, type FaultHandle } from './faults.js';
 import { resolveOptions, type FakePveOptions, type PveFault } from './options.js';
-import { powerHandlers } from './power.js';
+import { hibernate, powerHandlers } from './power.js';
 import { qemuHandlers, seedVm } from './qemu.js';
 import { PveHttpServer, type RequestRecord } from './server.js';
 import { snapshotHandlers } from './snapshots.js';
 import { tagList, typedConfig, World, type VmRec } from './state.js';
 import { taskHandlers, Tasks } from './tasks.js';
 
-export type { FakePveOptions, PveFault } from './options.js';
+export type { FaultHandle } from './faults.js';
+export type { FakePveOptions, FaultLifetime, PveFault } from './options.js';
 export type { RequestRecord } from './server.js';
 
 export interface FakeVm {
@@ -61,7 +62,7 @@ const HANDLERS: Record<string, Handler>[] = [
 
 export class FakePve {
   readonly requests: RequestRecord[] = [];
-  private readonly faults = new FaultSet();
+  private readonly faults: FaultSet;
   private readonly world: World;
   private readonly taskEngine: Tasks;
   private readonly sessions: Sessions;
@@ -70,6 +71,7 @@ export class FakePve {
   private constructor(options: FakePveOptions) {
     const resolved = resolveOptions(options);
     this.world = new World(resolved);
+    this.faults = new FaultSet(() => this.world.now());
     this.taskEngine = new Tasks(this.world, this.faults);
     this.sessions = new Sessions(resolved);
     for (const template of resolved.templates) {
@@ -124,8 +126,42 @@ export class FakePve {
     }));
   }
 
-  injectFault(fault: PveFault): void {
-    this.faults.add(fault);
+  /** Arms a fault (see FaultLifetime for how long it lasts); the handle clears it. */
+  injectFault(fault: PveFault): FaultHandle {
+    return this.faults.add(fault);
+  }
+
+  clearFaults(): void {
+    this.faults.clearAll();
+  }
+
+  /**
+   * The node goes down: every `/nodes/<name>/…` path answers 595 (pveproxy cannot reach it) and
+   * corosync lists it offline, while /cluster/resources keeps listing its VMs with their names,
+   * locks and tags (from /etc/pve) and status `unknown`. Down until nodeUp, or for `forMs` on the
+   * fake clock. Its tasks are left alone; a crashed task's lock is setLock.
+   */
+  nodeDown(name: string, options: { forMs?: number } = {}): void {
+    this.world.node(name);
+    this.world.downNodes.set(name, options.forMs === undefined ? Infinity : this.world.now() + options.forMs);
+  }
+
+  nodeUp(name: string): void {
+    this.world.downNodes.delete(name);
+  }
+
+  /** A lock nobody will clear (`backup`, `clone`, `create` left by a task that crashed with its node); `undefined` is `qm unlock`. */
+  setLock(vmid: number, lock: string | undefined): void {
+    this.world.settle();
+    const vm = this.vmRecord(vmid);
+    if (lock === undefined) vm.conf.delete('lock');
+    else vm.conf.set('lock', lock);
+  }
+
+  /** The VM as a suspend to disk leaves it: stopped, its RAM in a `vmstate` volume, `lock: suspended`. */
+  hibernate(vmid: number): void {
+    this.world.settle();
+    hibernate(this.world, this.vmRecord(vmid), this.world.now());
   }
 
   /** A VM nobody tagged (no tags, no description), e.g. one an admin made by hand. */

@@ -55,14 +55,28 @@ export interface FakePveOptions {
   authFailureDelayMs?: number;
 }
 
-export type PveFault =
-  | { kind: 'lockTimeout'; method?: string; path?: RegExp; times?: number }
-  | { kind: 'vmLocked'; path?: RegExp; times?: number }
-  | { kind: 'status'; code: 500 | 595 | 596 | 401 | 403; path?: RegExp; method?: string; times?: number; message?: string }
-  | { kind: 'hang'; path?: RegExp; method?: string; times?: number }
-  | { kind: 'slow'; ms: number; path?: RegExp; times?: number }
-  | { kind: 'failTask'; type: string; message: string; times?: number }
-  | { kind: 'dropResponse'; path?: RegExp; method?: string; times?: number };
+/**
+ * How long a fault lasts. By default it is used up after one match. `times` counts matches
+ * (`'always'` or `Infinity` never run out); `forMs` ends it that long after injectFault on the
+ * fake's clock, `until` at that fake-clock instant; and the handle injectFault returns clears it
+ * at any time. A fault with `forMs` or `until` and no `times` matches every time until it ends.
+ */
+export interface FaultLifetime {
+  times?: number | 'always';
+  forMs?: number;
+  until?: number;
+}
+
+export type PveFault = FaultLifetime &
+  (
+    | { kind: 'lockTimeout'; method?: string; path?: RegExp }
+    | { kind: 'vmLocked'; path?: RegExp }
+    | { kind: 'status'; code: 500 | 595 | 596 | 401 | 403; path?: RegExp; method?: string; message?: string }
+    | { kind: 'hang'; path?: RegExp; method?: string }
+    | { kind: 'slow'; ms: number; path?: RegExp }
+    | { kind: 'failTask'; type: string; message: string }
+    | { kind: 'dropResponse'; path?: RegExp; method?: string }
+  );
 
 const GiB = 1024 ** 3;
 

@@ -1,11 +1,12 @@
 /** `…/status/current` and the power workers (qmstart, qmstop, qmshutdown, qmreboot, qmreset, qmpause, qmresume). */
 import { checkCicustom, checkLock, isRoot } from './config.js';
 import { reply, type Ctx, type Handler } from './context.js';
-import { parseNet } from './drives.js';
+import { drivesOf, isCdrom, parseNet } from './drives.js';
 import { fail, paramError } from './errors.js';
 import { applyPending } from './pending.js';
 import { qmpStatus, vmStatus } from './qemu.js';
-import { agentEnabled, hotplugFeatures, isTemplate, type VmRec, type World } from './state.js';
+import { agentEnabled, hotplugFeatures, isTemplate, memoryMiB, type VmRec, type World } from './state.js';
+import { splitVolid } from './storage.js';
 import { parsePropertyString } from './validate.js';
 
 interface Target {
@@ -59,6 +60,31 @@ export function powerOff(vm: VmRec): void {
   vm.pid = 0;
 }
 
+/**
+ * The end of a suspend to disk (RunState vm_suspend with includestate): the RAM is in a `vmstate`
+ * volume, the process is gone, and `lock: suspended` stays until the VM is started again.
+ */
+export function hibernate(world: World, vm: VmRec, at: number): void {
+  const disk = drivesOf(vm.conf).find(([, drive]) => !isCdrom(drive))?.[1];
+  const storage = vm.conf.get('vmstatestorage') ?? splitVolid(disk?.['file'] ?? '')?.storage ?? 'local-lvm';
+  const stamp = new Date(at).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '');
+  const size = (memoryMiB(vm.conf) * 2 + 500) * 1024 ** 2;
+  const volume = world.volumes.allocate({ storage, node: vm.node, vmid: vm.vmid, size, name: `vm-${vm.vmid}-state-suspend-${stamp}`, format: 'raw', now: at });
+  vm.conf.set('vmstate', volume.volid);
+  vm.conf.set('runningmachine', 'pc-i440fx-9.2+pve1');
+  vm.conf.set('lock', 'suspended');
+  powerOff(vm);
+}
+
+/** vm_start of a hibernated VM: QEMU resumes from the state, which is then freed with the lock. */
+function resumeHibernated(world: World, vm: VmRec, at: number): void {
+  const state = vm.conf.get('vmstate');
+  if (state !== undefined) world.volumes.remove(vm.node, state);
+  for (const key of ['lock', 'vmstate', 'runningmachine', 'runningcpu', 'running-nets-host-mtu']) vm.conf.delete(key);
+  // The RAM state comes back: the guest (and its agent) is already up.
+  powerOn(world, vm, at - world.options.bootMs);
+}
+
 /** _do_vm_stop: the running VM (or undefined when there is nothing to stop), lock checked. */
 function stoppable(ctx: Ctx, t: Target, skiplock: boolean): VmRec | undefined {
   if (!ctx.world.checkRunning(t.node, t.vmid)) return undefined;
@@ -99,18 +125,24 @@ export const powerHandlers: Record<string, Handler> = {
     const t = target(ctx);
     rootOnly(ctx, ['stateuri', 'skiplock', 'migratedfrom', 'migration_type', 'migration_network', 'targetstorage', 'force-cpu', 'with-conntrack-state', 'nets-host-mtu']);
     const skiplock = ctx.params.bool('skiplock') === true;
+    let resume = false;
     return startTask(ctx, t, 'qmstart', {
-      start: () => {
+      start: (handle) => {
         const vm = ctx.world.loadConfig(t.node, t.vmid);
-        if (!skiplock) checkLock(vm);
         if (isTemplate(vm.conf)) fail("you can't start a vm if it's a template");
+        // vm_start: the `suspended` lock is no obstacle, it means "resume from the saved state".
+        resume = vm.conf.get('lock') === 'suspended';
+        if (!skiplock && !resume) checkLock(vm);
         if (vm.power !== 'stopped') fail(`VM ${t.vmid} already running`);
-        applyPending(ctx.world, vm);
+        if (resume) handle.log('Resuming suspended VM');
+        else applyPending(ctx.world, vm);
         assertStartable(ctx, vm);
       },
       finish: (_, at) => {
         const vm = ctx.world.loadConfig(t.node, t.vmid);
-        if (vm.power === 'stopped') powerOn(ctx.world, vm, at);
+        if (vm.power !== 'stopped') return;
+        if (resume) resumeHibernated(ctx.world, vm, at);
+        else powerOn(ctx.world, vm, at);
       },
     });
   },
@@ -206,11 +238,10 @@ export const powerHandlers: Record<string, Handler> = {
         if (!skiplock) checkLock(vm);
         if (todisk) vm.conf.set('lock', 'suspending');
       },
-      finish: () => {
+      finish: (_, at) => {
         const vm = ctx.world.loadConfig(t.node, t.vmid);
         if (todisk) {
-          powerOff(vm);
-          vm.conf.set('lock', 'suspended');
+          hibernate(ctx.world, vm, at);
         } else if (vm.power === 'running') {
           vm.power = 'paused';
         }
@@ -238,9 +269,8 @@ export const powerHandlers: Record<string, Handler> = {
       finish: (_, at) => {
         const vm = ctx.world.loadConfig(t.node, t.vmid);
         if (suspended) {
-          vm.conf.delete('lock');
-          // The RAM state comes back: the guest (and its agent) is already up.
-          powerOn(ctx.world, vm, at - ctx.world.options.bootMs);
+          // The API's resume of a VM suspended to disk is vm_start.
+          resumeHibernated(ctx.world, vm, at);
         } else if (vm.power === 'paused') {
           vm.power = 'running';
         }

@@ -193,7 +193,8 @@ function destroyVm(ctx: Ctx): ReturnType<Handler> {
     auth: ctx.auth,
     start: () => {
       const vm = earlyChecks();
-      if (!p.bool('skiplock')) checkLock(vm);
+      // destroy_vm ignores the lock of a hibernated VM (qemu-server fix #4358, 7.3-3).
+      if (!p.bool('skiplock') && vm.conf.get('lock') !== 'suspended') checkLock(vm);
     },
     steps: [
       {
@@ -211,6 +212,8 @@ function destroyVm(ctx: Ctx): ReturnType<Handler> {
             for (const [, drive] of drivesOf(conf)) referenced.add(drive['file'] ?? '');
           }
           for (const snap of vm.snapshots.values()) if (snap.vmstate) referenced.add(snap.vmstate);
+          const state = vm.conf.get('vmstate');
+          if (state !== undefined) referenced.add(state);
           for (const volid of owned) {
             if (referenced.has(volid) || p.bool('destroy-unreferenced-disks')) world.volumes.remove(node, volid);
           }

@@ -202,6 +202,10 @@ export class PveHttpServer {
     if (authResult.auth.kind === 'token' && match.info.allowtoken === 0) {
       return respond(errorOutcome(new PveError(403, `URI '${rel}' not available with API token, need proper ticket.`)));
     }
+    // pveproxy forwards a node's calls before their parameters are checked (on that node); one
+    // that is down answers AnyEvent::HTTP's 595 with an empty body (NOTES §1).
+    const nodeOfPath = /^\/nodes\/([^/]+)/.exec(rel)?.[1];
+    if (nodeOfPath !== undefined && world.isNodeDown(nodeOfPath)) return respond({ status: 595, reason: 'Connection refused', body: '' });
 
     let outcome: Outcome;
     try {

@@ -167,6 +167,8 @@ export class World {
   readonly bridges: Set<string>;
   /** VMIDs someone else will take right before our next create/clone with that id. */
   readonly stolenIds = new Set<number>();
+  /** Nodes that are down (every path of theirs answers 595), until that fake-clock instant. */
+  readonly downNodes = new Map<string, number>();
   private readonly events: ScheduledEvent[] = [];
   private seq = 0;
   private pidCounter = 0x3a000;
@@ -197,6 +199,15 @@ export class World {
     const node = this.nodes.get(name === 'localhost' ? (this.nodes.keys().next().value ?? name) : name);
     if (!node) fail(`hostname lookup '${name}' failed - failed to get address info for: ${name}: No address associated with hostname`);
     return node;
+  }
+
+  /** Whether `name` is down now; corosync then lists it offline (see FakePve.nodeDown). */
+  isNodeDown(name: string): boolean {
+    const until = this.downNodes.get(name);
+    if (until === undefined) return false;
+    if (this.now() < until) return true;
+    this.downNodes.delete(name);
+    return false;
   }
 
   /** `load_config` on `node`: the file lives under the owning node only. */

@@ -246,6 +246,15 @@ const table: { name: string; input: PlanInput; action: unknown; reasons?: Record
     reasons: { configured: 'Reconfiguring' },
   },
   {
+    name: 'a disk the hypervisor rounded up to its allocation unit is the size asked for, not a shrink',
+    input: input({
+      desired: desired({}, { disks: [{ name: 'root', sizeBytes: 1_000_000_000, root: true }] }),
+      observed: observed({ disks: [{ name: 'root', sizeBytes: 1_000_341_504 }] }),
+    }),
+    action: { kind: 'none' },
+    reasons: { configured: 'InSync' },
+  },
+  {
     name: 'a smaller disk is refused and never applied',
     input: input({ desired: desired({}, { disks: [{ name: 'root', sizeBytes: 20 * GiB, root: true }] }) }),
     action: { kind: 'none' },

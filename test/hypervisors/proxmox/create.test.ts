@@ -180,7 +180,7 @@ t.test('create waits while a clone of ours that nobody can identify yet is runni
   const anonymous: MiniVM = { vmid: 140, node: 'pve1', name: 'VM 140', lock: 'clone', config: {}, status: { status: 'stopped' } };
   const { driver, stub, routes } = await miniPve(t, [TEMPLATE, anonymous]);
   routes.set('GET /cluster/tasks', { data: [{ upid: OUR_CLONE, type: 'qmclone', id: '9000', user: 'virtrigaud@pve!vrtg', node: 'pve1' }] });
-  await t.rejects(driver.create(spec()), { code: 'Busy', message: /VM 140 is being created by this provider/ });
+  await t.rejects(driver.create(spec()), { code: 'Busy', message: /VM 140 on node 'pve1' is being created by this provider/ });
   t.equal(stub.calls('POST', /clone$/).length, 0);
   routes.set('GET /cluster/tasks', { data: [{ upid: OUR_CLONE.replace('virtrigaud@pve!vrtg', 'root@pam'), type: 'qmclone', id: '9000', user: 'root@pam', node: 'pve1' }] });
   t.equal((await driver.create(spec())).id, '100', "someone else's clone does not hold us up");

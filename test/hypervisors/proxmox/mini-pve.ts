@@ -14,6 +14,8 @@ export interface MiniVM {
   name: string;
   config: Record<string, unknown>;
   status?: Record<string, unknown>;
+  /** `GET …/pending` rows; by default the config with nothing pending. */
+  pending?: { key: string; value?: unknown; pending?: unknown; delete?: number }[];
   template?: boolean;
   /** Tags shown in the resource list (the config's `tags` is separate, as on PVE). */
   tags?: string;
@@ -136,6 +138,7 @@ function builtIn(state: Map<number, MiniVM>, request: StubRequest): StubResponse
     const vm = state.get(Number(id));
     if (vm === undefined || vm.node !== node) return pveError(500, `Configuration file 'nodes/${node}/qemu-server/${id}.conf' does not exist`);
     if (request.method === 'GET' && rest === '/config') return { data: { ...vm.config, ...(vm.lock === undefined ? {} : { lock: vm.lock }) } };
+    if (request.method === 'GET' && rest === '/pending') return { data: vm.pending ?? Object.entries(vm.config).map(([key, value]) => ({ key, value })) };
     if (request.method === 'GET' && rest === '/status/current') return { data: { ...vm.status, ...(vm.lock === undefined ? {} : { lock: vm.lock }) } };
     if (request.method === 'GET' && rest === '/agent/network-get-interfaces') return pveError(500, 'QEMU guest agent is not running');
     const upid = (type: string): StubResponse => ({ data: `UPID:${node}:0003A3B0:01C3B4CC:67F0C1E2:${type}:${id}:virtrigaud@pve!vrtg:` });

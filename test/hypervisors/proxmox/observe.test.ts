@@ -110,6 +110,28 @@ t.test('a steady VM is described from the resources snapshot and its cached deta
   t.ok(reads() > first);
 });
 
+t.test('a NIC added behind the driver\'s back shows within 30 minutes; guest addresses are reused for an hour', async (t) => {
+  let now = 1_000_000;
+  const vm = ownedVM(120, { status: { status: 'running', qmpstatus: 'running', uptime: 600 } });
+  const { driver, routes, stub, vms } = await miniPve(t, [vm], { driver: { now: () => now } });
+  routes.set('GET /nodes/pve1/qemu/120/agent/network-get-interfaces', { body: recorded('agent-network-get-interfaces.pve6') });
+  // The row's uptime grows with the clock: the same boot throughout.
+  const bootedAt = now - 600_000;
+  routes.set('GET /cluster/resources', () => ({
+    data: [{ type: 'qemu', id: 'qemu/120', vmid: 120, node: 'pve1', name: 'web', status: 'running', template: 0, uptime: Math.floor((now - bootedAt) / 1000), tags: vm.tags }],
+  }));
+  t.equal((await driver.describe('120')).nics.length, 1);
+  const entry = vms.get(120);
+  if (entry) entry.config = { ...entry.config, net1: 'virtio=BC:24:11:00:00:02,bridge=vmbr1' };
+  now += 20 * 60_000;
+  t.equal((await driver.describe('120')).nics.length, 1, 'cached: the resources row cannot show NICs');
+  now += 11 * 60_000;
+  const observed = await driver.describe('120');
+  t.equal(observed.nics.length, 2, 'read again after DETAILS_TTL_MS');
+  t.ok(observed.ips.length > 0);
+  t.equal(stub.calls('GET', /agent/).length, 1, 'the addresses were not asked again');
+});
+
 t.test('concurrent describes of many VMs share one resources request', async (t) => {
   const vms = Array.from({ length: 30 }, (_, index) => ownedVM(200 + index));
   const { driver, stub } = await miniPve(t, vms);

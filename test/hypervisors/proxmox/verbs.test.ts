@@ -96,6 +96,28 @@ t.test('delete destroys a stopped VM with purge and its unreferenced disks', asy
   t.equal(stub.calls('DELETE', '/nodes/pve1/qemu/120')[0]?.query.toString(), 'purge=1&destroy-unreferenced-disks=1');
 });
 
+t.test('delete of a hibernated VM destroys it as it is on PVE 7.4 and later', async (t) => {
+  const { driver, stub } = await miniPve(t, [ownedVM(120, { lock: 'suspended' })]);
+  t.match((await driver.delete(REF)).task, /:qmdestroy:120:/);
+  t.equal(stub.calls('POST', /\/status\//).length, 0);
+  t.notOk(stub.calls('DELETE', '/nodes/pve1/qemu/120')[0]?.query.has('skiplock'));
+});
+
+t.test('delete of a hibernated VM on PVE 7.2, whose destroy refuses the lock, resumes it first; stop and destroy follow', async (t) => {
+  const { driver, stub, routes, vms } = await miniPve(t, [ownedVM(120, { lock: 'suspended' })]);
+  routes.set('GET /version', { data: { version: '7.2-3', release: '7.2', repoid: 'c743d6c1' } });
+  t.match((await driver.delete(REF)).task, /:qmstart:120:/, 'resumed: the only way to drop the lock without root');
+  const vm = vms.get(120);
+  if (vm) {
+    delete vm.lock;
+    vm.status = RUNNING.status;
+  }
+  t.match((await driver.delete(REF)).task, /:qmstop:120:/);
+  if (vm) vm.status = { status: 'stopped' };
+  t.match((await driver.delete(REF)).task, /:qmdestroy:120:/);
+  t.equal(stub.calls('GET', '/version').length, 1, 'the version is asked once');
+});
+
 t.test('delete of a VM that is gone is NotFound', async (t) => {
   const { driver } = await miniPve(t, []);
   await t.rejects(driver.delete(REF), { code: 'NotFound' });
@@ -124,6 +146,29 @@ t.test('reconfigure to the current values sends nothing', async (t) => {
   const { driver, stub } = await miniPve(t, [ownedVM(120)]);
   t.same(await driver.reconfigure(REF, { cpus: 2, memoryBytes: 4096 * MiB }), {});
   t.equal(stub.calls('POST', '/nodes/pve1/qemu/120/config').length, 0);
+});
+
+t.test('reconfigure sends nothing when the values asked for are already pending', async (t) => {
+  const vm = ownedVM(120, {
+    ...RUNNING,
+    pending: [
+      { key: 'cores', value: 2, pending: 4 },
+      { key: 'memory', value: '4096', pending: '8192' },
+      { key: 'sockets', value: 1 },
+    ],
+  });
+  const { driver, stub } = await miniPve(t, [vm]);
+  t.same(await driver.reconfigure(REF, { cpus: 4, memoryBytes: 8 * GiB }), {});
+  t.equal(stub.calls('GET', '/nodes/pve1/qemu/120/pending').length, 1);
+  t.equal(stub.calls('POST', '/nodes/pve1/qemu/120/config').length, 0);
+  await driver.reconfigure(REF, { cpus: 6 });
+  t.equal(stub.calls('POST', '/nodes/pve1/qemu/120/config')[0]?.form.get('cores'), '6', 'a different value is sent');
+});
+
+t.test('resizeDisk rounds a size that is not a whole MiB up to one', async (t) => {
+  const { driver, stub } = await miniPve(t, [ownedVM(120)]);
+  await driver.resizeDisk(REF, 'root', 22 * GiB + 1);
+  t.equal(stub.calls('PUT', '/nodes/pve1/qemu/120/resize')[0]?.body, 'disk=scsi0&size=22529M');
 });
 
 t.test('resizeDisk grows to an absolute size', async (t) => {
@@ -240,6 +285,7 @@ t.test('task status: running, OK, WARNINGS and failures with the log tail', asyn
   t.same(await driver.taskStatus(warned), { state: 'succeeded', progress: 100 });
   const status = await driver.taskStatus(failed);
   t.equal(status.state, 'failed');
+  t.equal(status.errorCode, 'HypervisorError', 'an exit status no rule knows is retryable');
   t.equal(
     status.error,
     'update VM 122: -cipassword <hidden> -sshkeys <hidden>; kvm: -drive file=/dev/pve/vm-122-disk-0: Could not open: No such file; start failed: QEMU exited with code 1',

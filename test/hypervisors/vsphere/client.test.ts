@@ -52,6 +52,22 @@ t.test('a NotAuthenticated answer (session expired or removed) logs in again onc
   t.equal(vim.logins, 2);
 });
 
+t.test('a property read answered "not authenticated" property by property logs in again once and retries', async (t) => {
+  let expired = true;
+  const { client: vim, requests } = await client(t, (request) => {
+    if (request.method !== 'RetrievePropertiesEx') return undefined;
+    if (expired) {
+      expired = false;
+      return { fixture: 'capture-RetrievePropertiesEx-AfterLogout.response.xml' };
+    }
+    return { fixture: '06-RetrievePropertiesEx-ListVMs.response.xml' };
+  });
+  const objects = await retrieve(vim, [propertySpec('VirtualMachine', ['name'])], [objectSpec({ type: 'Folder', value: 'group-d1' })]);
+  t.ok(objects.length > 0 && objects.every((object) => object.missing.size === 0), 'the answer read with the new session');
+  t.same(requests.map((request) => request.method), ['RetrieveServiceContent', 'Login', 'RetrievePropertiesEx', 'Login', 'RetrievePropertiesEx']);
+  t.equal(vim.logins, 2);
+});
+
 t.test('a session refused again right after a fresh login is Unauthorized, not a loop', async (t) => {
   const { client: vim, requests } = await client(t, (request) =>
     request.method === 'CurrentTime' ? { status: 500, fixture: '02-Fault-NotAuthenticated.response.xml' } : undefined,

@@ -134,7 +134,7 @@ if (requireVcsim(t)) {
     t.same(await driver.power(ref, 'shutdown'), {}, 'ShutdownGuest has no task');
     t.equal((await driver.describe(vm.id)).powerState, 'Off');
     t.same(await driver.power(ref, 'off'), {}, 'already off: nothing to do');
-    await t.rejects(driver.power(ref, 'reboot'), { code: 'Conflict' });
+    await t.rejects(driver.power(ref, 'reboot'), { code: 'Busy' }, 'a state, not an owner mismatch');
   });
 
   t.test('a guest shutdown without VMware Tools falls back to a power-off', async (t) => {
@@ -196,30 +196,17 @@ if (requireVcsim(t)) {
     t.match(vm.nics, [{ name: 'lan', network: 'VM Network' }], "virtio, the API's default model, is the hypervisor's default");
   });
 
-  t.test('a clone still running when create answers is waited for, never started twice', async (t) => {
-    const vcsim = await startVcsim(t);
-    await prepareTemplate(vcsim);
-    // vcsim finishes clones at once; the proxy shows the clone task as running while `running` holds.
-    let running = true;
-    const proxy = await startSoapProxy(t, vcsim.url, (_request, response) => {
-      if (!running || !response.includes('<name>CloneVm</name>')) return response;
-      return response.replace('<state>success</state>', '<state>running</state><progress>30</progress>').replace(/<result [^>]*>[^<]*<\/result>/, '');
-    });
-    const driver = vsphereDriverFromEnv({ ...vcsim.env, VSPHERE_ENDPOINT: proxy.url }, { taskWaitMs: 300 });
-    t.teardown(() => driver.close());
-    const spec = basicSpec('slow', owner('slow'));
-    const first = await driver.create(spec);
-    t.match(first, { id: /^task-/, task: first.id }, 'answers with the clone task');
-    t.same(await driver.taskStatus(first.task ?? ''), { state: 'running', progress: 30 });
-    await t.rejects(driver.describe(first.id), { code: 'NotFound' }, 'the provisional id names no VM');
-    t.same(await driver.create(spec), first, 'a repeated create while the clone runs answers the same task');
-    t.equal(proxy.requests.filter((request) => request.includes('<CloneVM_Task ')).length, 1, 'one CloneVM_Task');
-    running = false;
-    t.same(await driver.taskStatus(first.task ?? ''), { state: 'succeeded', progress: 100 });
-    const done = await driver.create(spec);
-    t.match(done, { id: /^vm-/ }, 'continued with the VM the clone made');
-    t.equal(proxy.requests.filter((request) => request.includes('<CloneVM_Task ')).length, 1, 'still one CloneVM_Task');
-    t.equal((await driver.findByIdentity(owner('slow').uid))?.id, done.id);
+  t.test('a VM converted to a template is no VM of ours any more: NotFound, and never changed', async (t) => {
+    const { vcsim, driver, create } = await setup(t);
+    const vm = await create(basicSpec('golden', owner('golden')));
+    const ref = { id: vm.id, owner: owner('golden') };
+    await vcsim.govc('vm.markastemplate', '/DC0/vm/golden');
+    await t.rejects(driver.describe(vm.id), { code: 'NotFound', message: `VM ${vm.id} (golden) is now a template; templates are not VMs virtrigaud manages` });
+    t.equal(await driver.findByIdentity(owner('golden').uid), undefined, 'its owner has no VM');
+    await t.rejects(driver.delete(ref), { code: 'NotFound' }, 'its object may go; the template stays');
+    await t.rejects(driver.power(ref, 'on'), { code: 'NotFound' });
+    await t.rejects(driver.snapshotList(ref), { code: 'NotFound' });
+    t.equal(await collect(vcsim, `VirtualMachine:${vm.id}`, 'config.template'), 'true', 'still a template');
   });
 
   t.test('probe, inventory and unknown tasks', async (t) => {

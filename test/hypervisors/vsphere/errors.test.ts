@@ -1,6 +1,6 @@
 import t from 'tap';
-import { UnreachableError } from '../../../src/contracts/driver.js';
-import { codeOfFault, errorFromFault, errorFromTransport, readSoapFault, readTaskError } from '../../../src/hypervisors/vsphere/errors.js';
+import { HypervisorError, UnreachableError } from '../../../src/contracts/driver.js';
+import { codeOfFault, errorFromFault, errorFromTransport, faultTypeOf, readSoapFault, readTaskError } from '../../../src/hypervisors/vsphere/errors.js';
 import { child, parseXml, textAt, type XmlElement } from '../../../src/hypervisors/vsphere/xml.js';
 import { fixture } from '../../helpers/vcsim.js';
 
@@ -41,7 +41,7 @@ t.test('a failed task says what failed, not a Go type name', async (t) => {
   const read = readTaskError(taskError('26-RetrievePropertiesEx-TaskInfo-Error.response.xml'));
   t.equal(read.type, 'InvalidPowerState');
   t.equal(read.message, 'vSphere fault InvalidPowerState: the VM is poweredOn');
-  t.equal(errorFromFault(read).code, 'Conflict');
+  t.equal(errorFromFault(read).code, 'Busy');
   const off = readTaskError(taskError('40-RetrievePropertiesEx-TaskInfo-PowerOffError.response.xml'));
   t.equal(off.message, 'vSphere fault InvalidPowerState: the VM is poweredOff');
 });
@@ -54,14 +54,59 @@ t.test("a task error with vCenter's own message keeps it, and TaskInProgress is 
   t.equal(error.retryable, true);
 });
 
+t.test('faults outside the table are HypervisorError: retried, never the user\'s mistake', async (t) => {
+  for (const type of ['SystemError', 'RuntimeFault', 'Timedout', 'HostConnectFault', 'CannotAccessFile', 'CannotAccessVmDisk', 'InaccessibleDatastore', 'InvalidRequest', 'SomeFaultOfANewerApi', undefined]) {
+    t.equal(codeOfFault(type), 'HypervisorError', String(type));
+  }
+  const soap = errorFromFault(readSoapFault(fault('derived-Fault-SystemError.response.xml')));
+  t.type(soap, HypervisorError);
+  t.equal(soap.retryable, true);
+  t.equal(soap.message, 'A general system error occurred: Connection timed out');
+  const task = errorFromFault(readTaskError(taskError('derived-TaskInfo-CannotAccessFile.response.xml')), 'clone of ubuntu-22-template');
+  t.match(task, { code: 'HypervisorError', retryable: true, message: 'clone of ubuntu-22-template: Unable to access file [LocalDS_0] ubuntu-22-template/ubuntu-22-template.vmdk' });
+});
+
+t.test('InvalidSpec only for faults that say the request itself is wrong', async (t) => {
+  const table: string[] = [
+    'InvalidArgument',
+    'InvalidName',
+    'InvalidDatastorePath',
+    'InvalidProperty',
+    'InvalidVmConfig',
+    'VmConfigFault',
+    'InvalidDeviceSpec',
+    'InvalidDeviceBacking',
+    'InvalidController',
+    'MissingController',
+    'DeviceUnsupportedForVmVersion',
+    'InvalidDiskFormat',
+    'NotFound',
+    // "No capacity" is InvalidSpec by the Driver contract.
+    'InsufficientResourcesFault',
+    'NoDiskSpace',
+  ];
+  for (const type of table) t.equal(codeOfFault(type), 'InvalidSpec', type);
+});
+
+t.test('Conflict only for "exists and is not ours" or a name taken; states a retry can outlast are Busy', async (t) => {
+  for (const type of ['DuplicateName', 'FileAlreadyExists', 'AlreadyExists']) t.equal(codeOfFault(type), 'Conflict', type);
+  for (const type of ['InvalidState', 'InvalidPowerState', 'InvalidHostState', 'TaskInProgress', 'ToolsUnavailable', 'ConcurrentAccess', 'ResourceInUse', 'FileLocked']) {
+    t.equal(codeOfFault(type), 'Busy', type);
+  }
+  const template = errorFromFault(readSoapFault(fault('capture-Fault-InvalidState-PowerOnTemplate.response.xml')));
+  t.match(template, { code: 'Busy', retryable: true, message: 'cannot powerOn a template' });
+  const running = errorFromFault(readSoapFault(fault('capture-Fault-InvalidPowerState-MarkAsTemplate.response.xml')));
+  t.match(running, { code: 'Busy', message: 'vSphere fault InvalidPowerState: the VM is poweredOn' });
+  t.equal(faultTypeOf(running), 'InvalidPowerState', 'the driver itself can still tell the fault');
+  t.equal(faultTypeOf(new Error('x')), undefined);
+});
+
 t.test('fault types the driver branches on', async (t) => {
-  t.equal(codeOfFault('DuplicateName'), 'Conflict');
-  t.equal(codeOfFault('FileAlreadyExists'), 'Conflict');
   t.equal(codeOfFault('NoPermission'), 'Unauthorized');
   t.equal(codeOfFault('NotSupported'), 'Unsupported');
-  t.equal(codeOfFault('InvalidArgument'), 'InvalidSpec');
+  t.equal(codeOfFault('MethodNotFound'), 'Unsupported');
   t.equal(codeOfFault('HostNotConnected'), 'Unreachable');
-  t.equal(codeOfFault(undefined), 'InvalidSpec');
+  t.equal(codeOfFault('ManagedObjectNotFound'), 'NotFound');
 });
 
 t.test('transport failures are Unreachable, TLS ones with advice', async (t) => {
