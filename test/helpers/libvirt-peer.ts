@@ -6,7 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
 import { LibvirtDriver, libvirtConfigFromEnv } from '../../src/hypervisors/libvirt/index.js';
-import { SshTransport } from '../../src/hypervisors/libvirt/ssh.js';
+import { shellQuote } from '../../src/hypervisors/libvirt/shell.js';
+import { SshTransport, type RunOptions, type RunResult } from '../../src/hypervisors/libvirt/ssh.js';
+import { LOCKS_SCRIPT, START_SCRIPT, STATUS_SCRIPT, STEP_LIB } from '../../src/hypervisors/libvirt/task-scripts.js';
 
 export const LIBVIRT_STATE = process.env['VIRTRIGAUD_LIBVIRT_STATE'] ?? '/tmp/virtrigaud-libvirt';
 
@@ -22,6 +24,10 @@ export interface LibvirtPeer {
   passwordLogin?: { username: string; password: string };
   /** Runs virsh on the host over the same SSH path, for test setup and assertions. */
   virsh(args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** Runs any command on the host (an argument vector, quoted like the driver's). */
+  exec(argv: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** Where the drivers record their tasks on the host (LIBVIRT_TASK_DIR). */
+  taskDirectory: string;
   /** A driver for the peer; `overrides` replace LIBVIRT_* settings (a shorter shutdown timeout, say). */
   driver(log?: (line: string) => void, overrides?: Record<string, string>): LibvirtDriver;
   close(): void;
@@ -66,6 +72,8 @@ export async function libvirtPeer(t: Test): Promise<LibvirtPeer | undefined> {
       LIBVIRT_DEFAULT_NETWORK: file['LIBVIRT_NETWORK'] ?? '',
       LIBVIRT_DOMAIN_TYPE: file['LIBVIRT_DOMAIN_TYPE'] ?? 'qemu',
       LIBVIRT_SHUTDOWN_TIMEOUT: '30',
+      // Task records next to the rest of the peer's state, not in the test machine's /var/lib.
+      LIBVIRT_TASK_DIR: `${LIBVIRT_STATE}/tasks`,
     };
     why = await reachable(env);
   }
@@ -89,6 +97,8 @@ export async function libvirtPeer(t: Test): Promise<LibvirtPeer | undefined> {
     baseVolume: file['LIBVIRT_BASE_VOLUME'] ?? '',
     guest: file['LIBVIRT_GUEST'] === '1',
     virsh: (args, stdin) => transport.run(['virsh', '-q', '-c', 'qemu:///system', ...args], stdin === undefined ? {} : { stdin }),
+    exec: (argv, stdin) => transport.run(argv, stdin === undefined ? { timeoutMs: 300_000 } : { stdin, timeoutMs: 300_000 }),
+    taskDirectory: env['LIBVIRT_TASK_DIR'] ?? '',
     driver: (log, overrides = {}) => new LibvirtDriver(libvirtConfigFromEnv({ ...env, ...overrides }), log ? { log } : {}),
     close: () => transport.close(),
   };
@@ -121,4 +131,81 @@ export async function defineForeignDomain(peer: LibvirtPeer, name: string, runni
 export async function removeDomainByName(peer: LibvirtPeer, name: string): Promise<void> {
   await peer.virsh(['destroy', name]);
   await peer.virsh(['undefine', name, '--snapshots-metadata']);
+}
+
+/** What a host command was, for counting: `virsh <verb>`, `task-start <kind>`, `task-status`, … */
+function describeCommand(argv: readonly string[], stdin: unknown): string {
+  if (argv[0] === 'virsh') return `virsh ${argv[argv.indexOf('-c') + 2] ?? ''}`;
+  if (argv[0] === 'sh' && argv[1] === '-c') {
+    if (argv[2] === START_SCRIPT) return `task-start ${String(argv.slice(7).join(' '))}${typeof stdin === 'string' && stdin.includes("'vol-create-from'") ? ' copy' : ''}`;
+    if (argv[2] === STATUS_SCRIPT) return 'task-status';
+    if (argv[2] === LOCKS_SCRIPT) return 'task-locks';
+    return 'script';
+  }
+  return argv[0] ?? '';
+}
+
+/** Runs instead of a host command; `run` runs the real one. */
+export type AroundCommand = (argv: readonly string[], options: RunOptions, run: () => Promise<RunResult>) => Promise<RunResult>;
+
+export interface HostInstrument {
+  /** Every host command any driver (and the peer helper) ran since the instrument was installed. */
+  commands: string[];
+  /** Makes every task started from now on wait before its first step until the returned release is called. */
+  hold(): Promise<() => Promise<void>>;
+  /** Wraps every host command from now on (a fault injected around the real command); undefined stops it. */
+  around(wrapper: AroundCommand | undefined): void;
+}
+
+/**
+ * Instruments the SSH transport of every driver in this test process: counts host commands, and
+ * can hold new tasks before their first step (a fault that persists until released), so a test
+ * sees a task running for as long as it needs without depending on how fast the host is.
+ */
+export function instrumentHost(t: Test, peer: LibvirtPeer): HostInstrument {
+  const commands: string[] = [];
+  let holdFile: string | undefined;
+  let wrapper: AroundCommand | undefined;
+  const original = SshTransport.prototype.run;
+  SshTransport.prototype.run = function (this: SshTransport, argv, options = {}) {
+    commands.push(describeCommand(argv, options.stdin));
+    if (holdFile !== undefined && argv[2] === START_SCRIPT && typeof options.stdin === 'string') {
+      const wait = `while [ -e ${shellQuote(holdFile)} ]; do sleep 0.2; done`;
+      options = { ...options, stdin: options.stdin.replace(`${STEP_LIB}\n`, `${STEP_LIB}\n${wait}\n`) };
+    }
+    const run = () => original.call(this, argv, options);
+    return wrapper ? wrapper(argv, options, run) : run();
+  };
+  t.teardown(() => {
+    SshTransport.prototype.run = original;
+    wrapper = undefined;
+  });
+  let holds = 0;
+  return {
+    commands,
+    around(next) {
+      wrapper = next;
+    },
+    async hold() {
+      const file = `${LIBVIRT_STATE}/hold-${process.pid}-${holds++}`;
+      await peer.exec(['touch', file]);
+      holdFile = file;
+      let released = false;
+      const release = async () => {
+        if (released) return;
+        released = true;
+        if (holdFile === file) holdFile = undefined;
+        await peer.exec(['rm', '-f', file]);
+      };
+      t.teardown(release);
+      return release;
+    },
+  };
+}
+
+/** The task IDs on the host holding or having held `key` (a domain UUID), with their kinds. */
+export async function tasksOf(peer: LibvirtPeer, key: string): Promise<string[]> {
+  const script = 'cd "$1" 2>/dev/null || exit 0; for d in libvirt-*; do [ -f "$d/keys" ] && grep -q "^$2=" "$d/keys" && echo "$d"; done; true';
+  const out = await peer.exec(['sh', '-c', script, 'sh', peer.taskDirectory, key]);
+  return out.stdout.split('\n').filter((line) => line !== '');
 }

@@ -28,6 +28,17 @@ stop_pidfile() {
 }
 
 [ -d "$RUN" ] || { log "nothing to stop ($RUN missing)"; exit 0; }
+# Host tasks the tests' drivers started (recorded under $STATE/tasks, see test/helpers/libvirt-peer.ts)
+# run detached from any session: stop those still running (a test killed mid-way may have left one
+# held), checking that the recorded PID is still that task's runner.
+"${sudo[@]}" rm -f "$STATE"/hold-*
+for dir in "$STATE"/tasks/libvirt-*; do
+  [ -s "$dir/pid" ] && [ ! -e "$dir/status" ] || continue
+  pid=$(cat "$dir/pid")
+  if alive_pid "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "${dir##*/}"; then
+    "${sudo[@]}" kill -TERM -- "-$pid" 2>/dev/null && log "stopped task ${dir##*/}"
+  fi
+done
 if [ -s "$RUN/libvirtd.pid" ] && alive_pid "$(cat "$RUN/libvirtd.pid")"; then
   # QEMU processes outlive libvirtd: stop them while libvirtd still knows them.
   for domain in $(virsh_ list --state-running --state-paused --uuid); do

@@ -33,6 +33,11 @@ export interface LibvirtConfig {
   vncListen: string;
   /** How long a guest shutdown may take before the driver destroys the domain. */
   shutdownTimeoutMs: number;
+  /**
+   * Where tasks are recorded on the host; '' lets the host pick (/var/lib/virtrigaud/tasks for
+   * root, else under $XDG_STATE_HOME). Every runtime serving the host must use the same one.
+   */
+  taskDirectory: string;
 }
 
 function fail(message: string): never {
@@ -115,6 +120,8 @@ export function libvirtConfigFromEnv(env: Env): LibvirtConfig {
   if (!OBJECT_NAME.test(storagePool)) fail('LIBVIRT_STORAGE_POOL is not a valid pool name');
   const defaultNetwork = envValue(env, 'LIBVIRT_DEFAULT_NETWORK') ?? 'default';
   if (!OBJECT_NAME.test(defaultNetwork)) fail('LIBVIRT_DEFAULT_NETWORK is not a valid network name');
+  const taskDirectory = envValue(env, 'LIBVIRT_TASK_DIR') ?? '';
+  if (taskDirectory !== '' && !/^\/[A-Za-z0-9._/-]*$/.test(taskDirectory)) fail('LIBVIRT_TASK_DIR must be an absolute path of letters, digits, ".", "_", "-" and "/"');
   const vncListen = envValue(env, 'LIBVIRT_VNC_LISTEN') ?? '127.0.0.1';
   if (!/^[0-9a-fA-F:.]+$/.test(vncListen)) fail('LIBVIRT_VNC_LISTEN must be an IP address');
 
@@ -132,6 +139,7 @@ export function libvirtConfigFromEnv(env: Env): LibvirtConfig {
     domainType,
     vncListen,
     shutdownTimeoutMs: parseInteger(env, 'LIBVIRT_SHUTDOWN_TIMEOUT', 120, 1, 3600) * 1000,
+    taskDirectory,
   };
   if (hasKey) config.ssh.privateKey = new Secret(privateKey);
   if (hasPassword) config.ssh.password = new Secret(password);

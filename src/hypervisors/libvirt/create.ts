@@ -1,51 +1,30 @@
-// create: volumes (root overlay or copy, data disks, seed ISO), then one `define` of a domain
-// whose <metadata> names the owner and whose UUID we chose. The identity is looked up first, so
-// a repeated create (lost response) returns the existing domain; libvirt's unique domain names
-// make two concurrent creates define at most one.
+// create: volumes (root overlay, data disks, seed ISO), then one `define` of a domain whose
+// <metadata> names the owner and whose UUID we chose; a root disk that takes long (a full copy,
+// a download) is filled afterwards by a host task. The identity is looked up first, so a
+// repeated create (lost response) returns or continues the existing domain; libvirt's unique
+// domain names make two concurrent creates define at most one.
 
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
+  BusyError,
   ConflictError,
   InvalidSpecError,
   UnsupportedError,
   type CreateSpec,
-  type Identity,
   type NicSpec,
   type Started,
 } from '../../contracts/driver.js';
 import { MiB } from '../../contracts/quantity.js';
-import { createSeedVolume, metaData, networkConfig, seedTool } from './cloudinit.js';
+import { metaData, networkConfig, seedTool } from './cloudinit.js';
 import type { LibvirtContext } from './context.js';
 import { domainXml, type DomainDisk, type DomainNic, type DomainSpec, type VmMetadata } from './domain-xml.js';
-import { createVolume, deleteVolume, resolveImage, volumeExists } from './images.js';
-import { findDomainByIdentity } from './observe.js';
+import { copySteps, imageSource, importSteps, volumeXml, type ImageSource } from './images.js';
+import { startCloneCopy } from './clone.js';
+import { completeStep, randomMac, validateIdentity, validateName, volumeNames } from './names.js';
+import { findDomainByIdentity, requireOwned } from './observe.js';
+import type { TaskStep } from './tasks.js';
 
-const UID = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
-
-/** Volume names derive from the owner's UID, never from user-chosen names. */
-export function volumeNames(uid: string) {
-  return {
-    disk: (index: number) => (index === 0 ? `virtrigaud-${uid}-root.qcow2` : `virtrigaud-${uid}-disk${index}.qcow2`),
-    seed: `virtrigaud-${uid}-seed.iso`,
-  };
-}
-
-export function validateIdentity(owner: Identity): void {
-  if (!UID.test(owner.uid)) throw new InvalidSpecError('owner UID must be alphanumeric with dashes');
-}
-
-export function validateName(name: string): void {
-  // libvirt refuses '/' in domain names; control characters would only confuse tools reading `virsh list`.
-  if (name === '' || name.length > 200 || name.includes('/') || /[\u0000-\u001f\u007f]/.test(name)) {
-    throw new InvalidSpecError('the VM name must be 1-200 characters without "/" or control characters');
-  }
-}
-
-export function randomMac(): string {
-  const bytes = randomBytes(3);
-  return `52:54:00:${[...bytes].map((byte) => byte.toString(16).padStart(2, '0')).join(':')}`;
-}
 
 function nicSource(ctx: LibvirtContext, nic: NicSpec): DomainNic['source'] {
   if (nic.bridge !== undefined) return { bridge: nic.bridge };
@@ -87,6 +66,89 @@ async function nameTaken(ctx: LibvirtContext, name: string, signal?: AbortSignal
   return out.split('\n').some((line) => line === name);
 }
 
+/** What a create task needs besides the domain's metadata: where the root disk comes from and the seed's tool. */
+interface CreatePlan {
+  source: ImageSource;
+  /** Undefined while a URL image without a root size in the spec is not downloaded yet. */
+  rootBytes: number | undefined;
+  seedTool: string | undefined;
+}
+
+/**
+ * The steps of a create task: the root disk (after the image's download, if it needs one), the
+ * data disks, the seed ISO, then the metadata without `pending`. Every step first removes what an
+ * earlier, interrupted attempt left, so the task can simply run again. Without a size for the
+ * root disk a URL image is only downloaded: create, called again for the still pending VM, does
+ * the rest once the image's size is known.
+ */
+function createSteps(ctx: LibvirtContext, uuid: string, metadata: VmMetadata, spec: CreateSpec, plan: CreatePlan): TaskStep[] {
+  const virsh = ['virsh', '-q', '-c', ctx.host.uri];
+  const pool = ctx.config.storagePool;
+  const [root, ...data] = metadata.disks;
+  if (!root) throw new InvalidSpecError('the VM has no root disk');
+  const steps: TaskStep[] = [];
+  const { source, rootBytes } = plan;
+  if (source.kind === 'download') steps.push(...importSteps(ctx, source));
+  if (rootBytes === undefined) return steps;
+  const base = source.kind === 'download' ? { path: `${source.directory}/${source.volume}`, format: 'qcow2' } : source.base;
+  steps.push(['vr_check_size', base.path, String(rootBytes)]);
+  steps.push(...copySteps(ctx, root.volume, rootBytes, base.path, base.format, !spec.image.fullClone));
+  for (const disk of data) {
+    const size = spec.disks.find((entry) => !entry.root && entry.name === disk.name)?.sizeBytes;
+    if (size === undefined) throw new InvalidSpecError(`disk ${disk.name} was removed from the spec while the VM was being created; delete the VM and create it again`);
+    steps.push(['vr_absent_ok', ...virsh, 'vol-delete', '--pool', pool, '--vol', disk.volume]);
+    steps.push(['vr_stdin', volumeXml(disk.volume, size), ...virsh, 'vol-create', '--pool', pool, '--file', '/dev/stdin']);
+  }
+  if (metadata.seed !== undefined) {
+    if (plan.seedTool === undefined) throw new UnsupportedError('cloud-init needs genisoimage, xorriso or cloud-localds on the libvirt host');
+    const seedNics = metadata.nics.map((nic) => {
+      const staticIP = spec.nics.find((entry) => entry.name === nic.name)?.staticIP;
+      return { mac: nic.mac, ...(staticIP ? { staticIP } : {}) };
+    });
+    steps.push(['vr_seed', ctx.host.uri, pool, metadata.seed, plan.seedTool, spec.userData ?? '#cloud-config\n{}\n', metaData(spec), networkConfig(seedNics)]);
+  }
+  steps.push(completeStep(ctx, uuid, metadata));
+  return steps;
+}
+
+/** The root disk's size: the spec's, else the image's (undefined while a URL image is not downloaded yet). */
+function rootBytes(spec: CreateSpec, source: ImageSource): number | undefined {
+  const imageSize = source.kind === 'ready' ? source.base.virtualSizeBytes : undefined;
+  const size = spec.disks.find((disk) => disk.root)?.sizeBytes ?? imageSize;
+  if (size !== undefined && imageSize !== undefined && size < imageSize) {
+    throw new InvalidSpecError(`the root disk (${size} bytes) cannot be smaller than the image (${imageSize} bytes)`);
+  }
+  return size;
+}
+
+async function createPlan(ctx: LibvirtContext, spec: CreateSpec, signal?: AbortSignal): Promise<CreatePlan> {
+  const source = await imageSource(ctx, spec.image, signal);
+  return { source, rootBytes: rootBytes(spec, source), seedTool: await seedTool(ctx, signal) };
+}
+
+/**
+ * Continues the owner's domain: nothing to do once complete; otherwise the task that fills its
+ * disks, which is the running one when there is one (the same kind answers its ID). The spec is
+ * the truth for what the disks are made from: a corrected URL or checksum applies on the next try.
+ */
+async function continueCreate(ctx: LibvirtContext, uuid: string, spec: CreateSpec, signal?: AbortSignal): Promise<{ id: string } & Started> {
+  const domain = await requireOwned(ctx, { id: uuid, owner: spec.owner }, signal);
+  const pending = domain.metadata.pending;
+  if (!pending) return { id: uuid };
+  if (pending.origin === 'clone') return { id: uuid, task: await startCloneCopy(ctx, domain, signal) };
+  const running = await ctx.tasks.holder(uuid, signal);
+  if (running?.kind === 'create') return { id: uuid, task: running.id };
+  if (running) throw new BusyError(`a ${running.kind} is running on VM ${domain.name}`);
+  const steps = createSteps(ctx, uuid, domain.metadata, spec, await createPlan(ctx, spec, signal));
+  return { id: uuid, task: await ctx.tasks.start([{ key: uuid, kind: 'create' }], steps, signal) };
+}
+
+/**
+ * Defines the domain at once, with `pending` metadata, so its identity is findable before any
+ * disk exists; then a host task makes its disks (a full copy or an image download can take
+ * hours) and clears `pending`. The call answers with that task; create called again while the
+ * VM is pending continues it.
+ */
 export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: AbortSignal): Promise<{ id: string } & Started> {
   validateIdentity(spec.owner);
   validateName(spec.name);
@@ -95,85 +157,72 @@ export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: A
     throw new InvalidSpecError('memory must be at least 64Mi and a whole number of KiB');
   }
   for (const nic of spec.nics) if (nic.mac !== undefined && !MAC.test(nic.mac.toLowerCase())) throw new InvalidSpecError(`NIC ${nic.name}: invalid MAC address`);
+  for (const disk of spec.disks) if (!Number.isSafeInteger(disk.sizeBytes) || disk.sizeBytes <= 0) throw new InvalidSpecError(`disk ${disk.name} must have a positive size`);
+  if (spec.disks.filter((disk) => !disk.root).length > 25) throw new InvalidSpecError('at most 26 disks');
 
   const existing = await findDomainByIdentity(ctx, spec.owner.uid, signal);
-  if (existing !== undefined) return { id: existing };
+  if (existing !== undefined) return continueCreate(ctx, existing, spec, signal);
 
   await checkHostSupport(ctx, spec, signal);
   if (await nameTaken(ctx, spec.name, signal)) {
     throw new ConflictError(`a domain named ${JSON.stringify(spec.name)} already exists and does not carry this VM's identity`);
   }
+  const plan = await createPlan(ctx, spec, signal);
   const wantsSeed = spec.userData !== undefined || spec.nics.some((nic) => nic.staticIP !== undefined);
-  const canSeed = (await seedTool(ctx, signal)) !== undefined;
-  if (wantsSeed && !canSeed) throw new UnsupportedError('cloud-init needs genisoimage, xorriso or cloud-localds on the libvirt host');
-
-  const base = await resolveImage(ctx, spec.image, signal);
-  const rootSpec = spec.disks.find((disk) => disk.root);
-  const rootSize = rootSpec?.sizeBytes ?? base.virtualSizeBytes;
-  if (rootSize < base.virtualSizeBytes) {
-    throw new InvalidSpecError(`the root disk (${rootSize} bytes) cannot be smaller than the image (${base.virtualSizeBytes} bytes)`);
-  }
+  if (wantsSeed && plan.seedTool === undefined) throw new UnsupportedError('cloud-init needs genisoimage, xorriso or cloud-localds on the libvirt host');
 
   const names = volumeNames(spec.owner.uid);
   const pool = ctx.config.storagePool;
-  const created: string[] = [];
   const metadata: VmMetadata = { owner: { ...spec.owner }, disks: [], nics: [], bases: [], cpuHotAdd: spec.features.cpuHotAdd, memoryHotAdd: spec.features.memoryHotAdd };
   const disks: DomainDisk[] = [];
-  const ordered = [{ name: rootSpec?.name ?? 'root', sizeBytes: rootSize, root: true }, ...spec.disks.filter((disk) => !disk.root)];
+  const rootSpec = spec.disks.find((disk) => disk.root);
+  const ordered = [{ name: rootSpec?.name ?? 'root' }, ...spec.disks.filter((disk) => !disk.root)];
+  for (const [index, disk] of ordered.entries()) {
+    const volume = names.disk(index);
+    const target = `vd${String.fromCharCode(97 + index)}`;
+    disks.push({ target, device: 'disk', pool, volume, format: 'qcow2', bus: 'virtio' });
+    metadata.disks.push({ name: disk.name, target, volume });
+  }
+  const nics: DomainNic[] = spec.nics.map((nic) => {
+    const domainNic: DomainNic = { mac: nic.mac?.toLowerCase() ?? randomMac(), source: nicSource(ctx, nic), model: nic.model ?? 'virtio' };
+    if (nic.vlan !== undefined) domainNic.vlan = nic.vlan;
+    metadata.nics.push({ name: nic.name, mac: domainNic.mac });
+    return domainNic;
+  });
+  if (plan.seedTool !== undefined) {
+    metadata.seed = names.seed;
+    // q35 has no IDE bus; SATA works on both machine types.
+    disks.push({ target: 'sda', device: 'cdrom', pool, volume: names.seed, format: 'raw', bus: 'sata' });
+  }
+  const memoryKiB = spec.memoryBytes / 1024;
+  const uuid = randomUUID();
+  const steps = createSteps(ctx, uuid, metadata, spec, plan);
+  const domain: DomainSpec = {
+    uuid,
+    name: spec.name,
+    type: ctx.config.domainType,
+    memoryKiB,
+    maxMemoryKiB: spec.features.memoryHotAdd ? memoryKiB * 2 : memoryKiB,
+    cpus: spec.cpus,
+    maxCpus: spec.features.cpuHotAdd ? spec.cpus * 2 : spec.cpus,
+    uefi: spec.firmware === 'uefi' || spec.features.secureBoot,
+    secureBoot: spec.features.secureBoot,
+    tpm: spec.features.tpm,
+    nested: spec.features.nestedVirtualization,
+    disks,
+    nics,
+    vncListen: ctx.config.vncListen,
+    metadata: { ...metadata, pending: { origin: 'create', copies: [] } },
+  };
+  if (spec.machine !== undefined) domain.machine = spec.machine;
   try {
-    for (const [index, disk] of ordered.entries()) {
-      const volume = names.disk(index);
-      const target = `vd${String.fromCharCode(97 + index)}`;
-      if (index > 25) throw new InvalidSpecError('at most 26 disks');
-      if (!Number.isSafeInteger(disk.sizeBytes) || disk.sizeBytes <= 0) throw new InvalidSpecError(`disk ${disk.name} must have a positive size`);
-      // A volume left by an interrupted create for this same owner is replaced: no domain uses it.
-      if (await volumeExists(ctx, volume, signal)) await deleteVolume(ctx, volume, signal);
-      await createVolume(ctx, volume, disk.sizeBytes, disk.root ? { base, linked: !spec.image.fullClone } : undefined, signal);
-      created.push(volume);
-      disks.push({ target, device: 'disk', pool, volume, format: 'qcow2', bus: 'virtio' });
-      metadata.disks.push({ name: disk.name, target, volume });
-    }
-    const nics: DomainNic[] = spec.nics.map((nic) => {
-      const domainNic: DomainNic = { mac: nic.mac?.toLowerCase() ?? randomMac(), source: nicSource(ctx, nic), model: nic.model ?? 'virtio' };
-      if (nic.vlan !== undefined) domainNic.vlan = nic.vlan;
-      metadata.nics.push({ name: nic.name, mac: domainNic.mac });
-      return domainNic;
-    });
-    if (canSeed) {
-      if (await volumeExists(ctx, names.seed, signal)) await deleteVolume(ctx, names.seed, signal);
-      const seedNics = spec.nics.map((nic, index) => ({ mac: nics[index]?.mac ?? '', ...(nic.staticIP ? { staticIP: nic.staticIP } : {}) }));
-      await createSeedVolume(ctx, names.seed, { userData: spec.userData ?? '#cloud-config\n{}\n', metaData: metaData(spec), networkConfig: networkConfig(seedNics) }, signal);
-      created.push(names.seed);
-      metadata.seed = names.seed;
-      // q35 has no IDE bus; SATA works on both machine types.
-      disks.push({ target: 'sda', device: 'cdrom', pool, volume: names.seed, format: 'raw', bus: 'sata' });
-    }
-    const memoryKiB = spec.memoryBytes / 1024;
-    const domain: DomainSpec = {
-      uuid: randomUUID(),
-      name: spec.name,
-      type: ctx.config.domainType,
-      memoryKiB,
-      maxMemoryKiB: spec.features.memoryHotAdd ? memoryKiB * 2 : memoryKiB,
-      cpus: spec.cpus,
-      maxCpus: spec.features.cpuHotAdd ? spec.cpus * 2 : spec.cpus,
-      uefi: spec.firmware === 'uefi' || spec.features.secureBoot,
-      secureBoot: spec.features.secureBoot,
-      tpm: spec.features.tpm,
-      nested: spec.features.nestedVirtualization,
-      disks,
-      nics,
-      vncListen: ctx.config.vncListen,
-      metadata,
-    };
-    if (spec.machine !== undefined) domain.machine = spec.machine;
     await ctx.host.virsh(['define', '--file', '/dev/stdin'], { stdin: domainXml(domain), signal });
-    return { id: domain.uuid };
   } catch (error) {
-    // Someone else's create for this owner won the race for the name: theirs is the VM.
+    // Another create for this owner (another replica, a repeated call) defined it first: continue that one.
     const winner = await findDomainByIdentity(ctx, spec.owner.uid).catch(() => undefined);
-    if (winner !== undefined) return { id: winner };
-    for (const volume of created) await deleteVolume(ctx, volume).catch(() => undefined);
+    if (winner !== undefined) return continueCreate(ctx, winner, spec, signal);
     throw error;
   }
+  // From here the domain is the record: a failure below leaves it pending, and create continues it.
+  return { id: uuid, task: await ctx.tasks.start([{ key: uuid, kind: 'create' }], steps, signal) };
 }

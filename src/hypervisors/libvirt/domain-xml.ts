@@ -33,20 +33,40 @@ export interface VmMetadata {
   bases: string[];
   cpuHotAdd: boolean;
   memoryHotAdd: boolean;
+  /**
+   * Set while a host task still fills the VM's disks (a full copy, an image download): the VM
+   * is not usable yet, and create (called again) continues it. Cleared by that task's last step.
+   */
+  pending?: PendingCreation;
 }
 
-export function metadataXml(metadata: VmMetadata): string {
-  const p = PREFIX;
-  const { owner } = metadata;
+export interface PendingCreation {
+  /** A create continues from its spec; a clone from the copies below and its source domain. */
+  origin: 'create' | 'clone';
+  /** The source domain's UUID (clone). */
+  source?: string;
+  /** Disks still to be copied (clone): target volume ← source volume path, grown to capacity. */
+  copies: { volume: string; from: string; capacityBytes: number }[];
+}
+
+/**
+ * Our metadata element. `bare` gives the form `virsh metadata --set` takes (libvirt adds the
+ * namespace and prefix itself, and refuses an element that already has them).
+ */
+export function metadataXml(metadata: VmMetadata, bare = false): string {
+  const t = (name: string) => (bare ? name : `${PREFIX}:${name}`);
+  const { owner, pending } = metadata;
   const parts = [
-    `<${p}:vm xmlns:${p}='${METADATA_NS}'>`,
-    `<${p}:owner uid='${xmlEscape(owner.uid)}' namespace='${xmlEscape(owner.namespace)}' name='${xmlEscape(owner.name)}'/>`,
-    ...metadata.disks.map((disk) => `<${p}:disk name='${xmlEscape(disk.name)}' target='${xmlEscape(disk.target)}' volume='${xmlEscape(disk.volume)}'/>`),
-    ...metadata.nics.map((nic) => `<${p}:nic name='${xmlEscape(nic.name)}' mac='${xmlEscape(nic.mac)}'/>`),
-    metadata.seed !== undefined ? `<${p}:seed volume='${xmlEscape(metadata.seed)}'/>` : '',
-    ...metadata.bases.map((volume) => `<${p}:base volume='${xmlEscape(volume)}'/>`),
-    `<${p}:features cpuHotAdd='${metadata.cpuHotAdd}' memoryHotAdd='${metadata.memoryHotAdd}'/>`,
-    `</${p}:vm>`,
+    bare ? '<vm>' : `<${PREFIX}:vm xmlns:${PREFIX}='${METADATA_NS}'>`,
+    `<${t('owner')} uid='${xmlEscape(owner.uid)}' namespace='${xmlEscape(owner.namespace)}' name='${xmlEscape(owner.name)}'/>`,
+    ...metadata.disks.map((disk) => `<${t('disk')} name='${xmlEscape(disk.name)}' target='${xmlEscape(disk.target)}' volume='${xmlEscape(disk.volume)}'/>`),
+    ...metadata.nics.map((nic) => `<${t('nic')} name='${xmlEscape(nic.name)}' mac='${xmlEscape(nic.mac)}'/>`),
+    metadata.seed !== undefined ? `<${t('seed')} volume='${xmlEscape(metadata.seed)}'/>` : '',
+    ...metadata.bases.map((volume) => `<${t('base')} volume='${xmlEscape(volume)}'/>`),
+    `<${t('features')} cpuHotAdd='${metadata.cpuHotAdd}' memoryHotAdd='${metadata.memoryHotAdd}'/>`,
+    pending ? `<${t('pending')} origin='${pending.origin}'${pending.source !== undefined ? ` source='${xmlEscape(pending.source)}'` : ''}/>` : '',
+    ...(pending?.copies ?? []).map((copy) => `<${t('copy')} volume='${xmlEscape(copy.volume)}' from='${xmlEscape(copy.from)}' capacity='${copy.capacityBytes}'/>`),
+    bare ? '</vm>' : `</${PREFIX}:vm>`,
   ];
   return parts.join('');
 }
@@ -164,7 +184,12 @@ const parser = new XMLParser({
   textNodeName: '#text',
   parseAttributeValue: false,
   parseTagValue: false,
-  isArray: (name) => ['disk', 'interface', 'graphics', 'tpm', 'feature'].includes(name) || name.endsWith(':disk') || name.endsWith(':nic') || name.endsWith(':base') || name === 'base',
+  isArray: (name) =>
+    ['disk', 'interface', 'graphics', 'tpm', 'feature', 'nic', 'base', 'copy'].includes(name) ||
+    name.endsWith(':disk') ||
+    name.endsWith(':nic') ||
+    name.endsWith(':base') ||
+    name.endsWith(':copy'),
 });
 
 function node(value: unknown): Node | undefined {
@@ -212,7 +237,8 @@ function findMetadata(container: Node | undefined, alreadyFiltered = false): VmM
     const q = (name: string) => (prefix === '' ? name : `${prefix}:${name}`);
     const owner = node(element[q('owner')]);
     const uid = attr(owner, 'uid');
-    if (uid === undefined || uid === '') return undefined;
+    // Ours but unreadable: reading it as "no owner" would make our VM look foreign (and gone).
+    if (uid === undefined || uid === '') throw new Error('the virtrigaud metadata names no owner');
     const features = node(element[q('features')]);
     const metadata: VmMetadata = {
       owner: { uid, namespace: attr(owner, 'namespace') ?? '', name: attr(owner, 'name') ?? '' },
@@ -224,19 +250,30 @@ function findMetadata(container: Node | undefined, alreadyFiltered = false): VmM
     };
     const seed = attr(element[q('seed')], 'volume');
     if (seed !== undefined) metadata.seed = seed;
+    const pending = node(element[q('pending')]);
+    if (pending) {
+      const origin = attr(pending, 'origin') === 'clone' ? 'clone' : 'create';
+      const source = attr(pending, 'source');
+      metadata.pending = {
+        origin,
+        ...(source !== undefined ? { source } : {}),
+        copies: nodes(element[q('copy')]).map((copy) => ({ volume: attr(copy, 'volume') ?? '', from: attr(copy, 'from') ?? '', capacityBytes: Number(attr(copy, 'capacity') ?? 0) })),
+      };
+    }
     return metadata;
   }
   return undefined;
 }
 
-/** `virsh metadata --uri <ours>` output: libvirt selected the element by namespace and prints it without one. */
+/**
+ * `virsh metadata --uri <ours>` output: libvirt selected the element by namespace and prints it
+ * without one. Undefined for no output; throws when there is an element we cannot read.
+ */
 export function parseMetadata(xml: string): VmMetadata | undefined {
   if (xml.trim() === '') return undefined;
-  try {
-    return findMetadata(parser.parse(xml) as Node, true);
-  } catch {
-    return undefined;
-  }
+  const metadata = findMetadata(parser.parse(xml) as Node, true);
+  if (!metadata) throw new Error('the virtrigaud metadata cannot be read');
+  return metadata;
 }
 
 export interface ParsedDomain {

@@ -1,5 +1,6 @@
 // The Driver for libvirt/KVM over SSH: wiring only. Each verb lives in its own module; this class
-// holds what they share (the SSH connection to the host, the configuration, running tasks).
+// holds what they share (the SSH connection to the host, the configuration). Tasks live on the
+// host (tasks.ts), so nothing here is lost with the process or differs between replicas.
 
 import type {
   CallOptions,
@@ -22,12 +23,13 @@ import type { LibvirtConfig } from './config.js';
 import type { LibvirtContext } from './context.js';
 import { createVM } from './create.js';
 import { inventory, probe } from './inventory.js';
-import { cloneVM, deleteVM } from './lifecycle.js';
-import { describeVM, findDomainByIdentity } from './observe.js';
+import { cloneVM } from './clone.js';
+import { deleteVM } from './lifecycle.js';
+import { describeVM, findVMByIdentity } from './observe.js';
 import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
 import { SshTransport } from './ssh.js';
-import { TaskRegistry } from './tasks.js';
+import { HostTasks } from './tasks.js';
 import { LibvirtHost } from './virsh.js';
 
 export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
@@ -83,7 +85,8 @@ export class LibvirtDriver implements Driver {
 
   constructor(config: LibvirtConfig, options: LibvirtDriverOptions = {}) {
     this.#transport = new SshTransport(config.ssh, options.log);
-    this.#ctx = { host: new LibvirtHost(this.#transport, config.libvirtUri), config, tasks: new TaskRegistry() };
+    const host = new LibvirtHost(this.#transport, config.libvirtUri);
+    this.#ctx = { host, config, tasks: new HostTasks(host, config.taskDirectory) };
   }
 
   /** Closes the SSH connection. */
@@ -103,9 +106,8 @@ export class LibvirtDriver implements Driver {
     return describeVM(this.#ctx, id, options?.signal);
   }
 
-  async findByIdentity(uid: string, options?: CallOptions): Promise<ObservedVM | undefined> {
-    const id = await findDomainByIdentity(this.#ctx, uid, options?.signal);
-    return id === undefined ? undefined : describeVM(this.#ctx, id, options?.signal);
+  findByIdentity(uid: string, options?: CallOptions): Promise<ObservedVM | undefined> {
+    return findVMByIdentity(this.#ctx, uid, options?.signal);
   }
 
   create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
@@ -148,7 +150,7 @@ export class LibvirtDriver implements Driver {
     return cloneVM(this.#ctx, ref, target, options?.signal);
   }
 
-  async taskStatus(task: string): Promise<TaskStatus> {
-    return this.#ctx.tasks.status(task);
+  taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
+    return this.#ctx.tasks.status(task, options?.signal);
   }
 }

@@ -1,12 +1,13 @@
 // Base images and per-VM volumes. A template ref is a pool volume name or an absolute path on the
-// host; a URL image is downloaded on the host once into the pool (checksum verified) and then
-// used like a template. Every volume the driver creates is qcow2 compat 1.1: `vol-create-as
+// host; a URL image is downloaded on the host once into the pool (checksum verified, by a task)
+// and then used like a template. Every volume the driver creates is qcow2 compat 1.1: `vol-create-as
 // --format qcow2` makes v2 images, on which blockresize fails once an internal snapshot exists.
 
 import { createHash } from 'node:crypto';
-import { InvalidSpecError, NotFoundError, UnsupportedError, type ImageSpec } from '../../contracts/driver.js';
+import { HypervisorError, InvalidSpecError, NotFoundError, UnsupportedError, type ImageSpec } from '../../contracts/driver.js';
 import type { LibvirtContext } from './context.js';
 import { xmlEscape } from './domain-xml.js';
+import type { TaskStep } from './tasks.js';
 
 export interface BaseImage {
   path: string;
@@ -19,14 +20,24 @@ const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,250}$/;
 async function imageInfo(ctx: LibvirtContext, path: string, signal?: AbortSignal): Promise<BaseImage> {
   // -U: the base may be open read-only by running VMs (it is their backing file).
   const out = await ctx.host.exec(['qemu-img', 'info', '-U', '--output=json', path], { signal });
-  const info = JSON.parse(out) as { format?: unknown; 'virtual-size'?: unknown };
+  let info: { format?: unknown; 'virtual-size'?: unknown };
+  try {
+    info = JSON.parse(out) as typeof info;
+  } catch {
+    throw new HypervisorError(`qemu-img info of ${path} printed no JSON`);
+  }
   if (typeof info.format !== 'string' || typeof info['virtual-size'] !== 'number') throw new InvalidSpecError(`cannot read image ${path}`);
   return { path, format: info.format, virtualSizeBytes: info['virtual-size'] };
 }
 
+/** The volume's path; undefined only when libvirt says it does not exist (an inactive pool is an error). */
 export async function volumePath(ctx: LibvirtContext, volume: string, signal?: AbortSignal): Promise<string | undefined> {
-  const result = await ctx.host.virshResult(['vol-path', '--pool', ctx.config.storagePool, '--vol', volume], { signal });
-  return result.code === 0 ? result.stdout.trim() : undefined;
+  try {
+    return (await ctx.host.virsh(['vol-path', '--pool', ctx.config.storagePool, '--vol', volume], { signal })).trim();
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
 }
 
 export async function poolDirectory(ctx: LibvirtContext, signal?: AbortSignal): Promise<string> {
@@ -50,52 +61,40 @@ async function resolveTemplate(ctx: LibvirtContext, ref: string, signal?: AbortS
   return imageInfo(ctx, path, signal);
 }
 
-/** Downloads the image on the host into the pool once (same URL → same volume), verifying the checksum. */
-async function importUrl(ctx: LibvirtContext, url: string, checksum: string | undefined, signal?: AbortSignal): Promise<BaseImage> {
-  if (!/^https?:\/\/[^\s]+$/.test(url)) throw new InvalidSpecError('image URL must be http(s)');
-  const volume = `virtrigaud-image-${createHash('sha256').update(url).digest('hex').slice(0, 24)}.qcow2`;
-  const existing = await volumePath(ctx, volume, signal);
-  if (existing !== undefined) return imageInfo(ctx, existing, signal);
+/** Where a create's root disk comes from: an image on the host now, or one a task downloads first. */
+export type ImageSource =
+  | { kind: 'ready'; base: BaseImage }
+  | { kind: 'download'; url: string; volume: string; directory: string; checksum?: { algorithm: 'sha256' | 'sha512'; hex: string } };
 
-  let algorithm: 'sha256' | 'sha512' | undefined;
-  let expected: string | undefined;
+/** The pool volume a URL's image is downloaded into: the same URL is the same volume. */
+export function importedVolume(url: string): string {
+  return `virtrigaud-image-${createHash('sha256').update(url).digest('hex').slice(0, 24)}.qcow2`;
+}
+
+/** A URL image already downloaded is ready; otherwise what the download needs (run as a task: it can take hours). */
+async function urlSource(ctx: LibvirtContext, url: string, checksum: string | undefined, signal?: AbortSignal): Promise<ImageSource> {
+  if (!/^https?:\/\/[^\s]+$/.test(url)) throw new InvalidSpecError('image URL must be http(s)');
+  let sum: { algorithm: 'sha256' | 'sha512'; hex: string } | undefined;
   if (checksum !== undefined) {
     const match = /^(sha256|sha512):([0-9a-f]+)$/.exec(checksum);
     if (!match?.[1] || !match[2]) throw new InvalidSpecError('checksum must be sha256:<hex> or sha512:<hex>');
-    algorithm = match[1] as 'sha256' | 'sha512';
-    expected = match[2];
+    sum = { algorithm: match[1] as 'sha256' | 'sha512', hex: match[2] };
   }
-  const dir = await poolDirectory(ctx, signal);
-  const downloader = (await ctx.host.execResult(['sh', '-c', 'command -v curl || command -v wget'], { signal })).stdout.trim().split('\n')[0] ?? '';
-  if (downloader === '') throw new UnsupportedError('the libvirt host has neither curl nor wget for image downloads');
-  const partial = (await ctx.host.exec(['mktemp', '-p', dir, '.virtrigaud-download.XXXXXX'], { signal })).trim();
-  try {
-    const fetch = downloader.endsWith('curl')
-      ? [downloader, '-fsSL', '--proto', '=http,https', '--max-time', '3600', '-o', partial, '--', url]
-      : [downloader, '-q', '-O', partial, '--', url];
-    await ctx.host.exec(fetch, { signal, timeoutMs: 3_700_000 }).catch((error: unknown) => {
-      throw new InvalidSpecError(`download of the image failed: ${error instanceof Error ? error.message : String(error)}`);
-    });
-    if (algorithm !== undefined && expected !== undefined) {
-      const sum = (await ctx.host.exec([`${algorithm}sum`, '--', partial], { signal, timeoutMs: 600_000 })).split(/\s+/)[0];
-      if (sum !== expected) throw new InvalidSpecError(`image checksum mismatch: expected ${algorithm}:${expected}, got ${algorithm}:${sum ?? ''}`);
-    }
-    const info = await imageInfo(ctx, partial, signal);
-    const final = `${dir.replace(/\/+$/, '')}/${volume}`;
-    if (info.format === 'qcow2') {
-      await ctx.host.exec(['mv', '-f', '--', partial, final], { signal });
-    } else {
-      await ctx.host.exec(['qemu-img', 'convert', '-O', 'qcow2', '-o', 'compat=1.1', '-f', info.format, partial, final], { signal, timeoutMs: 3_600_000 });
-    }
-    await ctx.host.virsh(['pool-refresh', '--pool', ctx.config.storagePool], { signal });
-    return imageInfo(ctx, final, signal);
-  } finally {
-    await ctx.host.execResult(['rm', '-f', '--', partial]).catch(() => undefined);
-  }
+  const volume = importedVolume(url);
+  const existing = await volumePath(ctx, volume, signal);
+  if (existing !== undefined) return { kind: 'ready', base: await imageInfo(ctx, existing, signal) };
+  const directory = (await poolDirectory(ctx, signal)).replace(/\/+$/, '');
+  return { kind: 'download', url, volume, directory, ...(sum ? { checksum: sum } : {}) };
 }
 
-export function resolveImage(ctx: LibvirtContext, image: ImageSpec, signal?: AbortSignal): Promise<BaseImage> {
-  return image.kind === 'template' ? resolveTemplate(ctx, image.ref, signal) : importUrl(ctx, image.url, image.checksum, signal);
+export async function imageSource(ctx: LibvirtContext, image: ImageSpec, signal?: AbortSignal): Promise<ImageSource> {
+  return image.kind === 'template' ? { kind: 'ready', base: await resolveTemplate(ctx, image.ref, signal) } : urlSource(ctx, image.url, image.checksum, signal);
+}
+
+/** The task steps that download a URL image into the pool (once per image, see vr_import). */
+export function importSteps(ctx: LibvirtContext, source: Extract<ImageSource, { kind: 'download' }>): TaskStep[] {
+  const sum = source.checksum;
+  return [['vr_import', ctx.host.uri, ctx.config.storagePool, source.directory, source.volume, source.url, sum?.algorithm ?? '', sum?.hex ?? '']];
 }
 
 /** XML for a qcow2 v3 volume, optionally an overlay on a backing file. */
@@ -120,27 +119,28 @@ export async function deleteVolume(ctx: LibvirtContext, volume: string, signal?:
   }
 }
 
-/** A new volume: an overlay on `base`, or a full copy of it (grown to `capacityBytes`), or empty. */
-export async function createVolume(
-  ctx: LibvirtContext,
-  name: string,
-  capacityBytes: number,
-  source: { base: BaseImage; linked: boolean } | undefined,
-  signal?: AbortSignal,
-): Promise<void> {
+/** A new volume made at once: an overlay on `base` (linked), or empty. Full copies are task steps (copySteps). */
+export async function createVolume(ctx: LibvirtContext, name: string, capacityBytes: number, base: BaseImage | undefined, signal?: AbortSignal): Promise<void> {
+  const xml = volumeXml(name, capacityBytes, base ? { path: base.path, format: base.format } : undefined);
+  await ctx.host.virsh(['vol-create', '--pool', ctx.config.storagePool, '--file', '/dev/stdin'], { stdin: xml, signal });
+}
+
+/**
+ * Task steps that make volume `name` from the image at `basePath`: a leftover of an earlier
+ * attempt is removed, then an overlay (linked) or a full copy grown to `capacityBytes`. libvirt
+ * copies in libvirtd: a copy whose virsh went away still finishes there, and deleting its volume
+ * meanwhile is refused ("still being allocated", Busy) rather than started over beside it.
+ */
+export function copySteps(ctx: LibvirtContext, name: string, capacityBytes: number, basePath: string, baseFormat: string, linked: boolean): TaskStep[] {
+  const virsh = ['virsh', '-q', '-c', ctx.host.uri];
   const pool = ctx.config.storagePool;
-  if (source === undefined || source.linked) {
-    const xml = volumeXml(name, capacityBytes, source ? { path: source.base.path, format: source.base.format } : undefined);
-    await ctx.host.virsh(['vol-create', '--pool', pool, '--file', '/dev/stdin'], { stdin: xml, signal });
-    return;
+  const steps: TaskStep[] = [['vr_absent_ok', ...virsh, 'vol-delete', '--pool', pool, '--vol', name]];
+  if (linked) {
+    steps.push(['vr_stdin', volumeXml(name, capacityBytes, { path: basePath, format: baseFormat }), ...virsh, 'vol-create', '--pool', pool, '--file', '/dev/stdin']);
+  } else {
+    // libvirt 9 gives a copy the source's capacity whatever the XML asks (checked on the CI peer): vr_grow grows it.
+    steps.push(['vr_stdin', volumeXml(name, capacityBytes), ...virsh, 'vol-create-from', '--pool', pool, '--file', '/dev/stdin', '--vol', basePath]);
+    steps.push(['vr_grow', ctx.host.uri, pool, name, String(capacityBytes)]);
   }
-  // A full copy converts the whole image: allow it the time a large image needs.
-  await ctx.host.virsh(['vol-create-from', '--pool', pool, '--file', '/dev/stdin', '--vol', source.base.path], {
-    stdin: volumeXml(name, source.base.virtualSizeBytes),
-    signal,
-    timeoutMs: 3_600_000,
-  });
-  if (capacityBytes > source.base.virtualSizeBytes) {
-    await ctx.host.virsh(['vol-resize', '--pool', pool, '--vol', name, '--capacity', String(capacityBytes)], { signal });
-  }
+  return steps;
 }

@@ -3,8 +3,11 @@
 // is ours only when its <metadata> carries our identity element.
 
 import {
+  BusyError,
   ConflictError,
+  HypervisorError,
   NotFoundError,
+  UnreachableError,
   type ObservedDisk,
   type ObservedNic,
   type ObservedVM,
@@ -26,7 +29,12 @@ export async function readDomain(ctx: LibvirtContext, id: string, signal?: Abort
   // virsh also resolves numeric IDs and names: only a UUID may address a domain here.
   if (!isDomainId(id)) throw new NotFoundError(`no domain with UUID ${id}`);
   const xml = await ctx.host.virsh(['dumpxml', ...(inactive ? ['--inactive'] : []), '--domain', id], { signal });
-  return parseDomain(xml);
+  try {
+    return parseDomain(xml);
+  } catch (error) {
+    // It exists and cannot be read: never "not ours" or "gone".
+    throw new HypervisorError(`the definition of domain ${id} cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 export type DomainState = 'running' | 'paused' | 'shut off' | 'shutdown' | 'crashed' | 'pmsuspended' | 'idle' | 'blocked' | 'unknown';
@@ -60,33 +68,89 @@ export function isActive(state: DomainState): boolean {
   return state !== 'shut off' && state !== 'crashed' && state !== 'unknown';
 }
 
-/** Every domain's UUID and name with our metadata when it has some: one remote run for all of them. */
-export async function listDomains(ctx: LibvirtContext, signal?: AbortSignal): Promise<{ uuid: string; metadata?: VmMetadata }[]> {
-  // A fixed script; the URI and namespace arrive as positional parameters, never spliced into it.
-  // `metadata` fails for a domain without our element: that is an answer, not an error.
-  const script =
-    'for d in $(virsh -q -c "$1" list --all --uuid); do printf "\\n#virtrigaud-domain %s\\n" "$d"; ' +
-    'virsh -q -c "$1" metadata --domain "$d" --uri "$2" 2>/dev/null || true; done';
-  const out = await ctx.host.exec(['sh', '-c', script, 'sh', ctx.host.uri, METADATA_NS], { signal });
-  const domains: { uuid: string; metadata?: VmMetadata }[] = [];
+export interface ListedDomain {
+  uuid: string;
+  metadata?: VmMetadata;
+  /** Why its metadata could not be read: it may be ours. */
+  unreadable?: string;
+}
+
+// A fixed script; the URI and namespace arrive as positional parameters, never spliced into it.
+// A failing `list` fails the script (an empty answer would read as "no VMs"); `metadata` failing
+// with "not present" is an answer (not ours), a domain gone meanwhile is skipped, and any other
+// failure is reported for that domain.
+const LIST_SCRIPT = `set -u
+vr_ids=$(virsh -q -c "$1" list --all --uuid) || exit 1
+for vr_d in $vr_ids; do
+  printf '\\n#virtrigaud-domain %s\\n' "$vr_d"
+  if vr_out=$(virsh -q -c "$1" metadata --domain "$vr_d" --uri "$2" 2>&1); then
+    printf '%s\\n' "$vr_out"
+  else
+    case $vr_out in
+      *"metadata not found"*|*"failed to get domain"*) ;;
+      *) printf '#virtrigaud-unreadable %s\\n' "$(printf '%s' "$vr_out" | tr '\\n' ' ')" ;;
+    esac
+  fi
+done
+`;
+
+/** What LIST_SCRIPT printed. */
+export function parseDomainList(out: string): ListedDomain[] {
+  const domains: ListedDomain[] = [];
   for (const chunk of out.split('\n#virtrigaud-domain ').slice(1)) {
     const newline = chunk.indexOf('\n');
     const uuid = (newline < 0 ? chunk : chunk.slice(0, newline)).trim();
     if (!isDomainId(uuid)) continue;
-    const metadata = newline < 0 ? undefined : parseMetadata(chunk.slice(newline + 1));
-    domains.push(metadata ? { uuid, metadata } : { uuid });
+    const body = newline < 0 ? '' : chunk.slice(newline + 1);
+    const unreadable = /^#virtrigaud-unreadable (.*)$/m.exec(body)?.[1];
+    if (unreadable !== undefined) {
+      domains.push({ uuid, unreadable: unreadable.trim() });
+      continue;
+    }
+    try {
+      const metadata = parseMetadata(body);
+      domains.push(metadata ? { uuid, metadata } : { uuid });
+    } catch (error) {
+      domains.push({ uuid, unreadable: error instanceof Error ? error.message : String(error) });
+    }
   }
   return domains;
 }
 
+/** Every domain's UUID with our metadata when it has some: one remote run for all of them. */
+export async function listDomains(ctx: LibvirtContext, signal?: AbortSignal): Promise<ListedDomain[]> {
+  return parseDomainList(await ctx.host.exec(['sh', '-c', LIST_SCRIPT, 'sh', ctx.host.uri, METADATA_NS], { signal, what: 'listing the domains' }));
+}
+
+/** Whose domain this is; undefined only when every domain could be read and none names `uid`. */
+export function ownerDomain(domains: readonly ListedDomain[], uid: string): string | undefined {
+  const found = domains.find((domain) => domain.metadata?.owner.uid === uid);
+  if (found) return found.uuid;
+  const unreadable = domains.find((domain) => domain.unreadable !== undefined);
+  if (unreadable) throw new UnreachableError(`the metadata of domain ${unreadable.uuid} cannot be read, so it may be this VM: ${unreadable.unreadable ?? ''}`);
+  return undefined;
+}
+
 export async function findDomainByIdentity(ctx: LibvirtContext, uid: string, signal?: AbortSignal): Promise<string | undefined> {
-  const domains = await listDomains(ctx, signal);
-  return domains.find((domain) => domain.metadata?.owner.uid === uid)?.uuid;
+  return ownerDomain(await listDomains(ctx, signal), uid);
+}
+
+/** The owner's VM; a domain undefined between the listing and the read is looked up once more. */
+export async function findVMByIdentity(ctx: LibvirtContext, uid: string, signal?: AbortSignal): Promise<ObservedVM | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    const id = await findDomainByIdentity(ctx, uid, signal);
+    if (id === undefined) return undefined;
+    try {
+      return await describeVM(ctx, id, signal);
+    } catch (error) {
+      if (!(error instanceof NotFoundError) || attempt > 0) throw error;
+    }
+  }
 }
 
 export type OwnedDomain = ParsedDomain & { metadata: VmMetadata };
 
-/** The domain, verified to carry `ref.owner`'s identity tag; ConflictError otherwise. */
+/** The domain, verified to carry `ref.owner`'s identity tag; ConflictError otherwise. Pending creations included. */
 export async function requireOwned(ctx: LibvirtContext, ref: VMRef, signal?: AbortSignal): Promise<OwnedDomain> {
   const domain = await readDomain(ctx, ref.id, signal, true);
   const metadata = domain.metadata;
@@ -97,9 +161,28 @@ export async function requireOwned(ctx: LibvirtContext, ref: VMRef, signal?: Abo
   return { ...domain, metadata };
 }
 
+/** An owned domain that is fully created: its disks are all there. */
+export async function requireCreated(ctx: LibvirtContext, ref: VMRef, signal?: AbortSignal): Promise<OwnedDomain> {
+  const domain = await requireOwned(ctx, ref, signal);
+  if (domain.metadata.pending) throw new BusyError(`VM ${domain.name} is still being created`);
+  return domain;
+}
+
+/**
+ * An owned, created domain no task works on (a delete, a revert, a clone reading its disks):
+ * changing it now would race that task, whichever replica started it.
+ */
+export async function requireIdle(ctx: LibvirtContext, ref: VMRef, signal?: AbortSignal): Promise<OwnedDomain> {
+  const [domain, running] = await Promise.all([requireCreated(ctx, ref, signal), ctx.tasks.lock(ref.id, signal)]);
+  if (running !== undefined) throw new BusyError(`a ${running} is running on VM ${domain.name}`);
+  return domain;
+}
+
 /**
  * Disk capacities by target, in bytes, from the volumes (`vol-info --bytes`): `domblkinfo` cannot
  * read `type='volume'` disks of an inactive domain ("missing storage backend for 'volume' storage").
+ * A volume that does not exist (yet: a copy still running) has no entry; a volume that cannot be
+ * read (its pool inactive) fails the call, rather than reading as an empty disk to be grown.
  */
 export async function diskSizes(ctx: LibvirtContext, domain: ParsedDomain, signal?: AbortSignal): Promise<Map<string, number>> {
   const sizes = new Map<string, number>();
@@ -114,9 +197,15 @@ export async function diskSizes(ctx: LibvirtContext, domain: ParsedDomain, signa
               ? ['vol-info', '--vol', disk.file, '--bytes']
               : undefined;
         if (args === undefined) return;
-        const result = await ctx.host.virshResult(args, { signal });
-        const capacity = /^Capacity:\s+(\d+)/m.exec(result.stdout)?.[1];
-        if (result.code === 0 && capacity !== undefined) sizes.set(disk.target, Number(capacity));
+        let out: string;
+        try {
+          out = await ctx.host.virsh(args, { signal });
+        } catch (error) {
+          if (error instanceof NotFoundError) return;
+          throw error;
+        }
+        const capacity = /^Capacity:\s+(\d+)/m.exec(out)?.[1];
+        if (capacity !== undefined) sizes.set(disk.target, Number(capacity));
       }),
   );
   return sizes;
@@ -177,7 +266,7 @@ function observedNics(domain: ParsedDomain): ObservedNic[] {
 
 export async function describeVM(ctx: LibvirtContext, id: string, signal?: AbortSignal): Promise<ObservedVM> {
   const domain = await readDomain(ctx, id, signal);
-  const state = await domainState(ctx, id, signal);
+  const [state, lock] = await Promise.all([domainState(ctx, id, signal), ctx.tasks.lock(domain.uuid, signal)]);
   const [sizes, ips] = await Promise.all([
     diskSizes(ctx, domain, signal),
     state === 'running' ? guestAddresses(ctx, id, signal) : Promise.resolve([]),
@@ -202,8 +291,9 @@ export async function describeVM(ctx: LibvirtContext, id: string, signal?: Abort
     host: ctx.config.ssh.host,
   };
   if (domain.metadata) vm.owner = { ...domain.metadata.owner };
-  const lock = ctx.tasks.lock(domain.uuid);
   if (lock !== undefined) vm.lock = lock;
+  // Its disks are still being filled and no task does it (it failed, or never started): create continues it.
+  else if (domain.metadata?.pending) vm.incomplete = true;
   if (domain.machine !== undefined) vm.machine = domain.machine;
   if (isActive(state)) {
     const url = consoleURL(ctx, domain);

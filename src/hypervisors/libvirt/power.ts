@@ -1,7 +1,6 @@
 // Verbs that change a domain in place: power, reconfigure (CPU/memory), resizeDisk. Each reads the
 // domain first and refuses unless its identity tag names the caller's owner.
 
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ConflictError,
   InvalidSpecError,
@@ -12,22 +11,10 @@ import {
 } from '../../contracts/driver.js';
 import { MiB, formatBytes } from '../../contracts/quantity.js';
 import type { LibvirtContext } from './context.js';
-import { diskSizes, domainState, isActive, readDomain, requireOwned } from './observe.js';
-
-const SHUTDOWN_POLL_MS = 1000;
-
-/** Waits for a requested guest shutdown; destroys the domain when the guest ignores it past the timeout. */
-async function followShutdown(ctx: LibvirtContext, id: string): Promise<void> {
-  const deadline = Date.now() + ctx.config.shutdownTimeoutMs;
-  while (Date.now() < deadline) {
-    if (!isActive(await domainState(ctx, id))) return;
-    await sleep(SHUTDOWN_POLL_MS);
-  }
-  if (isActive(await domainState(ctx, id))) await ctx.host.virsh(['destroy', '--domain', id]);
-}
+import { diskSizes, domainState, isActive, readDomain, requireIdle } from './observe.js';
 
 export async function powerVM(ctx: LibvirtContext, ref: VMRef, operation: PowerOperation, signal?: AbortSignal): Promise<Started> {
-  const domain = await requireOwned(ctx, ref, signal);
+  const domain = await requireIdle(ctx, ref, signal);
   const state = await domainState(ctx, domain.uuid, signal);
   const id = domain.uuid;
   switch (operation) {
@@ -45,8 +32,15 @@ export async function powerVM(ctx: LibvirtContext, ref: VMRef, operation: PowerO
       // ACPI by default: it needs nothing inside the guest but an ACPI daemon; the agent is the fallback libvirt picks itself.
       await ctx.host.virsh(['shutdown', '--domain', id], { signal });
       // Keyed apart from the domain's lock: following a shutdown blocks nothing (a power off or a
-      // delete may overtake it; the follower then simply sees the domain off).
-      return { task: ctx.tasks.start(`${id}#shutdown`, 'shutdown', () => followShutdown(ctx, id)) };
+      // delete may overtake it; the follower then sees the domain off, or gone). Past the timeout
+      // the follower destroys the domain.
+      return {
+        task: await ctx.tasks.start(
+          [{ key: `${id}-shutdown`, kind: 'shutdown' }],
+          [['vr_absent_ok', 'vr_follow_shutdown', ctx.host.uri, id, String(Math.ceil(ctx.config.shutdownTimeoutMs / 1000))]],
+          signal,
+        ),
+      };
     case 'reboot':
       if (!isActive(state)) throw new ConflictError(`domain ${domain.name} is not running`);
       await ctx.host.virsh(['reboot', '--domain', id], { signal });
@@ -62,7 +56,7 @@ export async function powerVM(ctx: LibvirtContext, ref: VMRef, operation: PowerO
  * the controller reports as pending a restart.
  */
 export async function reconfigureVM(ctx: LibvirtContext, ref: VMRef, change: ResourceChange, signal?: AbortSignal): Promise<Started> {
-  const config = await requireOwned(ctx, ref, signal);
+  const config = await requireIdle(ctx, ref, signal);
   const id = config.uuid;
   const state = await domainState(ctx, id, signal);
   const running = isActive(state);
@@ -95,7 +89,7 @@ export async function reconfigureVM(ctx: LibvirtContext, ref: VMRef, change: Res
  * (NOTES: data loss), so the current size is read and compared first.
  */
 export async function resizeVMDisk(ctx: LibvirtContext, ref: VMRef, diskName: string, sizeBytes: number, signal?: AbortSignal): Promise<Started> {
-  const domain = await requireOwned(ctx, ref, signal);
+  const domain = await requireIdle(ctx, ref, signal);
   const entry = domain.metadata.disks.find((disk) => disk.name === diskName);
   const disk = domain.disks.find((candidate) => candidate.device === 'disk' && candidate.target === (entry?.target ?? diskName));
   if (!entry || !disk) throw new InvalidSpecError(`VM ${domain.name} has no disk ${JSON.stringify(diskName)}`);

@@ -12,7 +12,8 @@ import {
   type VMRef,
 } from '../../contracts/driver.js';
 import type { LibvirtContext } from './context.js';
-import { domainState, isActive, requireOwned } from './observe.js';
+import type { TaskStep } from './tasks.js';
+import { domainState, isActive, requireCreated, requireOwned } from './observe.js';
 
 const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -23,16 +24,15 @@ function checkName(name: string): void {
 export async function createSnapshot(ctx: LibvirtContext, ref: VMRef, request: SnapshotRequest, signal?: AbortSignal): Promise<{ id: string } & Started> {
   checkName(request.name);
   if (request.quiesce) throw new UnsupportedError('quiesced snapshots are not supported by the libvirt driver');
-  const domain = await requireOwned(ctx, ref, signal);
+  const domain = await requireCreated(ctx, ref, signal);
   // QEMU's internal snapshot of a running domain always includes its memory (a disk-only one would
   // have to be external, which libvirt 9.0 cannot revert), so a running VM's snapshot has memory
   // whether asked or not, and a stopped VM's has none; snapshotList reports which.
-  const args = ['snapshot-create-as', '--domain', domain.uuid, '--name', request.name, '--atomic'];
+  const args = ['virsh', '-q', '-c', ctx.host.uri, 'snapshot-create-as', '--domain', domain.uuid, '--name', request.name, '--atomic'];
   if (request.description !== undefined) args.push('--description', request.description);
   // Saving the guest's memory takes as long as writing it out: a task, not a hook-deadline call.
-  const existing = await ctx.host.virshResult(['snapshot-info', '--domain', domain.uuid, '--snapshotname', request.name], { signal });
-  if (existing.code === 0) return { id: request.name };
-  return { id: request.name, task: ctx.tasks.start(domain.uuid, 'snapshot', async () => void (await ctx.host.virsh(args, { timeoutMs: 3_600_000 }))) };
+  if (await snapshotExists(ctx, domain.uuid, request.name, signal)) return { id: request.name };
+  return { id: request.name, task: await ctx.tasks.start([{ key: domain.uuid, kind: 'snapshot' }], [args], signal) };
 }
 
 interface SnapshotXml {
@@ -74,33 +74,37 @@ export async function listSnapshots(ctx: LibvirtContext, ref: VMRef, signal?: Ab
   return infos;
 }
 
+async function snapshotExists(ctx: LibvirtContext, id: string, name: string, signal?: AbortSignal): Promise<boolean> {
+  try {
+    await ctx.host.virsh(['snapshot-info', '--domain', id, '--snapshotname', name], { signal });
+    return true;
+  } catch (error) {
+    // Only libvirt saying so means there is none: a failure to ask is not an answer.
+    if (error instanceof NotFoundError) return false;
+    throw error;
+  }
+}
+
 async function requireSnapshot(ctx: LibvirtContext, id: string, name: string, signal?: AbortSignal): Promise<void> {
-  const result = await ctx.host.virshResult(['snapshot-info', '--domain', id, '--snapshotname', name], { signal });
-  if (result.code !== 0) throw new NotFoundError(`snapshot ${name} not found`);
+  if (!(await snapshotExists(ctx, id, name, signal))) throw new NotFoundError(`snapshot ${name} not found`);
 }
 
 /** Reverts and keeps the VM's power state: a running VM runs on from the snapshot, a stopped one stays off. */
 export async function revertSnapshot(ctx: LibvirtContext, ref: VMRef, snapshotId: string, signal?: AbortSignal): Promise<Started> {
   checkName(snapshotId);
-  const domain = await requireOwned(ctx, ref, signal);
+  const domain = await requireCreated(ctx, ref, signal);
   await requireSnapshot(ctx, domain.uuid, snapshotId, signal);
   const wasRunning = isActive(await domainState(ctx, domain.uuid, signal));
-  const args = ['snapshot-revert', '--domain', domain.uuid, '--snapshotname', snapshotId];
-  if (wasRunning) args.push('--running');
-  const revert = async () => {
-    await ctx.host.virsh(args, { timeoutMs: 3_600_000 });
-    if (!wasRunning && isActive(await domainState(ctx, domain.uuid))) {
-      // A memory snapshot brings the domain back running; it was off before the revert.
-      await ctx.host.virsh(['destroy', '--domain', domain.uuid]);
-    }
-  };
-  return { task: ctx.tasks.start(domain.uuid, 'revert', revert) };
+  const steps: TaskStep[] = [['virsh', '-q', '-c', ctx.host.uri, 'snapshot-revert', '--domain', domain.uuid, '--snapshotname', snapshotId, ...(wasRunning ? ['--running'] : [])]];
+  // A memory snapshot brings the domain back running; it was off before the revert.
+  if (!wasRunning) steps.push(['vr_stop', ctx.host.uri, domain.uuid]);
+  return { task: await ctx.tasks.start([{ key: domain.uuid, kind: 'revert' }], steps, signal) };
 }
 
 export async function deleteSnapshot(ctx: LibvirtContext, ref: VMRef, snapshotId: string, signal?: AbortSignal): Promise<Started> {
   checkName(snapshotId);
   const domain = await requireOwned(ctx, ref, signal);
   await requireSnapshot(ctx, domain.uuid, snapshotId, signal);
-  const remove = async () => void (await ctx.host.virsh(['snapshot-delete', '--domain', domain.uuid, '--snapshotname', snapshotId], { timeoutMs: 3_600_000 }));
-  return { task: ctx.tasks.start(domain.uuid, 'snapshot-delete', remove) };
+  const step: TaskStep = ['virsh', '-q', '-c', ctx.host.uri, 'snapshot-delete', '--domain', domain.uuid, '--snapshotname', snapshotId];
+  return { task: await ctx.tasks.start([{ key: domain.uuid, kind: 'snapshot-delete' }], [step], signal) };
 }

@@ -1,5 +1,5 @@
-// Commands on the libvirt host: `virsh -c <uri> …` and the few host tools the driver needs
-// (qemu-img, genisoimage, curl, sha256sum, mktemp, rm). All go through SshTransport.run as
+// Commands on the libvirt host: `virsh -c <uri> …`, the few host tools the driver needs
+// (qemu-img, genisoimage, mktemp, rm) and the fixed scripts of tasks.ts and observe.ts. All go through SshTransport.run as
 // argument vectors; a non-zero exit becomes a typed error (errors.ts).
 
 import type { CallOptions } from '../../contracts/driver.js';
@@ -9,6 +9,8 @@ import type { RunOptions, RunResult, SshTransport } from './ssh.js';
 export interface HostRunOptions extends CallOptions {
   stdin?: string | Buffer;
   timeoutMs?: number;
+  /** What the command does, for error messages (a script's argv[0] is just `sh`). */
+  what?: string;
 }
 
 function runOptions(options: HostRunOptions): RunOptions {
@@ -40,7 +42,7 @@ export class LibvirtHost {
   /** Any host command; stdout, or the typed error of the failure. */
   async exec(argv: readonly string[], options: HostRunOptions = {}): Promise<string> {
     const result = await this.transport.run(argv, runOptions(options));
-    if (result.code !== 0) throw virshError(result.stderr, result.code, argv[0] ?? 'command');
+    if (result.code !== 0) throw virshError(result.stderr, result.code, options.what ?? argv[0] ?? 'command');
     return result.stdout;
   }
 

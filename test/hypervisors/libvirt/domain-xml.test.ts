@@ -104,7 +104,18 @@ t.test('metadata: ours by namespace only; virsh metadata output (namespace strip
   const printed = `<vm>\n  <owner uid="u2" namespace="n" name="m"/>\n  <disk name="root" target="vda" volume="v"/>\n  <features cpuHotAdd="false" memoryHotAdd="false"/>\n</vm>\n`;
   t.match(parseMetadata(printed), { owner: { uid: 'u2', namespace: 'n', name: 'm' }, disks: [{ name: 'root', target: 'vda', volume: 'v' }], bases: [] });
   t.equal(parseMetadata(''), undefined);
-  t.equal(parseMetadata('<vm><owner/></vm>'), undefined, 'no uid, no identity');
+  t.throws(() => parseMetadata('<vm><owner/></vm>'), /names no owner/, 'our element without an owner is unreadable, not foreign');
+});
+
+t.test('a pending creation round-trips, and the bare form is what virsh metadata --set takes', async (t) => {
+  const pending = { origin: 'clone' as const, source: '0b0c0d0e-0000-4000-8000-000000000001', copies: [{ volume: 'virtrigaud-u1-root.qcow2', from: "/pool/it's.qcow2", capacityBytes: 1073741824 }] };
+  const metadata = { ...spec().metadata, pending };
+  t.same(parseDomain(domainXml(spec({ metadata }))).metadata?.pending, pending);
+  const bare = metadataXml(metadata, true);
+  t.match(bare, /^<vm><owner uid='u1'/);
+  t.notMatch(bare, /virtrigaud:|xmlns/, 'libvirt adds the namespace itself');
+  t.same(parseMetadata(bare)?.pending, pending);
+  t.equal(parseDomain(domainXml(spec())).metadata?.pending, undefined, 'a complete VM has none');
 });
 
 t.test('live XML: the VNC port and the current vCPUs and memory', async (t) => {

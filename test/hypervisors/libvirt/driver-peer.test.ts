@@ -1,15 +1,18 @@
 // Driver behaviour the conformance suite does not reach, against the real libvirtd over SSH:
-// image import from a URL (downloaded on the host, checksum verified), guest shutdown and the
-// destroy after its timeout, live vCPU hot-add, and the host features this CI host lacks, which
-// must be refused as Unsupported before anything is created.
+// image import from a URL (downloaded on the host by a task, checksum verified), full copies as
+// host tasks that retries join, "cannot see" (libvirtd refusing us, an inactive pool) never read
+// as "gone", guest shutdown and the destroy after its timeout, live vCPU hot-add, and the host
+// features this CI host lacks, which must be refused as Unsupported before anything is created.
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
 import t, { type Test } from 'tap';
-import type { CreateSpec, Driver, Identity, Started } from '../../../src/contracts/driver.js';
+import type { CreateSpec, Driver, Identity, Started, TaskStatus } from '../../../src/contracts/driver.js';
 import { GiB, MiB } from '../../../src/contracts/quantity.js';
-import { libvirtPeer, waitFor, type LibvirtPeer } from '../../helpers/libvirt-peer.js';
+import { importedVolume } from '../../../src/hypervisors/libvirt/images.js';
+import { instrumentHost, libvirtPeer, tasksOf, waitFor, type LibvirtPeer } from '../../helpers/libvirt-peer.js';
 
 t.setTimeout(300_000);
 
@@ -29,6 +32,16 @@ function spec(peer: LibvirtPeer, name: string, overrides: Partial<CreateSpec> = 
     placement: {},
     ...overrides,
   };
+}
+
+async function settled(driver: Driver, task: string | undefined): Promise<TaskStatus> {
+  if (task === undefined) throw new Error('no task');
+  let status: TaskStatus = { state: 'running' };
+  await waitFor(async () => {
+    status = await driver.taskStatus(task);
+    return status.state !== 'running';
+  }, `task ${task}`, 120_000);
+  return status;
 }
 
 async function taskDone(driver: Driver, started: Started): Promise<void> {
@@ -52,7 +65,7 @@ if (peer) {
       if (vm) await taskDone(who, await who.delete({ id: vm.id, owner: owner(name) }));
     });
 
-  t.test('a URL image is downloaded on the host once, checksum verified', async (t) => {
+  t.test('a URL image is downloaded on the host once, by a task, checksum verified', async (t) => {
     const poolPath = (await peer.virsh(['vol-path', '--pool', peer.pool, peer.baseVolume])).stdout.trim();
     const image = readFileSync(poolPath);
     const sha256 = createHash('sha256').update(image).digest('hex');
@@ -66,30 +79,115 @@ if (peer) {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/tinyvm.qcow2?run=${process.pid}-${Date.now()}`;
-    t.teardown(async () => {
-      const volume = `virtrigaud-image-${createHash('sha256').update(url).digest('hex').slice(0, 24)}.qcow2`;
-      await peer.virsh(['vol-delete', '--pool', peer.pool, volume]);
-    });
+    t.teardown(async () => void (await peer.virsh(['vol-delete', '--pool', peer.pool, importedVolume(url)])));
 
-    await t.rejects(driver.create(spec(peer, 'url-bad', { image: { kind: 'url', url, checksum: `sha256:${'0'.repeat(64)}`, fullClone: true } })), {
-      code: 'InvalidSpec',
-      message: /checksum mismatch/,
-    });
-    t.equal(await driver.findByIdentity(owner('url-bad').uid), undefined, 'nothing created on a mismatch');
+    // A wrong checksum: the VM is defined (its identity findable at once), its download task fails
+    // as InvalidSpec, and it waits, incomplete, for a corrected spec.
+    removeAfter(t, 'url-bad');
+    const bad = spec(peer, 'url-bad', { image: { kind: 'url', url, checksum: `sha256:${'0'.repeat(64)}`, fullClone: true } });
+    const refused = await driver.create(bad);
+    t.equal((await driver.findByIdentity(owner('url-bad').uid))?.id, refused.id);
+    t.match(await settled(driver, refused.task), { state: 'failed', errorCode: 'InvalidSpec', error: /checksum mismatch/ });
+    t.match(await driver.describe(refused.id), { incomplete: true }, 'waits for a corrected spec');
+    t.equal((await peer.virsh(['vol-info', '--pool', peer.pool, importedVolume(url)])).code, 1, 'nothing imported');
+    const partials = (await peer.exec(['sh', '-c', 'ls -a "$(dirname "$1")"', 'sh', poolPath])).stdout;
+    t.notMatch(partials, '.virtrigaud-download.', 'no partial download left');
+    // Corrected: create continues the same VM with the spec it is given now.
+    const fixed = await driver.create({ ...bad, image: { kind: 'url', url, checksum: `sha256:${sha256}`, fullClone: true } });
+    t.equal(fixed.id, refused.id, 'the same VM');
+    t.same(await settled(driver, fixed.task), { state: 'succeeded' });
+    t.equal((await driver.describe(fixed.id)).disks[0]?.sizeBytes, GiB, 'the full copy is grown to the class size');
 
-    removeAfter(t, 'url-one');
     removeAfter(t, 'url-two');
-    const first = await driver.create(spec(peer, 'url-one', { image: { kind: 'url', url, checksum: `sha256:${sha256}`, fullClone: true } }));
     const second = await driver.create(spec(peer, 'url-two', { image: { kind: 'url', url, checksum: `sha256:${sha256}`, fullClone: false } }));
+    await taskDone(driver, second);
     t.equal(downloads, 2, 'one download for the failed checksum, one for both VMs');
-    t.equal((await driver.describe(first.id)).disks[0]?.sizeBytes, GiB, 'the full copy is grown to the class size');
     t.equal((await driver.describe(second.id)).disks[0]?.sizeBytes, GiB);
-    await t.rejects(driver.create(spec(peer, 'url-404', { image: { kind: 'url', url: url.replace('tinyvm', 'missing'), fullClone: true } })), { code: 'InvalidSpec' });
+
+    removeAfter(t, 'url-404');
+    const missing = await driver.create(spec(peer, 'url-404', { image: { kind: 'url', url: url.replace('tinyvm', 'missing'), fullClone: true } }));
+    t.match(await settled(driver, missing.task), { state: 'failed', errorCode: 'InvalidSpec', error: /404/ });
+  });
+
+  t.test('a full copy is one host task: callers that retry, on any replica or after a restart, join it', async (t) => {
+    const host = instrumentHost(t, peer);
+    // Large enough to be a real copy, small enough to cost a second or two.
+    const base = `virtrigaud-test-big-${process.pid}.qcow2`;
+    const path = `${dirname((await peer.virsh(['vol-path', '--pool', peer.pool, peer.baseVolume])).stdout.trim())}/${base}`;
+    const made = await peer.exec(['sh', '-c', 'qemu-img create -q -f qcow2 -o compat=1.1 "$1" 256M && qemu-io -f qcow2 -c "write -P 90 0 256M" "$1" >/dev/null', 'sh', path]);
+    t.equal(made.code, 0, made.stderr);
+    await peer.virsh(['pool-refresh', peer.pool]);
+    t.teardown(async () => void (await peer.virsh(['vol-delete', '--pool', peer.pool, base])));
+    removeAfter(t, 'full-copy');
+    const full = spec(peer, 'full-copy', { image: { kind: 'template', ref: base, fullClone: true } });
+
+    const release = await host.hold();
+    const first = await driver.create(full, { signal: AbortSignal.timeout(60_000) });
+    t.match(first.task, /^libvirt-create-/, 'answered with the task at once');
+    t.match(await driver.describe(first.id), { lock: 'create' }, 'the VM is locked while its disks are made');
+    const other = peer.driver();
+    t.teardown(() => other.close());
+    t.same(await other.create(full), first, 'a retry on another replica joins the running task');
+    await other.close();
+    const restarted = peer.driver();
+    t.teardown(() => restarted.close());
+    t.same(await restarted.create(full), first, 'so does a restarted runtime');
+    await release();
+    t.same(await settled(restarted, first.task), { state: 'succeeded' });
+    const vm = await restarted.describe(first.id);
+    t.equal(vm.incomplete, undefined);
+    t.equal(vm.lock, undefined);
+    t.equal(vm.disks[0]?.sizeBytes, GiB, 'copied and grown');
+    t.same(await restarted.create(full), { id: first.id }, 'a complete VM: nothing left to do');
+    t.equal(host.commands.filter((command) => command.endsWith(' copy')).length, 1, 'one copy started');
+    t.same((await tasksOf(peer, first.id)).length, 1, 'one task on the host');
+  });
+
+  t.test('a host that does not answer for libvirt is "cannot see", never "no such VM"', async (t) => {
+    const login = peer.passwordLogin;
+    if (!login) throw new Error('the peer has no password login (re-run test/libvirt/setup.sh)');
+    // This user logs in over SSH, but libvirtd refuses it: every virsh fails to connect.
+    const { LIBVIRT_SSH_PRIVATE_KEY: _key, ...withoutKey } = peer.env;
+    const blind = peer.driver(undefined, { ...withoutKey, LIBVIRT_URI: `qemu+ssh://${login.username}@127.0.0.1:${new URL(peer.env['LIBVIRT_URI'] ?? '').port}/system`, LIBVIRT_PASSWORD: login.password });
+    t.teardown(() => blind.close());
+    await t.rejects(blind.findByIdentity(owner('nobody').uid), { code: 'Unreachable' }, 'not undefined');
+    await t.rejects(blind.describe('0d0e0f00-0000-4000-8000-000000000000'), { code: 'Unreachable' }, 'not NotFound');
+    // The task records are root's: this user cannot read them, which is not "no such task".
+    await t.rejects(blind.taskStatus('libvirt-delete-0d0e0f00-0000-4000-8000-000000000000'), { code: 'Unreachable', message: /cannot be read/ });
+  });
+
+  t.test('a VM on an inactive storage pool is "cannot see": describe and findByIdentity are Unreachable', async (t) => {
+    const pool = `virtrigaud-test-${process.pid}`;
+    const dir = `${dirname((await peer.virsh(['vol-path', '--pool', peer.pool, peer.baseVolume])).stdout.trim())}-${pool}`;
+    const basePath = (await peer.virsh(['vol-path', '--pool', peer.pool, peer.baseVolume])).stdout.trim();
+    t.equal((await peer.virsh(['pool-define-as', pool, 'dir', '--target', dir])).code, 0);
+    await peer.virsh(['pool-build', pool]);
+    t.equal((await peer.virsh(['pool-start', pool])).code, 0);
+    const other = peer.driver(undefined, { LIBVIRT_STORAGE_POOL: pool });
+    t.teardown(async () => {
+      await peer.virsh(['pool-start', pool]);
+      const vm = await other.findByIdentity(owner('pool-off').uid).catch(() => undefined);
+      if (vm) await taskDone(other, await other.delete({ id: vm.id, owner: owner('pool-off') }));
+      await other.close();
+      await peer.virsh(['pool-destroy', pool]);
+      await peer.virsh(['pool-delete', pool]);
+      await peer.virsh(['pool-undefine', pool]);
+    });
+    const created = await other.create(spec(peer, 'pool-off', { image: { kind: 'template', ref: basePath, fullClone: false } }));
+    await taskDone(other, created);
+    t.equal((await other.describe(created.id)).disks[0]?.sizeBytes, GiB);
+    t.equal((await peer.virsh(['pool-destroy', pool])).code, 0);
+    await t.rejects(other.describe(created.id), { code: 'Unreachable', message: /not active/ }, 'not an empty disk to grow');
+    await t.rejects(other.findByIdentity(owner('pool-off').uid), { code: 'Unreachable' }, 'not undefined');
+    await t.rejects(other.resizeDisk({ id: created.id, owner: owner('pool-off') }, 'root', 2 * GiB), { code: 'Unreachable' });
+    await peer.virsh(['pool-start', pool]);
+    t.equal((await other.describe(created.id)).disks[0]?.sizeBytes, GiB, 'seen again once the pool is back');
   });
 
   t.test('a guest shutdown powers the tiny guest off; a guest that ignores it is destroyed after the timeout', async (t) => {
     removeAfter(t, 'shut-acpi');
     const vm = await driver.create(spec(peer, 'shut-acpi'));
+    await taskDone(driver, vm);
     const ref = { id: vm.id, owner: owner('shut-acpi') };
     await driver.power(ref, 'on');
     // acpid starts late in the tiny guest's boot; the agent answering means init is done.
@@ -106,6 +204,7 @@ if (peer) {
     await peer.virsh(['vol-create-as', '--pool', peer.pool, '--name', blank, '--capacity', '16M', '--format', 'qcow2']);
     t.teardown(async () => void (await peer.virsh(['vol-delete', '--pool', peer.pool, blank])));
     const deaf = await quick.create(spec(peer, 'shut-deaf', { image: { kind: 'template', ref: blank, fullClone: false } }));
+    await taskDone(quick, deaf);
     const deafRef = { id: deaf.id, owner: owner('shut-deaf') };
     await quick.power(deafRef, 'on');
     await taskDone(quick, await quick.power(deafRef, 'shutdown'));
@@ -117,6 +216,7 @@ if (peer) {
     removeAfter(t, 'hotadd');
     const hot = spec(peer, 'hotadd', { features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: true, memoryHotAdd: false } });
     const vm = await driver.create(hot);
+    await taskDone(driver, vm);
     const ref = { id: vm.id, owner: owner('hotadd') };
     t.equal((await driver.describe(vm.id)).features.cpuHotAdd, true);
     await driver.power(ref, 'on');
