@@ -19,11 +19,13 @@ const container = (podSpec['containers']?.[0] ?? {}) as Json;
 const env = Object.fromEntries(((container['env'] ?? []) as Json[]).map((e) => [e['name'], e['value']]));
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-t.test('the default render is a ServiceAccount, two Secrets, a Service, a Deployment, two NetworkPolicies and one CompositeController per generated controller', { skip }, async (t) => {
+t.test('the default render is one CRD per generated CRD, a ServiceAccount, two Secrets, a Service, a Deployment, two NetworkPolicies and one CompositeController per generated controller', { skip }, async (t) => {
   const generated = readdirSync(join(ROOT, 'manifests/metacontroller')).filter((name) => name.endsWith('.yaml'));
+  const crds = readdirSync(join(ROOT, 'manifests/crds')).filter((name) => name.endsWith('.yaml'));
   const counts: Record<string, number> = {};
   for (const object of templates) counts[String(object['kind'])] = (counts[String(object['kind'])] ?? 0) + 1;
   t.same(counts, {
+    CustomResourceDefinition: crds.length,
     ServiceAccount: 1,
     Secret: 2,
     Service: 1,
@@ -44,10 +46,11 @@ t.test('names match manifests/: the hook Service is virtrigaud-hooks when the re
   t.equal(deployment['metadata']['name'], 'virtrigaud-hooks');
 });
 
-t.test('--include-crds prints the chart CRDs, which are the generated ones', { skip }, async (t) => {
+t.test('the eight CRDs are templates (so helm upgrade upgrades them), kept on uninstall; crds.test.ts checks them against manifests/crds', { skip }, async (t) => {
   const crds = ofKind(objects, 'CustomResourceDefinition');
-  t.same(crds.map((crd) => crd.source).sort(), ['providers', 'virtualmachines', 'vmclasses', 'vmclones', 'vmimages', 'vmnetworkattachments', 'vmsnapshots', 'vmsnapshotschedules'].map((p) => `virtrigaud/crds/${p}.infra.virtrigaud.io.yaml`));
-  t.notOk(templates.some((object) => object['kind'] === 'CustomResourceDefinition'), 'CRDs come from crds/ only, never from templates');
+  t.same(crds.map((crd) => crd['metadata']['name']).sort(), ['providers', 'virtualmachines', 'vmclasses', 'vmclones', 'vmimages', 'vmnetworkattachments', 'vmsnapshots', 'vmsnapshotschedules'].map((p) => `${p}.infra.virtrigaud.io`));
+  t.same(crds.filter((crd) => !templates.includes(crd)), [], 'from templates only, never from crds/ (even with --include-crds)');
+  for (const crd of crds) t.equal(crd['metadata']['annotations']['helm.sh/resource-policy'], 'keep', crd['metadata']['name']);
 });
 
 t.test('the hook server gets no Kubernetes API rights: no token mounted, no Role or binding anywhere', { skip }, async (t) => {

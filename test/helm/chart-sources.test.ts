@@ -1,6 +1,7 @@
-// The chart holds no second copy that can drift: its CRDs and the sources of its CompositeControllers
-// are the generated manifests, byte for byte (`npm run manifests` syncs them; `npm run helm:sync` alone too).
-import { readFileSync, readdirSync } from 'node:fs';
+// The chart holds no second copy that can drift: the sources of its CRDs and CompositeControllers
+// (files/crds/, files/metacontroller/) are the generated manifests, byte for byte (`npm run manifests`
+// syncs them; `npm run helm:sync` alone too).
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
@@ -11,7 +12,7 @@ const SYNC = 'run `npm run helm:sync` (npm run manifests runs it too) and commit
 const yamlIn = (dir: string): string[] => readdirSync(dir).filter((name) => /\.ya?ml$/.test(name)).sort();
 
 for (const [generated, copy] of [
-  ['manifests/crds', 'crds'],
+  ['manifests/crds', 'files/crds'],
   ['manifests/metacontroller', 'files/metacontroller'],
 ] as const) {
   t.test(`the chart's ${copy}/ holds exactly the files of ${generated}/, byte for byte`, async (t) => {
@@ -33,8 +34,15 @@ for (const [generated, copy] of [
 t.test('npm run manifests syncs the chart after generating', async (t) => {
   const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
   t.match(scripts['postmanifests'], /helm:sync/);
-  t.match(scripts['helm:sync'], /manifests\/crds\/\*\.yaml helm\/virtrigaud\/crds\//);
+  t.match(scripts['helm:sync'], /manifests\/crds\/\*\.yaml helm\/virtrigaud\/files\/crds\//);
   t.match(scripts['helm:sync'], /manifests\/metacontroller\/\*\.yaml helm\/virtrigaud\/files\/metacontroller\//);
+});
+
+t.test('the CRDs are only in files/crds/ (rendered by templates/crds.yaml), never also in crds/', async (t) => {
+  // Helm would create crds/ first and then refuse the templates' CRDs as objects it did not create.
+  t.notOk(existsSync(join(CHART, 'crds')), `helm/virtrigaud/crds/ must not exist (if an old helm:sync made it, ${SYNC})`);
+  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  t.notMatch((scripts['helm:sync'] ?? '').replace('rm -rf helm/virtrigaud/crds ', ''), /helm\/virtrigaud\/crds/, 'helm:sync writes nothing to crds/ (it only removes a stale one)');
 });
 
 /** Dotted paths of values.yaml's leaves (lists and empty maps count as leaves). */

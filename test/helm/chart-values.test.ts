@@ -30,6 +30,11 @@ const VALUE_SETS: [string, RenderOptions, Partial<Expectations>][] = [
     args: ['-f', join(ROOT, 'test/helm/values/egress-ports.yaml')],
   }, { providerNamespaces: ['infra', 'lab'] }],
   ['NetworkPolicies off', { set: ['networkPolicy.enabled=false'] }, {}],
+  // The seed README's install line, with the other providers.* values still set.
+  ['the seed\'s install flags', {
+    set: ['providers.vsphere.enabled=false', 'providers.libvirt.enabled=false', 'providers.proxmox.enabled=false', 'providers.egressCIDRs={192.0.2.0/24}', 'providers.runtimeImage=registry.example/runtime:1'],
+  }, {}],
+  ['CRD upgrades off', { set: ['crdUpgrade.enabled=false'] }, {}],
   ['common labels, pod labels, annotations and extra env', {
     set: ['commonLabels.team=vm', 'hooks.podLabels.tier=control', 'hooks.podAnnotations.example\\.com/owner=ops'],
     args: ['-f', join(ROOT, 'test/helm/values/extra-env.yaml')],
@@ -84,6 +89,31 @@ t.test('TLS without a certificate Secret is refused with a message naming the va
 
 t.test('metacontroller.install is refused: Metacontroller is a prerequisite, not a dependency', { skip }, async (t) => {
   t.match(renderError({ set: ['metacontroller.install=true'] }), /install it first/);
+});
+
+t.test('the seed\'s providers.{vsphere,libvirt,proxmox}.enabled flags render when false (their default), and the other providers values keep working', { skip }, async (t) => {
+  const objects = get('the seed\'s install flags');
+  const names = (list: RenderedObject[]) => list.map((o) => `${o['kind']}/${o['metadata']['name']}`).sort();
+  t.same(names(objects), names(get('default values')), 'the same objects as the defaults');
+  t.equal(envOf(objects)['RUNTIME_IMAGE'], 'registry.example/runtime:1');
+  t.same(one(objects, 'NetworkPolicy', 'virtrigaud-provider-runtimes')['spec']['egress'][0]['to'], [{ ipBlock: { cidr: '192.0.2.0/24' } }]);
+  t.notOk(ofKind(objects, 'Deployment').some((d) => d['metadata']['name'] !== 'virtrigaud-hooks'), 'no provider Deployment: Provider CRs get theirs from Metacontroller');
+});
+
+t.test('providers.*.enabled=true fails the render with one message: Provider CRs deploy provider runtimes, the chart never does', { skip }, async (t) => {
+  const message = /this chart never deploys a provider itself, Provider CRs deploy provider runtimes\. Leave providers\.\*\.enabled false \(the default\) and create a Provider CR \(apiVersion infra\.virtrigaud\.io\/v1beta1, kind Provider, spec\.type /;
+  for (const type of ['vsphere', 'libvirt', 'proxmox']) {
+    const error = renderError({ set: [`providers.${type}.enabled=true`] });
+    t.match(error, new RegExp(`providers\\.${type}\\.enabled=true is not supported: `), type);
+    t.match(error, message, type);
+    t.match(error, `spec.type ${type})`, type);
+    t.equal(error.trim().split('\n').length, 1, `${type}: one message`);
+    t.match(renderError({ args: ['--set-string', `providers.${type}.enabled=true`] }), message, `${type} as a string`);
+  }
+  const all = renderError({ set: ['providers.vsphere.enabled=true', 'providers.libvirt.enabled=true', 'providers.proxmox.enabled=true'] });
+  t.match(all, /providers\.libvirt\.enabled=true, providers\.proxmox\.enabled=true, providers\.vsphere\.enabled=true are not supported: /);
+  t.equal(all.match(/never deploys a provider itself/g)?.length, 1, 'one message for all three');
+  t.ok(renderChart({ args: ['--set-string', 'providers.vsphere.enabled=false'] }).length > 0, '"false" as a string renders too');
 });
 
 t.test('with existing Secrets, the chart renders no Secret and mounts the given ones', { skip }, async (t) => {
@@ -170,7 +200,8 @@ t.test('Metacontroller\'s namespace and pod labels from values are the hook serv
 
 t.test('common labels reach every object; pod labels and annotations reach the pods; extra env is appended', { skip }, async (t) => {
   const objects = get('common labels, pod labels, annotations and extra env');
-  for (const object of objects.filter((o) => o['kind'] !== 'CustomResourceDefinition')) t.equal(object['metadata']['labels']['team'], 'vm', `${object['kind']} ${object['metadata']['name']}`);
+  t.ok(ofKind(objects, 'CustomResourceDefinition').length > 0, 'the CRDs are among them');
+  for (const object of objects) t.equal(object['metadata']['labels']['team'], 'vm', `${object['kind']} ${object['metadata']['name']}`);
   const pod = podOf(objects);
   t.equal(pod['metadata']['labels']['tier'], 'control');
   t.equal(pod['metadata']['annotations']['example.com/owner'], 'ops');

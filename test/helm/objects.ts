@@ -79,19 +79,18 @@ export function objectIssues(object: RenderedObject, expected: Expectations): st
     if (!allowed.includes(metadata['namespace'])) issues.push(`${what}: namespace ${metadata['namespace']}, expected one of ${allowed.join(', ')}`);
   }
 
-  if (kind !== 'CustomResourceDefinition') {
-    const labels = (metadata['labels'] ?? {}) as Record<string, string>;
-    const wanted: Record<string, string> = {
-      'app.kubernetes.io/name': expected.name ?? 'virtrigaud',
-      'app.kubernetes.io/instance': expected.release,
-      'app.kubernetes.io/managed-by': 'Helm',
-      'app.kubernetes.io/part-of': 'virtrigaud',
-      'app.kubernetes.io/version': '0.1.0',
-      'helm.sh/chart': 'virtrigaud-0.1.0',
-    };
-    for (const [label, value] of Object.entries(wanted)) {
-      if (labels[label] !== value) issues.push(`${what}: label ${label}=${labels[label]}, expected ${value}`);
-    }
+  // The CRDs too: they are templates (templates/crds.yaml), owned by the release.
+  const labels = (metadata['labels'] ?? {}) as Record<string, string>;
+  const wanted: Record<string, string> = {
+    'app.kubernetes.io/name': expected.name ?? 'virtrigaud',
+    'app.kubernetes.io/instance': expected.release,
+    'app.kubernetes.io/managed-by': 'Helm',
+    'app.kubernetes.io/part-of': 'virtrigaud',
+    'app.kubernetes.io/version': '0.1.0',
+    'helm.sh/chart': 'virtrigaud-0.1.0',
+  };
+  for (const [label, value] of Object.entries(wanted)) {
+    if (labels[label] !== value) issues.push(`${what}: label ${label}=${labels[label]}, expected ${value}`);
   }
   issues.push(...schemaIssues(object).map((issue) => `${what}: ${issue}`));
   return issues;

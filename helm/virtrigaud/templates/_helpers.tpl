@@ -111,4 +111,22 @@ Call with (dict "context" $ "id" "hookToken" "secretName" NAME "key" KEY).
 {{- if and .Values.hooks.tls.enabled (not .Values.hooks.tls.secretName) }}
 {{- fail "hooks.tls.secretName is required when hooks.tls.enabled is true" }}
 {{- end }}
+{{- if not (has (toString .Values.crdUpgrade.enabled) (list "true" "false")) }}
+{{- fail (printf "crdUpgrade.enabled must be true or false, not %v" .Values.crdUpgrade.enabled) }}
+{{- end }}
+{{- /* The seed's install flags: providers run only as Provider CRs, so false is the only mode. */}}
+{{- $flags := list }}
+{{- $types := list }}
+{{- range $type, $enabled := dict "vsphere" .Values.providers.vsphere "libvirt" .Values.providers.libvirt "proxmox" .Values.providers.proxmox }}
+{{- if kindIs "map" $enabled }}
+{{- $enabled = $enabled.enabled }}
+{{- end }}
+{{- if and $enabled (ne (toString $enabled) "false") }}
+{{- $flags = append $flags (printf "providers.%s.enabled=%v" $type $enabled) }}
+{{- $types = append $types $type }}
+{{- end }}
+{{- end }}
+{{- if $flags }}
+{{- fail (printf "%s %s not supported: this chart never deploys a provider itself, Provider CRs deploy provider runtimes. Leave providers.*.enabled false (the default) and create a Provider CR (apiVersion infra.virtrigaud.io/v1beta1, kind Provider, spec.type %s) per hypervisor: Metacontroller then deploys its runtime from the Provider hook's answer" (join ", " $flags) (ternary "is" "are" (eq (len $flags) 1)) (join " or " $types)) }}
+{{- end }}
 {{- end }}
