@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Driver } from './contracts/driver.js';
 import { CredentialReloadingDriver } from './hypervisors/common/credential-files.js';
 import { buildServer } from './hooks/server.js';
+import { parseLogFormat, textLine, textLogStream, type LogFormat } from './http/log-format.js';
 import { libvirtDriverFromEnv } from './hypervisors/libvirt/index.js';
 import { proxmoxDriverFromEnv } from './hypervisors/proxmox/index.js';
 import { vsphereDriverFromEnv } from './hypervisors/vsphere/index.js';
@@ -16,12 +17,12 @@ function usage(): never {
   console.error(
     [
       'usage: node dist/main.js serve [--insecure]',
-      '                                    (env: PORT=8080, HOST, LOG_LEVEL=info, HOOK_TOKEN_FILE, PROVIDER_TOKEN_SECRET_FILE,',
+      '                                    (env: PORT=8080, HOST, LOG_LEVEL=info, LOG_FORMAT=json|text, HOOK_TOKEN_FILE, PROVIDER_TOKEN_SECRET_FILE,',
       '                                     RUNTIME_IMAGE, TLS_CERT_FILE + TLS_KEY_FILE, EMBEDDED_SIMULATOR=true, SIMULATOR_MAX_WORLDS=8)',
       '                                    Without HOOK_TOKEN_FILE the hooks are open, so HOST defaults to 127.0.0.1 and',
       '                                    any other address needs --insecure.',
       '       node dist/main.js provider   (env: PROVIDER_TYPE=simulator|proxmox|libvirt|vsphere, PROVIDER_TOKEN_FILE, PORT=9090,',
-      '                                      HOST=0.0.0.0, LOG_LEVEL=info, PVE_* | LIBVIRT_* | VSPHERE_*)',
+      '                                      HOST=0.0.0.0, LOG_LEVEL=info, LOG_FORMAT=json|text, PVE_* | LIBVIRT_* | VSPHERE_*)',
     ].join('\n'),
   );
   process.exit(2);
@@ -43,8 +44,22 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/** LOG_FORMAT: json lines (default) or text lines (a Provider's spec.runtime.logFormat). */
+function logFormat(): LogFormat {
+  const format = parseLogFormat(process.env['LOG_FORMAT']);
+  if (format === undefined) refuse(`LOG_FORMAT must be json or text, not "${process.env['LOG_FORMAT']}"`, 2);
+  return format;
+}
+
 function logger() {
-  return { level: process.env['LOG_LEVEL'] ?? 'info' };
+  const level = process.env['LOG_LEVEL'] ?? 'info';
+  return logFormat() === 'text' ? { level, stream: textLogStream(process.stdout) } : { level };
+}
+
+/** A log line written outside the servers' loggers, in LOG_FORMAT. */
+function logLine(level: number, message: string): void {
+  const json = JSON.stringify({ level, time: Date.now(), msg: message });
+  console.log(logFormat() === 'text' ? textLine(json) : json);
 }
 
 /** Hooks in flight finish within their budget (7 s); past this, shutdown stops waiting. */
@@ -156,7 +171,7 @@ function readSecretFile(variable: string, file: string): string {
 /** Debug lines of a driver (VMIDs, node names; never credentials), written when LOG_LEVEL asks for them. */
 function driverDebug(message: string): void {
   const level = process.env['LOG_LEVEL'] ?? 'info';
-  if (level === 'debug' || level === 'trace') console.log(JSON.stringify({ level: 20, time: Date.now(), msg: message }));
+  if (level === 'debug' || level === 'trace') logLine(20, message);
 }
 
 const RUNTIME_DRIVERS: Record<string, { client: string; fromEnv: (env: NodeJS.ProcessEnv) => Driver & { close?: () => Promise<void> } }> = {
@@ -192,7 +207,7 @@ async function provider(flags: string[]): Promise<void> {
   const token = readToken();
   const address = { port: listenPort(9090), host: process.env['HOST'] ?? '0.0.0.0' };
   const idleMs = drainIdleMs();
-  const driver = providerDriver((message) => console.log(JSON.stringify({ level: 30, time: Date.now(), msg: message })));
+  const driver = providerDriver((message) => logLine(30, message));
   const activity = new RuntimeActivity();
   const app = buildProviderRuntime({ driver, token, logger: logger(), activity });
   app.log.info({ type: driver.type }, 'provider runtime starting');

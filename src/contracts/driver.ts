@@ -16,6 +16,8 @@
 //   runtime replica, a restarted one): taskStatus answers NotFound only for a task the hypervisor
 //   does not know.
 
+import type { ProviderType } from './crds/provider.js';
+
 export const CAPABILITIES = [
   'cloudInit',
   'staticIP',
@@ -48,6 +50,18 @@ export const CAPABILITIES = [
   'placementFolder',
   'placementCluster',
   'placementResourcePool',
+  /** User tags on the VM (next to the identity tags), set at creation and kept in sync. */
+  'tags',
+  /** cloud-init meta-data next to the user-data (NoCloud meta-data, vSphere guestinfo.metadata). */
+  'cloudInitMetaData',
+  /** An Ignition config for the guest (Fedora CoreOS, RHCOS) instead of cloud-init. */
+  'ignition',
+  /** Hypervisor-specific key/value settings passed through (vSphere extraConfig). */
+  'extraConfig',
+  /** CPU limit/reservation in MHz and memory limit/reservation (vSphere resource allocation). */
+  'resourceLimits',
+  /** A relative CPU weight against other VMs (vSphere shares, PVE cpuunits, libvirt cputune shares). */
+  'cpuShares',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 export type Capabilities = Readonly<Record<Capability, boolean>>;
@@ -211,7 +225,33 @@ export interface CreateSpec {
   placement: { host?: string; folder?: string; cluster?: string; resourcePool?: string };
   /** cloud-init user-data; may come from a Secret, so it is never logged or echoed. */
   userData?: string;
+  /** cloud-init meta-data (YAML); needs cloudInitMetaData. Never logged. */
+  metaData?: string;
+  /** An Ignition config (JSON); needs ignition. Never logged. */
+  ignition?: string;
+  /** User tags; needs tags. Each matches TAG_PATTERN. */
+  tags?: string[];
+  /** Passed through as they are; needs extraConfig. */
+  extraConfig?: Record<string, string>;
+  /** Resource allocation beyond CPUs and memory; each field needs its capability (resourceLimits, cpuShares). */
+  limits?: ResourceLimits;
 }
+
+export interface ResourceLimits {
+  cpuLimitMHz?: number;
+  cpuReservationMHz?: number;
+  /** Relative weight; needs cpuShares. */
+  cpuShares?: number;
+  memoryLimitBytes?: number;
+  memoryReservationBytes?: number;
+}
+
+/**
+ * What the hook sends as a user tag: upstream's `key:value` style included. A driver whose
+ * hypervisor allows less (PVE's pve-tag has no `:` or `/`) refuses the tag with InvalidSpecError
+ * naming it; none rewrites a tag.
+ */
+export const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_\-+.:=/@]{0,127}$/;
 
 export type PowerState = 'On' | 'Off' | 'Suspended' | 'Unknown';
 
@@ -255,6 +295,8 @@ export interface ObservedVM {
   nics: ObservedNic[];
   /** Guest addresses, loopback and link-local already filtered out. */
   ips: string[];
+  /** User tags (identity tags left out), from drivers with the tags capability. */
+  tags?: string[];
   host?: string;
   consoleURL?: string;
 }
@@ -264,6 +306,8 @@ export type PowerOperation = 'on' | 'off' | 'shutdown' | 'reboot';
 export interface ResourceChange {
   cpus?: number;
   memoryBytes?: number;
+  /** The user tags wanted (the identity tags are the driver's and stay). Applied online. */
+  tags?: string[];
 }
 
 export interface SnapshotRequest {
@@ -362,7 +406,7 @@ export interface ProviderTarget {
   namespace: string;
   name: string;
   uid?: string;
-  type: string;
+  type: ProviderType;
   endpoint?: string;
   mode: 'Remote' | 'InProcess';
   /** The runtime Service port (Remote mode). */

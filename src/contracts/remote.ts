@@ -73,6 +73,19 @@ export const NicSpec = Type.Object(
 
 export const DiskSpec = Type.Object({ name: Type.String(), sizeBytes: Bytes, root: Type.Boolean() }, closed);
 
+const Tags = Type.Array(Type.String({ pattern: Contract.TAG_PATTERN.source }));
+
+export const ResourceLimits = Type.Object(
+  {
+    cpuLimitMHz: Type.Optional(Type.Integer({ minimum: 0 })),
+    cpuReservationMHz: Type.Optional(Type.Integer({ minimum: 0 })),
+    cpuShares: Type.Optional(Type.Integer({ minimum: 0 })),
+    memoryLimitBytes: Type.Optional(Bytes),
+    memoryReservationBytes: Type.Optional(Bytes),
+  },
+  closed,
+);
+
 const Firmware = StringEnum(['bios', 'uefi'] as const);
 const Provisioning = StringEnum(['thin', 'thick'] as const);
 
@@ -98,8 +111,13 @@ export const CreateSpec = Type.Object(
       },
       closed,
     ),
-    // cloud-init user-data, possibly from a Secret: it travels in this body and nowhere else.
+    // cloud-init user-data, meta-data and Ignition, possibly from Secrets: they travel in this body and nowhere else.
     userData: Type.Optional(Type.String()),
+    metaData: Type.Optional(Type.String()),
+    ignition: Type.Optional(Type.String()),
+    tags: Type.Optional(Tags),
+    extraConfig: Type.Optional(Type.Record(Type.String(), Type.String())),
+    limits: Type.Optional(ResourceLimits),
   },
   closed,
 );
@@ -142,6 +160,7 @@ export const ObservedVM = Type.Object(
     disks: Type.Array(ObservedDisk),
     nics: Type.Array(ObservedNic),
     ips: Type.Array(Type.String()),
+    tags: Type.Optional(Tags),
     host: Type.Optional(Type.String()),
     consoleURL: Type.Optional(Type.String()),
   },
@@ -149,7 +168,7 @@ export const ObservedVM = Type.Object(
 );
 
 export const ResourceChange = Type.Object(
-  { cpus: Type.Optional(Type.Integer({ minimum: 0 })), memoryBytes: Type.Optional(Bytes) },
+  { cpus: Type.Optional(Type.Integer({ minimum: 0 })), memoryBytes: Type.Optional(Bytes), tags: Type.Optional(Tags) },
   closed,
 );
 

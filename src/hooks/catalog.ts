@@ -4,7 +4,10 @@ import type { VMClassObject } from '../contracts/crds/vmclass.js';
 import type { VMImageObject } from '../contracts/crds/vmimage.js';
 import type { VMNetworkAttachmentObject } from '../contracts/crds/vmnetworkattachment.js';
 import type { SyncRequestBody, SyncResponse } from '../contracts/metacontroller.js';
-import { MiB, parseQuantity } from '../contracts/quantity.js';
+import { normalizeVMClass } from '../contracts/normalize/vmclass.js';
+import { checkVMImage, imageSourceSummary } from '../contracts/normalize/vmimage.js';
+import { checkVMNetworkAttachment, networkBranches } from '../contracts/normalize/vmnetworkattachment.js';
+import { formatBytes } from '../contracts/quantity.js';
 import { buildConditions, previousConditions } from './conditions.js';
 
 interface CatalogObject {
@@ -29,29 +32,27 @@ function respond(object: CatalogObject, problem: string | undefined, now: number
   return { status, children: [] };
 }
 
-/** The memory of a VMClass in bytes, or why it is not usable. */
-export function classMemory(memory: string): { ok: true; bytes: number } | { ok: false; problem: string } {
-  const bytes = parseQuantity(memory);
-  if (bytes === undefined || bytes < 64 * MiB || bytes % MiB !== 0) {
-    return { ok: false, problem: `memory ${memory} is not a whole number of MiB of at least 64Mi` };
-  }
-  return { ok: true, bytes };
-}
-
 export function syncVMClass(request: SyncRequestBody<VMClassObject>, now: number): SyncResponse {
-  const memory = classMemory(request.parent.spec.memory);
-  return respond(request.parent, memory.ok ? undefined : memory.problem, now);
+  const normalized = normalizeVMClass(request.parent.spec);
+  if (!normalized.ok) return respond(request.parent, normalized.problem, now);
+  const vmClass = normalized.value;
+  const summary: Record<string, unknown> = { cpus: vmClass.cpus, memory: formatBytes(vmClass.memoryBytes) };
+  if (vmClass.firmware !== undefined) summary['firmware'] = vmClass.firmware;
+  return respond(request.parent, undefined, now, summary);
 }
 
 export function syncVMImage(request: SyncRequestBody<VMImageObject>, now: number): SyncResponse {
   const spec = request.parent.spec;
-  const problem = (spec.source === undefined) === (spec.url === undefined) ? 'set exactly one image source: source or url' : undefined;
-  return respond(request.parent, problem, now, problem ? {} : { sourceType: spec.url ? 'URL' : 'Template' });
+  const problem = checkVMImage(spec);
+  if (problem !== undefined) return respond(request.parent, problem, now);
+  const summary: Record<string, unknown> = { ...imageSourceSummary(spec) };
+  return respond(request.parent, undefined, now, summary);
 }
 
 export function syncVMNetworkAttachment(request: SyncRequestBody<VMNetworkAttachmentObject>, now: number): SyncResponse {
   const spec = request.parent.spec;
-  const problem = (spec.bridge === undefined) === (spec.network === undefined) ? 'set exactly one of bridge and network' : undefined;
-  return respond(request.parent, problem, now);
+  const problem = checkVMNetworkAttachment(spec);
+  if (problem !== undefined) return respond(request.parent, problem, now);
+  const branches = networkBranches(spec);
+  return respond(request.parent, undefined, now, branches === undefined ? {} : { branches });
 }
-

@@ -2,7 +2,9 @@
 // creates and updates them (InPlace); the hook server only describes them and never sees a
 // credential: the user's Secret is referenced by name, read by the kubelet into the runtime pod.
 import { createHash } from 'node:crypto';
-import type { ProviderObject } from '../contracts/crds/provider.js';
+import type { Probe, ResourceRequirements, SecurityContext } from '../contracts/crds/core-v1.js';
+import { HTTP_CLIENT_ENV, HTTP_DRIVER_ENV_PREFIX, type ProviderObject, type ProviderSpec } from '../contracts/crds/provider.js';
+import { normalizeProvider, type CanonicalProvider } from '../contracts/normalize/provider.js';
 import type { KubeObject } from '../contracts/metacontroller.js';
 import { providerRuntimeName, providerRuntimeToken } from '../contracts/provider-token.js';
 import { DEFAULT_RUNTIME_PORT } from './virtualmachine/resolve.js';
@@ -58,14 +60,80 @@ export function runtimeSelector(provider: ProviderObject): Record<string, string
   return { 'app.kubernetes.io/instance': provider.metadata.name, 'app.kubernetes.io/component': 'provider-runtime' };
 }
 
-export function runtimeChildren(provider: ProviderObject, settings: RuntimeSettings): KubeObject[] {
+/** The variables our side sets from Provider fields (before the user's runtime.env, which the CRD keeps from naming them twice). */
+function fieldEnv(spec: ProviderSpec, canonical: CanonicalProvider): Record<string, string>[] {
+  const env: Record<string, string>[] = [];
+  // The fields only: the seeds' spelling is already a runtime.env variable of that name.
+  if (spec.runtime?.logLevel !== undefined) env.push({ name: 'LOG_LEVEL', value: spec.runtime.logLevel });
+  if (spec.runtime?.logFormat !== undefined) env.push({ name: 'LOG_FORMAT', value: spec.runtime.logFormat });
+  if (spec.type !== 'proxmox' && spec.type !== 'vsphere') return env;
+  const prefix = HTTP_DRIVER_ENV_PREFIX[spec.type];
+  // Only spec.insecureSkipVerify: the seeds' spelling is already a runtime.env variable of this name.
+  if (spec.insecureSkipVerify !== undefined) env.push({ name: `${prefix}_INSECURE_SKIP_VERIFY`, value: String(spec.insecureSkipVerify) });
+  const http = canonical.http;
+  const settings: [suffix: string, value: string | number | undefined][] = [
+    [HTTP_CLIENT_ENV.qps, http.rateLimit?.qps],
+    [HTTP_CLIENT_ENV.burst, http.rateLimit?.burst],
+    [HTTP_CLIENT_ENV.maxConnections, http.maxConnections],
+    [HTTP_CLIENT_ENV.connectionTimeout, http.connectionTimeout],
+    [HTTP_CLIENT_ENV.idleTimeout, http.idleTimeout],
+  ];
+  for (const [suffix, value] of settings) if (value !== undefined) env.push({ name: `${prefix}_${suffix}`, value: String(value) });
+  return env;
+}
+
+const OUR_CONTAINER_SECURITY = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+
+/**
+ * The runtime container's securityContext: ours, with each field the Provider sets taking its
+ * place. A privileged container or one adding SYS_ADMIN cannot keep our allowPrivilegeEscalation
+ * false (Kubernetes refuses the pair), and runAsUser 0 cannot run under the pod's runAsNonRoot:
+ * those defaults give way unless the Provider sets them itself.
+ */
+export function containerSecurityContext(written: SecurityContext | undefined): Record<string, unknown> {
+  if (written === undefined) return structuredClone(OUR_CONTAINER_SECURITY);
+  const merged: Record<string, unknown> = { ...structuredClone(OUR_CONTAINER_SECURITY), ...written };
+  merged['capabilities'] = { ...OUR_CONTAINER_SECURITY.capabilities, ...written.capabilities };
+  const escalates = written.privileged === true || (written.capabilities?.add ?? []).some((capability) => /^(CAP_)?SYS_ADMIN$/.test(capability));
+  if (escalates && written.allowPrivilegeEscalation === undefined) delete merged['allowPrivilegeEscalation'];
+  if (written.runAsUser === 0 && written.runAsNonRoot === undefined) merged['runAsNonRoot'] = false;
+  return merged;
+}
+
+const HANDLERS = ['exec', 'httpGet', 'tcpSocket', 'grpc'] as const;
+
+/** A probe of the Provider's: as written when it names a handler; without one, our handler with its timing. */
+export function runtimeProbe(written: Probe | undefined, ours: Record<string, unknown>): Record<string, unknown> {
+  if (written === undefined) return ours;
+  if (HANDLERS.some((handler) => written[handler] !== undefined)) return { ...written };
+  return { ...ours, ...written };
+}
+
+const DEFAULT_RESOURCES = { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } };
+
+/** Limits and requests as written (resource claims are Unsupported: the pod declares no resourceClaims); none: ours. */
+function runtimeResources(written: ResourceRequirements | undefined): Record<string, unknown> {
+  const amounts: Record<string, unknown> = {};
+  if (written?.limits !== undefined && Object.keys(written.limits).length > 0) amounts['limits'] = written.limits;
+  if (written?.requests !== undefined && Object.keys(written.requests).length > 0) amounts['requests'] = written.requests;
+  return Object.keys(amounts).length > 0 ? amounts : structuredClone(DEFAULT_RESOURCES);
+}
+
+/**
+ * The runtime of a Provider: ServiceAccount, token Secret, Deployment, Service. `canonical` is the
+ * Provider normalized (normalizeProvider); every scheduling and pod field of spec.runtime goes
+ * into the Deployment as written, our defaults only where it sets nothing.
+ */
+export function runtimeChildren(provider: ProviderObject, settings: RuntimeSettings, canonical?: CanonicalProvider): KubeObject[] {
+  const normalized = canonical ?? normalizedOrThrow(provider);
   const name = providerRuntimeName(provider.metadata);
   const namespace = provider.metadata.namespace ?? '';
   const labels = runtimeLabels(provider);
   const spec = provider.spec;
-  const port = spec.runtime?.service?.port ?? DEFAULT_RUNTIME_PORT;
+  const runtime = spec.runtime ?? {};
+  const port = runtime.service?.port ?? DEFAULT_RUNTIME_PORT;
   const token = providerRuntimeToken(settings.tokenSecret, { namespace, name: provider.metadata.name, ...(provider.metadata.uid ? { uid: provider.metadata.uid } : {}) });
-  const credentials = spec.credentialSecretRef?.name;
+  const credentials = normalized.credentials?.name;
 
   const env: Record<string, unknown>[] = [
     { name: 'PROVIDER_TYPE', value: spec.type },
@@ -79,9 +147,10 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
     // runtime reads them again when the hypervisor refuses a rotated credential.
     for (const [variable, key] of CREDENTIAL_ENV[spec.type] ?? []) env.push({ name: `${variable}_FILE`, value: `${CREDENTIALS_DIR}/${key}` });
   }
-  for (const entry of spec.runtime?.env ?? []) {
+  env.push(...fieldEnv(spec, normalized));
+  for (const entry of runtime.env ?? []) {
     const index = env.findIndex((existing) => existing['name'] === entry.name);
-    const value = { name: entry.name, value: entry.value ?? '' };
+    const value = entry.valueFrom !== undefined ? { name: entry.name, valueFrom: entry.valueFrom } : { name: entry.name, value: entry.value ?? '' };
     if (index >= 0) env[index] = value;
     else env.push(value);
   }
@@ -99,7 +168,35 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
     volumes.push({ name: 'credentials', secret: { secretName: credentials, optional: true, defaultMode: 0o440 } });
     mounts.push({ name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true });
   }
-  const resources = spec.runtime?.resources ?? { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } };
+
+  const container: Record<string, unknown> = {
+    name: 'provider',
+    image: runtime.image ?? settings.defaultImage,
+    args: ['provider'],
+    ports: [{ name: 'http', containerPort: port }],
+    env,
+    volumeMounts: mounts,
+    resources: runtimeResources(runtime.resources),
+    readinessProbe: runtimeProbe(runtime.readinessProbe, { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 10 }),
+    livenessProbe: runtimeProbe(runtime.livenessProbe, { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 20 }),
+    securityContext: containerSecurityContext(runtime.securityContext),
+  };
+  if (runtime.imagePullPolicy !== undefined) container['imagePullPolicy'] = runtime.imagePullPolicy;
+
+  const pod: Record<string, unknown> = {
+    serviceAccountName: name,
+    automountServiceAccountToken: false,
+    // A runtime told to stop keeps serving while calls still come (the VMs of a Provider
+    // being deleted along with its namespace), then exits; this bounds that drain.
+    terminationGracePeriodSeconds: RUNTIME_DRAIN_LIMIT_SECONDS,
+    securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+    containers: [container],
+    volumes,
+  };
+  if (runtime.imagePullSecrets !== undefined && runtime.imagePullSecrets.length > 0) pod['imagePullSecrets'] = runtime.imagePullSecrets;
+  if (runtime.nodeSelector !== undefined && Object.keys(runtime.nodeSelector).length > 0) pod['nodeSelector'] = runtime.nodeSelector;
+  if (runtime.tolerations !== undefined && runtime.tolerations.length > 0) pod['tolerations'] = runtime.tolerations;
+  if (runtime.affinity !== undefined && Object.keys(runtime.affinity).length > 0) pod['affinity'] = runtime.affinity;
 
   return [
     {
@@ -121,35 +218,13 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
       kind: 'Deployment',
       metadata: { name, namespace, labels },
       spec: {
-        replicas: spec.runtime?.replicas ?? 1,
+        replicas: runtime.replicas ?? 1,
         selector: { matchLabels: runtimeSelector(provider) },
         template: {
           // The runtime reads its token at start: a new token (a rotated hook secret, a re-created
           // Provider) must change the pod template so Kubernetes rolls the runtime.
           metadata: { labels, annotations: { 'virtrigaud.io/token-checksum': createHash('sha256').update(token).digest('hex').slice(0, 16) } },
-          spec: {
-            serviceAccountName: name,
-            automountServiceAccountToken: false,
-            // A runtime told to stop keeps serving while calls still come (the VMs of a Provider
-            // being deleted along with its namespace), then exits; this bounds that drain.
-            terminationGracePeriodSeconds: RUNTIME_DRAIN_LIMIT_SECONDS,
-            securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-            containers: [
-              {
-                name: 'provider',
-                image: spec.runtime?.image ?? settings.defaultImage,
-                args: ['provider'],
-                ports: [{ name: 'http', containerPort: port }],
-                env,
-                volumeMounts: mounts,
-                resources,
-                readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 10 },
-                livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 20 },
-                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-              },
-            ],
-            volumes,
-          },
+          spec: pod,
         },
       },
     },
@@ -163,4 +238,10 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
       },
     },
   ].map((child) => child as unknown as KubeObject);
+}
+
+function normalizedOrThrow(provider: ProviderObject): CanonicalProvider {
+  const normalized = normalizeProvider(provider.spec, provider.metadata.namespace);
+  if (!normalized.ok) throw new Error(`Provider ${provider.metadata.name}: ${normalized.problem}`);
+  return normalized.value;
 }

@@ -91,6 +91,10 @@ export function buildServer(options: ServerOptions): FastifyInstance {
         coerceTypes: false,
         useDefaults: false,
         allErrors: false,
+        // Kubernetes int-or-string nodes carry a string pattern next to anyOf [integer, string]:
+        // valid (Ajv applies it to strings only) but not "strict types"; without this Ajv logs a
+        // warning for each such node at every route compile.
+        strictTypes: false,
         keywords: KUBERNETES_KEYWORDS,
       },
     },
@@ -218,7 +222,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   app.post(
     '/hooks/vmclone/sync',
     { schema: { body: SyncRequest(VMCloneObject) }, ...config('vmclone', 'sync') },
-    async (request) => syncVMClone(request.body, clock.now()),
+    async (request) => syncVMClone(request.body, deps),
   );
 
   app.get('/healthz', async () => ({ status: 'ok' }));

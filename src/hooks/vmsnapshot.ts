@@ -1,5 +1,8 @@
 // The VMSnapshot controller: one snapshot on the hypervisor per object, named after the object's
-// UID so that a lost answer is found again instead of taken twice; deleted with the object.
+// UID so that a lost answer is found again instead of taken twice; deleted with the object, or when
+// it expires (retentionPolicy.maxAge), after which the object stays as a record. Both spellings of
+// a VMSnapshot (the seeds' and upstream VirtRigaud's) are read through normalizeVMSnapshot; what no
+// driver can do is an Unsupported condition before anything is taken.
 import { Value } from '@sinclair/typebox/value';
 import { API_VERSION, type Condition } from '../contracts/crds/common.js';
 import { VirtualMachineObject } from '../contracts/crds/virtualmachine.js';
@@ -13,7 +16,10 @@ import {
 } from '../contracts/crds/vmsnapshot.js';
 import { NotFoundError, ConflictError, type Capabilities, type SnapshotInfo, type VMRef } from '../contracts/driver.js';
 import type { CustomizeResponse, ObjectsByType, SyncRequestBody, SyncResponse } from '../contracts/metacontroller.js';
+import { describeUnsupported, unsupportedUses } from '../contracts/normalize/common.js';
+import { normalizeVMSnapshot, snapshotExpiry, type CanonicalSnapshot } from '../contracts/normalize/vmsnapshot.js';
 import { formatBytes } from '../contracts/quantity.js';
+import { fieldUses } from '../contracts/support.js';
 import { buildConditions, previousConditions, type ConditionUpdate } from './conditions.js';
 import { reportDriverError, retryDelaySeconds } from './driver-errors.js';
 import { rfc3339 } from './time.js';
@@ -89,6 +95,8 @@ class SnapshotHook {
   readonly previous: Previous;
   readonly name: string;
   readonly now: number;
+  /** The spec in the one spelling the hook reads, or why it means nothing. */
+  readonly normalized: ReturnType<typeof normalizeVMSnapshot>;
 
   constructor(
     readonly snapshot: VMSnapshotObject,
@@ -99,6 +107,17 @@ class SnapshotHook {
     this.previous = readPrevious(snapshot.status);
     this.name = hypervisorSnapshotName(snapshot.metadata.uid ?? '');
     this.now = deps.clock.now();
+    this.normalized = normalizeVMSnapshot(snapshot.spec);
+  }
+
+  get canonical(): CanonicalSnapshot | undefined {
+    return this.normalized.ok ? this.normalized.value : undefined;
+  }
+
+  /** When the snapshot taken at `createdAt` expires and is deleted, by retentionPolicy; undefined: never. */
+  expiry(createdAt: string | undefined): { expiresAt: number; deleteAt: number } | undefined {
+    const canonical = this.canonical;
+    return canonical && createdAt !== undefined ? snapshotExpiry(canonical, Date.parse(createdAt)) : undefined;
   }
 
   /** The VirtualMachine the spec names, checked against its contract before anything is read from it. */
@@ -160,6 +179,8 @@ class SnapshotHook {
     status.snapshotName = this.name;
     const creationTime = found ? rfc3339(Date.parse(found.createdAt)) : this.previous.creationTime;
     if (creationTime !== undefined) status.creationTime = creationTime;
+    const expiry = this.expiry(creationTime);
+    if (expiry) status.expiryTime = rfc3339(expiry.expiresAt);
     const size = found?.sizeBytes !== undefined ? formatBytes(found.sizeBytes) : this.previous.size;
     if (size !== undefined) status.size = size;
     const memory = found?.memory ?? this.previous.memoryIncluded;
@@ -202,13 +223,20 @@ async function listOurs(calls: DriverCalls, ref: VMRef): Promise<SnapshotInfo[]>
 
 export async function syncVMSnapshot(request: SyncRequestBody<VMSnapshotObject>, deps: VMHookDeps, signal?: AbortSignal): Promise<SyncResponse> {
   const hook = new SnapshotHook(request.parent, request.related, deps, signal);
+  if (!hook.normalized.ok) {
+    return hook.respond({ phase: hook.previous.snapshotID ? (hook.previous.phase ?? 'Failed') : 'Failed', ready: ready(false, 'InvalidSpec', hook.normalized.problem), resyncAfterSeconds: deps.steadyResyncSeconds });
+  }
+  const canonical = hook.normalized.value;
+  // Expired and deleted from the hypervisor: the object is a record now, nothing is looked at.
+  if (hook.previous.phase === 'Expired' && !hook.previous.task) return hook.respond(expired(hook));
   const lookup = hook.vmObject();
   if (lookup.found && lookup.problem !== undefined) return hook.respond(hook.waiting('VMInvalid', lookup.problem));
   const vmObject = lookup.found ? lookup.object : undefined;
   const record = hook.target(vmObject);
   if ('problem' in record) return hook.respond(record.problem);
   if (vmObject === undefined || vmObject.metadata.uid !== record.uid) {
-    const message = `VirtualMachine ${record.name} (${record.uid}) is gone; its snapshot went with it unless the VM was retained`;
+    const deleteObject = canonical.retention.deleteOnVMDelete ? '; retentionPolicy.deleteOnVMDelete: delete this VMSnapshot (it cannot delete itself)' : '';
+    const message = `VirtualMachine ${record.name} (${record.uid}) is gone; its snapshot went with it unless the VM was retained${deleteObject}`;
     return hook.respond({ phase: hook.previous.phase ?? 'Pending', ready: ready(false, 'VMGone', message), resyncAfterSeconds: deps.steadyResyncSeconds });
   }
   if (vmObject.metadata.deletionTimestamp !== undefined && hook.previous.snapshotID === undefined && !hook.previous.task) {
@@ -216,6 +244,14 @@ export async function syncVMSnapshot(request: SyncRequestBody<VMSnapshotObject>,
   }
   const calls = await hook.calls(record, vmObject);
   if ('problem' in calls) return hook.respond({ ...calls.problem, vm: hook.previous.vm });
+  if (hook.previous.snapshotID === undefined && !hook.previous.task) {
+    // What this driver cannot do is said before anything is asked of the hypervisor.
+    const missing = unsupportedUses(fieldUses('VMSnapshot', { spec: hook.snapshot.spec }), calls.driver.capabilities);
+    if (missing.length > 0) {
+      const message = describeUnsupported(`VMSnapshot ${hook.snapshot.metadata.name}`, calls.driver.type, missing);
+      return hook.respond({ phase: 'Failed', ready: ready(false, 'Unsupported', message), resyncAfterSeconds: 300, vm: record });
+    }
+  }
   const ref: VMRef = { id: record.providerID, owner: { uid: record.uid, namespace: vmObject.metadata.namespace ?? '', name: record.name } };
   try {
     return hook.respond(await reconcile(hook, calls, ref, record));
@@ -233,30 +269,45 @@ export async function syncVMSnapshot(request: SyncRequestBody<VMSnapshotObject>,
 
 async function reconcile(hook: SnapshotHook, calls: DriverCalls, ref: VMRef, record: SnapshotVMRecord): Promise<Outcome> {
   const task = hook.previous.task;
+  const expiring = task?.operation === 'Delete';
   if (task?.id) {
     const status = await calls.call('taskStatus', (options) => calls.driver.taskStatus(task.id, options)).catch((error: unknown) => {
       if (error instanceof NotFoundError) return undefined;
       throw error;
     });
     if (status?.state === 'queued' || status?.state === 'running') {
+      if (expiring) return { phase: 'Expired', ready: ready(false, 'Expiring', `deleting the expired snapshot (task ${task.id})`), resyncAfterSeconds: RESYNC.task, vm: record, task };
       return { phase: 'Creating', ready: ready(false, 'Creating', `snapshot task ${task.id} in progress`), resyncAfterSeconds: RESYNC.task, vm: record, task };
     }
     if (status?.state === 'failed') {
+      const resyncAfterSeconds = retryDelaySeconds(hook.previous.conditions, hook.now, true);
+      if (expiring) {
+        // Still there and still expired: the next sync (after a back-off) deletes it again.
+        return { phase: 'Ready', ready: ready(false, 'ExpiryFailed', `deleting the expired snapshot failed: ${status.error ?? 'no reason given'}`), resyncAfterSeconds, vm: record };
+      }
       // Reported once; the next sync (after a back-off) looks again and takes it anew if it is not there.
-      return {
-        phase: 'Failed',
-        ready: ready(false, 'SnapshotFailed', `snapshot task failed: ${status.error ?? 'no reason given'}`),
-        resyncAfterSeconds: retryDelaySeconds(hook.previous.conditions, hook.now, true),
-        vm: record,
-      };
+      return { phase: 'Failed', ready: ready(false, 'SnapshotFailed', `snapshot task failed: ${status.error ?? 'no reason given'}`), resyncAfterSeconds, vm: record };
     }
   }
 
   const found = (await listOurs(calls, ref)).find((snapshot) => snapshot.name === hook.name);
   if (found) {
-    const resyncAfterSeconds = Math.max(hook.deps.steadyResyncSeconds, RESYNC.ready);
-    return { phase: 'Ready', ready: ready(true, 'Created', `snapshot ${found.id} of VM ${record.providerID}`), resyncAfterSeconds, found, vm: record };
+    const expiry = hook.expiry(found.createdAt);
+    if (expiry && hook.now >= expiry.deleteAt) {
+      const started = await calls.call('snapshotDelete', (options) => calls.driver.snapshotDelete(ref, found.id, options));
+      const deleting: SnapshotTask | undefined = started.task ? { id: started.task, operation: 'Delete', startedAt: rfc3339(hook.now) } : undefined;
+      const message = `expired at ${rfc3339(expiry.expiresAt)} (retentionPolicy.maxAge): deleting snapshot ${found.id}`;
+      return { phase: 'Expired', ready: ready(false, 'Expiring', message), resyncAfterSeconds: started.task ? RESYNC.task : 1, found, vm: record, task: deleting };
+    }
+    let resyncAfterSeconds = Math.max(hook.deps.steadyResyncSeconds, RESYNC.ready);
+    let message = `snapshot ${found.id} of VM ${record.providerID}`;
+    if (expiry) {
+      resyncAfterSeconds = Math.max(1, Math.min(resyncAfterSeconds, Math.ceil((expiry.deleteAt - hook.now) / 1000)));
+      message += hook.now >= expiry.expiresAt ? `; expired, deleted at ${rfc3339(expiry.deleteAt)} (retentionPolicy.gracePeriod)` : `; expires at ${rfc3339(expiry.expiresAt)}`;
+    }
+    return { phase: 'Ready', ready: ready(true, 'Created', message), resyncAfterSeconds, found, vm: record };
   }
+  if (expiring || hook.previous.phase === 'Expired') return expired(hook);
   if (hook.previous.snapshotID !== undefined) {
     // Taking it again would capture another moment under the same name: report, do not repair.
     return {
@@ -269,21 +320,34 @@ async function reconcile(hook: SnapshotHook, calls: DriverCalls, ref: VMRef, rec
   return take(hook, calls, ref, record);
 }
 
+/** Past retentionPolicy.maxAge and deleted from the hypervisor: the object stays as a record. */
+function expired(hook: SnapshotHook): Outcome {
+  const expiry = hook.expiry(hook.previous.creationTime);
+  const when = expiry ? ` at ${rfc3339(expiry.expiresAt)}` : '';
+  return {
+    phase: 'Expired',
+    ready: ready(false, 'Expired', `expired${when} (retentionPolicy.maxAge) and deleted from the hypervisor; delete this VMSnapshot when you like (it cannot delete itself)`),
+    resyncAfterSeconds: Math.max(hook.deps.steadyResyncSeconds, RESYNC.ready),
+    vm: hook.previous.vm,
+  };
+}
+
 async function take(hook: SnapshotHook, calls: DriverCalls, ref: VMRef, record: SnapshotVMRecord): Promise<Outcome> {
   const capabilities = calls.driver.capabilities;
   if (!capabilities.snapshots) {
     return { phase: 'Failed', ready: ready(false, 'Unsupported', `the ${calls.driver.type} provider cannot take snapshots`), resyncAfterSeconds: 300, vm: record };
   }
+  const wanted = hook.canonical;
+  if (!wanted) throw new Error('take() without a normalized spec');
   const vm = await calls.call('describe', (options) => calls.driver.describe(ref.id, options));
   if (vm.lock) {
     return { phase: 'Pending', ready: ready(false, 'HypervisorBusy', `waiting for "${vm.lock}" on VM ${vm.id} to end`), resyncAfterSeconds: RESYNC.task, vm: record };
   }
-  const spec = hook.snapshot.spec;
-  const options = snapshotOptions(spec, vm.powerState === 'On', capabilities, calls.driver.type);
+  const options = snapshotOptions(wanted, vm.powerState === 'On', capabilities, calls.driver.type);
   const started = await calls.call('snapshotCreate', (callOptions) =>
     calls.driver.snapshotCreate(
       ref,
-      { name: hook.name, memory: options.memory, quiesce: options.quiesce, ...(spec.description !== undefined ? { description: spec.description } : {}) },
+      { name: hook.name, memory: options.memory, quiesce: options.quiesce, ...(wanted.description !== undefined ? { description: wanted.description } : {}) },
       callOptions,
     ),
   );

@@ -26,6 +26,8 @@ const PASSTHROUGH = [
   'x-kubernetes-list-map-keys',
   'x-kubernetes-preserve-unknown-fields',
   'x-kubernetes-int-or-string',
+  'maxProperties',
+  'minProperties',
 ];
 
 export function structuralSchema(schema: TSchema | JsonSchema): JsonSchema {
@@ -34,6 +36,8 @@ export function structuralSchema(schema: TSchema | JsonSchema): JsonSchema {
   for (const key of PASSTHROUGH) {
     if (key in source) out[key] = source[key];
   }
+  // Int-or-string nodes carry the apiserver's anyOf of the two types (as controller-gen writes them).
+  if (source['x-kubernetes-int-or-string'] === true && Array.isArray(source['anyOf'])) out['anyOf'] = source['anyOf'];
   if ('const' in source) {
     out['type'] = typeof source['const'];
     out['enum'] = [source['const']];

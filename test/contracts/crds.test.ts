@@ -18,6 +18,8 @@ import {
   VMSnapshotObject,
   VMSnapshotScheduleObject,
 } from '../../src/contracts/crds/index.js';
+import { checkVMImage } from '../../src/contracts/normalize/vmimage.js';
+import { checkVMNetworkAttachment } from '../../src/contracts/normalize/vmnetworkattachment.js';
 import { loadCrdValidators, type CrdValidator, type ValidationIssue } from '../helpers/crd-validator.js';
 
 type Json = Record<string, unknown>;
@@ -227,17 +229,10 @@ const rejections: Rejection[] = [
     path: 'spec.networks[0].mac',
   },
   {
-    name: 'cloudInit with both inline and secretRef',
-    object: withSpec(webServer, (s) => (s['userData'] = { cloudInit: { inline: '#cloud-config\n', secretRef: { name: 'ud' } } })),
-    path: 'spec.userData.cloudInit',
-    message: /exactly one of inline and secretRef/,
-    crdOnly: true,
-  },
-  {
     name: 'cloudInit with neither inline nor secretRef',
     object: withSpec(webServer, (s) => (s['userData'] = { cloudInit: {} })),
     path: 'spec.userData.cloudInit',
-    message: /exactly one of inline and secretRef/,
+    message: /set inline or secretRef/,
     crdOnly: true,
   },
   {
@@ -266,20 +261,6 @@ const rejections: Rejection[] = [
     crdOnly: true,
   },
   {
-    name: 'a VMImage with both source and url',
-    object: withSpec(vmImage, (s) => (s['url'] = { url: 'https://images.example.com/jammy.qcow2' })),
-    path: 'spec',
-    message: /exactly one image source/,
-    crdOnly: true,
-  },
-  {
-    name: 'a VMImage with neither source nor url',
-    object: withSpec(vmImage, (s) => delete s['source']),
-    path: 'spec',
-    message: /exactly one image source/,
-    crdOnly: true,
-  },
-  {
     name: "a VMClass with bios 'bios' and secureBoot true",
     object: withSpec(vmClass, (s) => {
       s['spec'] = { machine: 'q35', bios: 'bios' };
@@ -293,13 +274,6 @@ const rejections: Rejection[] = [
     name: 'a VMClass with memory "lots"',
     object: withSpec(vmClass, (s) => (s['memory'] = 'lots')),
     path: 'spec.memory',
-  },
-  {
-    name: 'a VMNetworkAttachment with both bridge and network',
-    object: withSpec(attachment, (s) => (s['network'] = 'dmz')),
-    path: 'spec',
-    message: /exactly one of bridge and network/,
-    crdOnly: true,
   },
   {
     name: 'a proxmox Provider without endpoint',
@@ -321,6 +295,22 @@ const rejections: Rejection[] = [
     message: /unknown field "spec.cpuCount"/,
   },
 ];
+
+// spec.source (VMImage) and spec.network (VMNetworkAttachment) hold a string in the seeds' shape and
+// an object in upstream's: untyped nodes, which CEL cannot see. Exactly-one-source is the hook's
+// (test/contracts/vmimage-shapes.test.ts, vmnetworkattachment-shapes.test.ts).
+t.test('the CRD leaves VMImage and VMNetworkAttachment source exclusivity to the hook, which refuses it', async (t) => {
+  const cases: [Json, string][] = [
+    [withSpec(vmImage, (s) => (s['url'] = { url: 'https://images.example.com/jammy.qcow2' })), 'set exactly one image source: spec.source or spec.url, not both'],
+    [withSpec(vmImage, (s) => delete s['source']), 'set exactly one image source: spec.source or spec.url'],
+    [withSpec(attachment, (s) => (s['network'] = 'dmz')), 'set exactly one of spec.bridge and spec.network, not both'],
+  ];
+  for (const [object, message] of cases) {
+    t.same(validate(object), [], `${String(object['kind'])} applies`);
+    const spec = object['spec'] as never;
+    t.equal(object['kind'] === 'VMImage' ? checkVMImage(spec) : checkVMNetworkAttachment(spec), message);
+  }
+});
 
 for (const r of rejections) {
   t.test(`the CRD rejects ${r.name}`, async (t) => {

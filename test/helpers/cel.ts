@@ -77,11 +77,18 @@ const kubernetesLibrary = new Environment()
 
 const dynamicEnv = kubernetesLibrary.clone().registerVariable('self', 'dyn').registerVariable('oldSelf', 'dyn');
 
-const isPreserved = (s: Schema) => s['x-kubernetes-preserve-unknown-fields'] === true || s['x-kubernetes-int-or-string'] === true;
+/**
+ * The apiserver's view of CEL types (apiextensions SchemaDeclType): int-or-string is dyn; an
+ * untyped node (x-kubernetes-preserve-unknown-fields without a type) has no CEL type at all — a
+ * parent's object type leaves it out and a rule on it cannot compile; a typed object that
+ * preserves unknown fields exposes only its declared properties.
+ */
+const hiddenFromCel = (s: Schema) => s.type === undefined && s['x-kubernetes-int-or-string'] !== true;
 
 /** Declares the CEL type of `schema` in `env` (object types get generated names) and returns its name. */
 function declareType(env: Environment, schema: Schema, names: { next: number }, root: boolean): string {
-  if (isPreserved(schema) || schema.type === undefined) return 'dyn';
+  if (schema['x-kubernetes-int-or-string'] === true) return 'dyn';
+  if (schema.type === undefined) throw new Error('unable to convert structural schema to CEL declarations: the node has no type');
   switch (schema.type) {
     case 'string':
       return 'string';
@@ -99,6 +106,7 @@ function declareType(env: Environment, schema: Schema, names: { next: number }, 
       }
       const fields: Record<string, string> = {};
       for (const [name, child] of Object.entries(schema.properties ?? {})) {
+        if (hiddenFromCel(child)) continue;
         // At the root, only metadata.name and metadata.generateName are visible to rules.
         fields[name] =
           root && name === 'metadata'
@@ -151,7 +159,12 @@ const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).s
 /** Compiles one rule at a schema node; `root` is true for the openAPIV3Schema itself. */
 export function compileRule(rule: ValidationRule, schema: Schema, root = false): CompileResult {
   const typed = kubernetesLibrary.clone();
-  const selfType = declareType(typed, schema, { next: 0 }, root);
+  let selfType: string;
+  try {
+    selfType = declareType(typed, schema, { next: 0 }, root);
+  } catch (e) {
+    return { ok: false, error: `failed to construct type information for x-kubernetes-validations rules: ${firstLine(e)}` };
+  }
   typed.registerVariable('self', selfType).registerVariable('oldSelf', selfType);
   let evaluate: ParseResult;
   let transition = false;

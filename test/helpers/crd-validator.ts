@@ -206,8 +206,14 @@ function validateMetadata(metadata: unknown, create: boolean, issues: Validation
 }
 
 /** Every CRD in `dir` (*.yaml, several documents per file allowed), by kind. */
+const loaded = new Map<string, Map<string, CrdValidator>>();
+
+/** The validators of every CRD in `dir`, compiled once per process (they keep no state between calls). */
 export function loadCrdValidators(dir: string): Map<string, CrdValidator> {
+  const cached = loaded.get(dir);
+  if (cached !== undefined) return cached;
   const validators = new Map<string, CrdValidator>();
+  loaded.set(dir, validators);
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
     for (const doc of readYamlDocuments(join(dir, file)).filter(isCrd)) {
       const validator = CrdValidator.fromObject(doc);
@@ -261,8 +267,15 @@ export function structuralIssues(crd: unknown): string[] {
   return issues;
 }
 
+// The one junctor the apiserver's structural check lets through: int-or-string's two types.
+const INT_OR_STRING_ANY_OF = canonical([{ type: 'integer' }, { type: 'string' }]);
+
 function checkNode(schema: Schema, path: string, issues: string[], root: boolean, correlatable: boolean): void {
-  for (const key of FORBIDDEN) if (key in schema) issues.push(`${path}.${key}: Forbidden: not allowed in a structural schema`);
+  for (const key of FORBIDDEN) {
+    if (!(key in schema)) continue;
+    const intOrString = key === 'anyOf' && schema['x-kubernetes-int-or-string'] === true && canonical((schema as Record<string, unknown>)['anyOf']) === INT_OR_STRING_ANY_OF;
+    if (!intOrString) issues.push(`${path}.${key}: Forbidden: not allowed in a structural schema`);
+  }
   const intOrString = schema['x-kubernetes-int-or-string'] === true;
   const preserve = schema['x-kubernetes-preserve-unknown-fields'] === true;
   if (schema.type === undefined) {

@@ -91,10 +91,14 @@ export async function lifecycle(
     condition,
     isReady,
     /** A Provider, a VMClass and a VMImage, all Ready, for VirtualMachines to use. */
-    async basics(vmClass: Record<string, unknown> = { cpus: 2, memory: '4Gi' }, provider: Record<string, unknown> = { type: 'simulator' }) {
+    async basics(
+      vmClass: Record<string, unknown> = { cpus: 2, memory: '4Gi' },
+      provider: Record<string, unknown> = { type: 'simulator' },
+      image: Record<string, unknown> = { source: 'ubuntu-22-template' },
+    ) {
       cluster.create({ apiVersion: API, kind: 'Provider', metadata: { name: 'sim', namespace: 'default' }, spec: provider });
       cluster.create({ apiVersion: API, kind: 'VMClass', metadata: { name: 'small', namespace: 'default' }, spec: vmClass });
-      cluster.create({ apiVersion: API, kind: 'VMImage', metadata: { name: 'ubuntu-22', namespace: 'default' }, spec: { source: 'ubuntu-22-template' } });
+      cluster.create({ apiVersion: API, kind: 'VMImage', metadata: { name: 'ubuntu-22', namespace: 'default' }, spec: image });
       await metacontroller.settle(() =>
         ['Provider/sim', 'VMClass/small', 'VMImage/ubuntu-22'].every((ref) => {
           const [kind = '', name = ''] = ref.split('/');

@@ -7,7 +7,7 @@ import { buildServer } from '../../src/hooks/server.js';
 const simulator = (endpoint?: string) => ({
   namespace: 'default',
   name: 'sim',
-  type: 'simulator',
+  type: 'simulator' as const,
   mode: 'InProcess' as const,
   ...(endpoint === undefined ? {} : { endpoint }),
 });

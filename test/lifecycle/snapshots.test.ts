@@ -239,3 +239,69 @@ t.test('a clone of a VM that does not exist yet waits for it', async (t) => {
   t.equal(env.world.listVMs().length, 3, 'web, db and one clone');
   t.match(env.status('early')['clonedFrom'], { vm: 'db' });
 });
+
+t.test('an upstream-shaped VMSnapshot is quiesced by default, expires after maxAge and stays as a record until deleted', async (t) => {
+  const env = await withVM(t);
+  env.takeSnapshot('pre-release', {
+    snapshotConfig: { name: 'pre-release', description: 'Before release 2.4' },
+    retentionPolicy: { maxAge: '2h', deleteOnVMDelete: true },
+    metadata: { purpose: 'update' },
+  });
+  await env.metacontroller.settle(() => env.statusOf('VMSnapshot', 'pre-release')['phase'] === 'Ready');
+  const [taken] = env.snapshots();
+  t.equal(taken?.description, 'pre-release: Before release 2.4');
+  t.match(env.conditionOf('VMSnapshot', 'pre-release', 'Quiesced'), { status: 'True' }, 'upstream\'s quiesce default');
+  t.match(env.statusOf('VMSnapshot', 'pre-release')['expiryTime'], /Z$/);
+
+  await env.metacontroller.advance(2 * 3_600_000 + 60_000);
+  await env.metacontroller.settle(() => env.statusOf('VMSnapshot', 'pre-release')['phase'] === 'Expired' && env.snapshots().length === 0);
+  t.match(env.conditionOf('VMSnapshot', 'pre-release', 'Ready'), { status: 'False', reason: 'Expired' });
+  t.equal(env.world.callCount('snapshotDelete'), 1);
+  t.ok(env.object('VMSnapshot', 'pre-release'), 'the object stays');
+  await env.metacontroller.advance(3_600_000);
+  t.equal(env.world.callCount('snapshotDelete'), 1, 'an Expired snapshot is left alone');
+
+  env.cluster.delete(API, 'VMSnapshot', 'default', 'pre-release');
+  await env.metacontroller.settle(() => env.object('VMSnapshot', 'pre-release') === undefined);
+  t.equal(env.world.callCount('snapshotDelete'), 1, 'nothing left to delete');
+});
+
+t.test('an upstream-shaped VMClone makes a labelled full clone, left off, that becomes Ready', async (t) => {
+  const env = await withVM(t);
+  env.cluster.create({
+    apiVersion: API,
+    kind: 'VMClone',
+    metadata: { name: 'web-test', namespace: 'default' },
+    spec: {
+      source: { vmRef: { name: 'web' } },
+      target: { name: 'web-test', labels: { tier: 'test' }, disks: [{ name: 'root', sizeGiB: 50 }] },
+      options: { type: 'FullClone' },
+      metadata: { purpose: 'testing' },
+    },
+  });
+  await env.metacontroller.settle(() => env.statusOf('VMClone', 'web-test')['phase'] === 'Ready' && env.isReady('web-test'));
+  const clone = env.vm('web-test');
+  t.match(clone?.metadata.labels, { tier: 'test' });
+  t.match(clone?.['spec'], { cloneFrom: { vmRef: { name: 'web' }, linkedClone: false }, powerState: 'Off', disks: [{ name: 'root', size: '50Gi' }] });
+  const cloneID = String(env.status('web-test')['providerID']);
+  t.match(env.world.details(cloneID).clonedFrom, { id: env.providerID, linked: false });
+  t.equal(env.status('web-test')['powerState'], 'Off', 'upstream\'s powerOn default');
+  t.match(JSON.stringify(env.status('web-test')['hardware']), /"name":"root","size":"50Gi"/, 'the root disk grown after the copy');
+  t.match(env.statusOf('VMClone', 'web-test'), { source: 'web', actualCloneType: 'FullClone', targetRef: { name: 'web-test' } });
+});
+
+t.test('an upstream-shaped VMClone that asks to customize the guest is Unsupported and makes no VM', async (t) => {
+  const env = await withVM(t);
+  env.cluster.create({
+    apiVersion: API,
+    kind: 'VMClone',
+    metadata: { name: 'web-staging', namespace: 'default' },
+    spec: { source: { vmRef: { name: 'web' } }, target: { name: 'web-staging' }, customization: { hostname: 'web-staging' } },
+  });
+  await env.metacontroller.settle(() => env.conditionOf('VMClone', 'web-staging', 'Ready')?.reason === 'Unsupported');
+  t.match(env.conditionOf('VMClone', 'web-staging', 'Ready')?.message, /the simulator provider cannot honour spec.customization.hostname/);
+  t.equal(env.statusOf('VMClone', 'web-staging')['phase'], 'Failed');
+  t.equal(env.vm('web-staging'), undefined);
+  t.equal(env.world.callCount('clone'), 0);
+  t.equal(env.world.listVMs().length, 1);
+});

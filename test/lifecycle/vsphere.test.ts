@@ -2,6 +2,7 @@
 // real hook server, whose vSphere driver speaks SOAP to vcsim. vcsim's work takes real time, so the
 // harness settles in real time. VcsimGuests plays VMware Tools (a powered-on VM gets an address).
 import t, { type Test } from 'tap';
+import { parse } from 'yaml';
 import { vsphereDriverFromEnv, type VsphereDriver } from '../../src/hypervisors/vsphere/index.js';
 import { API, lifecycle } from '../helpers/lifecycle.js';
 import { settleInRealTime } from '../helpers/realtime.js';
@@ -75,7 +76,7 @@ if (requireVcsim(t)) {
     const extraConfig = await guestinfo(env.vcsim, String(vm?.id));
     t.equal(Buffer.from(extraConfig.get('guestinfo.userdata') ?? '', 'base64').toString(), userData, 'cloud-init user-data in guestinfo');
     t.equal(extraConfig.get('guestinfo.userdata.encoding'), 'base64');
-    t.match(JSON.parse(Buffer.from(extraConfig.get('guestinfo.metadata') ?? '', 'base64').toString()), { 'local-hostname': 'web' });
+    t.match(parse(Buffer.from(extraConfig.get('guestinfo.metadata') ?? '', 'base64').toString()), { 'local-hostname': 'web' });
     t.notOk(JSON.stringify(env.status()).includes('not-shown-anywhere'), 'user-data never in the status');
     t.match(env.status()['hardware'], { disks: [{ name: 'root', size: '40Gi' }] }, 'the template disk grew to the asked size');
 

@@ -4,6 +4,7 @@
 // passed through as options; src/manifests turns them into structural CRD schemas, and the hook
 // server validates requests with the very same objects.
 import { FormatRegistry, Kind, Type, TypeRegistry, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
+import { DURATION_PATTERN } from '../quantity.js';
 
 export const GROUP = 'infra.virtrigaud.io';
 export const VERSION = 'v1beta1';
@@ -22,6 +23,39 @@ if (!FormatRegistry.Has('date-time')) {
   FormatRegistry.Set('date-time', (value) =>
     /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(value),
   );
+}
+
+// Kubernetes int-or-string fields (a quantity written as 4096 or "4Gi"): the apiserver's
+// x-kubernetes-int-or-string with a pattern for the string form, checked the same by Value.Check.
+const INT_OR_STRING = 'IntOrString';
+if (!TypeRegistry.Has(INT_OR_STRING)) {
+  TypeRegistry.Set<{ pattern?: string }>(INT_OR_STRING, (schema, value) =>
+    (typeof value === 'number' && Number.isInteger(value)) || (typeof value === 'string' && (schema.pattern === undefined || new RegExp(schema.pattern).test(value))),
+  );
+}
+
+/** An integer, or a string matching `pattern` (x-kubernetes-int-or-string). */
+export function IntOrString(options: SchemaOptions & { pattern?: string } = {}) {
+  return Type.Unsafe<number | string>({
+    ...options,
+    [Kind]: INT_OR_STRING,
+    'x-kubernetes-int-or-string': true,
+    anyOf: [{ type: 'integer' }, { type: 'string' }],
+  });
+}
+
+// A node of no fixed type (x-kubernetes-preserve-unknown-fields without a type): the one way a
+// structural schema lets a key hold a string in one spelling and an object in another. The
+// apiserver then checks only `enum` on it and CEL cannot see it, so the hook validates its exact
+// shape (the schema passed as `shape`, never emitted into the CRD) and answers a condition.
+const UNTYPED = 'Untyped';
+if (!TypeRegistry.Has(UNTYPED)) {
+  TypeRegistry.Set<{ enum?: unknown[] }>(UNTYPED, (schema, value) => schema.enum === undefined || schema.enum.some((option) => option === value));
+}
+
+/** A node that holds a string, an object or (with `enum`) one of a few values of any type. */
+export function Untyped<T>(options: SchemaOptions & { enum?: unknown[] } = {}) {
+  return Type.Unsafe<T>({ ...options, [Kind]: UNTYPED, 'x-kubernetes-preserve-unknown-fields': true });
 }
 
 /** A string restricted to a fixed set of values, emitted as `enum` (not `anyOf`) so CRDs stay structural. */
@@ -62,15 +96,15 @@ export const VlanID = Type.Integer({ minimum: 1, maximum: 4094 });
 export const NetworkName = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][-A-Za-z0-9_.]*$' });
 
 export const LocalObjectReference = Type.Object(
-  { name: ObjectName },
+  { name: { ...ObjectName, description: 'The object\'s name.' } },
   { additionalProperties: false, description: 'An object in the same namespace.' },
 );
 export type LocalObjectReference = Static<typeof LocalObjectReference>;
 
 export const ObjectReference = Type.Object(
   {
-    name: ObjectName,
-    namespace: Type.Optional(NamespaceName),
+    name: { ...ObjectName, description: 'The object\'s name.' },
+    namespace: Type.Optional({ ...NamespaceName, description: 'The object\'s namespace; the referrer\'s when unset.' }),
   },
   { additionalProperties: false, description: 'An object by name; namespace defaults to the referrer\'s.' },
 );
@@ -102,22 +136,27 @@ export const DiskSize = Type.String({
   description: 'Disk size: an integer of at most six digits with Mi, Gi, Ti, M, G or T (e.g. 40Gi).',
 });
 
-/** Go-style duration as Kubernetes users write it ("60s", "2m30s"). */
-export const Duration = Type.String({ maxLength: 32, pattern: '^([0-9]+(ms|s|m|h))+$' });
+/** Go duration (metav1.Duration) as Kubernetes users write it ("60s", "2m30s", "1.5h"). */
+export const Duration = Type.String({ maxLength: 32, pattern: DURATION_PATTERN, description: 'A duration such as 60s, 2m30s or 1.5h.' });
 
 export const ConditionStatus = StringEnum(['True', 'False', 'Unknown'] as const);
 export type ConditionStatus = Static<typeof ConditionStatus>;
 
 export const Condition = Type.Object(
   {
-    type: Type.String({ minLength: 1, maxLength: 316, pattern: '^[A-Za-z][A-Za-z0-9]*$' }),
-    status: ConditionStatus,
-    reason: Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
-    message: Type.String({ maxLength: 32768 }),
-    lastTransitionTime: Type.String({ format: 'date-time' }),
-    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+    type: Type.String({ minLength: 1, maxLength: 316, pattern: '^[A-Za-z][A-Za-z0-9]*$', description: 'What the condition is about (Ready, Provisioned…).' }),
+    status: { ...ConditionStatus, description: 'True, False or Unknown.' },
+    reason: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$',
+      description: 'Why, as one CamelCase word (InvalidSpec, Unsupported…).',
+    }),
+    message: Type.String({ maxLength: 32768, description: 'Why, in words.' }),
+    lastTransitionTime: Type.String({ format: 'date-time', description: 'When the status last changed.' }),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The generation of the spec the condition is about.' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'One observation of the object\'s state.' },
 );
 export type Condition = Static<typeof Condition>;
 
@@ -125,12 +164,13 @@ export const Conditions = Type.Array(Condition, {
   maxItems: 32,
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['type'],
+  description: 'The latest observations of the object\'s state, one per type; Ready sums them up.',
 });
 
 /** The status fields every kind carries. */
 export const CommonStatusFields = {
   conditions: Type.Optional(Conditions),
-  observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+  observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The generation of the spec this status is about.' })),
 };
 
 /** Metadata as hooks receive it. Only what we read is typed; the rest passes through. */

@@ -29,6 +29,9 @@ export function compareHardware(desired: CreateSpec, observed: ObservedVM): Hard
   const resources: ResourceChange = {};
   if (desired.cpus !== observed.cpus) resources.cpus = desired.cpus;
   if (desired.memoryBytes !== observed.memoryBytes) resources.memoryBytes = desired.memoryBytes;
+  // Only a driver with the tags capability reports tags; the hook sends them sorted and unique.
+  const wantedTags = desired.tags ?? [];
+  if (observed.tags !== undefined && !sameSet(wantedTags, observed.tags)) resources.tags = wantedTags;
 
   const grow: SizeChange[] = [];
   const shrink: SizeChange[] = [];
@@ -88,6 +91,12 @@ export function compareHardware(desired: CreateSpec, observed: ObservedVM): Hard
   return { resources, grow, shrink, notApplicable };
 }
 
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const left = new Set(a);
+  const right = new Set(b);
+  return left.size === right.size && [...left].every((item) => right.has(item));
+}
+
 /** Splits a CPU/memory change into what the running VM takes online and what needs it powered off. */
 export function splitOnline(
   change: ResourceChange,
@@ -96,6 +105,8 @@ export function splitOnline(
 ): { online: ResourceChange; offline: ResourceChange } {
   const online: ResourceChange = {};
   const offline: ResourceChange = {};
+  // Tags are the hypervisor's bookkeeping, not the guest's: set whatever the power state.
+  if (change.tags !== undefined) online.tags = change.tags;
   if (change.cpus !== undefined) {
     const canOnline =
       observed.features.cpuHotAdd && (change.cpus > observed.cpus ? capabilities.cpuHotAdd : capabilities.cpuHotRemove);
@@ -113,7 +124,7 @@ export function splitOnline(
 }
 
 export function isEmptyChange(change: ResourceChange): boolean {
-  return change.cpus === undefined && change.memoryBytes === undefined;
+  return change.cpus === undefined && change.memoryBytes === undefined && change.tags === undefined;
 }
 
 export function describeChange(change: ResourceChange, observed: ObservedVM): string {
@@ -122,6 +133,7 @@ export function describeChange(change: ResourceChange, observed: ObservedVM): st
   if (change.memoryBytes !== undefined) {
     parts.push(`memory ${formatBytes(observed.memoryBytes)} → ${formatBytes(change.memoryBytes)}`);
   }
+  if (change.tags !== undefined) parts.push(`tags [${(observed.tags ?? []).join(', ')}] → [${change.tags.join(', ')}]`);
   return parts.join(', ');
 }
 

@@ -13,17 +13,19 @@ export function customizeVirtualMachine(vm: VirtualMachineObject): CustomizeResp
     namespace: ruleNamespace,
     names: [...new Set(names)].sort(),
   });
-  const rules: RelatedResourceRule[] = [
-    rule(API_VERSION, 'providers', spec.providerRef.namespace ?? namespace, [spec.providerRef.name]),
-    rule(API_VERSION, 'vmclasses', namespace, [spec.classRef.name]),
-  ];
-  if (spec.imageRef) rules.push(rule(API_VERSION, 'vmimages', namespace, [spec.imageRef.name]));
-  if (spec.cloneFrom) rules.push(rule(API_VERSION, 'virtualmachines', namespace, [spec.cloneFrom.vmRef.name]));
-  const revert = spec.lifecycle?.revertRequest;
-  if (revert) rules.push(rule(API_VERSION, 'vmsnapshots', namespace, [revert.snapshotRef.name]));
-  const networks = (spec.networks ?? []).flatMap((network) => (network.networkRef ? [network.networkRef.name] : []));
-  if (networks.length > 0) rules.push(rule(API_VERSION, 'vmnetworkattachments', namespace, networks));
-  const secret = spec.userData?.cloudInit?.secretRef;
-  if (secret) rules.push(rule('v1', 'secrets', namespace, [secret.name]));
+  // References to another namespace are refused by the sync hook, never looked up.
+  const local = (ref: { name: string; namespace?: string | undefined }): string[] => (ref.namespace === undefined || ref.namespace === namespace ? [ref.name] : []);
+  const rules: RelatedResourceRule[] = [rule(API_VERSION, 'providers', spec.providerRef.namespace ?? namespace, [spec.providerRef.name])];
+  const add = (apiVersion: string, resource: string, names: string[]) => {
+    if (names.length > 0) rules.push(rule(apiVersion, resource, namespace, names));
+  };
+  add(API_VERSION, 'vmclasses', local(spec.classRef));
+  if (spec.imageRef) add(API_VERSION, 'vmimages', local(spec.imageRef));
+  if (spec.cloneFrom) add(API_VERSION, 'virtualmachines', [spec.cloneFrom.vmRef.name]);
+  const revert = spec.lifecycle?.revertRequest?.snapshotRef.name ?? spec.snapshot?.revertToRef?.name;
+  if (revert) add(API_VERSION, 'vmsnapshots', [revert]);
+  add(API_VERSION, 'vmnetworkattachments', (spec.networks ?? []).flatMap((network) => (network.networkRef ? local(network.networkRef) : [])));
+  const secrets = [spec.userData?.cloudInit?.secretRef?.name, spec.userData?.ignition?.secretRef?.name, spec.metaData?.cloudInit?.secretRef?.name];
+  add('v1', 'secrets', secrets.filter((name): name is string => name !== undefined));
   return { relatedResources: rules };
 }

@@ -17,6 +17,7 @@ import {
   isEmptyChange,
   splitOnline,
   type HardwareDiff,
+  type SizeChange,
 } from './compare.js';
 import type { ResolvedVM } from './resolve.js';
 import { backingOff, backoffSeconds, currentFailure, describeBackoff, recordFailure } from './retry.js';
@@ -290,11 +291,13 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
   }
 
   const { online, offline } = isOn ? splitOnline(diff.resources, observed, capabilities) : { online: {}, offline: diff.resources };
-  const powerCycleWanted = isOn && !isEmptyChange(offline) && desired.powerCyclePolicy === 'Automatic';
+  // Disks that grow only while the VM is off: expandPolicy Offline, or a driver without online growth.
+  const offlineGrows = isOn ? diff.grow.filter((grow) => !capabilities.onlineDiskGrow || desired.offlineGrowth.includes(grow.disk)) : [];
+  const powerCycleWanted = isOn && (!isEmptyChange(offline) || offlineGrows.length > 0) && desired.powerCyclePolicy === 'Automatic';
   const wantOff = desired.powerState !== 'On' || restartPending || powerCycleWanted;
   const configured = waitingRevert
     ? condition('Configured', false, waitingRevert.reason, `revert waits: ${waitingRevert.message}`)
-    : configuredCondition(diff, observed, isOn ? offline : {}, desired.powerCyclePolicy, restartPending);
+    : configuredCondition(diff, observed, { change: isOn ? offline : {}, grows: offlineGrows }, desired.powerCyclePolicy, restartPending);
   // The graceful-shutdown deadline counts from the first shutdown of this power-off or restart,
   // kept in status: a shutdown that fails (no guest agent) and is asked again must not restart it.
   const shutdownSince = isOn && wantOff ? (input.gracefulShutdown?.startedAt ?? (task?.ref.operation === 'Shutdown' ? task.ref.startedAt : undefined)) : undefined;
@@ -354,7 +357,7 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
     return plan({ kind: 'reconfigure', change: diff.resources }, { configured: applying(describeChange(diff.resources, observed)) });
   }
   const grow = diff.grow[0];
-  if (grow && (isOff || capabilities.onlineDiskGrow)) {
+  if (grow && (isOff || (capabilities.onlineDiskGrow && !desired.offlineGrowth.includes(grow.disk)))) {
     return plan({ kind: 'resizeDisk', disk: grow.disk, sizeBytes: grow.toBytes }, { configured: applying(describeSize(grow)) });
   }
   if (isOn && !isEmptyChange(online)) {
@@ -382,7 +385,7 @@ function applying(what: string): ConditionUpdate {
 function configuredCondition(
   diff: HardwareDiff,
   observed: ObservedVM,
-  pendingOffline: ResourceChange,
+  pendingOffline: { change: ResourceChange; grows: SizeChange[] },
   policy: 'Manual' | 'Automatic',
   restartPending: boolean,
 ): ConditionUpdate {
@@ -393,8 +396,8 @@ function configuredCondition(
   if (diff.notApplicable.length > 0) {
     return condition('Configured', false, 'ChangeNotSupported', diff.notApplicable.join('; '));
   }
-  if (!isEmptyChange(pendingOffline)) {
-    const what = describeChange(pendingOffline, observed);
+  if (!isEmptyChange(pendingOffline.change) || pendingOffline.grows.length > 0) {
+    const what = [describeChange(pendingOffline.change, observed), ...pendingOffline.grows.map(describeSize)].filter(Boolean).join(', ');
     if (policy === 'Automatic' || restartPending) {
       return condition('Configured', false, 'PowerCycling', `${what} applies while the VM is off`);
     }

@@ -8,7 +8,7 @@ import { act, type ActResult } from './act.js';
 import { observe, recordedTaskRuns, type Observation } from './observe.js';
 import { RESYNC, operationOf, planNextAction, type Action, type Plan } from './plan.js';
 import { backoffSeconds, recordFailure } from './retry.js';
-import { resolve, resolveProvider } from './resolve.js';
+import { resolve, resolveProvider, resolveReferences, unsupportedMessage } from './resolve.js';
 import { VMHookContext, type VMHookDeps } from './context.js';
 
 export const PAUSED_ANNOTATION = 'virtrigaud.io/paused';
@@ -31,6 +31,16 @@ export async function syncVirtualMachine(
   if (!driver.ok) return context.unobserved(driver.reason, driver.message);
   const calls = context.calls(driver.driver, providerResult.provider);
 
+  // What the spec asks of the driver is known before any hypervisor call: a field it cannot
+  // honour stops everything here, named, rather than half-applied or ignored.
+  const references = resolveReferences(vm, request.related, providerResult.provider);
+  const unsupported = references.ok
+    ? unsupportedMessage(references.references, driver.driver.type, driver.driver.capabilities)
+    : references.reason === 'Unsupported'
+      ? references.message
+      : undefined;
+  if (unsupported !== undefined && !isPaused(vm)) return context.unobserved('Unsupported', unsupported, false, 'observe');
+
   let observation: Observation;
   try {
     observation = await observe(calls, context.identity, previous);
@@ -43,7 +53,13 @@ export async function syncVirtualMachine(
   }
   context.trackTask(providerResult.provider, observation);
 
-  const resolution = resolve(vm, request.related, providerResult.provider, { vmExists: observation.vm !== undefined });
+  const resolution = references.ok
+    ? resolve(vm, request.related, providerResult.provider, references.references, {
+        vmExists: observation.vm !== undefined,
+        defaults: providerResult.defaults,
+        capabilities: driver.driver.capabilities,
+      })
+    : references;
   if (!resolution.ok) {
     const resolved = condition('ReferencesResolved', false, resolution.reason, resolution.message);
     const updates = [resolved, ...observedOnly(observation, 'references are not resolved')];
@@ -73,16 +89,9 @@ export async function syncVirtualMachine(
     now: context.now,
   });
 
-  const missing = desired.requires.filter((capability) => !driver.driver.capabilities[capability]);
   const blocked: FailureReport | undefined = isPaused(vm)
     ? { reason: 'Paused', message: `reconciliation is paused by the ${PAUSED_ANNOTATION} annotation`, retryable: false }
-    : missing.length > 0
-      ? {
-          reason: 'Unsupported',
-          message: `the ${driver.driver.type} provider cannot do what the spec asks: ${missing.join(', ')}`,
-          retryable: false,
-        }
-      : undefined;
+    : undefined;
 
   let result: ActResult = {};
   let failure: FailureReport | undefined;

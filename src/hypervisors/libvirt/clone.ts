@@ -1,10 +1,12 @@
 // clone: a copy of a powered-off source with a fresh seed (the clone's instance-id and hostname),
-// new MACs and the clone owner's identity tag. A full clone is defined first with `pending`
-// metadata and its disks are copied by a host task that also locks the source (describe shows it
-// "clone", so nothing powers it on meanwhile; QEMU's image locks refuse a start that would write
-// to a disk being read). A linked clone overlays the source's disks, which must not change any
-// more: the source is first moved onto overlays of its own and its former disks become frozen
-// bases shared by both (metadata `base`), deleted with the last VM that names them.
+// new MACs and the clone owner's identity tag. The source's user tags and Ignition config stay
+// behind: the clone's owner sets its own tags, and Ignition runs on a first boot only. A full
+// clone is defined first with `pending` metadata and its disks are copied by a host task that
+// also locks the source (describe shows it "clone", so nothing powers it on meanwhile; QEMU's
+// image locks refuse a start that would write to a disk being read). A linked clone overlays the
+// source's disks, which must not change any more: the source is first moved onto overlays of its
+// own and its former disks become frozen bases shared by both (metadata `base`), deleted with the
+// last VM that names them.
 
 import { randomUUID } from 'node:crypto';
 import {
@@ -113,6 +115,7 @@ export async function cloneVM(ctx: LibvirtContext, ref: VMRef, target: CloneTarg
       secureBoot: source.secureBoot,
       tpm: source.tpm,
       nested: source.nested,
+      ...(source.cpuShares !== undefined ? { cpuShares: source.cpuShares } : {}),
       disks,
       nics,
       vncListen: ctx.config.vncListen,

@@ -5,6 +5,7 @@
 
 import { stringify } from 'yaml';
 import { UnsupportedError, type CreateSpec } from '../../contracts/driver.js';
+import { composeMetaData } from '../common/metadata.js';
 import type { LibvirtContext } from './context.js';
 
 export interface SeedNic {
@@ -12,9 +13,13 @@ export interface SeedNic {
   staticIP?: { address: string; gateway?: string; dns?: string[] };
 }
 
-export function metaData(spec: Pick<CreateSpec, 'name' | 'owner'>): string {
+/**
+ * The seed's meta-data: the instance-id (the owner's UID, so a clone is a new instance) and a
+ * hostname from the VM name, with the user's meta-data laid over them (instance-id stays ours).
+ */
+export function metaData(spec: Pick<CreateSpec, 'name' | 'owner'>, user?: string): string {
   const hostname = spec.name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'vm';
-  return stringify({ 'instance-id': spec.owner.uid, 'local-hostname': hostname });
+  return composeMetaData({ 'instance-id': spec.owner.uid, 'local-hostname': hostname }, user);
 }
 
 /** Netplan v2, matching NICs by MAC: static where the spec says so, DHCP elsewhere. */

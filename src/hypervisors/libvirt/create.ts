@@ -1,8 +1,8 @@
-// create: volumes (root overlay, data disks, seed ISO), then one `define` of a domain whose
-// <metadata> names the owner and whose UUID we chose; a root disk that takes long (a full copy,
-// a download) is filled afterwards by a host task. The identity is looked up first, so a
-// repeated create (lost response) returns or continues the existing domain; libvirt's unique
-// domain names make two concurrent creates define at most one.
+// create: volumes (root overlay, data disks, seed ISO, Ignition config), then one `define` of a
+// domain whose <metadata> names the owner (and carries the user's tags) and whose UUID we chose;
+// a root disk that takes long (a full copy, a download) is filled afterwards by a host task. The
+// identity is looked up first, so a repeated create (lost response) returns or continues the
+// existing domain; libvirt's unique domain names make two concurrent creates define at most one.
 
 import { randomUUID } from 'node:crypto';
 import {
@@ -15,16 +15,24 @@ import {
   type Started,
 } from '../../contracts/driver.js';
 import { MiB } from '../../contracts/quantity.js';
+import { parseMetaData } from '../../contracts/guest-data.js';
 import { metaData, networkConfig, seedTool } from './cloudinit.js';
 import type { LibvirtContext } from './context.js';
 import { domainXml, type DomainDisk, type DomainNic, type DomainSpec, type VmMetadata } from './domain-xml.js';
 import { copySteps, imageSource, importSteps, volumeXml, type ImageSource } from './images.js';
 import { startCloneCopy } from './clone.js';
 import { completeStep, randomMac, validateIdentity, validateName, volumeNames } from './names.js';
+import { ignitionFile, ignitionStep, requireIgnition } from './ignition.js';
 import { findDomainByIdentity, requireOwned } from './observe.js';
+import { userTags } from './tags.js';
 import type { TaskStep } from './tasks.js';
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
+
+// libvirt's cputune shares: [2, 262144] where the cpu controller is cgroup v1 (refused at define
+// otherwise: "Value of cputune 'shares' must be in range [2, 262144]"), [1, 10000] on cgroup v2
+// (formatdomain). What both take, so a spec means the same on every host.
+const CPU_SHARES = { min: 2, max: 10_000 };
 
 function nicSource(ctx: LibvirtContext, nic: NicSpec): DomainNic['source'] {
   if (nic.bridge !== undefined) return { bridge: nic.bridge };
@@ -44,6 +52,11 @@ async function checkHostSupport(ctx: LibvirtContext, spec: CreateSpec, signal?: 
   if (spec.storage.datastore !== undefined && spec.storage.datastore !== ctx.config.storagePool) {
     throw new UnsupportedError(`only the configured storage pool ${ctx.config.storagePool} is used`);
   }
+  const limits = spec.limits ?? {};
+  if ([limits.cpuLimitMHz, limits.cpuReservationMHz, limits.memoryLimitBytes, limits.memoryReservationBytes].some((value) => value !== undefined)) {
+    throw new UnsupportedError('CPU and memory limits and reservations are not supported by the libvirt driver (only CPU shares)');
+  }
+  if (spec.extraConfig !== undefined && Object.keys(spec.extraConfig).length > 0) throw new UnsupportedError('extra configuration is not supported by the libvirt driver');
   if (spec.features.nestedVirtualization && ctx.config.domainType !== 'kvm') {
     throw new UnsupportedError('nested virtualization needs KVM; this provider runs domains with type qemu (software emulation)');
   }
@@ -105,7 +118,12 @@ function createSteps(ctx: LibvirtContext, uuid: string, metadata: VmMetadata, sp
       const staticIP = spec.nics.find((entry) => entry.name === nic.name)?.staticIP;
       return { mac: nic.mac, ...(staticIP ? { staticIP } : {}) };
     });
-    steps.push(['vr_seed', ctx.host.uri, pool, metadata.seed, plan.seedTool, spec.userData ?? '#cloud-config\n{}\n', metaData(spec), networkConfig(seedNics)]);
+    steps.push(['vr_seed', ctx.host.uri, pool, metadata.seed, plan.seedTool, spec.userData ?? '#cloud-config\n{}\n', metaData(spec, spec.metaData), networkConfig(seedNics)]);
+  }
+  if (metadata.ignition !== undefined) {
+    // The domain's fw_cfg entry names the volume: without its config the VM could not start.
+    if (spec.ignition === undefined) throw new InvalidSpecError('the Ignition config was removed from the spec while the VM was being created; delete the VM and create it again');
+    steps.push(ignitionStep(ctx, metadata.ignition, spec.ignition));
   }
   steps.push(completeStep(ctx, uuid, metadata));
   return steps;
@@ -159,6 +177,16 @@ export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: A
   for (const nic of spec.nics) if (nic.mac !== undefined && !MAC.test(nic.mac.toLowerCase())) throw new InvalidSpecError(`NIC ${nic.name}: invalid MAC address`);
   for (const disk of spec.disks) if (!Number.isSafeInteger(disk.sizeBytes) || disk.sizeBytes <= 0) throw new InvalidSpecError(`disk ${disk.name} must have a positive size`);
   if (spec.disks.filter((disk) => !disk.root).length > 25) throw new InvalidSpecError('at most 26 disks');
+  const tags = userTags(spec.tags ?? []);
+  const shares = spec.limits?.cpuShares;
+  if (shares !== undefined && (!Number.isInteger(shares) || shares < CPU_SHARES.min || shares > CPU_SHARES.max)) {
+    throw new InvalidSpecError(`CPU shares must be a whole number from ${CPU_SHARES.min} to ${CPU_SHARES.max} on libvirt, not ${shares}`);
+  }
+  if (spec.metaData !== undefined) {
+    const parsed = parseMetaData(spec.metaData);
+    if (!parsed.ok) throw new InvalidSpecError(`cloud-init meta-data ${parsed.problem}`);
+  }
+  if (spec.ignition !== undefined) requireIgnition(spec.ignition);
 
   const existing = await findDomainByIdentity(ctx, spec.owner.uid, signal);
   if (existing !== undefined) return continueCreate(ctx, existing, spec, signal);
@@ -168,12 +196,13 @@ export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: A
     throw new ConflictError(`a domain named ${JSON.stringify(spec.name)} already exists and does not carry this VM's identity`);
   }
   const plan = await createPlan(ctx, spec, signal);
-  const wantsSeed = spec.userData !== undefined || spec.nics.some((nic) => nic.staticIP !== undefined);
+  const wantsSeed = spec.userData !== undefined || spec.metaData !== undefined || spec.nics.some((nic) => nic.staticIP !== undefined);
   if (wantsSeed && plan.seedTool === undefined) throw new UnsupportedError('cloud-init needs genisoimage, xorriso or cloud-localds on the libvirt host');
 
   const names = volumeNames(spec.owner.uid);
   const pool = ctx.config.storagePool;
   const metadata: VmMetadata = { owner: { ...spec.owner }, disks: [], nics: [], bases: [], cpuHotAdd: spec.features.cpuHotAdd, memoryHotAdd: spec.features.memoryHotAdd };
+  if (tags.length > 0) metadata.tags = tags;
   const disks: DomainDisk[] = [];
   const rootSpec = spec.disks.find((disk) => disk.root);
   const ordered = [{ name: rootSpec?.name ?? 'root' }, ...spec.disks.filter((disk) => !disk.root)];
@@ -194,6 +223,8 @@ export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: A
     // q35 has no IDE bus; SATA works on both machine types.
     disks.push({ target: 'sda', device: 'cdrom', pool, volume: names.seed, format: 'raw', bus: 'sata' });
   }
+  const ignition = spec.ignition !== undefined ? await ignitionFile(ctx, names.ignition, signal) : undefined;
+  if (ignition !== undefined) metadata.ignition = names.ignition;
   const memoryKiB = spec.memoryBytes / 1024;
   const uuid = randomUUID();
   const steps = createSteps(ctx, uuid, metadata, spec, plan);
@@ -215,6 +246,8 @@ export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: A
     metadata: { ...metadata, pending: { origin: 'create', copies: [] } },
   };
   if (spec.machine !== undefined) domain.machine = spec.machine;
+  if (shares !== undefined) domain.cpuShares = shares;
+  if (ignition !== undefined) domain.ignitionFile = ignition;
   try {
     await ctx.host.virsh(['define', '--file', '/dev/stdin'], { stdin: domainXml(domain), signal });
   } catch (error) {

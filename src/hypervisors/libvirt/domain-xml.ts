@@ -1,6 +1,7 @@
 // Domain XML both ways. Building: every value from a spec is escaped for XML (text and attribute
-// contexts alike), and the identity tag goes into <metadata> in our own namespace. Parsing: the
-// few fields the driver observes, from `virsh dumpxml` (the live XML when the domain runs).
+// contexts alike), and the identity tag (with the user's tags beside it) goes into <metadata> in
+// our own namespace. Parsing: the few fields the driver observes, from `virsh dumpxml` (the live
+// XML when the domain runs).
 
 import { XMLParser } from 'fast-xml-parser';
 import type { Identity } from '../../contracts/driver.js';
@@ -26,6 +27,10 @@ export interface VmMetadata {
   nics: { name: string; mac: string }[];
   /** The NoCloud seed ISO volume, one per VM. */
   seed?: string;
+  /** The volume holding the VM's Ignition config, read by QEMU through fw_cfg; one per VM. */
+  ignition?: string;
+  /** The user's tags, sorted; the identity above is not one of them. */
+  tags?: string[];
   /**
    * Frozen volumes this VM's disks are overlays on, shared with its linked clones (or its source):
    * deleted with the last VM that names them.
@@ -62,6 +67,8 @@ export function metadataXml(metadata: VmMetadata, bare = false): string {
     ...metadata.disks.map((disk) => `<${t('disk')} name='${xmlEscape(disk.name)}' target='${xmlEscape(disk.target)}' volume='${xmlEscape(disk.volume)}'/>`),
     ...metadata.nics.map((nic) => `<${t('nic')} name='${xmlEscape(nic.name)}' mac='${xmlEscape(nic.mac)}'/>`),
     metadata.seed !== undefined ? `<${t('seed')} volume='${xmlEscape(metadata.seed)}'/>` : '',
+    metadata.ignition !== undefined ? `<${t('ignition')} volume='${xmlEscape(metadata.ignition)}'/>` : '',
+    ...(metadata.tags ?? []).map((tag) => `<${t('tag')} name='${xmlEscape(tag)}'/>`),
     ...metadata.bases.map((volume) => `<${t('base')} volume='${xmlEscape(volume)}'/>`),
     `<${t('features')} cpuHotAdd='${metadata.cpuHotAdd}' memoryHotAdd='${metadata.memoryHotAdd}'/>`,
     pending ? `<${t('pending')} origin='${pending.origin}'${pending.source !== undefined ? ` source='${xmlEscape(pending.source)}'` : ''}/>` : '',
@@ -106,7 +113,14 @@ export interface DomainSpec {
   nics: DomainNic[];
   vncListen: string;
   metadata: VmMetadata;
+  /** `<cputune><shares>`: the domain's CPU weight against other domains. */
+  cpuShares?: number;
+  /** A file on the host QEMU passes to the guest as fw_cfg `opt/com.coreos/config` (Ignition). */
+  ignitionFile?: string;
 }
+
+/** The fw_cfg name Ignition reads its config from on QEMU (Fedora CoreOS, RHCOS). */
+export const IGNITION_FW_CFG = 'opt/com.coreos/config';
 
 function cpuXml(spec: DomainSpec): string {
   // host-passthrough exposes vmx/svm to the guest, which is what nested virtualization needs.
@@ -164,6 +178,10 @@ export function domainXml(spec: DomainSpec): string {
     `<memory unit='KiB'>${spec.maxMemoryKiB}</memory>`,
     `<currentMemory unit='KiB'>${spec.memoryKiB}</currentMemory>`,
     `<vcpu placement='static' current='${spec.cpus}'>${spec.maxCpus}</vcpu>`,
+    spec.cpuShares !== undefined ? `<cputune><shares>${spec.cpuShares}</shares></cputune>` : '',
+    // libvirt ≥ 6.5 passes each entry as `-fw_cfg name=…,file=…`: QEMU reads the file, so the
+    // config never appears on a command line.
+    spec.ignitionFile !== undefined ? `<sysinfo type='fwcfg'><entry name='${IGNITION_FW_CFG}' file='${xmlEscape(spec.ignitionFile)}'/></sysinfo>` : '',
     os,
     features,
     cpuXml(spec),
@@ -185,8 +203,9 @@ const parser = new XMLParser({
   parseAttributeValue: false,
   parseTagValue: false,
   isArray: (name) =>
-    ['disk', 'interface', 'graphics', 'tpm', 'feature', 'nic', 'base', 'copy'].includes(name) ||
+    ['disk', 'interface', 'graphics', 'tpm', 'feature', 'nic', 'base', 'copy', 'entry'].includes(name) ||
     name.endsWith(':disk') ||
+    name.endsWith(':tag') ||
     name.endsWith(':nic') ||
     name.endsWith(':base') ||
     name.endsWith(':copy'),
@@ -250,6 +269,12 @@ function findMetadata(container: Node | undefined, alreadyFiltered = false): VmM
     };
     const seed = attr(element[q('seed')], 'volume');
     if (seed !== undefined) metadata.seed = seed;
+    const ignition = attr(element[q('ignition')], 'volume');
+    if (ignition !== undefined) metadata.ignition = ignition;
+    const tags = nodes(element[q('tag')])
+      .map((tag) => attr(tag, 'name') ?? '')
+      .filter((tag) => tag !== '');
+    if (tags.length > 0) metadata.tags = [...new Set(tags)].sort();
     const pending = node(element[q('pending')]);
     if (pending) {
       const origin = attr(pending, 'origin') === 'clone' ? 'clone' : 'create';
@@ -292,6 +317,9 @@ export interface ParsedDomain {
   disks: { target: string; device: string; pool?: string; volume?: string; file?: string; format?: string }[];
   nics: { mac: string; network?: string; bridge?: string; vlan?: number; model?: string }[];
   vnc?: { port: number; listen?: string };
+  cpuShares?: number;
+  /** The file behind fw_cfg `opt/com.coreos/config`, when the domain has one. */
+  ignitionFile?: string;
   metadata?: VmMetadata;
 }
 
@@ -358,6 +386,11 @@ export function parseDomain(xml: string): ParsedDomain {
     const listen = attr(vnc, 'listen');
     if (listen !== undefined) parsed.vnc.listen = listen;
   }
+  const shares = Number(text(node(root['cputune'])?.['shares']));
+  if (Number.isInteger(shares) && shares > 0) parsed.cpuShares = shares;
+  const fwcfg = nodes(root['sysinfo']).find((sysinfo) => attr(sysinfo, 'type') === 'fwcfg');
+  const ignitionFile = attr(nodes(fwcfg?.['entry']).find((entry) => attr(entry, 'name') === IGNITION_FW_CFG), 'file');
+  if (ignitionFile !== undefined) parsed.ignitionFile = ignitionFile;
   const metadata = findMetadata(node(root['metadata']));
   if (metadata) parsed.metadata = metadata;
   return parsed;

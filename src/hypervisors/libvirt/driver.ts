@@ -70,6 +70,19 @@ export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
   placementFolder: false,
   placementCluster: false,
   placementResourcePool: false,
+  // In the domain's virtrigaud metadata beside the identity; `virsh metadata` changes them live.
+  tags: true,
+  // Merged into the NoCloud seed's meta-data; instance-id stays the driver's.
+  cloudInitMetaData: true,
+  // fw_cfg opt/com.coreos/config from a per-VM volume (libvirt ≥ 6.5, a dir pool).
+  ignition: true,
+  // libvirt has no free-form key/value passthrough short of raw QEMU arguments.
+  extraConfig: false,
+  // No honest mapping: cgroups cap CPU time (quota/period), not MHz, and reserve none; memtune
+  // hard_limit caps (and OOM-kills) the QEMU process, not guest memory; min_guarantee is ESX-only.
+  resourceLimits: false,
+  // <cputune><shares>, 2–10000 (what cgroup v1 and v2 both take).
+  cpuShares: true,
 });
 
 export interface LibvirtDriverOptions {

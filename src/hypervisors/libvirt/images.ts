@@ -40,11 +40,12 @@ export async function volumePath(ctx: LibvirtContext, volume: string, signal?: A
   }
 }
 
-export async function poolDirectory(ctx: LibvirtContext, signal?: AbortSignal): Promise<string> {
+/** The storage pool's directory; Unsupported (naming `purpose`) for a pool whose volumes are not plain files. */
+export async function poolDirectory(ctx: LibvirtContext, signal?: AbortSignal, purpose = 'image import'): Promise<string> {
   const xml = await ctx.host.virsh(['pool-dumpxml', '--pool', ctx.config.storagePool], { signal });
   const type = /<pool type='([^']+)'/.exec(xml)?.[1];
   const path = /<target>\s*<path>([^<]+)<\/path>/.exec(xml)?.[1];
-  if (type !== 'dir' || path === undefined) throw new UnsupportedError(`image import needs a dir storage pool; ${ctx.config.storagePool} is ${type ?? 'unknown'}`);
+  if (type !== 'dir' || path === undefined) throw new UnsupportedError(`${purpose} needs a dir storage pool; ${ctx.config.storagePool} is ${type ?? 'unknown'}`);
   return path;
 }
 

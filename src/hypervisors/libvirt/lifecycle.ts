@@ -1,6 +1,6 @@
-// delete. It removes the domain and only the volumes its metadata names as its own: never the
-// base image an overlay points at, never another VM's seed ISO (which `undefine
-// --remove-all-storage` would take along).
+// delete. It removes the domain and only the volumes its metadata names as its own (disks, seed
+// ISO, Ignition config): never the base image an overlay points at, never another VM's seed ISO
+// (which `undefine --remove-all-storage` would take along).
 
 import { NotFoundError, type Started, type VMRef } from '../../contracts/driver.js';
 import type { LibvirtContext } from './context.js';
@@ -26,7 +26,8 @@ export async function deleteVM(ctx: LibvirtContext, ref: VMRef, signal?: AbortSi
 async function deleteSteps(ctx: LibvirtContext, domain: OwnedDomain, signal?: AbortSignal): Promise<TaskStep[]> {
   const virsh = ['virsh', '-q', '-c', ctx.host.uri];
   const pool = ctx.config.storagePool;
-  const volumes = [...domain.metadata.disks.map((disk) => disk.volume), ...(domain.metadata.seed !== undefined ? [domain.metadata.seed] : [])];
+  const { seed, ignition } = domain.metadata;
+  const volumes = [...domain.metadata.disks.map((disk) => disk.volume), ...[seed, ignition].filter((volume): volume is string => volume !== undefined)];
   if (domain.metadata.bases.length > 0) {
     // A frozen base shared with linked clones goes with the last VM that names it.
     const others = (await listDomains(ctx, signal)).filter((other) => other.uuid !== domain.uuid);

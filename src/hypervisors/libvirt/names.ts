@@ -15,6 +15,7 @@ export function volumeNames(uid: string) {
   return {
     disk: (index: number) => (index === 0 ? `virtrigaud-${uid}-root.qcow2` : `virtrigaud-${uid}-disk${index}.qcow2`),
     seed: `virtrigaud-${uid}-seed.iso`,
+    ignition: `virtrigaud-${uid}-ignition.json`,
   };
 }
 

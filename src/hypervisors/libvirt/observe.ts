@@ -290,7 +290,10 @@ export async function describeVM(ctx: LibvirtContext, id: string, signal?: Abort
     ips,
     host: ctx.config.ssh.host,
   };
-  if (domain.metadata) vm.owner = { ...domain.metadata.owner };
+  if (domain.metadata) {
+    vm.owner = { ...domain.metadata.owner };
+    vm.tags = [...(domain.metadata.tags ?? [])];
+  }
   if (lock !== undefined) vm.lock = lock;
   // Its disks are still being filled and no task does it (it failed, or never started): create continues it.
   else if (domain.metadata?.pending) vm.incomplete = true;

@@ -1,5 +1,5 @@
-// Verbs that change a domain in place: power, reconfigure (CPU/memory), resizeDisk. Each reads the
-// domain first and refuses unless its identity tag names the caller's owner.
+// Verbs that change a domain in place: power, reconfigure (CPU/memory, user tags), resizeDisk. Each
+// reads the domain first and refuses unless its identity tag names the caller's owner.
 
 import {
   ConflictError,
@@ -12,6 +12,7 @@ import {
 import { MiB, formatBytes } from '../../contracts/quantity.js';
 import type { LibvirtContext } from './context.js';
 import { diskSizes, domainState, isActive, readDomain, requireIdle } from './observe.js';
+import { replaceTags, userTags } from './tags.js';
 
 export async function powerVM(ctx: LibvirtContext, ref: VMRef, operation: PowerOperation, signal?: AbortSignal): Promise<Started> {
   const domain = await requireIdle(ctx, ref, signal);
@@ -53,9 +54,12 @@ export async function powerVM(ctx: LibvirtContext, ref: VMRef, operation: PowerO
  * where libvirt can: vCPUs up to the domain's maximum, memory up to its maximum (balloon). vCPU
  * unplug is not attempted (under TCG it fails, and a failed unplug left QEMU hung: NOTES §3).
  * What is not applied live shows as a difference between the live and the wanted hardware, which
- * the controller reports as pending a restart.
+ * the controller reports as pending a restart. Tags are metadata: applied live and persistently
+ * at once, whatever the power state.
  */
 export async function reconfigureVM(ctx: LibvirtContext, ref: VMRef, change: ResourceChange, signal?: AbortSignal): Promise<Started> {
+  // Checked before anything changes: a bad tag must not leave the CPUs changed and the call failed.
+  const tags = change.tags !== undefined ? userTags(change.tags) : undefined;
   const config = await requireIdle(ctx, ref, signal);
   const id = config.uuid;
   const state = await domainState(ctx, id, signal);
@@ -81,6 +85,7 @@ export async function reconfigureVM(ctx: LibvirtContext, ref: VMRef, change: Res
       await ctx.host.virsh(['setmem', '--domain', id, '--size', kib, '--live'], { signal });
     }
   }
+  if (tags !== undefined) await replaceTags(ctx, config, running ? live : undefined, tags, signal);
   return {};
 }
 

@@ -197,6 +197,18 @@ vr_seed() (
   virsh -q -c "$1" vol-create-as --pool "$2" --name "$3" --capacity "$(stat -c %s "$vr_d/seed.iso")" --format raw >/dev/null
   virsh -q -c "$1" vol-upload --pool "$2" --vol "$3" --file "$vr_d/seed.iso"
 )
+# Stores the Ignition config $4 as raw volume $3 of pool $2, byte for byte (QEMU hands the file
+# to the guest through fw_cfg). Like vr_seed's data, the config is an argument of this function,
+# never of a command, and passes through a private file (mktemp's 0600) removed afterwards.
+vr_ignition() (
+  set -e
+  vr_f=$(mktemp /tmp/virtrigaud-ignition.XXXXXXXX)
+  trap 'rm -f "$vr_f"' EXIT
+  printf '%s' "$4" >"$vr_f"
+  vr_absent_ok virsh -q -c "$1" vol-delete --pool "$2" --vol "$3"
+  virsh -q -c "$1" vol-create-as --pool "$2" --name "$3" --capacity "$(stat -c %s "$vr_f")" --format raw >/dev/null
+  virsh -q -c "$1" vol-upload --pool "$2" --vol "$3" --file "$vr_f"
+)
 # Downloads URL $5 into volume $4 of pool $2 (directory $3) once, checking the checksum ($6
 # sha256|sha512 or '', $7 hex), as qcow2. One download per image at a time: a second VM from the
 # same URL waits here, then finds the volume.

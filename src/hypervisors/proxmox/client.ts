@@ -76,6 +76,7 @@ export class ProxmoxClient {
       timeoutMs: timeout,
       insecureSkipVerify: config.insecureSkipVerify,
       caBundle: config.caBundle,
+      limits: config.http,
     });
     this.#limiter = new KeyedLimiter(options.mutationsPerNode ?? DEFAULTS.mutationsPerNode);
     this.#auth = new Authenticator(

@@ -4,14 +4,18 @@
 // (packages, runcmd, write_files, …) needs the raw document as a snippet (`cicustom=user=…`),
 // and PVE's API cannot upload snippets: we write the file into a directory the snippets storage
 // serves, or refuse naming the keys and the setting.
+//
+// Meta-data is PVE's own too (instance-id: a hash of the generated user-data and network config)
+// unless `cicustom` names a `meta=` snippet: the user's meta-data goes into one, the same way.
 
 import { randomUUID } from 'node:crypto';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { InvalidSpecError, UnsupportedError } from '../../contracts/driver.js';
+import { InvalidSpecError, UnsupportedError, type CreateSpec } from '../../contracts/driver.js';
+import { composeMetaData } from '../common/metadata.js';
 import type { ProxmoxConfig } from './config.js';
-import { isRow, type Row } from './values.js';
+import { isRow, parsePropertyString, str, type Row } from './values.js';
 
 /** What the user-data becomes: PVE config keys, and the keys only raw user-data can carry. */
 export interface CloudInitPlan {
@@ -155,6 +159,49 @@ export function requireSnippets(plan: CloudInitPlan, config: ProxmoxConfig): voi
   );
 }
 
+/** Refuses meta-data when no snippets storage is configured: PVE generates meta-data itself otherwise. */
+export function requireMetaDataSnippets(metaData: string | undefined, config: ProxmoxConfig): void {
+  if (metaData === undefined || config.snippets !== undefined) return;
+  throw new UnsupportedError(
+    "cloud-init meta-data needs a meta-data snippet, which PVE's API cannot upload: " +
+      'set PVE_SNIPPETS_STORAGE and PVE_SNIPPETS_DIR to a snippets storage this provider can write to',
+  );
+}
+
+/** The guest's hostname as PVE derives it from the VM name (get_hostname_fqdn, qemu-server Cloudinit.pm). */
+export function guestHostname(vmName: string): string {
+  return vmName.split('.')[0] ?? vmName;
+}
+
+/**
+ * The meta-data document for the owner's VM, or undefined without user meta-data. Its instance-id
+ * is the owner's UID: stable for the life of the VM (PVE's own changes with every cloud-init
+ * setting, re-running per-instance modules), and never a clone's, which has another owner.
+ */
+export function metaDataDocument(spec: Pick<CreateSpec, 'name' | 'owner' | 'metaData'>): string | undefined {
+  if (spec.metaData === undefined) return undefined;
+  return composeMetaData({ 'instance-id': spec.owner.uid, 'local-hostname': guestHostname(spec.name) }, spec.metaData);
+}
+
+/**
+ * The cloud-init format PVE writes for `config` (get_cloudinit_format): `citype`, else configdrive2
+ * for Windows guests, else nocloud. Only nocloud reads a YAML meta-data file.
+ */
+export function cloudInitFormat(config: Row): string {
+  const citype = str(config['citype']);
+  if (citype !== undefined && citype !== '') return citype;
+  return /^w/.test(str(config['ostype']) ?? '') ? 'configdrive2' : 'nocloud';
+}
+
+/** Refuses meta-data for a VM whose cloud-init drive is not NoCloud; `what` names the VM or template. */
+export function requireNoCloud(metaData: string | undefined, config: Row, what: string): void {
+  if (metaData === undefined) return;
+  const format = cloudInitFormat(config);
+  if (format !== 'nocloud') {
+    throw new InvalidSpecError(`cloud-init meta-data is YAML for the NoCloud format; ${what} uses '${format}' (citype/ostype)`);
+  }
+}
+
 /**
  * `sshkeys` has PVE format `urlencoded` (`^[-%a-zA-Z0-9_.!~*'()]*$`): the server uri_unescapes it.
  * encodeURIComponent produces exactly that alphabet, as the PVE GUI does; the form body then
@@ -164,50 +211,108 @@ export function encodeSshKeys(keys: readonly string[]): string {
   return encodeURIComponent(keys.join('\n'));
 }
 
-/** The PVE config keys for a plan (cloud-init drive, ipconfig and the snippet handled by the caller). */
-export function cloudInitParams(plan: CloudInitPlan, cicustom: string | undefined): Row {
+/**
+ * The PVE config keys PVE generates the user section from. None with a raw user-data snippet:
+ * with a custom user section PVE ignores ciuser/cipassword/sshkeys/ciupgrade.
+ */
+export function cloudInitParams(plan: CloudInitPlan, rawUserData: boolean): Row {
   const params: Row = {};
-  if (cicustom !== undefined) {
-    // With a custom user section PVE ignores ciuser/cipassword/sshkeys/ciupgrade: send none of them.
-    params['cicustom'] = cicustom;
-  } else {
-    if (plan.ciuser !== undefined) params['ciuser'] = plan.ciuser;
-    if (plan.cipassword !== undefined) params['cipassword'] = plan.cipassword;
-    if (plan.sshKeys.length > 0) params['sshkeys'] = encodeSshKeys(plan.sshKeys);
-    // ciupgrade defaults to 1 since PVE 8: a first boot would upgrade every package unasked.
-    params['ciupgrade'] = plan.upgrade ? 1 : 0;
-  }
+  if (rawUserData) return params;
+  if (plan.ciuser !== undefined) params['ciuser'] = plan.ciuser;
+  if (plan.cipassword !== undefined) params['cipassword'] = plan.cipassword;
+  if (plan.sshKeys.length > 0) params['sshkeys'] = encodeSshKeys(plan.sshKeys);
+  // ciupgrade defaults to 1 since PVE 8: a first boot would upgrade every package unasked.
+  params['ciupgrade'] = plan.upgrade ? 1 : 0;
   return params;
 }
 
+/** The snippet files this driver wrote for a VM, as volume IDs on the snippets storage. */
+export interface CustomFiles {
+  user?: string;
+  meta?: string;
+}
+
+const SECTIONS = ['user', 'meta', 'network', 'vendor'] as const;
+
 export function snippetName(uid: string): string {
-  return `${uid.replace(/[^A-Za-z0-9_.-]/g, '_')}-user.yaml`;
+  return `${safeUid(uid)}-user.yaml`;
+}
+
+export function metaSnippetName(uid: string): string {
+  return `${safeUid(uid)}-meta.yaml`;
+}
+
+function safeUid(uid: string): string {
+  return uid.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+// A snippet this driver wrote for some owner: `<Kubernetes UID>-user.yaml` or `-meta.yaml`.
+const OUR_SNIPPET = /^snippets\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-(user|meta)\.yaml$/i;
+
+function isOurSnippet(volume: string, settings: ProxmoxConfig): boolean {
+  const snippets = settings.snippets;
+  if (snippets === undefined || !volume.startsWith(`${snippets.storage}:`)) return false;
+  return OUR_SNIPPET.test(volume.slice(snippets.storage.length + 1));
 }
 
 /**
- * Writes the raw user-data where the snippets storage serves it and returns the `cicustom` value.
- * Written to a temporary name and renamed, so PVE never reads half a file. Mode 0640: PVE reads
- * it as root (a root-squashing NFS export needs the group bit), other local users must not.
+ * The `cicustom` for the VM: our files for the sections we write; other sections as the clone
+ * brought them (a template's `vendor=` snippet), except files of ours that we are not writing now.
+ * Those name another owner (a VMClone copies its source's `cicustom`, whose snippets go with the
+ * source and whose instance-id is the source's) or a section the spec no longer asks for.
+ * Undefined: no `cicustom` at all.
  */
-export async function writeSnippet(config: ProxmoxConfig, uid: string, userData: string): Promise<string> {
+export function cicustomValue(existing: string | undefined, ours: CustomFiles, settings: ProxmoxConfig): string | undefined {
+  const parts = new Map<string, string>();
+  for (const [section, volume] of parsePropertyString(existing ?? '', 'user')) {
+    if (!isOurSnippet(volume, settings)) parts.set(section, volume);
+  }
+  if (ours.user !== undefined) parts.set('user', ours.user);
+  if (ours.meta !== undefined) parts.set('meta', ours.meta);
+  const known: readonly string[] = SECTIONS;
+  const ordered = [...SECTIONS.filter((section) => parts.has(section)), ...[...parts.keys()].filter((section) => !known.includes(section))];
+  return ordered.length === 0 ? undefined : ordered.map((section) => `${section}=${parts.get(section) ?? ''}`).join(',');
+}
+
+/**
+ * Writes the snippets a VM needs where the snippets storage serves them: the raw user-data (when
+ * given) and the meta-data document (when given). Their content is never logged or quoted.
+ */
+export async function writeSnippets(
+  config: ProxmoxConfig,
+  uid: string,
+  files: { userData?: string | undefined; metaData?: string | undefined },
+): Promise<CustomFiles> {
+  const written: CustomFiles = {};
+  if (files.userData !== undefined) written.user = await writeSnippetFile(config, snippetName(uid), files.userData);
+  if (files.metaData !== undefined) written.meta = await writeSnippetFile(config, metaSnippetName(uid), files.metaData);
+  return written;
+}
+
+/**
+ * Writes one snippet and returns its volume ID. Written to a temporary name and renamed, so PVE
+ * never reads half a file. Mode 0640: PVE reads it as root (a root-squashing NFS export needs the
+ * group bit), other local users must not.
+ */
+async function writeSnippetFile(config: ProxmoxConfig, name: string, content: string): Promise<string> {
   const snippets = config.snippets;
-  if (snippets === undefined) throw new UnsupportedError('raw cloud-init user-data needs PVE_SNIPPETS_STORAGE and PVE_SNIPPETS_DIR');
-  const name = snippetName(uid);
+  if (snippets === undefined) throw new UnsupportedError('cloud-init snippets need PVE_SNIPPETS_STORAGE and PVE_SNIPPETS_DIR');
   const target = join(snippets.dir, name);
   const temporary = join(snippets.dir, `.${name}.${randomUUID()}.tmp`);
   try {
-    await writeFile(temporary, userData, { mode: 0o640 });
+    await writeFile(temporary, content, { mode: 0o640 });
     await rename(temporary, target);
   } catch (error) {
     await rm(temporary, { force: true }).catch(() => undefined);
     const code = isRow(error) && typeof error['code'] === 'string' ? error['code'] : 'error';
     throw new UnsupportedError(`cannot write the cloud-init snippet into PVE_SNIPPETS_DIR (${code})`);
   }
-  return `user=${snippets.storage}:snippets/${name}`;
+  return `${snippets.storage}:snippets/${name}`;
 }
 
-/** Removes the owner's snippet, if any; a missing file or directory is fine. */
-export async function removeSnippet(config: ProxmoxConfig, uid: string): Promise<void> {
-  if (config.snippets === undefined) return;
-  await rm(join(config.snippets.dir, snippetName(uid)), { force: true }).catch(() => undefined);
+/** Removes the owner's snippets, if any; a missing file or directory is fine. */
+export async function removeSnippets(config: ProxmoxConfig, uid: string): Promise<void> {
+  const snippets = config.snippets;
+  if (snippets === undefined) return;
+  await Promise.all([snippetName(uid), metaSnippetName(uid)].map((name) => rm(join(snippets.dir, name), { force: true }).catch(() => undefined)));
 }

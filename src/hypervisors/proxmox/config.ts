@@ -3,7 +3,8 @@
 // must say why at startup. Secrets live in Secret wrappers, so no error, log line, JSON dump or
 // util.inspect of the config can show them.
 
-import { envBoolean, envValue, type Env } from '../common/env.js';
+import { envBoolean, envValue, httpClientLimitsFromEnv, type Env } from '../common/env.js';
+import type { HttpClientLimits } from '../common/https-pool.js';
 import { Secret } from '../common/secret.js';
 import { InvalidSpecError } from '../../contracts/driver.js';
 
@@ -40,6 +41,8 @@ export interface ProxmoxConfig {
   snippets?: { storage: string; dir: string };
   /** Disk storage for new volumes (EFI vars, TPM state, extra disks) when the spec names none. */
   defaultStorage?: string;
+  /** The Provider's rateLimit and connectionPooling (PVE_RATE_LIMIT_QPS, PVE_MAX_CONNECTIONS, …); unset: the client's defaults. */
+  http?: HttpClientLimits;
 }
 
 // PVE's `pve-storage-id` format (pve-storage PVE/Storage/Plugin.pm).
@@ -146,6 +149,8 @@ export function proxmoxConfigFromEnv(env: Env): ProxmoxConfig {
   }
   const defaultStorage = parseStorage(env, 'PVE_DEFAULT_STORAGE');
   if (defaultStorage !== undefined) config.defaultStorage = defaultStorage;
+  const http = httpClientLimitsFromEnv(env, 'PVE', fail);
+  if (http !== undefined) config.http = http;
   return config;
 }
 

@@ -1,14 +1,14 @@
 // create, step 2: one `POST …/config` (async, a qmconfig task) that turns the clone into the spec's
-// VM at once: CPU, memory, firmware, features, NICs, extra disks, cloud-init, boot order, tags and
-// the final marker. One call, so a VM is either still `configuring` or configured; the root disk
-// is grown afterwards by the controller through resizeDisk when the spec asks for more.
+// VM at once: CPU, memory, CPU weight, firmware, features, NICs, extra disks, cloud-init, boot
+// order, tags and the final marker. One call, so a VM is either still `configuring` or configured;
+// the root disk is grown afterwards by the controller through resizeDisk when the spec asks for more.
 
 import { InvalidSpecError, type CreateSpec, type Started } from '../../contracts/driver.js';
 import { GiB, MiB } from '../../contracts/quantity.js';
-import { cloudInitParams, writeSnippet, type CloudInitPlan } from './cloudinit.js';
+import { cicustomValue, cloudInitParams, metaDataDocument, requireNoCloud, writeSnippets, type CloudInitPlan, type CustomFiles } from './cloudinit.js';
 import type { ProxmoxConfig } from './config.js';
 import { agentEnabled, bootDiskSlot, bootOrder, disks, drives, firmwareOf, hotplugFeatures, maxCpus, nics, parseDrive } from './hardware.js';
-import { descriptionWithMarker, tagsWithOwner, type Marker } from './identity.js';
+import { descriptionWithMarker, tagsFor, type Marker } from './identity.js';
 import { ipconfigValue, nameservers, nicValue } from './network.js';
 import { num, isRow, parsePropertyString, str, type Row } from './values.js';
 import { vmPath, type OwnedVM, type ProxmoxContext } from './vm.js';
@@ -24,9 +24,13 @@ export async function configureVM(
 ): Promise<{ id: string } & Started> {
   let hostCpus: number | undefined;
   if (spec.features.cpuHotAdd) hostCpus = await nodeCpus(ctx, vm.node, signal);
-  const cicustom =
-    cloudInit.rawKeys.length > 0 && spec.userData !== undefined ? await writeSnippet(ctx.config, spec.owner.uid, spec.userData) : undefined;
-  const params = configuration(spec, vm.config, vm.marker, ctx.config, { cloudInit, cicustom, hostCpus });
+  // Checked before the snippets are written: the clone may have a format the template did not.
+  requireNoCloud(spec.metaData, vm.config, `VM ${vm.vmid}`);
+  const custom = await writeSnippets(ctx.config, spec.owner.uid, {
+    userData: cloudInit.rawKeys.length > 0 ? spec.userData : undefined,
+    metaData: metaDataDocument(spec),
+  });
+  const params = configuration(spec, vm.config, vm.marker, ctx.config, { cloudInit, custom, hostCpus });
   const task = await ctx.client.post(vmPath(vm.node, vm.vmid, '/config'), params, { signal });
   ctx.directory.invalidate();
   return typeof task === 'string' ? { id: String(vm.vmid), task } : { id: String(vm.vmid) };
@@ -45,8 +49,8 @@ async function nodeCpus(ctx: ProxmoxContext, node: string, signal?: AbortSignal)
 
 export interface ConfigurationInputs {
   cloudInit: CloudInitPlan;
-  /** `cicustom` when the raw user-data went into a snippet. */
-  cicustom?: string | undefined;
+  /** The snippets written for the VM (raw user-data, meta-data). */
+  custom?: CustomFiles;
   /** CPU threads of the node, for the hot-plug ceiling. */
   hostCpus?: number | undefined;
 }
@@ -71,6 +75,7 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
   const remove: string[] = [];
   const rootSlot = bootDiskSlot(config, marker.disks[spec.disks.find((disk) => disk.root)?.name ?? 'root']);
   const storage = (): string => volumeStorage(spec, config, rootSlot, settings);
+  const custom = inputs.custom ?? {};
 
   // CPU: with hot-add, PVE plugs `vcpus` of cores×sockets live, so the ceiling is the host's threads.
   params['sockets'] = 1;
@@ -82,6 +87,7 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
     if (config['vcpus'] !== undefined) remove.push('vcpus');
   }
   params['memory'] = spec.memoryBytes / MiB;
+  if (spec.limits?.cpuShares !== undefined) params['cpuunits'] = spec.limits.cpuShares;
   if (spec.features.nestedVirtualization) params['cpu'] = 'host';
   if (spec.machine !== undefined) params['machine'] = spec.machine;
 
@@ -107,7 +113,7 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
   // every NIC. A NIC or disk the spec gained since the clone gets a slot now.
   const slotsOf = completeSlots(spec, config, marker);
   const existingNics = nics(config);
-  const cloudInitUsed = spec.userData !== undefined || spec.nics.some((nic) => nic.staticIP !== undefined);
+  const cloudInitUsed = spec.userData !== undefined || spec.metaData !== undefined || spec.nics.some((nic) => nic.staticIP !== undefined);
   for (const nic of spec.nics) {
     const slot = slotsOf.nics[nic.name] ?? '';
     params[slot] = nicValue(nic, existingNics.find((candidate) => candidate.slot === slot));
@@ -136,7 +142,7 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
       params[slot] = `${storage()}:cloudinit`;
       slots.add(slot);
     }
-    Object.assign(params, cloudInitParams(inputs.cloudInit, inputs.cicustom));
+    Object.assign(params, cloudInitParams(inputs.cloudInit, custom.user !== undefined));
     const servers = [...nameservers(spec.nics), ...inputs.cloudInit.nameservers.filter((server) => !nameservers(spec.nics).includes(server))];
     // Both are space-separated lists: the generator splits on whitespace (NOTES §8).
     if (servers.length > 0) params['nameserver'] = servers.join(' ');
@@ -145,7 +151,11 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
 
   const diskSlots = [...disks(config).map((disk) => disk.slot), ...Object.keys(params).filter((key) => isNewDisk(key, params[key]))];
   params['boot'] = bootOrder(diskSlots, rootSlot);
-  params['tags'] = tagsWithOwner(str(config['tags']), spec.owner.uid);
+  // Also without cloud-init in the spec: a clone may carry another owner's snippets (cicustomValue).
+  const cicustom = cicustomValue(str(config['cicustom']), custom, settings);
+  if (cicustom !== undefined && cicustom !== str(config['cicustom'])) params['cicustom'] = cicustom;
+  if (cicustom === undefined && str(config['cicustom']) !== undefined) remove.push('cicustom');
+  params['tags'] = tagsFor(spec.owner.uid, spec.tags ?? []);
   const final: Marker = { uid: marker.uid, namespace: marker.namespace, name: marker.name, disks: slotsOf.disks, nics: slotsOf.nics };
   params['description'] = descriptionWithMarker(str(config['description']), final);
   if (remove.length > 0) params['delete'] = remove.join(',');

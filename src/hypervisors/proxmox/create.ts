@@ -11,7 +11,7 @@
 
 import { ConflictError, InvalidSpecError, NotFoundError, UnreachableError, type CreateSpec, type Started } from '../../contracts/driver.js';
 import { formatBytes } from '../../contracts/quantity.js';
-import { planCloudInit, requireSnippets } from './cloudinit.js';
+import { metaDataDocument, planCloudInit, requireMetaDataSnippets, requireNoCloud, requireSnippets } from './cloudinit.js';
 import { configureVM } from './configure.js';
 import { bootDiskSlot, drives, firmwareOf } from './hardware.js';
 import { formatMarker, parseMarker, placeholderName, type Marker } from './identity.js';
@@ -31,6 +31,9 @@ export async function createVM(ctx: ProxmoxContext, spec: CreateSpec, signal?: A
   validateCreateSpec(spec);
   const cloudInit = planCloudInit(spec.userData, spec.name);
   requireSnippets(cloudInit, ctx.config);
+  requireMetaDataSnippets(spec.metaData, ctx.config);
+  // A meta-data document that cannot be composed is refused before anything is cloned.
+  metaDataDocument(spec);
 
   // One unfiltered list: VMs (the identity check must not trust a cached snapshot), nodes and storages.
   const startedAt = ctx.directory.now();
@@ -116,6 +119,7 @@ function checkTemplate(spec: CreateSpec, ref: string, config: Row): void {
   // A template installed for UEFI does not boot with a BIOS (mirrors the simulator).
   if (templateFirmware === 'uefi' && spec.firmware === 'bios') throw new InvalidSpecError(`template '${ref}' boots with UEFI firmware, not bios`);
   if (spec.features.secureBoot && (spec.firmware ?? templateFirmware) !== 'uefi') throw new InvalidSpecError('secure boot needs UEFI firmware');
+  requireNoCloud(spec.metaData, config, `template '${ref}'`);
   const rootSlot = bootDiskSlot(config);
   const rootSpec = spec.disks.find((disk) => disk.root);
   if (rootSlot === undefined) {

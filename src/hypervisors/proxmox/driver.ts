@@ -68,6 +68,19 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
   placementFolder: false,
   placementCluster: false,
   placementResourcePool: false,
+  // PVE `tags`, next to the identity tags (identity.ts); changed live, whatever the power state.
+  tags: true,
+  // A `cicustom=meta=` snippet, written like raw user-data: needs PVE_SNIPPETS_STORAGE/_DIR (cloudinit.ts).
+  cloudInitMetaData: true,
+  // qemu-server passes no Ignition config (fw_cfg) through its API; `args` is root@pam only.
+  ignition: false,
+  // The VM config is a fixed schema: there is nothing free-form to pass settings through.
+  extraConfig: false,
+  // `cpulimit` caps host cores (0–128), not MHz, and PVE has no CPU or memory reservation
+  // (`balloon` is a ballooning target, not a guarantee): no honest mapping.
+  resourceLimits: false,
+  // `cpuunits`, the cgroup v2 CPU weight (1–10000).
+  cpuShares: true,
 });
 
 export interface ProxmoxDriverOptions extends ProxmoxClientOptions {

@@ -39,20 +39,61 @@ export function placeholderName(uid: string): string {
   return `vr-${uid.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 63).replace(/-+$/, '');
 }
 
-/** Tags as PVE returns them: `;`-separated since PVE 7.3, `,`/space-separated before. */
+/**
+ * Tags as PVE stores them: `;`-separated since PVE 7.3, `,`/space-separated before. Case is kept
+ * (a user's `Prod` stays `Prod`); ours are written lower-case, and PVE's default tag-style
+ * compares case-insensitively, so finding ours compares lower-cased (hasOwnerTag, isIdentityTag).
+ */
 export function parseTags(value: string | undefined): string[] {
   if (value === undefined) return [];
   return value
     .split(/[;,\s]+/)
-    .map((tag) => tag.trim().toLowerCase())
+    .map((tag) => tag.trim())
     .filter((tag) => tag !== '');
 }
 
-/** The VM's tags with ours added; PVE stores them `;`-separated (send `%3B`, which URLSearchParams does). */
-export function tagsWithOwner(existing: string | undefined, uid: string): string {
-  const tags = parseTags(existing).filter((tag) => !tag.startsWith('vr-'));
-  for (const tag of [OWNER_TAG, ownerTag(uid)]) if (!tags.includes(tag)) tags.push(tag);
+/** Whether `tags` hold the tag naming `uid`, in any case. */
+export function hasOwnerTag(tags: readonly string[], uid: string): boolean {
+  const wanted = ownerTag(uid);
+  return tags.some((tag) => tag.toLowerCase() === wanted);
+}
+
+/**
+ * Whether a tag is, or could pass for, one of ours (`virtrigaud`, `vr-<uid>`): never a user's,
+ * never reported as one. In any case, as PVE's default tag-style does not tell `VR-x` from `vr-x`.
+ */
+export function isIdentityTag(tag: string): boolean {
+  const lower = tag.toLowerCase();
+  return lower === OWNER_TAG || lower.startsWith('vr-');
+}
+
+/**
+ * The user's tags in a VM's `tags`, as PVE keeps them (case included): ours left out,
+ * deduplicated, sorted. PVE may store them in another order (datacenter `tag-style` ordering), so
+ * they are only ever compared as a set.
+ */
+export function userTags(value: string | undefined): string[] {
+  return [...new Set(parseTags(value).filter((tag) => !isIdentityTag(tag)))].sort();
+}
+
+/**
+ * The whole `tags` value for an owner's VM: ours first, then the user's. PVE stores them
+ * `;`-separated (send `%3B`, which URLSearchParams does). Whatever else the VM carried (the
+ * template's tags, another owner's) is replaced: the spec lists every tag.
+ */
+export function tagsFor(uid: string, user: readonly string[]): string {
+  const tags = [OWNER_TAG, ownerTag(uid), ...[...new Set(user)].filter((tag) => !isIdentityTag(tag)).sort()];
   return tags.join(';');
+}
+
+/**
+ * Whether `value` already holds exactly `tagsFor(uid, user)`, in any order. Case counts: a tag
+ * someone re-cased is written again as the spec has it.
+ */
+export function hasTags(value: string | undefined, uid: string, user: readonly string[]): boolean {
+  const current = new Set(parseTags(value));
+  const wanted = new Set(parseTags(tagsFor(uid, user)));
+  return current.size === wanted.size && [...wanted].every((tag) => current.has(tag));
 }
 
 export function formatMarker(marker: Marker): string {

@@ -1,7 +1,7 @@
 // Verbs that unmake or copy a whole VM: delete and clone.
 
 import { InvalidSpecError, type Identity, type Started, type VMRef } from '../../contracts/driver.js';
-import { removeSnippet } from './cloudinit.js';
+import { removeSnippets } from './cloudinit.js';
 import { cloneWithFreshId } from './create.js';
 import { descriptionWithMarker, placeholderName, type Marker } from './identity.js';
 import { probe } from './inventory.js';
@@ -31,7 +31,7 @@ export async function deleteVM(ctx: ProxmoxContext, ref: VMRef, signal?: AbortSi
   }
   const task = await ctx.client.delete(vmPath(vm.node, vm.vmid), { purge: true, 'destroy-unreferenced-disks': true }, { signal });
   ctx.directory.invalidate();
-  await removeSnippet(ctx.config, ref.owner.uid);
+  await removeSnippets(ctx.config, ref.owner.uid);
   return started(task);
 }
 

@@ -17,7 +17,7 @@ import {
 } from './hardware.js';
 import { waitForUnidentified } from './creations.js';
 import { NodeUnreachableError } from './errors.js';
-import { OWNER_TAG, ownerTag, parseMarker, placeholderName, type Marker } from './identity.js';
+import { OWNER_TAG, hasOwnerTag, parseMarker, placeholderName, userTags, type Marker } from './identity.js';
 import { HIBERNATED, operationLock, type VmRow } from './resources.js';
 import { withinNodeBound } from './signals.js';
 import { isRow, rows, str, type Row } from './values.js';
@@ -99,7 +99,7 @@ export function markerOf(ctx: ProxmoxContext, vmid: number, config: Row, lock: s
 
 /** What the resource list alone says about `row` and `uid`: the owner's tag, placeholder name, or our pending clone. */
 function bearsOwnerMarks(ctx: ProxmoxContext, uid: string, row: VmRow): boolean {
-  return row.tags.includes(ownerTag(uid)) || row.name === placeholderName(uid) || ctx.pending.get(row.vmid)?.marker.uid === uid;
+  return hasOwnerTag(row.tags, uid) || row.name === placeholderName(uid) || ctx.pending.get(row.vmid)?.marker.uid === uid;
 }
 
 /**
@@ -125,7 +125,8 @@ function unnamed(row: VmRow): boolean {
  * and the scan fails with UnreachableError rather than let anyone create a second one.
  */
 export async function scanOwned(ctx: ProxmoxContext, uid: string, vms: readonly VmRow[], signal?: AbortSignal, hints: ScanHints = {}): Promise<OwnerScan> {
-  const untagged = (row: VmRow): boolean => row.tags.includes(OWNER_TAG) && !row.tags.some((candidate) => candidate.startsWith('vr-'));
+  const untagged = (row: VmRow): boolean =>
+    row.tags.some((tag) => tag.toLowerCase() === OWNER_TAG) && !row.tags.some((tag) => tag.toLowerCase().startsWith('vr-'));
   const candidates = vms
     .filter((row) => row.type === 'qemu' && !row.template)
     .filter(
@@ -206,6 +207,9 @@ export async function observeVM(ctx: ProxmoxContext, row: VmRow, status: Row, co
     disks: observedDisks(config, marker),
     nics: observedNics(config, marker),
     ips: powerState === 'On' && agentEnabled(config) ? await guestAddresses(ctx, row, signal) : [],
+    // From the config read with the rest; the row's tags are part of the details cache's change
+    // detector, so a change (ours or anyone's) is read again within one resources snapshot.
+    tags: userTags(str(config['tags'])),
     host: row.node,
     consoleURL: consoleURL(ctx, row.vmid, name, row.node),
   };

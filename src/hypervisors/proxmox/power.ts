@@ -1,5 +1,5 @@
-// Verbs that change a VM in place: power, reconfigure (CPU/memory), resizeDisk. Each re-reads the
-// VM's config first and refuses unless the marker names the caller's owner and no lock is held.
+// Verbs that change a VM in place: power, reconfigure (CPU, memory, tags), resizeDisk. Each re-reads
+// the VM's config first and refuses unless the marker names the caller's owner and no lock is held.
 
 import {
   ConflictError,
@@ -11,7 +11,9 @@ import {
 } from '../../contracts/driver.js';
 import { MiB, formatBytes } from '../../contracts/quantity.js';
 import { bootDiskSlot, disks, hotplugFeatures, maxCpus, observedCpus, observedMemoryBytes } from './hardware.js';
+import { hasTags, tagsFor } from './identity.js';
 import { HIBERNATED } from './resources.js';
+import { validateTags } from './validate.js';
 import { formatDiskSize, num, rows, str, type Row } from './values.js';
 import { readStatus, requireOwned, vmPath, type ProxmoxContext } from './vm.js';
 
@@ -65,9 +67,11 @@ export async function powerVM(ctx: ProxmoxContext, ref: VMRef, operation: PowerO
 }
 
 /**
- * CPU and memory. PVE hot-plugs what the VM allows (`vcpus` under cores×sockets with CPU
+ * CPU, memory and tags. PVE hot-plugs what the VM allows (`vcpus` under cores×sockets with CPU
  * hotplug, memory with memory hotplug) and keeps the rest pending until the next power cycle;
- * which of the two applies is the controller's decision, made before calling.
+ * which of the two applies is the controller's decision, made before calling. Tags are metadata
+ * that qemu-server changes at once whatever the power state (a "fast plug" option); the identity
+ * tags are always written with them, so a change never drops them.
  */
 export async function reconfigureVM(ctx: ProxmoxContext, ref: VMRef, change: ResourceChange, signal?: AbortSignal): Promise<Started> {
   if (change.cpus !== undefined && (!Number.isInteger(change.cpus) || change.cpus < 1)) {
@@ -77,13 +81,19 @@ export async function reconfigureVM(ctx: ProxmoxContext, ref: VMRef, change: Res
     if (!Number.isSafeInteger(change.memoryBytes) || change.memoryBytes < 16 * MiB) throw new InvalidSpecError('memory must be at least 16Mi');
     if (change.memoryBytes % MiB !== 0) throw new InvalidSpecError('memory must be a whole number of Mi (MiB) on Proxmox VE');
   }
+  if (change.tags !== undefined) validateTags(change.tags);
   const vm = await requireOwned(ctx, ref, signal, { idle: true, keepDetails: true });
-  if (Object.keys(resourceParams(change, vm.config)).length === 0) return {};
-  // What a running VM could not take live waits in the config's pending section (NOTES §7), which
-  // describe's `config?current=1` does not show: without this look, every sync until the next
-  // power cycle would POST the same change again.
-  const pending = pendingConfig(await ctx.client.get(vmPath(vm.node, vm.vmid, '/pending'), undefined, { signal }));
-  const params = resourceParams(change, pending);
+  const params: Record<string, number | string> = {};
+  if (change.tags !== undefined && !hasTags(str(vm.config['tags']), ref.owner.uid, change.tags)) {
+    params['tags'] = tagsFor(ref.owner.uid, change.tags);
+  }
+  if (Object.keys(resourceParams(change, vm.config)).length > 0) {
+    // What a running VM could not take live waits in the config's pending section (NOTES §7), which
+    // describe's `config?current=1` does not show: without this look, every sync until the next
+    // power cycle would POST the same change again.
+    const pending = pendingConfig(await ctx.client.get(vmPath(vm.node, vm.vmid, '/pending'), undefined, { signal }));
+    Object.assign(params, resourceParams(change, pending));
+  }
   if (Object.keys(params).length === 0) return {};
   ctx.details.forget(vm.vmid);
   return started(await ctx.client.post(vmPath(vm.node, vm.vmid, '/config'), params, { signal }));

@@ -1,8 +1,9 @@
 // Checks on a CreateSpec that need nothing but the spec: refused before anything is cloned, so a
 // spec that can never work leaves no half-made VM behind. Pure.
 
-import { InvalidSpecError, UnsupportedError, type CreateSpec } from '../../contracts/driver.js';
+import { InvalidSpecError, TAG_PATTERN, UnsupportedError, type CreateSpec, type ResourceLimits } from '../../contracts/driver.js';
 import { MiB } from '../../contracts/quantity.js';
+import { OWNER_TAG, isIdentityTag } from './identity.js';
 import { ipconfigValue, nameservers, nicValue } from './network.js';
 
 // PVE's `dns-name` format for VM names (pve-common JSONSchema).
@@ -12,9 +13,20 @@ function unsupported(feature: string, capability: string): never {
   throw new UnsupportedError(`the Proxmox driver does not support ${feature} (capability '${capability}')`);
 }
 
+// `cpuunits` takes 1–262144 in the schema, but every PVE since 7 runs cgroup v2, where qemu-server
+// clamps it to the cgroup's cpu.weight range 1–10000 (schema description, PVE 8.4 and 9.1): a
+// larger weight would be stored and silently not be the one in effect.
+export const CPU_UNITS_MIN = 1;
+export const CPU_UNITS_MAX = 10_000;
+
 export function validateCreateSpec(spec: CreateSpec): void {
   if (spec.image.kind === 'url') unsupported('images from a URL', 'imageImport');
   if (spec.storage.provisioning === 'thick') unsupported('thick provisioning', 'thickProvisioning');
+  // qemu-server has no Ignition mechanism (no fw_cfg over the API) and no free-form settings.
+  if (spec.ignition !== undefined) unsupported('an Ignition config', 'ignition');
+  if (spec.extraConfig !== undefined && Object.keys(spec.extraConfig).length > 0) unsupported('extra configuration', 'extraConfig');
+  if (spec.limits !== undefined) validateLimits(spec.limits);
+  if (spec.tags !== undefined) validateTags(spec.tags);
   if (spec.name.trim() === '') throw new InvalidSpecError('the VM name is empty');
   if (!DNS_NAME.test(spec.name)) throw new InvalidSpecError(`VM name '${spec.name}' is not a valid DNS name, which PVE requires`);
   if (!Number.isInteger(spec.cpus) || spec.cpus < 1) throw new InvalidSpecError(`cpus must be a positive integer, not ${spec.cpus}`);
@@ -43,4 +55,35 @@ export function validateCreateSpec(spec: CreateSpec): void {
     ipconfigValue(nic);
   }
   nameservers(spec.nics);
+}
+
+function validateLimits(limits: ResourceLimits): void {
+  // PVE's `cpulimit` counts host cores, not MHz, and it has no reservations (see driver.ts).
+  if ([limits.cpuLimitMHz, limits.cpuReservationMHz, limits.memoryLimitBytes, limits.memoryReservationBytes].some((value) => value !== undefined)) {
+    unsupported('resource limits and reservations', 'resourceLimits');
+  }
+  const shares = limits.cpuShares;
+  if (shares !== undefined && (!Number.isInteger(shares) || shares < CPU_UNITS_MIN || shares > CPU_UNITS_MAX)) {
+    throw new InvalidSpecError(`cpuShares must be an integer from ${CPU_UNITS_MIN} to ${CPU_UNITS_MAX} on Proxmox VE (cpuunits under cgroup v2), not ${shares}`);
+  }
+}
+
+// pve-tag (pve-common JSONSchema): narrower than TAG_PATTERN, with no `:`, `=`, `/` or `@`.
+const PVE_TAG = /^[a-z0-9_][a-z0-9_\-+.]*$/i;
+
+/**
+ * User tags: what PVE stores as a tag, none that could pass for an identity tag, and no two that
+ * PVE's default tag-style (case-insensitive) would merge into one, which would never match again.
+ */
+export function validateTags(tags: readonly string[]): void {
+  const seen = new Map<string, string>();
+  for (const tag of tags) {
+    if (!TAG_PATTERN.test(tag) || !PVE_TAG.test(tag)) {
+      throw new InvalidSpecError(`tag '${tag}' is not a Proxmox VE tag: letters, digits and _ - + . only, up to 128 characters`);
+    }
+    if (isIdentityTag(tag)) throw new InvalidSpecError(`tag '${tag}' is reserved: '${OWNER_TAG}' and tags starting 'vr-' name the VM's owner`);
+    const other = seen.get(tag.toLowerCase());
+    if (other !== undefined && other !== tag) throw new InvalidSpecError(`tags '${other}' and '${tag}' differ only in case, which Proxmox VE takes for one tag`);
+    seen.set(tag.toLowerCase(), tag);
+  }
 }

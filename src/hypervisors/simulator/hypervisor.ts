@@ -16,6 +16,7 @@ import {
   type ObservedVM,
   type PowerOperation,
   type ResourceChange,
+  type ResourceLimits,
   type SnapshotInfo,
   type SnapshotRequest,
   type Started,
@@ -51,6 +52,9 @@ export interface SimCallOptions {
 export interface SimVMDetails {
   id: string;
   hasUserData: boolean;
+  /** What the VM was created with, for tests: a real hypervisor keeps these on the VM too. */
+  extraConfig?: Record<string, string>;
+  limits?: ResourceLimits;
   ignoresShutdown: boolean;
   clonedFrom?: { id: string; linked: boolean };
   snapshots: number;
@@ -167,6 +171,11 @@ export class SimulatedHypervisor {
     return this.#world.callCount(operation);
   }
 
+  /** Driver calls of every operation but those named, faulted ones included. */
+  totalCalls(except: readonly SimOperation[] = []): number {
+    return this.#world.totalCalls(except);
+  }
+
   /** A VM somebody else made: no identity tag, so the operator must never touch it. */
   addForeignVM(vm: { name: string; powerState?: 'On' | 'Off'; cpus?: number; memoryBytes?: number }): string {
     const world = this.#world;
@@ -225,7 +234,22 @@ export class SimulatedHypervisor {
       snapshots: vm.snapshots.size,
     };
     if (vm.clonedFrom !== undefined) details.clonedFrom = { ...vm.clonedFrom };
+    if (vm.extraConfig !== undefined) details.extraConfig = { ...vm.extraConfig };
+    if (vm.limits !== undefined) details.limits = { ...vm.limits };
     return details;
+  }
+
+  /**
+   * What the guest would read at first boot (user-data, meta-data, Ignition): secrets, so kept out
+   * of details() and everything else; only a test asks for them, by this name.
+   */
+  guestData(id: string): { userData?: string; metaData?: string; ignition?: string } {
+    const vm = this.#world.requireVM(id);
+    const data: { userData?: string; metaData?: string; ignition?: string } = {};
+    if (vm.userData !== undefined) data.userData = vm.userData;
+    if (vm.metaData !== undefined) data.metaData = vm.metaData;
+    if (vm.ignition !== undefined) data.ignition = vm.ignition;
+    return data;
   }
 
   /** URL image downloads actually made; a cache hit does not count. */

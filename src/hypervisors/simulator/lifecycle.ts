@@ -73,6 +73,11 @@ export function createVM(world: SimWorld, spec: CreateSpec, failWith?: string): 
   };
   if (spec.machine !== undefined) vm.machine = spec.machine;
   if (spec.userData !== undefined) vm.userData = spec.userData;
+  if (spec.metaData !== undefined) vm.metaData = spec.metaData;
+  if (spec.ignition !== undefined) vm.ignition = spec.ignition;
+  if (spec.tags !== undefined) vm.tags = [...spec.tags];
+  if (spec.extraConfig !== undefined) vm.extraConfig = { ...spec.extraConfig };
+  if (spec.limits !== undefined) vm.limits = { ...spec.limits };
   if (template !== undefined) vm.clonedFrom = { id: template.id, linked: !spec.image.fullClone };
   world.addVM(vm);
 

@@ -1,7 +1,7 @@
 // The simulator's vocabulary: its options, the records its world keeps, and their defaults.
 
 import type { Clock } from '../../contracts/clock.js';
-import type { Capabilities, DriverErrorCode, HardwareFeatures, Identity, PowerState } from '../../contracts/driver.js';
+import type { Capabilities, DriverErrorCode, HardwareFeatures, Identity, PowerState, ResourceLimits } from '../../contracts/driver.js';
 import { CAPABILITIES } from '../../contracts/driver.js';
 import { GiB } from '../../contracts/quantity.js';
 
@@ -173,8 +173,13 @@ export interface VMRecord {
   features: HardwareFeatures;
   disks: DiskRecord[];
   nics: NicRecord[];
-  /** Kept because a real hypervisor keeps it (cloud-init drive); never returned. */
+  /** Kept because a real hypervisor keeps it (cloud-init drive); returned only to tests (details). */
   userData?: string;
+  metaData?: string;
+  ignition?: string;
+  tags?: string[];
+  extraConfig?: Record<string, string>;
+  limits?: ResourceLimits;
   /** When the guest starts reporting addresses; undefined while it cannot (off, rebooting). */
   ipsVisibleAt?: number;
   /** The filtered guest addresses, valid while ipsVisibleAt still equals `since` (NICs never change). */

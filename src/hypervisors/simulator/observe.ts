@@ -23,6 +23,7 @@ export function observe(world: SimWorld, vm: VMRecord): ObservedVM {
   if (vm.owner !== undefined) observed.owner = { ...vm.owner };
   if (vm.lock !== undefined) observed.lock = vm.lock.name;
   if (vm.machine !== undefined) observed.machine = vm.machine;
+  if (world.capabilities.tags) observed.tags = [...(vm.tags ?? [])];
   if (world.capabilities.consoleURL) {
     // PVE numbers VNC displays after the VMID; any stable per-VM port will do.
     observed.consoleURL = `vnc://${vm.host}.simulator.invalid:${5900 + (Number(vm.id) % 10_000)}`;

@@ -3,6 +3,7 @@
 import {
   ConflictError,
   InvalidSpecError,
+  TAG_PATTERN,
   UnsupportedError,
   type Capability,
   type PowerOperation,
@@ -87,7 +88,18 @@ export function reconfigureVM(world: SimWorld, ref: VMRef, change: ResourceChang
   const memoryBytes = change.memoryBytes ?? vm.memoryBytes;
   if (!Number.isInteger(cpus) || cpus < 1) throw new InvalidSpecError(`cpus must be a positive integer, not ${cpus}`);
   if (!Number.isSafeInteger(memoryBytes) || memoryBytes <= 0) throw new InvalidSpecError('memory must be a positive number of bytes');
-  if (cpus === vm.cpus && memoryBytes === vm.memoryBytes) return {};
+  if (change.tags !== undefined) {
+    world.requireCapability('tags', 'tags');
+    const bad = change.tags.find((tag) => !TAG_PATTERN.test(tag));
+    if (bad !== undefined) throw new InvalidSpecError(`tag '${bad}' is not a valid tag`);
+  }
+  const tags = change.tags ?? vm.tags ?? [];
+  const tagsChanged = change.tags !== undefined && change.tags.join('\0') !== (vm.tags ?? []).join('\0');
+  if (cpus === vm.cpus && memoryBytes === vm.memoryBytes) {
+    // Tags are metadata: written at once, no task, whatever the power state.
+    if (tagsChanged) vm.tags = [...tags];
+    return {};
+  }
   if (vm.powerState !== 'Off') {
     if (cpus > vm.cpus) requireHotPlug(world, vm, 'cpuHotAdd', vm.features.cpuHotAdd, 'cpu hot-add');
     if (cpus < vm.cpus) requireHotPlug(world, vm, 'cpuHotRemove', vm.features.cpuHotAdd, 'cpu hot-remove');
@@ -112,6 +124,7 @@ export function reconfigureVM(world: SimWorld, ref: VMRef, change: ResourceChang
     onSuccess: world.whileExists(vm, () => {
       vm.cpus = cpus;
       vm.memoryBytes = memoryBytes;
+      if (tagsChanged) vm.tags = [...tags];
     }),
   });
   return { task: task.id };

@@ -1,7 +1,7 @@
 // Checks on a CreateSpec that need nothing but the spec and the capability flags. Pure: they
 // return what is wrong, the caller decides which error to throw.
 
-import type { Capabilities, Capability, CreateSpec } from '../../contracts/driver.js';
+import { TAG_PATTERN, type Capabilities, type Capability, type CreateSpec } from '../../contracts/driver.js';
 import { displayURL, isValidChecksum } from './image.js';
 
 export interface MissingCapability {
@@ -16,6 +16,17 @@ export function missingCapability(spec: CreateSpec, firmware: 'bios' | 'uefi', c
     [spec.image.kind === 'url', 'imageImport', 'images from a URL'],
     [spec.image.kind === 'template' && !spec.image.fullClone, 'linkedClones', 'linked clones'],
     [spec.userData !== undefined, 'cloudInit', 'cloud-init user-data'],
+    [spec.metaData !== undefined, 'cloudInitMetaData', 'cloud-init meta-data'],
+    [spec.ignition !== undefined, 'ignition', 'an Ignition config'],
+    [(spec.tags ?? []).length > 0, 'tags', 'tags'],
+    [spec.extraConfig !== undefined && Object.keys(spec.extraConfig).length > 0, 'extraConfig', 'extra configuration'],
+    [
+      spec.limits !== undefined &&
+        [spec.limits.cpuLimitMHz, spec.limits.cpuReservationMHz, spec.limits.memoryLimitBytes, spec.limits.memoryReservationBytes].some((value) => value !== undefined),
+      'resourceLimits',
+      'resource limits and reservations',
+    ],
+    [spec.limits?.cpuShares !== undefined, 'cpuShares', 'CPU shares'],
     [firmware === 'uefi', 'uefi', 'UEFI firmware'],
     [spec.features.secureBoot, 'secureBoot', 'secure boot'],
     [spec.features.tpm, 'tpm', 'a TPM'],
@@ -60,6 +71,8 @@ export function specProblem(spec: CreateSpec, firmware: 'bios' | 'uefi'): string
   }
   const badDisk = spec.disks.find((disk) => !Number.isSafeInteger(disk.sizeBytes) || disk.sizeBytes <= 0);
   if (badDisk !== undefined) return `disk '${badDisk.name}' must have a positive size`;
+  const badTag = (spec.tags ?? []).find((tag) => !TAG_PATTERN.test(tag));
+  if (badTag !== undefined) return `tag '${badTag}' is not a valid tag`;
   const duplicateNic = firstDuplicate(spec.nics.map((nic) => nic.name));
   if (duplicateNic !== undefined) return `NIC '${duplicateNic}' is listed twice`;
   for (const nic of spec.nics) {

@@ -296,6 +296,13 @@ export class SimWorld {
   callCount(operation: SimOperation): number {
     return this.#calls.get(operation) ?? 0;
   }
+
+  /** Calls of every operation but those named (a Provider's probes, say). */
+  totalCalls(except: readonly SimOperation[] = []): number {
+    let total = 0;
+    for (const [operation, count] of this.#calls) if (!except.includes(operation)) total += count;
+    return total;
+  }
 }
 
 function indexAdd(index: Map<string, Set<string>>, key: string, id: string): void {

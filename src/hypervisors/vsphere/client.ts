@@ -94,6 +94,7 @@ export class VsphereClient {
       timeoutMs: timeout,
       insecureSkipVerify: config.insecureSkipVerify,
       caBundle: config.caBundle,
+      limits: config.http,
     });
   }
 

@@ -1,7 +1,8 @@
 // The provider runtime's environment → a validated VsphereConfig. Errors name the variable,
 // never a secret's value; secrets live in Secret wrappers that print as `[redacted]`.
 
-import { envBoolean, envValue, type Env } from '../common/env.js';
+import { envBoolean, envValue, httpClientLimitsFromEnv, type Env } from '../common/env.js';
+import type { HttpClientLimits } from '../common/https-pool.js';
 import { Secret } from '../common/secret.js';
 import { InvalidSpecError } from '../../contracts/driver.js';
 
@@ -31,6 +32,8 @@ export interface VsphereConfig {
   insecureSkipVerify: boolean;
   caBundle?: string;
   defaults: PlacementDefaults;
+  /** The Provider's rateLimit and connectionPooling (VSPHERE_RATE_LIMIT_QPS, VSPHERE_MAX_CONNECTIONS, …); unset: the client's defaults. */
+  http?: HttpClientLimits;
 }
 
 function fail(message: string): never {
@@ -90,6 +93,8 @@ export function vsphereConfigFromEnv(env: Env): VsphereConfig {
     defaults,
   };
   if (caBundle !== undefined) config.caBundle = caBundle;
+  const http = httpClientLimitsFromEnv(env, 'VSPHERE', fail);
+  if (http !== undefined) config.http = http;
   return config;
 }
 

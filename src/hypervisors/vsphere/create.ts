@@ -5,7 +5,8 @@
 //    template's disks through its current snapshot. create answers the clone task at once, with
 //    id '' while the VM has no moid: the hook's budget is a few seconds, a clone takes minutes.
 // 2. One ReconfigVM_Task with the spec's name, CPU, memory, firmware and features, disks, NICs,
-//    cloud-init guestinfo, and `virtrigaud.state=ready`. The VM reads as `incomplete` until that
+//    CPU/memory allocation (allocation.ts), the guest's data and the user's extraConfig
+//    (guestinfo.ts), and `virtrigaud.state=ready`. The VM reads as `incomplete` until that
 //    lands, and create called again continues there (hardware upgrade for a TPM first, when needed).
 // Before either step the owner's VM, or its running clone, is looked for the way any process
 // would find it (find.ts): a lost answer, a restarted runtime or a second replica never clones twice.
@@ -33,6 +34,8 @@ import {
   readDevices,
   type NetworkTarget,
 } from './devices.js';
+import { allocationSpecs, checkLimits } from './allocation.js';
+import { guestDataEntries, userExtraConfigEntries } from './guestinfo.js';
 import { diskSlotsOf, identityEntries, KEY, placeholderName, slotOf } from './identity.js';
 import { readOwned } from './find.js';
 import { findByInventoryPath, resolveDatacenter, resolveObject, type Datacenter } from './inventory.js';
@@ -69,6 +72,10 @@ function validate(spec: CreateSpec): void {
   for (const disk of spec.disks) {
     if (!Number.isSafeInteger(disk.sizeBytes) || disk.sizeBytes <= 0) throw new InvalidSpecError(`disk ${disk.name} must have a positive size`);
   }
+  // What the configuration step would refuse, refused before anything is cloned.
+  checkLimits(spec.limits, spec.memoryBytes);
+  userExtraConfigEntries(spec);
+  guestDataEntries(spec);
 }
 
 /** The template (or VM) an image ref names: an inventory path, or a unique name (templates first). */
@@ -181,18 +188,6 @@ export async function startClone(ctx: VsphereContext, request: CloneRequest, sig
   return { id: '', task: task.value, ...linked };
 }
 
-function guestinfo(spec: CreateSpec): [string, string][] {
-  if (spec.userData === undefined) return [];
-  const metadata = JSON.stringify({ 'instance-id': spec.owner.uid, 'local-hostname': spec.name });
-  // cloud-init's VMware datasource reads guestinfo.userdata/metadata with their `.encoding`.
-  return [
-    ['guestinfo.userdata', Buffer.from(spec.userData, 'utf8').toString('base64')],
-    ['guestinfo.userdata.encoding', 'base64'],
-    ['guestinfo.metadata', Buffer.from(metadata, 'utf8').toString('base64')],
-    ['guestinfo.metadata.encoding', 'base64'],
-  ];
-}
-
 function hardwareVersion(vm: VmRecord): number | undefined {
   const match = /^vmx-(\d+)$/.exec(textAt(vm.object.props.get('config.version')) ?? '');
   return match ? Number(match[1]) : undefined;
@@ -263,8 +258,9 @@ export async function configureClone(ctx: VsphereContext, clone: VmRecord, spec:
     [KEY.state, 'ready'],
     [KEY.disks, JSON.stringify(slots)],
     [KEY.nics, JSON.stringify(spec.nics.map((nic) => nic.name))],
-    ...guestinfo(spec),
+    ...guestDataEntries(spec),
   ];
+  const allocation = allocationSpecs(spec.limits);
   const configSpec = typed('spec', 'VirtualMachineConfigSpec', [
     el('name', spec.name),
     el('numCPUs', spec.cpus),
@@ -272,7 +268,9 @@ export async function configureClone(ctx: VsphereContext, clone: VmRecord, spec:
     el('memoryHotAddEnabled', spec.features.memoryHotAdd),
     el('cpuHotAddEnabled', spec.features.cpuHotAdd),
     fragments(...changes),
-    fragments(...extraConfig.map(([key, value]) => optionValue('extraConfig', key, value))),
+    allocation.cpu,
+    allocation.memory,
+    fragments(...[...userExtraConfigEntries(spec), ...extraConfig].map(([key, value]) => optionValue('extraConfig', key, value))),
     spec.features.secureBoot ? el('bootOptions', [el('efiSecureBootEnabled', true)]) : undefined,
     wantsEfi ? el('firmware', 'efi') : spec.firmware === 'bios' ? el('firmware', 'bios') : undefined,
     el('nestedHVEnabled', spec.features.nestedVirtualization),

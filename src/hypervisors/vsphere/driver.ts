@@ -69,6 +69,17 @@ export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
   placementFolder: true,
   placementCluster: true,
   placementResourcePool: true,
+  // vSphere tags live in the CIS REST tagging service, not in vim25 (and not on a bare ESXi host):
+  // not implemented.
+  tags: false,
+  // The rest are set at creation (create.ts configuration step): guestinfo.metadata merged with
+  // the driver's, guestinfo.ignition.config.data, extraConfig except the driver's keys
+  // (guestinfo.ts), cpuAllocation/memoryAllocation (allocation.ts).
+  cloudInitMetaData: true,
+  ignition: true,
+  extraConfig: true,
+  resourceLimits: true,
+  cpuShares: true,
 });
 
 export interface VsphereDriverOptions extends VsphereClientOptions {

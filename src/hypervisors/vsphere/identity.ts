@@ -19,6 +19,9 @@
 import type { Identity } from '../../contracts/driver.js';
 import { child, textAt, type XmlElement } from './xml.js';
 
+/** Every key below starts with it; user extraConfig under it is refused (guestinfo.ts). */
+export const KEY_PREFIX = 'virtrigaud.';
+
 export const KEY = {
   uid: 'virtrigaud.owner.uid',
   namespace: 'virtrigaud.owner.namespace',

@@ -30,7 +30,7 @@ function desired(overrides: Partial<ResolvedVM> = {}, create: Partial<ResolvedVM
     shutdownTimeoutMs: 60_000,
     powerCyclePolicy: 'Manual',
     deletionPolicy: 'Delete',
-    requires: [],
+    offlineGrowth: [],
     ...overrides,
   };
 }
@@ -243,7 +243,21 @@ const table: { name: string; input: PlanInput; action: unknown; reasons?: Record
       capabilities: { ...ALL, onlineDiskGrow: false },
     }),
     action: { kind: 'none' },
-    reasons: { configured: 'Reconfiguring' },
+    reasons: { configured: 'PowerCyclePending' },
+  },
+  {
+    name: 'a bigger disk with expandPolicy Offline waits for the VM to be off even where the provider grows online',
+    input: input({ desired: desired({ offlineGrowth: ['root'] }, { disks: [{ name: 'root', sizeBytes: 60 * GiB, root: true }] }) }),
+    action: { kind: 'none' },
+    reasons: { configured: 'PowerCyclePending' },
+  },
+  {
+    name: 'a bigger disk with expandPolicy Offline is grown once the VM is off',
+    input: input({
+      desired: desired({ offlineGrowth: ['root'], powerState: 'Off' }, { disks: [{ name: 'root', sizeBytes: 60 * GiB, root: true }] }),
+      observed: observed({ powerState: 'Off' }),
+    }),
+    action: { kind: 'resizeDisk', disk: 'root', sizeBytes: 60 * GiB },
   },
   {
     name: 'a disk the hypervisor rounded up to its allocation unit is the size asked for, not a shrink',

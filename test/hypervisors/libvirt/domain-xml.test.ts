@@ -123,3 +123,42 @@ t.test('live XML: the VNC port and the current vCPUs and memory', async (t) => {
   t.match(parseDomain(live).vnc, { port: 5901, listen: '127.0.0.1' });
   t.equal(parseDomain(domainXml(spec())).vnc, undefined, 'no port before it runs');
 });
+
+t.test('user tags live in our metadata beside the identity and read back sorted, from dumpxml and from virsh metadata', async (t) => {
+  const metadata = { ...spec().metadata, tags: ['env-prod', 'team.web'] };
+  const xml = domainXml(spec({ metadata }));
+  t.match(xml, "<virtrigaud:tag name='env-prod'/><virtrigaud:tag name='team.web'/>");
+  t.same(parseDomain(xml).metadata, metadata, 'identity and tags together');
+  t.same(parseDomain(domainXml(spec({ metadata: { ...metadata, tags: ['solo'] } }))).metadata?.tags, ['solo'], 'a single tag is still a list');
+  const upstream = ['Owner=team/web@corp', 'env:prod'];
+  t.same(parseDomain(domainXml(spec({ metadata: { ...metadata, tags: upstream } }))).metadata?.tags, upstream, 'key:value style tags read back as written');
+  const bare = metadataXml(metadata, true);
+  t.match(bare, "<tag name='env-prod'/><tag name='team.web'/>", 'the form virsh metadata --set takes');
+  t.same(parseMetadata(bare)?.tags, ['env-prod', 'team.web']);
+  const printed = `<vm>\n  <owner uid="u2" namespace="n" name="m"/>\n  <tag name="zeta"/>\n  <tag name="alpha"/>\n  <tag name="alpha"/>\n</vm>\n`;
+  t.same(parseMetadata(printed)?.tags, ['alpha', 'zeta'], 'sorted, without duplicates');
+  t.equal(parseDomain(domainXml(spec())).metadata?.tags, undefined, 'none written, none read');
+  t.same(parseDomain(xml).nics[1]?.vlan, 42, "a NIC's <vlan><tag> is not mistaken for ours");
+});
+
+t.test('CPU shares become <cputune><shares> and read back; no cputune without them', async (t) => {
+  const xml = domainXml(spec({ cpuShares: 2048 }));
+  t.match(xml, '<cputune><shares>2048</shares></cputune>');
+  t.equal(parseDomain(xml).cpuShares, 2048);
+  t.notMatch(domainXml(spec()), 'cputune');
+  t.equal(parseDomain(domainXml(spec())).cpuShares, undefined);
+});
+
+t.test('an Ignition config is a fw_cfg file entry named opt/com.coreos/config; the metadata names its volume', async (t) => {
+  const file = "/var/lib/pool/virtrigaud-u1-ignition.json'/><entry name='x";
+  const metadata = { ...spec().metadata, ignition: 'virtrigaud-u1-ignition.json' };
+  const xml = domainXml(spec({ ignitionFile: file, metadata }));
+  t.match(xml, "<sysinfo type='fwcfg'><entry name='opt/com.coreos/config' file='/var/lib/pool/virtrigaud-u1-ignition.json&apos;/&gt;&lt;entry name=&apos;x'/></sysinfo>");
+  const parsed = parseDomain(xml);
+  t.equal(parsed.ignitionFile, file, 'one entry, the whole path');
+  t.equal(parsed.metadata?.ignition, 'virtrigaud-u1-ignition.json');
+  t.equal(parseMetadata(metadataXml(metadata, true))?.ignition, 'virtrigaud-u1-ignition.json');
+  t.notMatch(domainXml(spec()), 'sysinfo');
+  const other = "<domain type='kvm'><name>x</name><sysinfo type='smbios'><bios><entry name='vendor'>v</entry></bios></sysinfo><sysinfo type='fwcfg'><entry name='opt/com.example/x' file='/a'/><entry name='opt/com.coreos/config' file='/b'/></sysinfo></domain>";
+  t.equal(parseDomain(other).ignitionFile, '/b', 'found among other sysinfo blocks and entries');
+});

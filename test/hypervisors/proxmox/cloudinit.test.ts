@@ -4,13 +4,17 @@ import { join } from 'node:path';
 import t from 'tap';
 import { InvalidSpecError, UnsupportedError } from '../../../src/contracts/driver.js';
 import { encodeParams } from '../../../src/hypervisors/proxmox/client.js';
+import { parse } from 'yaml';
 import {
+  cicustomValue,
+  cloudInitFormat,
   cloudInitParams,
   encodeSshKeys,
+  metaDataDocument,
   planCloudInit,
-  removeSnippet,
+  removeSnippets,
   requireSnippets,
-  writeSnippet,
+  writeSnippets,
 } from '../../../src/hypervisors/proxmox/cloudinit.js';
 import { proxmoxConfigFromEnv } from '../../../src/hypervisors/proxmox/config.js';
 
@@ -80,12 +84,12 @@ t.test('sshkeys are URL-encoded inside the value, then form-encoded again: the e
 });
 
 t.test('ciupgrade is 0 unless the user-data asks for package upgrades', async (t) => {
-  t.equal(cloudInitParams(planCloudInit('#cloud-config\nuser: a\n', 'vm'), undefined)['ciupgrade'], 0);
-  t.equal(cloudInitParams(planCloudInit('#cloud-config\npackage_upgrade: true\n', 'vm'), undefined)['ciupgrade'], 1);
+  t.equal(cloudInitParams(planCloudInit('#cloud-config\nuser: a\n', 'vm'), false)['ciupgrade'], 0);
+  t.equal(cloudInitParams(planCloudInit('#cloud-config\npackage_upgrade: true\n', 'vm'), false)['ciupgrade'], 1);
 });
 
-t.test('with a snippet, only cicustom is sent for the user section', async (t) => {
-  t.same(cloudInitParams(planCloudInit('#cloud-config\nuser: a\npackages: [x]\n', 'vm'), 'user=snip:snippets/u-user.yaml'), { cicustom: 'user=snip:snippets/u-user.yaml' });
+t.test('with a raw user-data snippet, none of the keys PVE generates the user section from are sent', async (t) => {
+  t.same(cloudInitParams(planCloudInit('#cloud-config\nuser: a\npackages: [x]\n', 'vm'), true), {});
 });
 
 t.test('a snippet is written whole into the snippets directory and removed again', async (t) => {
@@ -93,11 +97,47 @@ t.test('a snippet is written whole into the snippets directory and removed again
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const config = proxmoxConfigFromEnv({ PVE_ENDPOINT: 'https://pve:8006', PVE_TOKEN_ID: 'a@pve!tok', PVE_TOKEN_SECRET: 's', PVE_SNIPPETS_STORAGE: 'nfs-iso', PVE_SNIPPETS_DIR: dir });
   const userData = '#cloud-config\npackages: [nginx]\n';
-  const cicustom = await writeSnippet(config, 'c0ffee00-uid', userData);
-  t.equal(cicustom, 'user=nfs-iso:snippets/c0ffee00-uid-user.yaml');
-  t.same(readdirSync(dir), ['c0ffee00-uid-user.yaml'], 'no temporary file left');
+  const written = await writeSnippets(config, 'c0ffee00-uid', { userData, metaData: 'instance-id: c0ffee00-uid\n' });
+  t.same(written, { user: 'nfs-iso:snippets/c0ffee00-uid-user.yaml', meta: 'nfs-iso:snippets/c0ffee00-uid-meta.yaml' });
+  t.same(readdirSync(dir).sort(), ['c0ffee00-uid-meta.yaml', 'c0ffee00-uid-user.yaml'], 'no temporary file left');
   t.equal(readFileSync(join(dir, 'c0ffee00-uid-user.yaml'), 'utf8'), userData);
   t.equal(statSync(join(dir, 'c0ffee00-uid-user.yaml')).mode & 0o777, 0o640);
-  await removeSnippet(config, 'c0ffee00-uid');
+  t.equal(statSync(join(dir, 'c0ffee00-uid-meta.yaml')).mode & 0o777, 0o640);
+  await removeSnippets(config, 'c0ffee00-uid');
   t.same(readdirSync(dir), []);
+});
+
+const OWNER = { uid: '6f1c2a3b-0000-4000-8000-0000000000aa', namespace: 'apps', name: 'web' };
+
+t.test("the meta-data document keeps the owner's UID as instance-id and lays the user's keys over PVE's hostname", async (t) => {
+  t.equal(metaDataDocument({ name: 'web', owner: OWNER }), undefined, 'none without user meta-data: PVE generates its own');
+  t.same(parse(metaDataDocument({ name: 'web.example.com', owner: OWNER, metaData: 'zone: a\n' }) ?? ''), {
+    'instance-id': OWNER.uid,
+    'local-hostname': 'web',
+    zone: 'a',
+  });
+  t.same(parse(metaDataDocument({ name: 'web', owner: OWNER, metaData: 'local-hostname: db\n' }) ?? ''), { 'instance-id': OWNER.uid, 'local-hostname': 'db' });
+  t.throws(() => metaDataDocument({ name: 'web', owner: OWNER, metaData: 'instance-id: x\n' }), InvalidSpecError);
+});
+
+t.test('the cloud-init format follows citype, then a Windows ostype, else NoCloud', async (t) => {
+  t.equal(cloudInitFormat({}), 'nocloud');
+  t.equal(cloudInitFormat({ ostype: 'l26' }), 'nocloud');
+  t.equal(cloudInitFormat({ ostype: 'win11' }), 'configdrive2');
+  t.equal(cloudInitFormat({ ostype: 'win11', citype: 'nocloud' }), 'nocloud');
+  t.equal(cloudInitFormat({ citype: 'opennebula' }), 'opennebula');
+});
+
+t.test("cicustom: our files for our sections, other sections kept, another owner's files dropped", async (t) => {
+  const snippets = proxmoxConfigFromEnv({ PVE_ENDPOINT: 'https://pve:8006', PVE_TOKEN_ID: 'a@pve!tok', PVE_TOKEN_SECRET: 's', PVE_SNIPPETS_STORAGE: 'snip', PVE_SNIPPETS_DIR: '/x' });
+  const other = 'snip:snippets/0a1b2c3d-0000-4000-8000-00000000beef';
+  t.equal(cicustomValue(undefined, {}, snippets), undefined);
+  t.equal(cicustomValue(undefined, { meta: 'snip:snippets/m.yaml' }, snippets), 'meta=snip:snippets/m.yaml');
+  t.equal(
+    cicustomValue(`vendor=snip:snippets/v.yaml,meta=${other}-meta.yaml`, { user: 'snip:snippets/u.yaml' }, snippets),
+    'user=snip:snippets/u.yaml,vendor=snip:snippets/v.yaml',
+  );
+  t.equal(cicustomValue(`user=${other}-user.yaml`, {}, snippets), undefined);
+  t.equal(cicustomValue('user=local:snippets/admin-user.yaml', {}, snippets), 'user=local:snippets/admin-user.yaml', "an admin's file on another storage");
+  t.equal(cicustomValue(`user=${other}-user.yaml`, {}, settings), `user=${other}-user.yaml`, 'without a snippets storage nothing is ours');
 });

@@ -286,3 +286,60 @@ t.test('memory that is not a whole number of MiB is refused', async (t) => {
   const { driver } = await miniPve(t, [TEMPLATE]);
   await t.rejects(driver.create(spec({ memoryBytes: 1.5e9 })), { code: 'InvalidSpec', message: /whole number of Mi/ });
 });
+
+t.test('configuring sets cpuunits from the CPU shares', async (t) => {
+  const { driver, stub } = await miniPve(t, [TEMPLATE, clonedVM(100)]);
+  await driver.create(spec({ limits: { cpuShares: 2048 } }));
+  t.equal(stub.calls('POST', '/nodes/pve1/qemu/100/config')[0]?.form.get('cpuunits'), '2048');
+});
+
+t.test('CPU shares outside the cgroup v2 weight range are refused before anything is cloned', async (t) => {
+  const { driver, stub } = await miniPve(t, [TEMPLATE]);
+  for (const cpuShares of [0, 10_001, 262_144, 1.5]) {
+    await t.rejects(driver.create(spec({ limits: { cpuShares } })), { code: 'InvalidSpec', message: /cpuShares must be an integer from 1 to 10000/ }, String(cpuShares));
+  }
+  t.equal(stub.requests.length, 0);
+});
+
+t.test('resource limits, an Ignition config and extra configuration are Unsupported before anything is cloned', async (t) => {
+  const { driver, stub } = await miniPve(t, [TEMPLATE]);
+  await t.rejects(driver.create(spec({ limits: { cpuLimitMHz: 2000, cpuShares: 100 } })), { code: 'Unsupported', message: /resourceLimits/ });
+  await t.rejects(driver.create(spec({ limits: { memoryReservationBytes: GiB } })), { code: 'Unsupported', message: /resourceLimits/ });
+  await t.rejects(driver.create(spec({ ignition: '{"ignition":{"version":"3.4.0"}}' })), { code: 'Unsupported', message: /'ignition'/ });
+  await t.rejects(driver.create(spec({ extraConfig: { 'disk.EnableUUID': 'TRUE' } })), { code: 'Unsupported', message: /'extraConfig'/ });
+  t.equal(stub.requests.length, 0);
+});
+
+t.test("the clone's tags (the template's, another owner's) are replaced by the identity tags and the user's", async (t) => {
+  const vm = clonedVM(100);
+  vm.config = { ...vm.config, tags: 'ubuntu;virtrigaud;vr-someone-else' };
+  const { driver, stub } = await miniPve(t, [TEMPLATE, vm]);
+  await driver.create(spec({ tags: ['team-a', 'prod'] }));
+  t.equal(stub.calls('POST', '/nodes/pve1/qemu/100/config')[0]?.form.get('tags'), `virtrigaud;vr-${OWNER.uid};prod;team-a`);
+});
+
+t.test("a clone carrying another owner's snippets loses them and keeps the template's own, with user-data or without", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pve-snippets-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const source = '0a1b2c3d-0000-4000-8000-00000000beef';
+  const vm = clonedVM(100);
+  vm.config = { ...vm.config, cicustom: `user=local:snippets/${source}-user.yaml,meta=local:snippets/${source}-meta.yaml,vendor=local:snippets/vendor.yaml` };
+  const { driver, stub } = await miniPve(t, [TEMPLATE, vm], { env: { PVE_SNIPPETS_STORAGE: 'local', PVE_SNIPPETS_DIR: dir } });
+  await driver.create(spec());
+  t.equal(stub.calls('POST', '/nodes/pve1/qemu/100/config')[0]?.form.get('cicustom'), 'vendor=local:snippets/vendor.yaml');
+
+  await driver.create(spec({ metaData: 'region: eu\n' }));
+  t.equal(stub.calls('POST', '/nodes/pve1/qemu/100/config')[1]?.form.get('cicustom'), `meta=local:snippets/${OWNER.uid}-meta.yaml,vendor=local:snippets/vendor.yaml`);
+});
+
+t.test("a clone whose only snippets are another owner's has its cicustom deleted", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pve-snippets-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const vm = clonedVM(100);
+  vm.config = { ...vm.config, cicustom: 'user=local:snippets/0a1b2c3d-0000-4000-8000-00000000beef-user.yaml' };
+  const { driver, stub } = await miniPve(t, [TEMPLATE, vm], { env: { PVE_SNIPPETS_STORAGE: 'local', PVE_SNIPPETS_DIR: dir } });
+  await driver.create(spec());
+  const form = stub.calls('POST', '/nodes/pve1/qemu/100/config')[0]?.form ?? new URLSearchParams();
+  t.equal(form.get('cicustom'), null);
+  t.match(form.get('delete'), /(^|,)cicustom(,|$)/);
+});

@@ -1,0 +1,141 @@
+// Every row of the field-support table that can refuse a VirtualMachine (its own fields, its
+// VMClass's, VMImage's and VMNetworkAttachment's) does: the VM's Ready condition says Unsupported,
+// names the field, and the hypervisor was not called once. Rows with a capability are tried on a
+// simulator without it; rows no driver honours, on one with every capability.
+import t from 'tap';
+import type { FieldRule } from '../../src/contracts/normalize/common.js';
+import { FIELD_SUPPORT, type SupportedKind } from '../../src/contracts/support.js';
+import { API, lifecycle } from '../helpers/lifecycle.js';
+
+// One whole system per rule (a fresh simulator without the rule's capability): ~150 of them.
+t.setTimeout(600_000);
+
+type Json = Record<string, unknown>;
+
+/** What a list item needs besides the field under test, so the object stays valid. */
+const LIST_ITEMS: Record<string, Json> = {
+  networks: { name: 'lan' },
+  disks: { name: 'root', size: '40Gi' },
+};
+/** Siblings a field cannot go without (CEL or normalize would refuse the object first). */
+const SIBLINGS: Record<string, Json> = {
+  'spec.networks[].ipAddress': { prefix: 24 },
+};
+/** A minimal valid branch per hypervisor (or transport), for rules inside upstream's branch objects. */
+const BRANCHES: Record<string, Record<string, Json>> = {
+  VMImage: {
+    vsphere: { templateName: 'ubuntu-22-template' },
+    libvirt: { url: 'https://images.example/ubuntu.qcow2' },
+    proxmox: { templateID: 9000 },
+    http: { url: 'https://images.example/ubuntu.qcow2' },
+    registry: { image: 'registry.example/images/ubuntu:22.04' },
+    dataVolume: { name: 'ubuntu' },
+  },
+  VMNetworkAttachment: { vsphere: { portgroup: 'VM Network' }, libvirt: { networkName: 'default' }, proxmox: { bridge: 'vmbr0' } },
+};
+const BRANCH_KEY: Record<string, string> = { VMImage: 'source', VMNetworkAttachment: 'network' };
+
+/** What a rule's field needs around it, by path prefix: the other spelling removed, a coherent sibling. */
+const CONTEXT: [string, (spec: Json, rule: FieldRule) => void][] = [
+  ['spec.url', (spec) => delete spec['source']],
+  ['spec.network.', (spec) => {
+    delete spec['bridge'];
+    spec['network'] ??= { proxmox: { bridge: 'vmbr0' } };
+  }],
+  ['spec.network.libvirt.bridge', (spec) => {
+    spec['network'] = { libvirt: { bridge: { name: 'br0' } } };
+  }],
+  ['spec.ipAllocation.type', (spec, rule) => {
+    if (rule.values?.[0] === 'Pool') spec['ipAllocation'] = { poolConfig: { poolRef: { name: 'pool' } } };
+  }],
+  ['spec.ipAllocation.staticConfig', (spec) => {
+    spec['ipAllocation'] = { type: 'Static', staticConfig: { address: '10.0.0.5/24' } };
+  }],
+];
+
+function clone<T>(value: T): T {
+  return structuredClone(value);
+}
+
+/** Sets `value` at a support-table path (`[]`: the first item, made if missing). */
+function setAt(root: Json, path: string, value: unknown): void {
+  const steps = path.split('.');
+  let node: Json = root;
+  for (const [index, step] of steps.entries()) {
+    const last = index === steps.length - 1;
+    const list = step.endsWith('[]');
+    const key = list ? step.slice(0, -2) : step;
+    if (list) {
+      const items = (node[key] as Json[] | undefined) ?? [clone(LIST_ITEMS[key] ?? {})];
+      node[key] = items;
+      if (last) throw new Error(`${path}: a rule on a whole list item needs an example object`);
+      node = items[0] as Json;
+      continue;
+    }
+    if (last) {
+      node[key] = value;
+      return;
+    }
+    const next = node[key];
+    if (next === undefined || next === null || typeof next !== 'object') node[key] = {};
+    node = node[key] as Json;
+  }
+}
+
+function valueOf(rule: FieldRule): unknown {
+  if (rule.values !== undefined) return rule.values[0];
+  if (rule.example !== undefined) return clone(rule.example);
+  throw new Error(`${rule.path}: a rule without values needs an example`);
+}
+
+/** How the condition names the rule's field (a branch nobody reads is named as the branch). */
+function named(rule: FieldRule): string {
+  if (rule.for === 'registry' || rule.for === 'dataVolume') return `spec.source has ${rule.for}`;
+  const value = rule.values?.[0];
+  const path = value !== undefined && typeof value !== 'boolean' ? `${rule.path}=${String(value)}` : rule.path;
+  return rule.with === undefined ? path : `${path} with ${rule.with}`;
+}
+
+const BASE: Record<string, Json> = {
+  VirtualMachine: { providerRef: { name: 'sim' }, classRef: { name: 'small' }, imageRef: { name: 'ubuntu-22' }, networks: [{ name: 'lan' }], disks: [{ name: 'root', size: '40Gi' }] },
+  VMClass: { cpus: 2, memory: '4Gi' },
+  VMImage: { source: 'ubuntu-22-template' },
+  VMNetworkAttachment: { bridge: 'vmbr0' },
+};
+
+const KINDS: SupportedKind[] = ['VirtualMachine', 'VMClass', 'VMImage', 'VMNetworkAttachment'];
+
+for (const kind of KINDS) {
+  for (const rule of FIELD_SUPPORT[kind] ?? []) {
+    const how = rule.capability ? `without ${rule.capability}` : 'on any driver';
+    t.test(`${kind} ${named(rule)} ${how}: Unsupported, no hypervisor call`, async (t) => {
+      const env = await lifecycle(t, rule.capability ? { simulator: { capabilities: { [rule.capability]: false } } } : {});
+      const spec = clone(BASE[kind] ?? {});
+      const root: Json = { spec };
+      if (rule.for !== undefined) {
+        const branchKey = BRANCH_KEY[kind] ?? '';
+        spec[branchKey] = { [rule.for]: clone(BRANCHES[kind]?.[rule.for] ?? {}) };
+        delete spec['bridge'];
+      }
+      if (rule.with !== undefined) setAt(root, rule.with, { vmRef: { name: 'source' } });
+      for (const [prefix, apply] of CONTEXT) if (rule.path.startsWith(prefix)) apply(spec, rule);
+      setAt(root, rule.path, valueOf(rule));
+      const siblings = SIBLINGS[rule.path];
+      if (siblings) Object.assign((spec['networks'] as Json[])[0] ?? {}, siblings);
+
+      const vmSpec = kind === 'VirtualMachine' ? spec : clone(BASE['VirtualMachine'] ?? {});
+      if (/^spec\.(cloneFrom|importedDisk)/.test(rule.path) || rule.with === 'spec.cloneFrom') delete vmSpec['imageRef'];
+      await env.basics(kind === 'VMClass' ? spec : undefined, undefined, kind === 'VMImage' ? spec : undefined);
+      if (kind === 'VMNetworkAttachment') {
+        env.cluster.create({ apiVersion: API, kind, metadata: { name: 'app', namespace: 'default' }, spec });
+        vmSpec['networks'] = [{ name: 'lan', networkRef: { name: 'app' } }];
+      }
+      const before = env.world.totalCalls(['probe', 'inventory']);
+      env.cluster.create({ apiVersion: API, kind: 'VirtualMachine', metadata: { name: 'web', namespace: 'default' }, spec: vmSpec });
+      await env.metacontroller.settle(() => env.condition('Ready')?.reason === 'Unsupported');
+      t.match(env.condition('Ready')?.message, named(rule), 'the condition names the field');
+      if (rule.why && rule.for !== 'registry' && rule.for !== 'dataVolume') t.match(env.condition('Ready')?.message, rule.why, 'and says why');
+      t.equal(env.world.totalCalls(['probe', 'inventory']) - before, 0, 'no hypervisor call for the VM');
+    });
+  }
+}
