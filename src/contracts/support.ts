@@ -11,8 +11,9 @@ import { VMNETWORKATTACHMENT_FIELDS } from './normalize/vmnetworkattachment.js';
 import { PROVIDER_FIELDS } from './normalize/provider.js';
 import { VMCLONE_FIELDS } from './normalize/vmclone.js';
 import { VMSNAPSHOT_FIELDS } from './normalize/vmsnapshot.js';
+import { VMSET_FIELDS } from './normalize/vmset.js';
 
-export type SupportedKind = 'VirtualMachine' | 'VMClass' | 'VMImage' | 'VMNetworkAttachment' | 'VMClone' | 'VMSnapshot' | 'Provider';
+export type SupportedKind = 'VirtualMachine' | 'VMClass' | 'VMImage' | 'VMNetworkAttachment' | 'VMClone' | 'VMSnapshot' | 'Provider' | 'VMSet';
 
 /** Each kind's rules live next to its normalize step. */
 export const FIELD_SUPPORT: Readonly<Partial<Record<SupportedKind, readonly FieldRule[]>>> = {
@@ -23,6 +24,7 @@ export const FIELD_SUPPORT: Readonly<Partial<Record<SupportedKind, readonly Fiel
   Provider: PROVIDER_FIELDS,
   VMClone: VMCLONE_FIELDS,
   VMSnapshot: VMSNAPSHOT_FIELDS,
+  VMSet: VMSET_FIELDS,
 };
 
 /** The values at a dotted path (`[]`: every list item, `*`: every map value); absent ones left out. */

@@ -9,6 +9,7 @@ import { VMClassObject } from '../contracts/crds/vmclass.js';
 import { VMImageObject } from '../contracts/crds/vmimage.js';
 import { VMNetworkAttachmentObject } from '../contracts/crds/vmnetworkattachment.js';
 import { VMCloneObject } from '../contracts/crds/vmclone.js';
+import { VMSetObject } from '../contracts/crds/vmset.js';
 import { VMSnapshotObject, VMSnapshotScheduleObject } from '../contracts/crds/vmsnapshot.js';
 import type { DriverRegistry } from '../contracts/driver.js';
 import { CustomizeRequest, SyncRequest } from '../contracts/metacontroller.js';
@@ -24,6 +25,7 @@ import { customizeVirtualMachine } from './virtualmachine/customize.js';
 import { finalizeVirtualMachine } from './virtualmachine/finalize.js';
 import { syncVirtualMachine } from './virtualmachine/sync.js';
 import { customizeVMClone, syncVMClone } from './vmclone.js';
+import { syncVMSet } from './vmset.js';
 import { customizeVMSnapshot, finalizeVMSnapshot, syncVMSnapshot } from './vmsnapshot.js';
 import { customizeVMSnapshotSchedule, syncVMSnapshotSchedule } from './vmsnapshotschedule.js';
 
@@ -223,6 +225,11 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     '/hooks/vmclone/sync',
     { schema: { body: SyncRequest(VMCloneObject) }, ...config('vmclone', 'sync') },
     async (request) => syncVMClone(request.body, deps),
+  );
+  app.post(
+    '/hooks/vmset/sync',
+    { schema: { body: SyncRequest(VMSetObject) }, ...config('vmset', 'sync') },
+    async (request) => syncVMSet(request.body, clock.now()),
   );
 
   app.get('/healthz', async () => ({ status: 'ok' }));

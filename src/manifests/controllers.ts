@@ -24,6 +24,9 @@ const CHILDREN: Record<string, ChildResource[]> = {
   ],
   VMSnapshotSchedule: [{ apiVersion: API_VERSION, resource: 'vmsnapshots', method: 'OnDelete' }],
   VMClone: [{ apiVersion: API_VERSION, resource: 'virtualmachines', method: 'InPlace' }],
+  // The hook decides which VMs move to the template and when (hooks/vmset.ts); Metacontroller's
+  // Rolling* strategies are not used.
+  VMSet: [{ apiVersion: API_VERSION, resource: 'virtualmachines', method: 'InPlace' }],
 };
 
 /** Which hooks each controller has; kinds not listed have a sync hook only. */

@@ -104,7 +104,7 @@ export function customResourceDefinition(kind: KindDefinition): JsonSchema {
           name: VERSION,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          subresources: kind.scale ? { status: {}, scale: kind.scale } : { status: {} },
           additionalPrinterColumns: kind.printerColumns,
           schema: { openAPIV3Schema: root },
         },

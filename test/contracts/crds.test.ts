@@ -15,6 +15,7 @@ import {
   VMNetworkAttachmentObject,
   VirtualMachineObject,
   VMCloneObject,
+  VMSetObject,
   VMSnapshotObject,
   VMSnapshotScheduleObject,
 } from '../../src/contracts/crds/index.js';
@@ -36,6 +37,7 @@ const objectSchemas: Record<string, TSchema> = {
   VMSnapshot: VMSnapshotObject,
   VMSnapshotSchedule: VMSnapshotScheduleObject,
   VMClone: VMCloneObject,
+  VMSet: VMSetObject,
 };
 
 const isJson = (value: unknown): value is Json => value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -126,6 +128,15 @@ t.test('the "Full Clones" fragment, merged onto the linked-clone example, is a v
 t.test('every document of examples/snapshots-and-clones.yaml is accepted by its CRD and TypeBox schema', async (t) => {
   const documents = parseAllDocuments(readFileSync(join(root, 'examples/snapshots-and-clones.yaml'), 'utf8')).map((doc) => doc.toJS() as Json);
   t.ok(documents.length >= 4);
+  for (const document of documents) {
+    t.same(validate(document), [], `${String(document['kind'])} ${String((document['metadata'] as Json)['name'])}`);
+    t.ok(typeboxAccepts(document));
+  }
+});
+
+t.test('every document of examples/vmsets.yaml is accepted by its CRD and TypeBox schema', async (t) => {
+  const documents = parseAllDocuments(readFileSync(join(root, 'examples/vmsets.yaml'), 'utf8')).map((doc) => doc.toJS() as Json);
+  t.equal(documents.length, 2);
   for (const document of documents) {
     t.same(validate(document), [], `${String(document['kind'])} ${String((document['metadata'] as Json)['name'])}`);
     t.ok(typeboxAccepts(document));

@@ -93,6 +93,8 @@ export class MetacontrollerStandIn {
   readonly #periodic = new Map<Controller, number>();
   readonly #customize = new Map<string, CustomizeEntry>();
   #running = false;
+  /** Called after every single sync: a test's invariant checks see every state the cluster passes through. */
+  afterEachSync: (() => void) | undefined;
 
   constructor(options: StandInOptions) {
     this.#cluster = options.cluster;
@@ -126,6 +128,7 @@ export class MetacontrollerStandIn {
         const violationsBefore = this.violations.length;
         await this.#process(key, item);
         syncs++;
+        this.afterEachSync?.();
         if (this.violations.length > violationsBefore) {
           throw new Error(`Metacontroller protocol violation: ${this.violations.slice(violationsBefore).join('; ')}`);
         }

@@ -2,28 +2,14 @@
 // real hook server, whose Proxmox driver talks HTTP to a fake PVE that enforces the official API
 // schema. One fake clock runs the harness, the hooks and the fake's tasks.
 import t, { type Test } from 'tap';
-import { proxmoxConfigFromEnv, ProxmoxDriver } from '../../src/hypervisors/proxmox/index.js';
-import { FakePve, type FakePveOptions } from '../fakes/proxmox/index.js';
-import { FakeClock } from '../helpers/clock.js';
-import { API, lifecycle } from '../helpers/lifecycle.js';
-
-const TOKEN = { PVE_TOKEN_ID: 'virtrigaud@pve!vrtg', PVE_TOKEN_SECRET: 'secret-token' };
+import type { FakePveOptions } from '../fakes/proxmox/index.js';
+import { API } from '../helpers/lifecycle.js';
+import { proxmoxSystem } from '../helpers/proxmox-lifecycle.js';
 
 async function proxmoxLifecycle(t: Test, options: FakePveOptions = {}) {
-  const clock = new FakeClock();
-  const pve = await FakePve.start({ clock, taskDurationMs: 1000, bootMs: 1500, ...options });
-  t.teardown(() => pve.close());
-  const driver = new ProxmoxDriver(proxmoxConfigFromEnv({ PVE_ENDPOINT: pve.url, ...TOKEN }), { now: () => clock.now() });
-  const env = await lifecycle(t, {
-    clock,
-    registry: (simulators) => ({
-      driverFor: async (provider) => (provider.type === 'proxmox' ? driver : simulators.driverFor(provider)),
-    }),
-  });
-  // InProcess: this test's registry serves the driver directly; production runs it in a provider runtime.
-  await env.basics({ cpus: 2, memory: '2Gi' }, { type: 'proxmox', endpoint: pve.url, runtime: { mode: 'InProcess' } });
-  const ours = () => pve.vms().filter((vm) => String(vm.tags ?? '').includes('virtrigaud'));
-  return { ...env, pve, ours };
+  const env = await proxmoxSystem(t, options);
+  await env.basics({ cpus: 2, memory: '2Gi' }, { type: 'proxmox', endpoint: env.pve.url, runtime: { mode: 'InProcess' } });
+  return env;
 }
 
 t.test('a Proxmox-backed VirtualMachine is cloned, configured, started and gets its IP', async (t) => {

@@ -6,11 +6,9 @@
 import t, { type Test } from 'tap';
 import { parse } from 'yaml';
 import type { DriverRegistry } from '../../src/contracts/driver.js';
-import { proxmoxConfigFromEnv, ProxmoxDriver } from '../../src/hypervisors/proxmox/index.js';
 import type { ProviderRegistry } from '../../src/hypervisors/registry.js';
-import { FakePve } from '../fakes/proxmox/index.js';
-import { FakeClock } from '../helpers/clock.js';
 import { API, lifecycle } from '../helpers/lifecycle.js';
+import { proxmoxSystem } from '../helpers/proxmox-lifecycle.js';
 
 // As upstream writes them: YAML 1.1 (kubectl's), so `powerState: On` arrives as the boolean true.
 const MANIFESTS = `
@@ -135,18 +133,9 @@ t.test('on the simulator standing in for a proxmox Provider', async (t) => {
 });
 
 t.test('on the Proxmox driver against the schema-validating fake PVE', async (t) => {
-  const clock = new FakeClock();
-  const pve = await FakePve.start({ clock, taskDurationMs: 1000, bootMs: 1500 });
-  t.teardown(() => pve.close());
-  const driver = new ProxmoxDriver(proxmoxConfigFromEnv({ PVE_ENDPOINT: pve.url, PVE_TOKEN_ID: 'virtrigaud@pve!vrtg', PVE_TOKEN_SECRET: 'secret-token' }), {
-    now: () => clock.now(),
-  });
-  const env = await lifecycle(t, {
-    clock,
-    registry: (simulators) => ({ driverFor: async (provider) => (provider.type === 'proxmox' ? driver : simulators.driverFor(provider)) }),
-  });
+  const env = await proxmoxSystem(t);
+  const { pve, ours } = env;
   apply(env, pve.url);
-  const ours = () => pve.vms().filter((vm) => String(vm.tags ?? '').includes('virtrigaud'));
   await env.metacontroller.settle(() => env.isReady(), { maxSyncs: 600 });
   const [vm] = ours();
   t.match(vm?.config, { cores: 4, memory: 4096, ipconfig0: 'ip=192.168.1.10/24,gw=192.168.1.1', nameserver: '1.1.1.1 9.9.9.9', ciuser: 'ops' });

@@ -208,6 +208,8 @@ export interface KindDefinition<Spec extends TSchema = TSchema, Status extends T
   /** Rules on the whole object (spec and status together), e.g. transition rules. */
   rootRules?: CelRule[];
   printerColumns: PrinterColumn[];
+  /** The scale subresource (`kubectl scale`), for kinds with replicas. */
+  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath?: string };
 }
 
 export interface PrinterColumn {

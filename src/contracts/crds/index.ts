@@ -5,6 +5,7 @@ import { VMClassKind } from './vmclass.js';
 import { VMImageKind } from './vmimage.js';
 import { VMNetworkAttachmentKind } from './vmnetworkattachment.js';
 import { VMCloneKind } from './vmclone.js';
+import { VMSetKind } from './vmset.js';
 import { VMSnapshotKind, VMSnapshotScheduleKind } from './vmsnapshot.js';
 
 export * from './common.js';
@@ -15,6 +16,7 @@ export * from './vmimage.js';
 export * from './vmnetworkattachment.js';
 export * from './vmsnapshot.js';
 export * from './vmclone.js';
+export * from './vmset.js';
 
 /** Every kind this version serves, in the order manifests are written. */
 export const KINDS: readonly KindDefinition[] = [
@@ -26,4 +28,5 @@ export const KINDS: readonly KindDefinition[] = [
   VMSnapshotKind,
   VMSnapshotScheduleKind,
   VMCloneKind,
+  VMSetKind,
 ];
