@@ -13,8 +13,9 @@ async function main(): Promise<void> {
   const teardowns: (() => unknown)[] = [];
   const fakeTest = { teardown: (fn: () => unknown) => teardowns.push(fn) } as unknown as Test;
   const env = await lifecycle(fakeTest);
-  await env.basics();
-  env.cluster.create({ apiVersion: API, kind: 'VMClass', metadata: { name: 'large', namespace: 'default' }, spec: { cpus: 4, memory: '8Gi' } });
+  // The simulator's two hosts have 128 GiB each: 1 GiB VMs, 2 GiB after the class change.
+  await env.basics({ cpus: 1, memory: '1Gi' });
+  env.cluster.create({ apiVersion: API, kind: 'VMClass', metadata: { name: 'large', namespace: 'default' }, spec: { cpus: 2, memory: '2Gi' } });
   const template = (classRef: string) => ({
     metadata: { labels: { app: 'web' } },
     spec: {

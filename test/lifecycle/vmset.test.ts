@@ -76,6 +76,13 @@ t.test('scales 0 → 3 → 5 → 2 → 0, names VMs <set>-<ordinal> and removes 
       Array.from({ length: replicas }, (_, i) => `web-${i}`),
       `${replicas}: the lowest ordinals stay`,
     );
+    if (replicas === 2) {
+      const version = env.get('VMSet', 'web')?.metadata.resourceVersion;
+      const creates = env.world.callCount('create') + env.world.callCount('delete');
+      await env.metacontroller.advance(30 * 60_000);
+      t.equal(env.get('VMSet', 'web')?.metadata.resourceVersion, version, 'settled: the same status for 30 minutes of syncs');
+      t.equal(env.world.callCount('create') + env.world.callCount('delete'), creates, 'and nothing created or deleted');
+    }
   }
   t.equal(setStatus(env)['selector'], 'app=web');
   t.equal(env.world.listVMs().length, 0, 'every hypervisor VM deleted');
