@@ -4,34 +4,23 @@
 // fields a Provider's type cannot honour are named by the support table.
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Value } from '@sinclair/typebox/value';
 import t, { type Test } from 'tap';
 import { parse } from 'yaml';
 import { ProviderObject, type ProviderSpec } from '../../src/contracts/crds/provider.js';
 import { PROVIDER_FIELDS, PROVIDER_TYPE_RULES, normalizeProvider, providerDefaults, providerTypeUses } from '../../src/contracts/normalize/provider.js';
 import { fieldUses } from '../../src/contracts/support.js';
+import { upstreamFixtures } from '../helpers/upstream-fixtures.js';
 import { loadCrdValidators, type ValidationIssue } from '../helpers/crd-validator.js';
 
 type Json = Record<string, any>;
 
-const FIXTURES = new URL('../fixtures/upstream-shaped/provider/', import.meta.url);
+const upstream = upstreamFixtures('Provider', 'provider', ProviderObject);
+const FIXTURES = upstream.dir;
 const SEEDS = new URL('../fixtures/seeds/', import.meta.url);
 const validators = loadCrdValidators(fileURLToPath(new URL('../../manifests/crds', import.meta.url)));
-const crd = validators.get('Provider');
-if (!crd) throw new Error('no Provider CRD in manifests/crds');
-
-/** A manifest as kubectl reads it: YAML 1.1. */
-function manifest(name: string): Json {
-  return parse(readFileSync(new URL(name, FIXTURES), 'utf8'), { version: '1.1' }) as Json;
-}
-
-/** As the apiserver stores it: validated, pruned, defaulted; and as the hook server checks it. */
-function stored(object: Json, t: Test): Json {
-  t.same(crd!.validate(object), [], 'the CRD accepts it as written');
-  const kept = crd!.prune(object) as Json;
-  t.ok(Value.Check(ProviderObject, kept), 'the TypeBox schema accepts it as stored');
-  return kept;
-}
+const crd = upstream.crd;
+const manifest = (name: string): Json => upstream.manifest(name);
+const stored = (object: Json, t: Test): Json => upstream.stored(object, t);
 
 const normalize = (object: Json) => normalizeProvider(object['spec'] as ProviderSpec, object['metadata']?.['namespace']);
 

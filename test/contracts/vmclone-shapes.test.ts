@@ -3,31 +3,19 @@
 // the generated CRD as kubectl sends it (YAML 1.1) and normalizes like its seed-shaped twin; the
 // defaults follow the shape; the spellings cannot be mixed; what is read once cannot change.
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Value } from '@sinclair/typebox/value';
 import t, { type Test } from 'tap';
 import { parse } from 'yaml';
 import { VMCloneObject, type VMCloneSpec } from '../../src/contracts/crds/vmclone.js';
 import { normalizeVMClone, keyProblem, type CanonicalClone } from '../../src/contracts/normalize/vmclone.js';
-import { loadCrdValidators } from '../helpers/crd-validator.js';
+import { upstreamFixtures } from '../helpers/upstream-fixtures.js';
 
 type Json = Record<string, unknown>;
 
-const DIR = new URL('../fixtures/upstream-shaped/vmclone/', import.meta.url);
-const validators = loadCrdValidators(fileURLToPath(new URL('../../manifests/crds', import.meta.url)));
-const crd = validators.get('VMClone');
-if (!crd) throw new Error('no VMClone CRD in manifests/crds');
-
-/** A manifest as kubectl reads it: YAML 1.1 (an unquoted On is true). */
-const manifest = (name: string) => parse(readFileSync(new URL(name, DIR), 'utf8'), { version: '1.1' }) as Json;
-
-/** As the apiserver stores it: validated, pruned, defaulted; and accepted by the hook's TypeBox schema. */
-function stored(object: Json, t: Test): Json {
-  t.same(crd!.validate(object), [], 'the CRD accepts it as written');
-  const kept = crd!.prune(object) as Json;
-  t.ok(Value.Check(VMCloneObject, kept), 'the TypeBox schema accepts it');
-  return kept;
-}
+const fixtures = upstreamFixtures('VMClone', 'vmclone', VMCloneObject);
+const DIR = fixtures.dir;
+const crd = fixtures.crd;
+const manifest = fixtures.manifest;
+const stored = (object: Json, t: Test): Json => fixtures.stored(object, t);
 
 function normalized(object: Json): CanonicalClone {
   const result = normalizeVMClone(object['spec'] as VMCloneSpec, String((object['metadata'] as Json)['name']));

@@ -3,8 +3,7 @@
 // the generated CRD as kubectl sends it; each upstream one normalizes, for every provider type that
 // reads it, to the same ImageSpec as its seed-shaped twin; the untyped spec.source is checked by
 // the hook, which names the field; fieldUses names what a provider cannot honour.
-import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import t, { type Test } from 'tap';
@@ -16,31 +15,20 @@ import type { SourceBranch } from '../../src/contracts/normalize/common.js';
 import { checkVMImage, normalizeVMImage, VMIMAGE_FIELDS } from '../../src/contracts/normalize/vmimage.js';
 import { fieldUses, FIELD_SUPPORT } from '../../src/contracts/support.js';
 import { syncVMImage } from '../../src/hooks/catalog.js';
-import { loadCrdValidators, structuralIssues } from '../helpers/crd-validator.js';
+import { upstreamFixtures } from '../helpers/upstream-fixtures.js';
+import { structuralIssues } from '../helpers/crd-validator.js';
 import { objectWith, testFieldRules } from '../helpers/field-rules.js';
 import { testServer } from '../helpers/server.js';
 
 type Json = Record<string, unknown>;
 
-const DIR = new URL('../fixtures/upstream-shaped/vmimage/', import.meta.url);
-const CRD_DIR = fileURLToPath(new URL('../../manifests/crds/', import.meta.url));
-const validator = loadCrdValidators(CRD_DIR).get('VMImage');
-if (!validator) throw new Error('no VMImage CRD in manifests/crds');
-const FILES = readdirSync(DIR).filter((name) => name.endsWith('.yaml')).sort();
+const fixtures = upstreamFixtures('VMImage', 'vmimage');
+const validator = fixtures.crd;
+const FILES = fixtures.files;
 const PROVIDERS: readonly ProviderType[] = ['simulator', 'vsphere', 'libvirt', 'proxmox'];
-
-/** A manifest as kubectl reads it: YAML 1.1. */
-function manifest(name: string): Json {
-  return parse(readFileSync(new URL(name, DIR), 'utf8'), { version: '1.1' }) as Json;
-}
-
+const manifest = fixtures.manifest;
 /** As the apiserver stores it (pruned, defaulted), after checking that it applies. */
-function stored(name: string, t?: Test): Json {
-  const object = manifest(name);
-  const issues = validator?.validate(object) ?? [];
-  if (t) t.same(issues, [], `${name} applies`);
-  return validator?.prune(object) as Json;
-}
+const stored = (name: string, t?: Test): Json => fixtures.stored(manifest(name), t);
 
 const specOf = (object: Json) => object['spec'] as VMImageSpec;
 const image = (spec: Json) => ({ apiVersion: 'infra.virtrigaud.io/v1beta1', kind: 'VMImage', metadata: { name: 'img', namespace: 'default' }, spec });
@@ -314,7 +302,7 @@ for (const refusal of refusals) {
 }
 
 t.test('the CRD installs: its CEL rules compile and none reaches into the untyped spec.source', async (t) => {
-  const crd = parse(readFileSync(`${CRD_DIR}/vmimages.infra.virtrigaud.io.yaml`, 'utf8')) as Json;
+  const crd = parse(readFileSync(new URL(`../../manifests/crds/vmimages.infra.virtrigaud.io.yaml`, import.meta.url), 'utf8')) as Json;
   t.same(structuralIssues(crd), []);
   const text = JSON.stringify(crd);
   t.notMatch(text, /self\.source/, 'no rule reads self.source');

@@ -4,8 +4,6 @@
 // CRD as kubectl sends it (YAML 1.1) and normalizes like its seed-shaped twin; the quiesce default
 // follows the shape; one thing cannot be said twice; the spec is immutable but for metadata.
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Value } from '@sinclair/typebox/value';
 import t, { type Test } from 'tap';
 import { parse } from 'yaml';
 import { VMSnapshotObject, type VMSnapshotSpec } from '../../src/contracts/crds/vmsnapshot.js';
@@ -16,23 +14,15 @@ import {
   snapshotShape,
   type CanonicalSnapshot,
 } from '../../src/contracts/normalize/vmsnapshot.js';
-import { loadCrdValidators } from '../helpers/crd-validator.js';
+import { upstreamFixtures } from '../helpers/upstream-fixtures.js';
 
 type Json = Record<string, unknown>;
 
-const DIR = new URL('../fixtures/upstream-shaped/vmsnapshot/', import.meta.url);
-const validators = loadCrdValidators(fileURLToPath(new URL('../../manifests/crds', import.meta.url)));
-const crd = validators.get('VMSnapshot');
-if (!crd) throw new Error('no VMSnapshot CRD in manifests/crds');
-
-const manifest = (name: string) => parse(readFileSync(new URL(name, DIR), 'utf8'), { version: '1.1' }) as Json;
-
-function stored(object: Json, t: Test): Json {
-  t.same(crd!.validate(object), [], 'the CRD accepts it as written');
-  const kept = crd!.prune(object) as Json;
-  t.ok(Value.Check(VMSnapshotObject, kept), 'the TypeBox schema accepts it');
-  return kept;
-}
+const fixtures = upstreamFixtures('VMSnapshot', 'vmsnapshot', VMSnapshotObject);
+const DIR = fixtures.dir;
+const crd = fixtures.crd;
+const manifest = fixtures.manifest;
+const stored = (object: Json, t: Test): Json => fixtures.stored(object, t);
 
 function normalized(object: Json): CanonicalSnapshot {
   const result = normalizeVMSnapshot(object['spec'] as VMSnapshotSpec);
