@@ -5,6 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
+import type { CreateSpec, Driver, Identity, Started, TaskStatus } from '../../src/contracts/driver.js';
+import { GiB, MiB } from '../../src/contracts/quantity.js';
 import { LibvirtDriver, libvirtConfigFromEnv } from '../../src/hypervisors/libvirt/index.js';
 import { shellQuote } from '../../src/hypervisors/libvirt/shell.js';
 import { SshTransport, type RunOptions, type RunResult } from '../../src/hypervisors/libvirt/ssh.js';
@@ -208,4 +210,39 @@ export async function tasksOf(peer: LibvirtPeer, key: string): Promise<string[]>
   const script = 'cd "$1" 2>/dev/null || exit 0; for d in libvirt-*; do [ -f "$d/keys" ] && grep -q "^$2=" "$d/keys" && echo "$d"; done; true';
   const out = await peer.exec(['sh', '-c', script, 'sh', peer.taskDirectory, key]);
   return out.stdout.split('\n').filter((line) => line !== '');
+}
+
+/** A small VM on the peer: a linked overlay of the base volume, one NIC, the rest from `overrides`. */
+export function peerSpec(peer: LibvirtPeer, name: string, owner: Identity, overrides: Partial<CreateSpec> = {}): CreateSpec {
+  return {
+    name,
+    owner,
+    cpus: 1,
+    memoryBytes: 128 * MiB,
+    features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
+    image: { kind: 'template', ref: peer.baseVolume, fullClone: false },
+    disks: [{ name: 'root', sizeBytes: GiB, root: true }],
+    storage: { provisioning: 'thin' },
+    nics: [{ name: 'lan' }],
+    placement: {},
+    ...overrides,
+  };
+}
+
+/** The task's end state, polled until it has ended (2 minutes at most). */
+export async function taskSettled(driver: Driver, task: string | undefined): Promise<TaskStatus> {
+  if (task === undefined) throw new Error('the call started no task');
+  let status: TaskStatus = { state: 'running' };
+  await waitFor(async () => {
+    status = await driver.taskStatus(task);
+    return status.state !== 'running' && status.state !== 'queued';
+  }, `task ${task}`, 120_000);
+  return status;
+}
+
+/** Waits for the task a call started, if any; throws when it failed. */
+export async function taskDone(driver: Driver, started: Started): Promise<void> {
+  if (started.task === undefined) return;
+  const status = await taskSettled(driver, started.task);
+  if (status.state !== 'succeeded') throw new Error(`task failed: ${status.error ?? ''}`);
 }

@@ -9,11 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { homedir } from 'node:os';
 import t, { type Test } from 'tap';
 import { UnreachableError, type CallOptions, type CreateSpec, type Driver, type Started } from '../../src/contracts/driver.js';
-import { GiB, MiB } from '../../src/contracts/quantity.js';
+import { MiB } from '../../src/contracts/quantity.js';
 import { importedVolume } from '../../src/hypervisors/libvirt/images.js';
 import type { LibvirtDriver } from '../../src/hypervisors/libvirt/index.js';
 import { API, lifecycle } from '../helpers/lifecycle.js';
-import { defineForeignDomain, instrumentHost, libvirtPeer, removeDomainByName, tasksOf, waitFor, type LibvirtPeer } from '../helpers/libvirt-peer.js';
+import { defineForeignDomain, instrumentHost, libvirtPeer, peerSpec, removeDomainByName, taskDone, tasksOf, waitFor, type LibvirtPeer } from '../helpers/libvirt-peer.js';
 import { settleInRealTime } from '../helpers/realtime.js';
 
 t.setTimeout(600_000);
@@ -82,16 +82,6 @@ function withCreate(driver: LibvirtDriver, create: (spec: CreateSpec, options?: 
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
-}
-
-async function taskDone(driver: Driver, started: Started): Promise<void> {
-  const task = started.task;
-  if (task === undefined) return;
-  await waitFor(async () => {
-    const status = await driver.taskStatus(task);
-    if (status.state === 'failed') throw new Error(`task failed: ${status.error ?? ''}`);
-    return status.state === 'succeeded';
-  }, 'task', 120_000);
 }
 
 async function cleanupByName(peer: LibvirtPeer, name: string): Promise<void> {
@@ -207,19 +197,7 @@ if (peer) {
     const name = `lc-evil '; touch ${file}; echo '$(touch ${file})\`touch ${file}\` <&>"`;
     const userData = `#cloud-config\nruncmd:\n  - "echo '$(touch ${file})'; touch ${file}"\nEOF\n'\n`;
     const owner = { uid: `c0ffee00-0000-4000-8000-${String(process.pid).padStart(12, '0')}`, namespace: 'default', name: 'evil' };
-    const spec: CreateSpec = {
-      name,
-      owner,
-      cpus: 1,
-      memoryBytes: 128 * MiB,
-      features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
-      image: { kind: 'template', ref: peer.baseVolume, fullClone: false },
-      disks: [{ name: 'root', sizeBytes: GiB, root: true }],
-      storage: { provisioning: 'thin' },
-      nics: [{ name: 'lan' }],
-      placement: {},
-      userData,
-    };
+    const spec = peerSpec(peer, name, owner, { userData });
     const created = await driver.create(spec);
     const id = created.id;
     t.teardown(async () => taskDone(driver, await driver.delete({ id, owner })));

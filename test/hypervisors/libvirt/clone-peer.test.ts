@@ -2,40 +2,16 @@
 // the source's `define` lost after libvirt applied it, and the source powered on between the
 // state check and the freeze. Faults are injected around the real host commands.
 import t, { type Test } from 'tap';
-import { UnreachableError, type CreateSpec, type Driver, type Identity, type Started, type VMRef } from '../../../src/contracts/driver.js';
-import { GiB, MiB } from '../../../src/contracts/quantity.js';
+import { UnreachableError, type CreateSpec, type Identity, type VMRef } from '../../../src/contracts/driver.js';
 import { METADATA_NS, parseDomain, parseMetadata, type ParsedDomain } from '../../../src/hypervisors/libvirt/domain-xml.js';
 import { frozenOverlayName } from '../../../src/hypervisors/libvirt/names.js';
-import { instrumentHost, libvirtPeer, waitFor, type LibvirtPeer } from '../../helpers/libvirt-peer.js';
+import { instrumentHost, type LibvirtPeer, libvirtPeer, peerSpec, taskDone, taskSettled } from '../../helpers/libvirt-peer.js';
 
 t.setTimeout(300_000);
 
 const owner = (name: string): Identity => ({ uid: `0c0e0f00-0000-4000-8000-${name.padEnd(12, '0').slice(0, 12)}`, namespace: 'clones', name });
 
-function spec(peer: LibvirtPeer, name: string): CreateSpec {
-  return {
-    name,
-    owner: owner(name),
-    cpus: 1,
-    memoryBytes: 128 * MiB,
-    features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
-    image: { kind: 'template', ref: peer.baseVolume, fullClone: false },
-    disks: [{ name: 'root', sizeBytes: GiB, root: true }],
-    storage: { provisioning: 'thin' },
-    nics: [{ name: 'lan' }],
-    placement: {},
-  };
-}
-
-async function done(driver: Driver, started: Started): Promise<void> {
-  const task = started.task;
-  if (task === undefined) return;
-  await waitFor(async () => {
-    const status = await driver.taskStatus(task);
-    if (status.state === 'failed') throw new Error(`task failed: ${status.error ?? ''}`);
-    return status.state === 'succeeded';
-  }, 'task', 120_000);
-}
+const spec = (peer: LibvirtPeer, name: string, overrides: Partial<CreateSpec> = {}): CreateSpec => peerSpec(peer, name, owner(name), { ...overrides });
 
 const peer = await libvirtPeer(t);
 if (peer) {
@@ -46,12 +22,12 @@ if (peer) {
 
   const remove = async (who: Identity) => {
     const vm = await driver.findByIdentity(who.uid);
-    if (vm) await done(driver, await driver.delete({ id: vm.id, owner: who }));
+    if (vm) await taskDone(driver, await driver.delete({ id: vm.id, owner: who }));
   };
   const vmFor = async (t: Test, name: string): Promise<VMRef> => {
     await remove(owner(name));
     const created = await driver.create(spec(peer, name));
-    await done(driver, created);
+    await taskDone(driver, created);
     return { id: created.id, owner: owner(name) };
   };
   const definition = async (id: string): Promise<ParsedDomain> => parseDomain((await peer.virsh(['dumpxml', '--inactive', id])).stdout);
@@ -86,7 +62,7 @@ if (peer) {
     t.equal(await driver.findByIdentity(target.owner.uid), undefined, 'no clone yet');
 
     const cloned = await driver.clone(source, target);
-    await done(driver, cloned);
+    await taskDone(driver, cloned);
     t.equal((await definition(source.id)).disks.find((disk) => disk.target === 'vda')?.volume, overlay, 'not frozen a second time');
     const original = before.disks.find((disk) => disk.target === 'vda')?.volume ?? '';
     t.same(await bases(source.id), [original], 'one frozen base');

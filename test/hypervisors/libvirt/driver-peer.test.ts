@@ -9,50 +9,16 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import t, { type Test } from 'tap';
-import type { CreateSpec, Driver, Identity, Started, TaskStatus } from '../../../src/contracts/driver.js';
+import type { CreateSpec, Driver, Identity } from '../../../src/contracts/driver.js';
 import { GiB, MiB } from '../../../src/contracts/quantity.js';
 import { importedVolume } from '../../../src/hypervisors/libvirt/images.js';
-import { instrumentHost, libvirtPeer, tasksOf, waitFor, type LibvirtPeer } from '../../helpers/libvirt-peer.js';
+import { instrumentHost, type LibvirtPeer, libvirtPeer, peerSpec, taskDone, taskSettled, tasksOf, waitFor } from '../../helpers/libvirt-peer.js';
 
 t.setTimeout(300_000);
 
 const owner = (name: string): Identity => ({ uid: `0d0e0f00-0000-4000-8000-${name.padEnd(12, '0').slice(0, 12)}`, namespace: 'driver-peer', name });
 
-function spec(peer: LibvirtPeer, name: string, overrides: Partial<CreateSpec> = {}): CreateSpec {
-  return {
-    name,
-    owner: owner(name),
-    cpus: 1,
-    memoryBytes: 256 * MiB,
-    features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
-    image: { kind: 'template', ref: peer.baseVolume, fullClone: false },
-    disks: [{ name: 'root', sizeBytes: GiB, root: true }],
-    storage: { provisioning: 'thin' },
-    nics: [{ name: 'lan' }],
-    placement: {},
-    ...overrides,
-  };
-}
-
-async function settled(driver: Driver, task: string | undefined): Promise<TaskStatus> {
-  if (task === undefined) throw new Error('no task');
-  let status: TaskStatus = { state: 'running' };
-  await waitFor(async () => {
-    status = await driver.taskStatus(task);
-    return status.state !== 'running';
-  }, `task ${task}`, 120_000);
-  return status;
-}
-
-async function taskDone(driver: Driver, started: Started): Promise<void> {
-  const task = started.task;
-  if (task === undefined) return;
-  await waitFor(async () => {
-    const status = await driver.taskStatus(task);
-    if (status.state === 'failed') throw new Error(`task failed: ${status.error ?? ''}`);
-    return status.state === 'succeeded';
-  }, 'task', 120_000);
-}
+const spec = (peer: LibvirtPeer, name: string, overrides: Partial<CreateSpec> = {}): CreateSpec => peerSpec(peer, name, owner(name), { memoryBytes: 256 * MiB, ...overrides });
 
 const peer = await libvirtPeer(t);
 if (peer) {
@@ -87,7 +53,7 @@ if (peer) {
     const bad = spec(peer, 'url-bad', { image: { kind: 'url', url, checksum: `sha256:${'0'.repeat(64)}`, fullClone: true } });
     const refused = await driver.create(bad);
     t.equal((await driver.findByIdentity(owner('url-bad').uid))?.id, refused.id);
-    t.match(await settled(driver, refused.task), { state: 'failed', errorCode: 'InvalidSpec', error: /checksum mismatch/ });
+    t.match(await taskSettled(driver, refused.task), { state: 'failed', errorCode: 'InvalidSpec', error: /checksum mismatch/ });
     t.match(await driver.describe(refused.id), { incomplete: true }, 'waits for a corrected spec');
     t.equal((await peer.virsh(['vol-info', '--pool', peer.pool, importedVolume(url)])).code, 1, 'nothing imported');
     const partials = (await peer.exec(['sh', '-c', 'ls -a "$(dirname "$1")"', 'sh', poolPath])).stdout;
@@ -95,7 +61,7 @@ if (peer) {
     // Corrected: create continues the same VM with the spec it is given now.
     const fixed = await driver.create({ ...bad, image: { kind: 'url', url, checksum: `sha256:${sha256}`, fullClone: true } });
     t.equal(fixed.id, refused.id, 'the same VM');
-    t.same(await settled(driver, fixed.task), { state: 'succeeded' });
+    t.same(await taskSettled(driver, fixed.task), { state: 'succeeded' });
     t.equal((await driver.describe(fixed.id)).disks[0]?.sizeBytes, GiB, 'the full copy is grown to the class size');
 
     removeAfter(t, 'url-two');
@@ -106,7 +72,7 @@ if (peer) {
 
     removeAfter(t, 'url-404');
     const missing = await driver.create(spec(peer, 'url-404', { image: { kind: 'url', url: url.replace('tinyvm', 'missing'), fullClone: true } }));
-    t.match(await settled(driver, missing.task), { state: 'failed', errorCode: 'InvalidSpec', error: /404/ });
+    t.match(await taskSettled(driver, missing.task), { state: 'failed', errorCode: 'InvalidSpec', error: /404/ });
   });
 
   t.test('a full copy is one host task: callers that retry, on any replica or after a restart, join it', async (t) => {
@@ -133,7 +99,7 @@ if (peer) {
     t.teardown(() => restarted.close());
     t.same(await restarted.create(full), first, 'so does a restarted runtime');
     await release();
-    t.same(await settled(restarted, first.task), { state: 'succeeded' });
+    t.same(await taskSettled(restarted, first.task), { state: 'succeeded' });
     const vm = await restarted.describe(first.id);
     t.equal(vm.incomplete, undefined);
     t.equal(vm.lock, undefined);

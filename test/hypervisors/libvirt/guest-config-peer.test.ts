@@ -4,43 +4,19 @@
 // through fw_cfg from a private per-VM volume that delete removes.
 import { execFileSync } from 'node:child_process';
 import t, { type Test } from 'tap';
-import type { CreateSpec, Driver, Identity, Started } from '../../../src/contracts/driver.js';
+import type { CreateSpec, Identity } from '../../../src/contracts/driver.js';
 import { GiB, MiB } from '../../../src/contracts/quantity.js';
-import { instrumentHost, LIBVIRT_STATE, libvirtPeer, waitFor, type LibvirtPeer } from '../../helpers/libvirt-peer.js';
+import { instrumentHost, LIBVIRT_STATE, type LibvirtPeer, libvirtPeer, peerSpec, taskDone, taskSettled } from '../../helpers/libvirt-peer.js';
 
 t.setTimeout(300_000);
 
 const owner = (name: string): Identity => ({ uid: `0d0e0f22-0000-4000-8000-${name.padEnd(12, '0').slice(0, 12)}`, namespace: 'guest-config-peer', name });
 
+const spec = (peer: LibvirtPeer, name: string, overrides: Partial<CreateSpec> = {}): CreateSpec => peerSpec(peer, name, owner(name), { memoryBytes: 256 * MiB, ...overrides });
+
 // A secret the Ignition config carries: it must reach the volume QEMU reads and nothing else.
 const SECRET = `hash-${process.pid}-f00dfeed`;
 const IGNITION = JSON.stringify({ ignition: { version: '3.4.0' }, passwd: { users: [{ name: 'core', passwordHash: SECRET }] } });
-
-function spec(peer: LibvirtPeer, name: string, overrides: Partial<CreateSpec> = {}): CreateSpec {
-  return {
-    name,
-    owner: owner(name),
-    cpus: 1,
-    memoryBytes: 256 * MiB,
-    features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
-    image: { kind: 'template', ref: peer.baseVolume, fullClone: false },
-    disks: [{ name: 'root', sizeBytes: GiB, root: true }],
-    storage: { provisioning: 'thin' },
-    nics: [{ name: 'lan' }],
-    placement: {},
-    ...overrides,
-  };
-}
-
-async function taskDone(driver: Driver, started: Started): Promise<void> {
-  const task = started.task;
-  if (task === undefined) return;
-  await waitFor(async () => {
-    const status = await driver.taskStatus(task);
-    if (status.state === 'failed') throw new Error(`task failed: ${status.error ?? ''}`);
-    return status.state === 'succeeded';
-  }, 'task', 120_000);
-}
 
 /** The tag names in our metadata element of a domain XML. */
 function metadataTags(xml: string): string[] {

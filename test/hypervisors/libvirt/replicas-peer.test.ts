@@ -4,44 +4,15 @@
 // are held before their first step while the test looks at them (a fault that persists until
 // released), so nothing here depends on how fast the host is.
 import t, { type Test } from 'tap';
-import type { CreateSpec, Driver, Identity, Started, TaskStatus } from '../../../src/contracts/driver.js';
-import { GiB, MiB } from '../../../src/contracts/quantity.js';
+import type { CreateSpec, Identity } from '../../../src/contracts/driver.js';
 import type { LibvirtDriver } from '../../../src/hypervisors/libvirt/index.js';
-import { instrumentHost, libvirtPeer, tasksOf, waitFor, type LibvirtPeer } from '../../helpers/libvirt-peer.js';
+import { instrumentHost, type LibvirtPeer, libvirtPeer, peerSpec, taskDone, taskSettled, tasksOf } from '../../helpers/libvirt-peer.js';
 
 t.setTimeout(300_000);
 
 const owner = (name: string): Identity => ({ uid: `0e0e0f00-0000-4000-8000-${name.padEnd(12, '0').slice(0, 12)}`, namespace: 'replicas', name });
 
-function spec(peer: LibvirtPeer, name: string): CreateSpec {
-  return {
-    name,
-    owner: owner(name),
-    cpus: 1,
-    memoryBytes: 128 * MiB,
-    features: { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false },
-    image: { kind: 'template', ref: peer.baseVolume, fullClone: false },
-    disks: [{ name: 'root', sizeBytes: GiB, root: true }],
-    storage: { provisioning: 'thin' },
-    nics: [{ name: 'lan' }],
-    placement: {},
-  };
-}
-
-async function settled(driver: Driver, task: string): Promise<TaskStatus> {
-  let status: TaskStatus = { state: 'running' };
-  await waitFor(async () => {
-    status = await driver.taskStatus(task);
-    return status.state !== 'running';
-  }, `task ${task}`, 120_000);
-  return status;
-}
-
-async function done(driver: Driver, started: Started): Promise<void> {
-  if (started.task === undefined) return;
-  const status = await settled(driver, started.task);
-  if (status.state !== 'succeeded') throw new Error(`task failed: ${status.error ?? ''}`);
-}
+const spec = (peer: LibvirtPeer, name: string, overrides: Partial<CreateSpec> = {}): CreateSpec => peerSpec(peer, name, owner(name), { ...overrides });
 
 const peer = await libvirtPeer(t);
 if (peer) {
@@ -60,14 +31,14 @@ if (peer) {
   };
   const vmFor = async (t: Test, driver: LibvirtDriver, name: string) => {
     const existing = await driver.findByIdentity(owner(name).uid);
-    if (existing) await done(driver, await driver.delete({ id: existing.id, owner: owner(name) }));
+    if (existing) await taskDone(driver, await driver.delete({ id: existing.id, owner: owner(name) }));
     const created = await driver.create(spec(peer, name));
-    await done(driver, created);
+    await taskDone(driver, created);
     const ref = { id: created.id, owner: owner(name) };
     t.teardown(async () => {
       const cleaner = peer.driver();
       const vm = await cleaner.findByIdentity(owner(name).uid);
-      if (vm) await done(cleaner, await cleaner.delete({ id: vm.id, owner: owner(name) }));
+      if (vm) await taskDone(cleaner, await cleaner.delete({ id: vm.id, owner: owner(name) }));
       await cleaner.close();
     });
     return ref;
@@ -96,7 +67,7 @@ if (peer) {
     const restarted = replica(t);
     t.same(await restarted.taskStatus(task), { state: 'running' }, 'a restarted runtime finds the task');
     await release();
-    t.same(await settled(restarted, task), { state: 'succeeded' });
+    t.same(await taskSettled(restarted, task), { state: 'succeeded' });
     await t.rejects(b.describe(ref.id), { code: 'NotFound' });
     t.same(
       (await tasksOf(peer, ref.id)).filter((id) => id.startsWith('libvirt-delete-')),
@@ -109,7 +80,7 @@ if (peer) {
     const a = replica(t);
     const b = replica(t);
     const ref = await vmFor(t, a, 'rep-revert');
-    await done(a, await a.snapshotCreate(ref, { name: 'base', memory: false, quiesce: false }));
+    await taskDone(a, await a.snapshotCreate(ref, { name: 'base', memory: false, quiesce: false }));
     const release = await host.hold();
     const task = (await a.snapshotRevert(ref, 'base')).task ?? '';
     t.match(task, /^libvirt-revert-/);
@@ -120,7 +91,7 @@ if (peer) {
     const restarted = replica(t);
     t.same(await restarted.taskStatus(task), { state: 'running' });
     await release();
-    t.same(await settled(restarted, task), { state: 'succeeded' });
+    t.same(await taskSettled(restarted, task), { state: 'succeeded' });
     const revertTasks = (await tasksOf(peer, ref.id)).filter((id) => id.startsWith('libvirt-revert-'));
     t.same(revertTasks, [task], 'one revert ran on the host');
   });
@@ -133,7 +104,7 @@ if (peer) {
     t.teardown(async () => {
       const cleaner = peer.driver();
       const vm = await cleaner.findByIdentity(target.owner.uid);
-      if (vm) await done(cleaner, await cleaner.delete({ id: vm.id, owner: target.owner }));
+      if (vm) await taskDone(cleaner, await cleaner.delete({ id: vm.id, owner: target.owner }));
       await cleaner.close();
     });
     const release = await host.hold();
@@ -151,7 +122,7 @@ if (peer) {
     const restarted = replica(t);
     t.same(await restarted.taskStatus(task), { state: 'running' });
     await release();
-    t.same(await settled(restarted, task), { state: 'succeeded' });
+    t.same(await taskSettled(restarted, task), { state: 'succeeded' });
     const clone = await restarted.describe(cloned.id);
     t.notOk(clone.incomplete, 'complete');
     t.equal(clone.lock, undefined);
@@ -170,12 +141,12 @@ if (peer) {
     const killed = await peer.exec(['sh', '-c', kill, 'sh', peer.taskDirectory, task]);
     t.equal(killed.code, 0, killed.stderr);
     await release();
-    const status = await settled(b, task);
+    const status = await taskSettled(b, task);
     t.match(status, { state: 'failed', errorCode: 'HypervisorError', error: /without an exit status/ }, 'failed, not running forever');
     t.equal((await b.describe(ref.id)).lock, undefined, 'no stale lock');
     const retried = await b.delete(ref);
     t.not(retried.task, task, 'the next delete is a new task');
-    await done(b, retried);
+    await taskDone(b, retried);
     await t.rejects(b.describe(ref.id), { code: 'NotFound' });
   });
 }
