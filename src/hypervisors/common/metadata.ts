@@ -17,4 +17,3 @@ export function composeMetaData(generated: Record<string, unknown>, user: string
   return stringify(merged);
 }
 
-export { parseMetaData } from '../../contracts/guest-data.js';
