@@ -62,6 +62,12 @@ export const CAPABILITIES = [
   'resourceLimits',
   /** A relative CPU weight against other VMs (vSphere shares, PVE cpuunits, libvirt cputune shares). */
   'cpuShares',
+  /**
+   * Placement policies: the VM's labels and its placement order are recorded with its identity at
+   * create (CreateSpec.placementRecord) and listed per host by the inventory (hosts[].placed), so a
+   * VMPlacementPolicy is decided and verified from the hypervisor's own state.
+   */
+  'placementPolicy',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 export type Capabilities = Readonly<Record<Capability, boolean>>;
@@ -235,6 +241,36 @@ export interface CreateSpec {
   extraConfig?: Record<string, string>;
   /** Resource allocation beyond CPUs and memory; each field needs its capability (resourceLimits, cpuShares). */
   limits?: ResourceLimits;
+  /** Recorded with the identity, listed back by inventory; needs placementPolicy. */
+  placementRecord?: PlacementRecord;
+}
+
+/**
+ * What placement needs to know of a VM on a host, written at create. `order` is the placement
+ * decision's time (ms since the epoch, from the hook's clock): of two VMs racing for one slot the
+ * one ordered first keeps it (src/hooks/placement/verify.ts).
+ */
+export interface PlacementRecord {
+  labels: Record<string, string>;
+  order: number;
+}
+
+/** A VM on a host as the inventory lists it for placement. */
+export interface PlacedVMInfo {
+  /** The VM's name on the hypervisor, for messages. */
+  name?: string;
+  /** The owner UID from the identity tag; undefined for a VM we did not create. */
+  owner?: string;
+  /** Labels and order from its PlacementRecord; absent for VMs created without one. */
+  labels: Record<string, string>;
+  order?: number;
+  cpus: number;
+  memoryBytes: number;
+  /**
+   * The hypervisor is still making it and cannot tell yet whose it is or what it records (a PVE
+   * clone before its configuration step): placement waits rather than guess.
+   */
+  settling?: boolean;
 }
 
 export interface ResourceLimits {
@@ -339,7 +375,16 @@ export interface TaskStatus {
 }
 
 export interface Inventory {
-  hosts: { name: string; cpus: number; memoryBytes: number; cpusAllocated: number; memoryAllocatedBytes: number; vms: number }[];
+  hosts: {
+    name: string;
+    cpus: number;
+    memoryBytes: number;
+    cpusAllocated: number;
+    memoryAllocatedBytes: number;
+    vms: number;
+    /** Every VM on the host (ours and others'), from drivers with placementPolicy. */
+    placed?: PlacedVMInfo[];
+  }[];
   datastores: { name: string; capacityBytes: number; usedBytes: number }[];
   networks: string[];
 }

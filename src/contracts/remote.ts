@@ -89,6 +89,9 @@ export const ResourceLimits = Type.Object(
 const Firmware = StringEnum(['bios', 'uefi'] as const);
 const Provisioning = StringEnum(['thin', 'thick'] as const);
 
+const Labels = Type.Record(Type.String(), Type.String());
+export const PlacementRecord = Type.Object({ labels: Labels, order: Type.Number({ minimum: 0 }) }, closed);
+
 export const CreateSpec = Type.Object(
   {
     name: Type.String(),
@@ -118,6 +121,7 @@ export const CreateSpec = Type.Object(
     tags: Type.Optional(Tags),
     extraConfig: Type.Optional(Type.Record(Type.String(), Type.String())),
     limits: Type.Optional(ResourceLimits),
+    placementRecord: Type.Optional(PlacementRecord),
   },
   closed,
 );
@@ -199,6 +203,19 @@ export const TaskStatus = Type.Object(
   closed,
 );
 
+export const PlacedVMInfo = Type.Object(
+  {
+    name: Type.Optional(Type.String()),
+    owner: Type.Optional(Type.String()),
+    labels: Labels,
+    order: Type.Optional(Type.Number({ minimum: 0 })),
+    cpus: Type.Integer({ minimum: 0 }),
+    memoryBytes: Bytes,
+    settling: Type.Optional(Type.Boolean()),
+  },
+  closed,
+);
+
 export const Inventory = Type.Object(
   {
     hosts: Type.Array(
@@ -210,6 +227,7 @@ export const Inventory = Type.Object(
           cpusAllocated: Type.Integer({ minimum: 0 }),
           memoryAllocatedBytes: Bytes,
           vms: Type.Integer({ minimum: 0 }),
+          placed: Type.Optional(Type.Array(PlacedVMInfo)),
         },
         closed,
       ),

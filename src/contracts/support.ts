@@ -12,8 +12,9 @@ import { PROVIDER_FIELDS } from './normalize/provider.js';
 import { VMCLONE_FIELDS } from './normalize/vmclone.js';
 import { VMSNAPSHOT_FIELDS } from './normalize/vmsnapshot.js';
 import { VMSET_FIELDS } from './normalize/vmset.js';
+import { VMPLACEMENTPOLICY_FIELDS } from './normalize/vmplacementpolicy.js';
 
-export type SupportedKind = 'VirtualMachine' | 'VMClass' | 'VMImage' | 'VMNetworkAttachment' | 'VMClone' | 'VMSnapshot' | 'Provider' | 'VMSet';
+export type SupportedKind = 'VirtualMachine' | 'VMClass' | 'VMImage' | 'VMNetworkAttachment' | 'VMClone' | 'VMSnapshot' | 'Provider' | 'VMSet' | 'VMPlacementPolicy';
 
 /** Each kind's rules live next to its normalize step. */
 export const FIELD_SUPPORT: Readonly<Partial<Record<SupportedKind, readonly FieldRule[]>>> = {
@@ -25,6 +26,7 @@ export const FIELD_SUPPORT: Readonly<Partial<Record<SupportedKind, readonly Fiel
   VMClone: VMCLONE_FIELDS,
   VMSnapshot: VMSNAPSHOT_FIELDS,
   VMSet: VMSET_FIELDS,
+  VMPlacementPolicy: VMPLACEMENTPOLICY_FIELDS,
 };
 
 /** The values at a dotted path (`[]`: every list item, `*`: every map value); absent ones left out. */

@@ -6,6 +6,7 @@ import { systemClock, type Clock } from '../contracts/clock.js';
 import { ProviderObject } from '../contracts/crds/provider.js';
 import { VirtualMachineObject } from '../contracts/crds/virtualmachine.js';
 import { VMClassObject } from '../contracts/crds/vmclass.js';
+import { VMPlacementPolicyObject } from '../contracts/crds/vmplacementpolicy.js';
 import { VMImageObject } from '../contracts/crds/vmimage.js';
 import { VMNetworkAttachmentObject } from '../contracts/crds/vmnetworkattachment.js';
 import { VMCloneObject } from '../contracts/crds/vmclone.js';
@@ -15,6 +16,7 @@ import type { DriverRegistry } from '../contracts/driver.js';
 import { CustomizeRequest, SyncRequest } from '../contracts/metacontroller.js';
 import { clientErrorAnswer, hardenedServerOptions, installHardening, sendPlain } from '../http/hardening.js';
 import { syncVMClass, syncVMImage, syncVMNetworkAttachment } from './catalog.js';
+import { customizeVMPlacementPolicy, syncVMPlacementPolicy } from './placement/policy.js';
 import { InvalidChildError } from './objects.js';
 import { HookMetrics } from './metrics.js';
 import { finalizeProvider, syncProvider } from './provider.js';
@@ -225,6 +227,16 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     '/hooks/vmclone/sync',
     { schema: { body: SyncRequest(VMCloneObject) }, ...config('vmclone', 'sync') },
     async (request) => syncVMClone(request.body, deps),
+  );
+  app.post(
+    '/hooks/vmplacementpolicy/customize',
+    { schema: { body: CustomizeRequest(VMPlacementPolicyObject) }, ...config('vmplacementpolicy', 'customize') },
+    async (request) => customizeVMPlacementPolicy(request.body.parent),
+  );
+  app.post(
+    '/hooks/vmplacementpolicy/sync',
+    { schema: { body: SyncRequest(VMPlacementPolicyObject) }, ...config('vmplacementpolicy', 'sync') },
+    async (request) => syncVMPlacementPolicy(request.body, clock.now()),
   );
   app.post(
     '/hooks/vmset/sync',

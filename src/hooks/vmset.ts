@@ -1,8 +1,8 @@
 // The VMSet controller: its children are VirtualMachines `<set>-<ordinal>`, each labelled with the
 // set and the revision (a hash of the template) it was made or last updated from. One pure sync
 // decides, from the children as they are, which VMs to create, which to move to the template in
-// place (CPU, memory, class, disk growth, power, tags, labels) and which to replace (anything
-// else: image, networks, guest data, placement…), within maxSurge/maxUnavailable and only as VMs
+// place (CPU, memory, class, disk growth, power, tags, labels, placement policy) and which to replace
+// (anything else: image, networks, guest data, placement…), within maxSurge/maxUnavailable and only as VMs
 // already changed are Ready at their new generation for minReadySeconds. Metacontroller applies
 // the answer (children InPlace: an unchanged child is left alone) and deletes what it leaves out;
 // each VM's finalizer deletes its hypervisor VM. Metacontroller's own Rolling* strategies are not
@@ -76,7 +76,8 @@ function ordinalOf(set: string, name: string): number {
 }
 
 /** Spec keys the VM controller changes on a VM in place; a change to any other key needs a new VM. */
-const IN_PLACE_KEYS = new Set(['resources', 'classRef', 'powerState', 'lifecycle', 'tags', 'disks', 'deletionPolicy', 'snapshot']);
+// placementRef too: a placed VM is never moved; it reports whether the new policy holds (PlacementViolated).
+const IN_PLACE_KEYS = new Set(['resources', 'classRef', 'powerState', 'lifecycle', 'tags', 'disks', 'deletionPolicy', 'snapshot', 'placementRef']);
 
 /**
  * Whether a VM of spec `current` reaches `wanted` in place: only in-place keys differ, and its

@@ -37,6 +37,8 @@ const HOOKS: Record<string, { customize: boolean; finalize: boolean }> = {
   VMSnapshot: { customize: true, finalize: true },
   VMSnapshotSchedule: { customize: true, finalize: false },
   VMClone: { customize: true, finalize: false },
+  // Related: the VirtualMachines of the policy's namespace, to count who uses it (hooks/placement/policy.ts).
+  VMPlacementPolicy: { customize: true, finalize: false },
 };
 
 export function hookPath(kind: KindDefinition, hook: 'customize' | 'sync' | 'finalize'): string {

@@ -16,6 +16,7 @@ import {
   VirtualMachineObject,
   VMCloneObject,
   VMSetObject,
+  VMPlacementPolicyObject,
   VMSnapshotObject,
   VMSnapshotScheduleObject,
 } from '../../src/contracts/crds/index.js';
@@ -38,6 +39,7 @@ const objectSchemas: Record<string, TSchema> = {
   VMSnapshotSchedule: VMSnapshotScheduleObject,
   VMClone: VMCloneObject,
   VMSet: VMSetObject,
+  VMPlacementPolicy: VMPlacementPolicyObject,
 };
 
 const isJson = (value: unknown): value is Json => value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -92,7 +94,7 @@ const webServer = seed('001-virtualmachine-web-server.yaml');
 const proxmoxProd = seed('001-provider-proxmox-prod.yaml');
 
 t.test('the seed examples are all here and name their kind in the file name', async (t) => {
-  t.equal(wholeExamples.length, 14);
+  t.equal(wholeExamples.length, 15);
   for (const file of wholeExamples) {
     t.equal(file.split('-')[1], String(seed(file)['kind']).toLowerCase(), file);
   }

@@ -637,7 +637,7 @@ t.test('linked clones need the linkedClones capability', async (t) => {
 
 t.test('inventory sums allocations per host and disk usage per datastore', async (t) => {
   const w = world({ hosts: [{ name: 'h1', cpus: 16, memoryBytes: 64 * GiB }] });
-  await created(w, { name: 'a', owner: owner('a'), cpus: 2, memoryBytes: 4 * GiB });
+  await created(w, { name: 'a', owner: owner('a'), cpus: 2, memoryBytes: 4 * GiB, placementRecord: { labels: { app: 'web' }, order: 42 } });
   await created(w, {
     name: 'b',
     owner: owner('b'),
@@ -647,12 +647,32 @@ t.test('inventory sums allocations per host and disk usage per datastore', async
     storage: { provisioning: 'thin', datastore: 'sim-ds-2' },
   });
   const inventory = await w.driver.inventory();
-  t.same(inventory.hosts, [{ name: 'h1', cpus: 16, memoryBytes: 64 * GiB, cpusAllocated: 6, memoryAllocatedBytes: 12 * GiB, vms: 2 }]);
+  t.same(inventory.hosts, [
+    {
+      name: 'h1',
+      cpus: 16,
+      memoryBytes: 64 * GiB,
+      cpusAllocated: 6,
+      memoryAllocatedBytes: 12 * GiB,
+      vms: 2,
+      placed: [
+        { name: 'a', owner: 'uid-a', labels: { app: 'web' }, order: 42, cpus: 2, memoryBytes: 4 * GiB },
+        { name: 'b', owner: 'uid-b', labels: {}, cpus: 4, memoryBytes: 8 * GiB },
+      ],
+    },
+  ]);
   t.same(inventory.datastores, [
     { name: 'sim-ds-1', capacityBytes: 4096 * GiB, usedBytes: 20 * GiB },
     { name: 'sim-ds-2', capacityBytes: 4096 * GiB, usedBytes: 120 * GiB },
   ]);
   t.ok(inventory.networks.includes('vmbr0'));
+});
+
+t.test('without placementPolicy: no VM list in the inventory, and a placement record is refused', async (t) => {
+  const w = world({ capabilities: { placementPolicy: false } });
+  await created(w, { name: 'a', owner: owner('a') });
+  t.equal((await w.driver.inventory()).hosts[0]?.placed, undefined);
+  await t.rejects(w.driver.create(spec({ name: 'b', owner: owner('b'), placementRecord: { labels: {}, order: 1 } })), { code: 'Unsupported' });
 });
 
 t.test('probe reports the version', async (t) => {

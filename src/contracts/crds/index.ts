@@ -6,6 +6,7 @@ import { VMImageKind } from './vmimage.js';
 import { VMNetworkAttachmentKind } from './vmnetworkattachment.js';
 import { VMCloneKind } from './vmclone.js';
 import { VMSetKind } from './vmset.js';
+import { VMPlacementPolicyKind } from './vmplacementpolicy.js';
 import { VMSnapshotKind, VMSnapshotScheduleKind } from './vmsnapshot.js';
 
 export * from './common.js';
@@ -17,6 +18,7 @@ export * from './vmnetworkattachment.js';
 export * from './vmsnapshot.js';
 export * from './vmclone.js';
 export * from './vmset.js';
+export * from './vmplacementpolicy.js';
 
 /** Every kind this version serves, in the order manifests are written. */
 export const KINDS: readonly KindDefinition[] = [
@@ -29,4 +31,5 @@ export const KINDS: readonly KindDefinition[] = [
   VMSnapshotScheduleKind,
   VMCloneKind,
   VMSetKind,
+  VMPlacementPolicyKind,
 ];

@@ -571,6 +571,22 @@ export const LockRecord = Type.Object(
 );
 export type LockRecord = Static<typeof LockRecord>;
 
+export const PlacementStatus = Type.Object(
+  {
+    policy: Text(253, { description: 'The VMPlacementPolicy the VM was placed by.' }),
+    host: Text(256, { description: 'The host it chose.' }),
+    order: Type.Integer({ minimum: 0, description: 'When the host was chosen (ms since the epoch): of VMs racing for one slot, the first keeps it.' }),
+    state: StringEnum(['Verifying', 'Placed', 'Releasing'] as const, {
+      description:
+        'Verifying: created, not started until VMs created concurrently are counted; Placed: verified (or found placed); ' +
+        'Releasing: it lost the slot to a VM created before it and is being deleted to be placed again.',
+    }),
+    rules: Text(64, { description: 'A digest of the policy\'s rules the placement was last checked against.' }),
+  },
+  { additionalProperties: false, description: 'How spec.placementRef placed the VM.' },
+);
+export type PlacementStatus = Static<typeof PlacementStatus>;
+
 export const StatusIPs = Type.Array(Text(45, { description: 'One address.' }), {
   maxItems: STATUS_LIMITS.ips,
   description: 'The guest\'s addresses (loopback and link-local left out).',
@@ -594,6 +610,7 @@ export const VirtualMachineStatus = Type.Object(
     failure: Type.Optional(FailureRecord),
     gracefulShutdown: Type.Optional(ShutdownRecord),
     lockHeld: Type.Optional(LockRecord),
+    placement: Type.Optional(PlacementStatus),
     ...CommonStatusFields,
   },
   { additionalProperties: false, description: 'The VM as last observed, and what the controller is doing about it.' },

@@ -60,6 +60,8 @@ export interface CanonicalVM {
   ignition?: DataSource;
   metaData?: DataSource;
   placement: { host?: string; datastore?: string; folder?: string; cluster?: string; resourcePool?: string };
+  /** spec.placementRef: a VMPlacementPolicy of the VM's namespace. */
+  placementRef?: string;
   /** spec.resources: overrides of the VMClass. */
   resources: { cpus?: number; memoryBytes?: number };
   shutdownTimeoutMs: number;
@@ -185,6 +187,7 @@ export function normalizeVirtualMachine(spec: VirtualMachineSpec): Normalized<Ca
     const written = spec.placement?.[key];
     if (written !== undefined) value.placement[key] = written;
   }
+  if (spec.placementRef !== undefined) value.placementRef = spec.placementRef.name;
   if (spec.resources?.cpu !== undefined) value.resources.cpus = spec.resources.cpu;
   if (spec.resources?.memoryMiB !== undefined) value.resources.memoryBytes = spec.resources.memoryMiB * 2 ** 20;
   if (spec.lifecycle?.restartRequest !== undefined) value.restartRequest = spec.lifecycle.restartRequest;
@@ -231,7 +234,8 @@ export const VIRTUALMACHINE_FIELDS: readonly FieldRule[] = [
   { path: 'spec.placement.cluster', capability: 'placementCluster', example: 'cluster1' },
   { path: 'spec.placement.resourcePool', capability: 'placementResourcePool', example: 'web' },
   { path: 'spec.placement.storagePod', why: 'no driver picks a datastore from a datastore cluster', example: 'pod1' },
-  { path: 'spec.placementRef', why: 'VMPlacementPolicy is not served yet', example: { name: 'spread' } },
+  { path: 'spec.placementRef', with: 'spec.cloneFrom', why: 'a clone is placed by the hypervisor next to its source', example: { name: 'spread' } },
+  { path: 'spec.placementRef', capability: 'placementPolicy', example: { name: 'spread' } },
   { path: 'spec.tags', capability: 'tags', example: ['web'] },
   { path: 'spec.resources.gpu', why: 'no driver passes GPUs through', example: { count: 1 } },
   { path: 'spec.lifecycle.preStop', why: NO_DRIVER, example: { exec: { command: ['sync'] } } },

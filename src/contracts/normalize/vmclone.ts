@@ -144,7 +144,7 @@ export const VMCLONE_FIELDS: readonly FieldRule[] = [
     example: { name: 'elsewhere' },
     why: 'a clone is made on its source\'s Provider; moving a VM to another is a migration',
   },
-  { path: 'spec.target.placementRef', example: { name: 'spread' }, why: 'VMPlacementPolicy is not served yet' },
+  { path: 'spec.target.placementRef', example: { name: 'spread' }, why: 'a clone is placed by the hypervisor next to its source' },
   { path: 'spec.target.networks', example: [{ name: 'nic0', ipAddress: '10.0.0.5', prefix: 24 }], why: 'a clone keeps its source\'s NICs; no driver rewires or readdresses a clone' },
   { path: 'spec.target.disks[].type', example: 'thick', why: COPIED_AS_IS },
   { path: 'spec.target.disks[].storageClass', example: 'fast-ssd', why: BESIDE_SOURCE },

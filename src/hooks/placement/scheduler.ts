@@ -3,18 +3,10 @@
 // the VMs on them (their placement labels included) and the creates still in flight; hard rules
 // filter them, preferred rules and free capacity score what is left, and ties go to the host whose
 // name sorts first, so every replica of the hook server decides alike on the same inputs.
+import type { LabelRequirement, PlacementRules } from '../../contracts/placement.js';
 import { formatBytes } from '../../contracts/quantity.js';
 
-export interface LabelRequirement {
-  key: string;
-  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
-  values?: readonly string[];
-}
-
-export interface WeightedRequirement extends LabelRequirement {
-  /** 1–100: how much a host matching (affinity) or not matching (anti-affinity) is worth. */
-  weight: number;
-}
+export type { LabelRequirement, PlacementRules, WeightedRequirement } from '../../contracts/placement.js';
 
 /** A VM on a host, as the inventory reports it: its name and the labels recorded at create. */
 export interface PlacedVM {
@@ -31,24 +23,11 @@ export interface HostState {
   vms: readonly PlacedVM[];
 }
 
-export interface PlacementRules {
-  /** Hosts a VM may go to; undefined: any. */
-  nodeSelector?: readonly string[];
-  /** Hard: a host qualifies only if some VM on it matches each requirement. */
-  affinity: readonly LabelRequirement[];
-  /** Hard: a host with a VM matching any requirement does not qualify. */
-  antiAffinity: readonly LabelRequirement[];
-  preferredAffinity: readonly WeightedRequirement[];
-  preferredAntiAffinity: readonly WeightedRequirement[];
-  maxVMsPerNode?: number;
-  /** What must stay free on the host once the VM is on it. */
-  minFreeMemoryBytes?: number;
-  minFreeCPU?: number;
-}
-
 export interface PlacementRequest {
   cpus: number;
   memoryBytes: number;
+  /** The new VM's own labels: spreadBy compares them with the labels of the VMs on each host. */
+  labels: Readonly<Record<string, string>>;
   /** spec.placement.host: checked against the hard rules, never replaced by another host. */
   host?: string;
 }
@@ -118,19 +97,26 @@ export function hardRuleViolation(host: HostState, rules: PlacementRules, reques
   return undefined;
 }
 
+type Score = [number, number, number, number];
+
 /**
- * How good a host is, compared in order: the preferred rules' weights, the share of its memory
- * left free (whole percent), then fewer VMs (a spread).
+ * How good a host is, compared in order: the preferred rules' weights, fewer VMs sharing the new
+ * VM's spreadBy values, the share of its memory left free (whole percent), then fewer VMs.
  */
-function score(host: HostState, rules: PlacementRules, request: PlacementRequest): [number, number, number] {
+function score(host: HostState, rules: PlacementRules, request: PlacementRequest): Score {
   let preferred = 0;
   for (const rule of rules.preferredAffinity) if (host.vms.some((vm) => matches(vm.labels, rule))) preferred += rule.weight;
   for (const rule of rules.preferredAntiAffinity) if (!host.vms.some((vm) => matches(vm.labels, rule))) preferred += rule.weight;
+  let peers = 0;
+  for (const key of rules.spreadBy) {
+    const value = request.labels[key];
+    if (value !== undefined) peers += host.vms.filter((vm) => vm.labels[key] === value).length;
+  }
   const free = host.memoryBytes > 0 ? Math.round(((host.memoryBytes - host.memoryAllocatedBytes - request.memoryBytes) / host.memoryBytes) * 100) : 0;
-  return [preferred, free, -host.vms.length];
+  return [preferred, -peers, free, -host.vms.length];
 }
 
-function better(a: [number, number, number], b: [number, number, number]): boolean {
+function better(a: Score, b: Score): boolean {
   for (let i = 0; i < a.length; i += 1) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
   return false;
 }

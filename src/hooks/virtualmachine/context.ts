@@ -5,6 +5,7 @@ import type {
   CloneRecord,
   FailureRecord,
   LockRecord,
+  PlacementStatus,
   RevertRecord,
   ShutdownRecord,
   TaskStatusRef,
@@ -59,6 +60,8 @@ export interface Respond {
   failure?: FailureRecord | undefined;
   gracefulShutdown?: ShutdownRecord | undefined;
   lockHeld?: LockRecord | undefined;
+  /** Undefined keeps the previous record; null clears it. */
+  placement?: PlacementStatus | null;
   finalized?: boolean;
 }
 
@@ -140,6 +143,7 @@ export class VMHookContext {
       failure: options.failure,
       gracefulShutdown: options.gracefulShutdown,
       lockHeld: options.lockHeld,
+      placement: options.placement === null ? undefined : (options.placement ?? this.previous.placement),
       conditions,
       deleting: this.deleting,
       generation,

@@ -20,6 +20,7 @@ export function customizeVirtualMachine(vm: VirtualMachineObject): CustomizeResp
     if (names.length > 0) rules.push(rule(apiVersion, resource, namespace, names));
   };
   add(API_VERSION, 'vmclasses', local(spec.classRef));
+  if (spec.placementRef) add(API_VERSION, 'vmplacementpolicies', [spec.placementRef.name]);
   if (spec.imageRef) add(API_VERSION, 'vmimages', local(spec.imageRef));
   if (spec.cloneFrom) add(API_VERSION, 'virtualmachines', [spec.cloneFrom.vmRef.name]);
   const revert = spec.lifecycle?.revertRequest?.snapshotRef.name ?? spec.snapshot?.revertToRef?.name;

@@ -10,6 +10,7 @@ import { MAX_USERDATA_LENGTH, VirtualMachineObject } from '../../contracts/crds/
 import { VMClassObject } from '../../contracts/crds/vmclass.js';
 import { VMImageObject } from '../../contracts/crds/vmimage.js';
 import { VMNetworkAttachmentObject } from '../../contracts/crds/vmnetworkattachment.js';
+import { VMPlacementPolicyObject } from '../../contracts/crds/vmplacementpolicy.js';
 import { VMSnapshotObject, VMSnapshotStatus } from '../../contracts/crds/vmsnapshot.js';
 import { TAG_PATTERN, type Capabilities, type CreateSpec, type DiskSpec, type Identity, type ImageSpec, type NicSpec, type ProviderTarget, type VMRef } from '../../contracts/driver.js';
 import { checkIgnition, parseMetaData } from '../../contracts/guest-data.js';
@@ -20,6 +21,7 @@ import { providerDefaults, DEFAULT_CAPABILITIES, type ProviderDefaults } from '.
 import { normalizeVMClass, type CanonicalClass } from '../../contracts/normalize/vmclass.js';
 import { normalizeVMImage } from '../../contracts/normalize/vmimage.js';
 import { normalizeVMNetworkAttachment } from '../../contracts/normalize/vmnetworkattachment.js';
+import { normalizeVMPlacementPolicy, type CanonicalPolicy } from '../../contracts/normalize/vmplacementpolicy.js';
 import { normalizeVirtualMachine, type CanonicalRef, type CanonicalVM, type DataSource } from '../../contracts/normalize/virtualmachine.js';
 import { fieldUses } from '../../contracts/support.js';
 import { previousConditions } from '../conditions.js';
@@ -193,6 +195,8 @@ export interface References {
   tags: string[];
   /** Each object's fields that ask something of the driver, named by the object. */
   uses: { owner: string; uses: FieldUse[] }[];
+  /** spec.placementRef's policy. */
+  placement?: { policy: string; value: CanonicalPolicy };
 }
 
 type Resolved<T> = ({ ok: true } & T) | ({ ok: false } & Unresolved);
@@ -235,6 +239,15 @@ export function resolveReferences(vm: VirtualMachineObject, related: ObjectsByTy
       'Unsupported',
       `VMClass ${classRef.name}: ${cloneKeeps.join(', ')} ${cloneKeeps.length === 1 ? 'is' : 'are'} applied when a VM is made from an image; a clone (spec.cloneFrom) keeps its source's`,
     );
+  }
+  if (spec.placementRef !== undefined) {
+    const policyObject = lookup(related, 'VMPlacementPolicy', namespace, spec.placementRef, VMPlacementPolicyObject);
+    if (!policyObject.found) return missing('PlacementPolicyNotFound', `VMPlacementPolicy ${spec.placementRef} not found`);
+    if (!policyObject.valid) return missing('PlacementPolicyInvalid', policyObject.problem);
+    const policy = normalizeVMPlacementPolicy(policyObject.object.spec);
+    if (!policy.ok) return missing('PlacementPolicyInvalid', `VMPlacementPolicy ${spec.placementRef}: ${policy.problem}`);
+    references.placement = { policy: spec.placementRef, value: policy.value };
+    uses.push({ owner: `VMPlacementPolicy ${spec.placementRef}`, uses: fieldUses('VMPlacementPolicy', policyObject.object) });
   }
   const badTag = spec.tags.find((tag) => !TAG_PATTERN.test(tag));
   if (badTag !== undefined) return missing('InvalidSpec', `spec.tags: "${badTag}" is not a tag (letters, digits and _-+.:=/@, at most 128 characters)`);
@@ -328,7 +341,7 @@ function guestToolsPart(vmClass: CanonicalClass, providerType: string): string |
 }
 
 /** One line naming every field the driver cannot honour, object by object; undefined when there is none. */
-export function unsupportedMessage(references: References, driverType: string, capabilities: Capabilities): string | undefined {
+export function unsupportedMessage(references: Pick<References, 'uses'>, driverType: string, capabilities: Capabilities): string | undefined {
   const parts = references.uses.flatMap(({ owner, uses }) => {
     const unsupported = unsupportedUses(uses, capabilities);
     return unsupported.length === 0 ? [] : [describeUnsupported(owner, driverType, unsupported)];

@@ -10,6 +10,7 @@ import {
   HostName,
   LockRecord,
   ObservedHardware,
+  PlacementStatus,
   RevertRecord,
   STATUS_LIMITS,
   ShutdownRecord,
@@ -32,6 +33,7 @@ export interface PreviousStatus {
   failure: FailureRecord | undefined;
   gracefulShutdown: ShutdownRecord | undefined;
   lockHeld: LockRecord | undefined;
+  placement: PlacementStatus | undefined;
   conditions: Condition[];
   raw: Record<string, unknown>;
 }
@@ -49,6 +51,7 @@ export function readPreviousStatus(status: Record<string, unknown> | undefined):
     failure: Value.Check(FailureRecord, raw['failure']) ? raw['failure'] : undefined,
     gracefulShutdown: Value.Check(ShutdownRecord, raw['gracefulShutdown']) ? raw['gracefulShutdown'] : undefined,
     lockHeld: Value.Check(LockRecord, raw['lockHeld']) ? raw['lockHeld'] : undefined,
+    placement: Value.Check(PlacementStatus, raw['placement']) ? raw['placement'] : undefined,
     conditions: previousConditions(raw),
     raw,
   };
@@ -106,6 +109,7 @@ export interface StatusInput {
   failure: FailureRecord | undefined;
   gracefulShutdown: ShutdownRecord | undefined;
   lockHeld: LockRecord | undefined;
+  placement: PlacementStatus | undefined;
   conditions: Condition[];
   deleting: boolean;
   generation: number | undefined;
@@ -145,6 +149,7 @@ export function buildStatus(input: StatusInput): VirtualMachineStatus {
   if (input.failure !== undefined) status.failure = input.failure;
   if (input.gracefulShutdown !== undefined) status.gracefulShutdown = input.gracefulShutdown;
   if (input.lockHeld !== undefined) status.lockHeld = input.lockHeld;
+  if (input.placement !== undefined) status.placement = input.placement;
   status.conditions = input.conditions;
   if (input.generation !== undefined) status.observedGeneration = input.generation;
   return status;

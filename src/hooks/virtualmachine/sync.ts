@@ -2,6 +2,8 @@
 import type { VirtualMachineObject } from '../../contracts/crds/virtualmachine.js';
 import { isDriverError } from '../../contracts/driver.js';
 import type { SyncRequestBody, SyncResponse } from '../../contracts/metacontroller.js';
+import { fieldUses } from '../../contracts/support.js';
+import { rfc3339 } from '../time.js';
 import { readyFrom, type ConditionUpdate } from '../conditions.js';
 import { reportDriverError, type FailureReport } from '../driver-errors.js';
 import { act, type ActResult } from './act.js';
@@ -10,6 +12,14 @@ import { RESYNC, operationOf, planNextAction, type Action, type Plan } from './p
 import { backoffSeconds, recordFailure } from './retry.js';
 import { resolve, resolveProvider, resolveReferences, unsupportedMessage } from './resolve.js';
 import { VMHookContext, type VMHookDeps } from './context.js';
+import {
+  UNSCHEDULABLE_RETRY_SECONDS,
+  placementLedgerOf,
+  placementStep,
+  type PlacementContext,
+  type PlacementOutcome,
+  type SyncState,
+} from '../placement/vm.js';
 
 export const PAUSED_ANNOTATION = 'virtrigaud.io/paused';
 
@@ -34,11 +44,13 @@ export async function syncVirtualMachine(
   // What the spec asks of the driver is known before any hypervisor call: a field it cannot
   // honour stops everything here, named, rather than half-applied or ignored.
   const references = resolveReferences(vm, request.related, providerResult.provider);
+  // A reference that does not resolve still leaves the VM's own fields to judge: what no driver
+  // (or not this one) honours is said first, as fixing the reference would not help.
   const unsupported = references.ok
     ? unsupportedMessage(references.references, driver.driver.type, driver.driver.capabilities)
     : references.reason === 'Unsupported'
       ? references.message
-      : undefined;
+      : unsupportedMessage({ uses: [{ owner: 'VirtualMachine', uses: fieldUses('VirtualMachine', vm) }] }, driver.driver.type, driver.driver.capabilities);
   if (unsupported !== undefined && !isPaused(vm)) return context.unobserved('Unsupported', unsupported, false, 'observe');
 
   let observation: Observation;
@@ -93,29 +105,84 @@ export async function syncVirtualMachine(
     ? { reason: 'Paused', message: `reconciliation is paused by the ${PAUSED_ANNOTATION} annotation`, retryable: false }
     : undefined;
 
+  // Placement (spec.placementRef): the host is chosen before create and verified before the VM
+  // first starts; see hooks/placement/vm.ts.
+  const labels = vm.metadata.labels ?? {};
+  if (plan.action.kind === 'create' && !observation.vm && !desired.clone && driver.driver.capabilities.placementPolicy) {
+    desired.create.placementRecord = { labels: { ...labels }, order: context.now };
+  }
+  const policy = references.ok ? references.references.placement : undefined;
+  let placement: PlacementOutcome | undefined;
+  if (policy && !blocked && !context.deleting) {
+    const placementContext: PlacementContext = {
+      calls,
+      ledger: placementLedgerOf(deps),
+      provider: calls.provider,
+      policy,
+      identity: context.identity,
+      labels,
+      now: context.now,
+      budgetMs: deps.budgetMs,
+    };
+    const task = observation.task?.status?.state;
+    const state: SyncState = {
+      creating: plan.action.kind === 'create' && !desired.clone,
+      create: desired.create,
+      vm: observation.vm,
+      previous: previous.placement,
+      previousConditions: previous.conditions,
+      busy: task === 'queued' || task === 'running' || observation.vm?.lock !== undefined || observation.vm?.incomplete === true,
+    };
+    let step: Awaited<ReturnType<typeof placementStep>>;
+    try {
+      step = await placementStep(placementContext, state);
+    } catch (error) {
+      const failure = reportDriverError(error, 'reading the inventory for placement');
+      return context.unobserved(failure.reason, failure.message, failure.retryable, 'observe');
+    }
+    if (step?.kind === 'unschedulable') return unschedulable(context, step.why, deps);
+    placement = step;
+  }
+
+  let action = plan.action;
+  if (placement?.kind === 'hold' && action.kind !== 'create') action = { kind: 'none' };
   let result: ActResult = {};
   let failure: FailureReport | undefined;
   let failureRecord = plan.failure;
-  const operation = operationOf(plan.action);
-  if (!blocked && plan.action.kind !== 'none' && operation !== undefined) {
+  const operation = operationOf(action);
+  if (placement?.kind === 'release' && observation.vm) {
     try {
-      result = await act(calls, plan.action, desired, observation.vm, context.now);
+      const ref = { id: observation.vm.id, owner: desired.identity };
+      const started = await calls.call('delete', (options) => calls.driver.delete(ref, options));
+      // Followed like any task, so the delete is asked for once, not again at every sync.
+      if (started.task) result = { task: { id: started.task, operation: 'Delete', startedAt: rfc3339(context.now) } };
+    } catch (error) {
+      failure = reportDriverError(error, 'deleting the VM that lost its placement', 'NotOwned');
+    }
+  } else if (!blocked && action.kind !== 'none' && operation !== undefined) {
+    try {
+      result = await act(calls, action, desired, observation.vm, context.now);
     } catch (error) {
       // A clone's Conflict is about its source (not ours, or in a state that cannot be cloned), not a taken name.
-      const conflict = plan.action.kind !== 'create' ? 'NotOwned' : desired.clone && !observation.vm ? 'CloneSourceConflict' : 'NameConflict';
-      failure = reportDriverError(error, describeAction(plan.action), conflict);
+      const conflict = action.kind !== 'create' ? 'NotOwned' : desired.clone && !observation.vm ? 'CloneSourceConflict' : 'NameConflict';
+      failure = reportDriverError(error, describeAction(action), conflict);
       failureRecord = recordFailure(plan.failure, { operation, ...failure }, context.now, vm.metadata.generation);
     }
   }
   if (result.task?.id) deps.metrics.taskStarted(calls.provider, result.task.id);
 
-  const updates = conditionsFor(plan, blocked, failure);
+  const updates = [...conditionsFor(plan, blocked, failure, placement), ...(placement?.conditions ?? [])];
   const task = result.task ?? (plan.keepTask ? previous.task : undefined);
-  const resync = failure && failureRecord
+  const planResync = plan.resyncAfterSeconds || deps.steadyResyncSeconds;
+  const resync = failure && failureRecord && placement?.kind !== 'release'
     ? backoffSeconds(failureRecord)
     : blocked
       ? deps.steadyResyncSeconds
-      : plan.resyncAfterSeconds || deps.steadyResyncSeconds;
+      : placement?.kind === 'hold'
+        ? Math.min(planResync, placement.resyncAfterSeconds)
+        : placement?.kind === 'release'
+          ? RESYNC.task
+          : planResync;
   return context.respond(observation.vm, updates, {
     resyncAfterSeconds: resync,
     task,
@@ -126,7 +193,31 @@ export async function syncVirtualMachine(
     failure: blocked ? previous.failure : failureRecord,
     gracefulShutdown: blocked ? previous.gracefulShutdown : plan.gracefulShutdown,
     lockHeld: plan.lockHeld,
+    // A VM whose policy reference went away keeps no placement record.
+    placement: placement ? placement.record : policy ? undefined : null,
   });
+}
+
+/** No host fits: nothing is created; the reason names each host's, and the VM tries again. */
+function unschedulable(context: VMHookContext, why: string, deps: VMHookDeps): SyncResponse {
+  const message = `no host fits: ${why}`;
+  return context.respond(
+    undefined,
+    [
+      condition('Ready', false, 'Unschedulable', message),
+      RESOLVED,
+      condition('Provisioned', false, 'Unschedulable', message),
+      condition('Configured', 'Unknown', 'NotCreated', 'the VM does not exist yet'),
+      condition('PowerSynced', 'Unknown', 'NotCreated', 'the VM does not exist yet'),
+      condition('Placed', false, 'Unschedulable', message),
+    ],
+    {
+      resyncAfterSeconds: Math.min(UNSCHEDULABLE_RETRY_SECONDS, deps.steadyResyncSeconds),
+      task: undefined,
+      failure: undefined,
+      placement: null,
+    },
+  );
 }
 
 function condition(type: string, status: boolean | 'Unknown', reason: string, message: string): ConditionUpdate {
@@ -146,13 +237,21 @@ function observedOnly(observation: Observation, why: string): ConditionUpdate[] 
   ];
 }
 
-function conditionsFor(plan: Plan, blocked: FailureReport | undefined, failure: FailureReport | undefined): ConditionUpdate[] {
+function conditionsFor(plan: Plan, blocked: FailureReport | undefined, failure: FailureReport | undefined, placement?: PlacementOutcome): ConditionUpdate[] {
   let { provisioned, configured, power } = plan;
+  if (placement?.kind === 'hold' && plan.action.kind !== 'create' && plan.action.kind !== 'none') {
+    power = condition('PowerSynced', 'Unknown', 'PlacementVerifying', 'the VM starts once its placement is verified');
+  }
+  if (placement?.kind === 'release') {
+    provisioned = condition('Provisioned', false, 'Releasing', 'the VM lost its host to a VM placed before it and is deleted to be placed again');
+  }
   if (blocked && plan.action.kind === 'create') {
     provisioned = condition('Provisioned', false, 'NotCreated', `the VM does not exist; ${blocked.message}`);
   }
   if (blocked?.reason === 'Unsupported') configured = condition('Configured', false, blocked.reason, blocked.message);
-  if (failure) {
+  if (failure && placement?.kind === 'release') {
+    provisioned = condition('Provisioned', false, failure.reason, failure.message);
+  } else if (failure) {
     const slot = plan.action.kind === 'create' ? 'provisioned' : plan.action.kind === 'power' ? 'power' : 'configured';
     const failed = condition(slot === 'provisioned' ? 'Provisioned' : slot === 'power' ? 'PowerSynced' : 'Configured', false, failure.reason, failure.message);
     if (slot === 'provisioned') provisioned = failed;

@@ -83,6 +83,7 @@ export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
   resourceLimits: false,
   // <cputune><shares>, 2–10000 (what cgroup v1 and v2 both take).
   cpuShares: true,
+  placementPolicy: false,
 });
 
 export interface LibvirtDriverOptions {

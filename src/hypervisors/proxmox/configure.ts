@@ -155,8 +155,12 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
   const cicustom = cicustomValue(str(config['cicustom']), custom, settings);
   if (cicustom !== undefined && cicustom !== str(config['cicustom'])) params['cicustom'] = cicustom;
   if (cicustom === undefined && str(config['cicustom']) !== undefined) remove.push('cicustom');
-  params['tags'] = tagsFor(spec.owner.uid, spec.tags ?? []);
+  // The record of the create that cloned the VM, not a later spec's: it is the placement that was
+  // decided. A clone made for another owner (cloneVM) has none yet and takes the spec's.
+  const record = marker.placement ?? spec.placementRecord;
+  params['tags'] = tagsFor(spec.owner.uid, spec.tags ?? [], record);
   const final: Marker = { uid: marker.uid, namespace: marker.namespace, name: marker.name, disks: slotsOf.disks, nics: slotsOf.nics };
+  if (record !== undefined) final.placement = record;
   params['description'] = descriptionWithMarker(str(config['description']), final);
   if (remove.length > 0) params['delete'] = remove.join(',');
   return params;

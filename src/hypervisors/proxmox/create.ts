@@ -14,7 +14,7 @@ import { formatBytes } from '../../contracts/quantity.js';
 import { metaDataDocument, planCloudInit, requireMetaDataSnippets, requireNoCloud, requireSnippets } from './cloudinit.js';
 import { configureVM } from './configure.js';
 import { bootDiskSlot, drives, firmwareOf } from './hardware.js';
-import { formatMarker, parseMarker, placeholderName, type Marker } from './identity.js';
+import { formatMarker, parseMarker, placeholderName, requireMarkerFits, type Marker } from './identity.js';
 import { bridgeFor, listBridges } from './network.js';
 import { mayBuild, runningCreations, waitForUnidentified } from './creations.js';
 import { scanOwned } from './observe.js';
@@ -103,6 +103,8 @@ async function cloneTemplate(ctx: ProxmoxContext, spec: CreateSpec, resources: C
     nics: Object.fromEntries(spec.nics.map((nic, index) => [nic.name, `net${index}`])),
     state: 'configuring',
   };
+  if (spec.placementRecord !== undefined) marker.placement = { labels: { ...spec.placementRecord.labels }, order: spec.placementRecord.order };
+  requireMarkerFits(marker);
   // Both land with the first copied drive, not before (see the top of this file).
   const params = {
     name: placeholderName(spec.owner.uid),

@@ -81,6 +81,8 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
   resourceLimits: false,
   // `cpuunits`, the cgroup v2 CPU weight (1–10000).
   cpuShares: true,
+  // The record is kept in the marker and as tags next to the identity tags (placement-record.ts).
+  placementPolicy: true,
 });
 
 export interface ProxmoxDriverOptions extends ProxmoxClientOptions {

@@ -1,10 +1,12 @@
 // probe and inventory: what the Provider status shows and placement reads. One resource list for
 // nodes, VMs and storages; one bridge list per node (never per VM), each bounded in time.
 
-import type { Inventory } from '../../contracts/driver.js';
+import type { Inventory, PlacedVMInfo } from '../../contracts/driver.js';
 import { NodeUnreachableError } from './errors.js';
+import { ownerFromPlaceholder, ownerFromTags } from './identity.js';
 import { listBridges } from './network.js';
-import { parseResources, type StorageRow } from './resources.js';
+import { recordFromTags } from './placement-record.js';
+import { CREATION_LOCKS, parseResources, type StorageRow, type VmRow } from './resources.js';
 import { withinNodeBound } from './signals.js';
 import { isRow, str } from './values.js';
 import type { ProxmoxContext } from './vm.js';
@@ -45,10 +47,33 @@ export async function inventory(ctx: ProxmoxContext, signal?: AbortSignal): Prom
       cpusAllocated: mine.reduce((sum, vm) => sum + vm.maxcpu, 0),
       memoryAllocatedBytes: mine.reduce((sum, vm) => sum + vm.maxmem, 0),
       vms: mine.length,
+      placed: mine.map(placedVM),
     };
   });
   const networks = [...new Set(bridgeLists.flatMap((list) => (Array.isArray(list) ? list : [])))].sort();
   return { hosts, datastores: datastores(resources.storages), networks };
+}
+
+/**
+ * A VM as placement sees it, from its resources row alone: owner and record are tags (identity.ts,
+ * placement-record.ts), so 10 000 VMs cost no config read. A VM PVE is still making is `settling`
+ * and lists no record: a clone target has no tags while `lock: clone` holds, and after that the
+ * tags PVE copied from its template or source VM (another owner's, another record) until the
+ * configuration step. Meanwhile its placeholder name names its owner, so an owner's own VM never
+ * has it wait for itself.
+ */
+export function placedVM(row: VmRow): PlacedVMInfo {
+  const placed: PlacedVMInfo = { labels: {}, cpus: row.maxcpu, memoryBytes: row.maxmem };
+  if (row.name !== '') placed.name = row.name;
+  const cloned = ownerFromPlaceholder(row.name);
+  if (cloned !== undefined) return { ...placed, owner: cloned, settling: true };
+  if (row.lock !== undefined && CREATION_LOCKS.has(row.lock)) return { ...placed, settling: true };
+  const owner = ownerFromTags(row.tags);
+  if (owner !== undefined) placed.owner = owner;
+  const record = recordFromTags(row.tags);
+  placed.labels = record.labels;
+  if (record.order !== undefined) placed.order = record.order;
+  return placed;
 }
 
 /** The node's bridges; undefined when it does not tell us (no Sys.Audit); 'unreachable' when it does not answer. */

@@ -17,8 +17,8 @@ import {
 } from './hardware.js';
 import { waitForUnidentified } from './creations.js';
 import { NodeUnreachableError } from './errors.js';
-import { OWNER_TAG, hasOwnerTag, parseMarker, placeholderName, userTags, type Marker } from './identity.js';
-import { HIBERNATED, operationLock, type VmRow } from './resources.js';
+import { OWNER_TAG, hasOwnerTag, isOwnerTagShaped, parseMarker, placeholderName, userTags, type Marker } from './identity.js';
+import { CREATION_LOCKS, HIBERNATED, operationLock, type VmRow } from './resources.js';
 import { withinNodeBound } from './signals.js';
 import { isRow, rows, str, type Row } from './values.js';
 import { PENDING_CLONE_TTL_MS, onNode, parseVmid, readDetails, vmPath, type ProxmoxContext } from './vm.js';
@@ -78,9 +78,6 @@ export interface ScanHints {
   name?: string;
 }
 
-// Locks that a VM carries while PVE still creates it: the clone target, a fresh qmcreate.
-const CREATION_LOCKS = new Set(['clone', 'create']);
-
 /** The owner record of a VM: its marker, or for a clone target still without one, our pending record. */
 export function markerOf(ctx: ProxmoxContext, vmid: number, config: Row, lock: string | undefined): Marker | undefined {
   const marker = parseMarker(config['description']);
@@ -126,7 +123,7 @@ function unnamed(row: VmRow): boolean {
  */
 export async function scanOwned(ctx: ProxmoxContext, uid: string, vms: readonly VmRow[], signal?: AbortSignal, hints: ScanHints = {}): Promise<OwnerScan> {
   const untagged = (row: VmRow): boolean =>
-    row.tags.some((tag) => tag.toLowerCase() === OWNER_TAG) && !row.tags.some((tag) => tag.toLowerCase().startsWith('vr-'));
+    row.tags.some((tag) => tag.toLowerCase() === OWNER_TAG) && !row.tags.some(isOwnerTagShaped);
   const candidates = vms
     .filter((row) => row.type === 'qemu' && !row.template)
     .filter(

@@ -71,7 +71,7 @@ export async function powerVM(ctx: ProxmoxContext, ref: VMRef, operation: PowerO
  * hotplug, memory with memory hotplug) and keeps the rest pending until the next power cycle;
  * which of the two applies is the controller's decision, made before calling. Tags are metadata
  * that qemu-server changes at once whatever the power state (a "fast plug" option); the identity
- * tags are always written with them, so a change never drops them.
+ * tags and the placement record's tags are always written with them, so a change never drops them.
  */
 export async function reconfigureVM(ctx: ProxmoxContext, ref: VMRef, change: ResourceChange, signal?: AbortSignal): Promise<Started> {
   if (change.cpus !== undefined && (!Number.isInteger(change.cpus) || change.cpus < 1)) {
@@ -84,8 +84,9 @@ export async function reconfigureVM(ctx: ProxmoxContext, ref: VMRef, change: Res
   if (change.tags !== undefined) validateTags(change.tags);
   const vm = await requireOwned(ctx, ref, signal, { idle: true, keepDetails: true });
   const params: Record<string, number | string> = {};
-  if (change.tags !== undefined && !hasTags(str(vm.config['tags']), ref.owner.uid, change.tags)) {
-    params['tags'] = tagsFor(ref.owner.uid, change.tags);
+  // The marker's record goes with every tags write, so a user-tag change never drops it.
+  if (change.tags !== undefined && !hasTags(str(vm.config['tags']), ref.owner.uid, change.tags, vm.marker.placement)) {
+    params['tags'] = tagsFor(ref.owner.uid, change.tags, vm.marker.placement);
   }
   if (Object.keys(resourceParams(change, vm.config)).length > 0) {
     // What a running VM could not take live waits in the config's pending section (NOTES §7), which

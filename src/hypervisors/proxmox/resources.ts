@@ -33,6 +33,9 @@ export interface VmRow {
  */
 export const HIBERNATED = 'suspended';
 
+/** Locks that a VM carries while PVE still creates it: the clone target, a fresh qmcreate. */
+export const CREATION_LOCKS: ReadonlySet<string> = new Set(['clone', 'create']);
+
 /** The lock when it names an operation PVE runs (or a crashed one left behind); undefined otherwise. */
 export function operationLock(lock: string | undefined): string | undefined {
   return lock === undefined || lock === '' || lock === HIBERNATED ? undefined : lock;

@@ -1,10 +1,11 @@
 // Checks on a CreateSpec that need nothing but the spec: refused before anything is cloned, so a
 // spec that can never work leaves no half-made VM behind. Pure.
 
-import { InvalidSpecError, TAG_PATTERN, UnsupportedError, type CreateSpec, type ResourceLimits } from '../../contracts/driver.js';
+import { InvalidSpecError, TAG_PATTERN, UnsupportedError, type CreateSpec, type PlacementRecord, type ResourceLimits } from '../../contracts/driver.js';
 import { MiB } from '../../contracts/quantity.js';
 import { OWNER_TAG, isIdentityTag } from './identity.js';
 import { ipconfigValue, nameservers, nicValue } from './network.js';
+import { isRecordableOrder } from './placement-record.js';
 
 // PVE's `dns-name` format for VM names (pve-common JSONSchema).
 export const DNS_NAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?\.)*[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/;
@@ -27,6 +28,7 @@ export function validateCreateSpec(spec: CreateSpec): void {
   if (spec.extraConfig !== undefined && Object.keys(spec.extraConfig).length > 0) unsupported('extra configuration', 'extraConfig');
   if (spec.limits !== undefined) validateLimits(spec.limits);
   if (spec.tags !== undefined) validateTags(spec.tags);
+  if (spec.placementRecord !== undefined) validatePlacementRecord(spec.placementRecord);
   if (spec.name.trim() === '') throw new InvalidSpecError('the VM name is empty');
   if (!DNS_NAME.test(spec.name)) throw new InvalidSpecError(`VM name '${spec.name}' is not a valid DNS name, which PVE requires`);
   if (!Number.isInteger(spec.cpus) || spec.cpus < 1) throw new InvalidSpecError(`cpus must be a positive integer, not ${spec.cpus}`);
@@ -66,6 +68,11 @@ function validateLimits(limits: ResourceLimits): void {
   if (shares !== undefined && (!Number.isInteger(shares) || shares < CPU_UNITS_MIN || shares > CPU_UNITS_MAX)) {
     throw new InvalidSpecError(`cpuShares must be an integer from ${CPU_UNITS_MIN} to ${CPU_UNITS_MAX} on Proxmox VE (cpuunits under cgroup v2), not ${shares}`);
   }
+}
+
+/** Any labels encode as tags (placement-record.ts); only an order that would not read back is refused. */
+function validatePlacementRecord(record: PlacementRecord): void {
+  if (!isRecordableOrder(record.order)) throw new InvalidSpecError(`the placement order must be a number of at least 0, not ${record.order}`);
 }
 
 // pve-tag (pve-common JSONSchema): narrower than TAG_PATTERN, with no `:`, `=`, `/` or `@`.

@@ -77,6 +77,7 @@ export function createVM(world: SimWorld, spec: CreateSpec, failWith?: string): 
   if (spec.ignition !== undefined) vm.ignition = spec.ignition;
   if (spec.tags !== undefined) vm.tags = [...spec.tags];
   if (spec.extraConfig !== undefined) vm.extraConfig = { ...spec.extraConfig };
+  if (spec.placementRecord !== undefined) vm.placementRecord = { labels: { ...spec.placementRecord.labels }, order: spec.placementRecord.order };
   if (spec.limits !== undefined) vm.limits = { ...spec.limits };
   if (template !== undefined) vm.clonedFrom = { id: template.id, linked: !spec.image.fullClone };
   world.addVM(vm);

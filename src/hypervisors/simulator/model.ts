@@ -1,7 +1,7 @@
 // The simulator's vocabulary: its options, the records its world keeps, and their defaults.
 
 import type { Clock } from '../../contracts/clock.js';
-import type { Capabilities, DriverErrorCode, HardwareFeatures, Identity, PowerState, ResourceLimits } from '../../contracts/driver.js';
+import type { Capabilities, DriverErrorCode, HardwareFeatures, Identity, PlacementRecord, PowerState, ResourceLimits } from '../../contracts/driver.js';
 import { CAPABILITIES } from '../../contracts/driver.js';
 import { GiB } from '../../contracts/quantity.js';
 
@@ -180,6 +180,7 @@ export interface VMRecord {
   tags?: string[];
   extraConfig?: Record<string, string>;
   limits?: ResourceLimits;
+  placementRecord?: PlacementRecord;
   /** When the guest starts reporting addresses; undefined while it cannot (off, rebooting). */
   ipsVisibleAt?: number;
   /** The filtered guest addresses, valid while ipsVisibleAt still equals `since` (NICs never change). */

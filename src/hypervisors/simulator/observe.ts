@@ -1,7 +1,7 @@
 // What callers can read: VMs as ObservedVM copies, inventory sums, and the guest's addresses.
 // Everything returned is built fresh, so no caller can reach into the world's records.
 
-import type { Inventory, ObservedVM } from '../../contracts/driver.js';
+import type { Inventory, ObservedVM, PlacedVMInfo } from '../../contracts/driver.js';
 import { filterGuestAddresses } from '../common/addresses.js';
 import type { NicRecord, VMRecord } from './model.js';
 import type { SimWorld } from './world.js';
@@ -77,7 +77,7 @@ export function generatedMac(vmId: string, nicIndex: number): string {
 }
 
 export function inventory(world: SimWorld): Inventory {
-  const hosts = new Map(world.hosts.map((host) => [host.name, { cpus: 0, memoryBytes: 0, vms: 0 }]));
+  const hosts = new Map(world.hosts.map((host) => [host.name, { cpus: 0, memoryBytes: 0, vms: 0, placed: [] as PlacedVMInfo[] }]));
   const used = new Map(world.datastores.map((datastore) => [datastore.name, 0]));
   for (const vm of world.vms.values()) {
     const usage = hosts.get(vm.host);
@@ -85,13 +85,14 @@ export function inventory(world: SimWorld): Inventory {
       usage.cpus += vm.cpus;
       usage.memoryBytes += vm.memoryBytes;
       usage.vms += 1;
+      usage.placed.push(placedInfo(vm));
     }
     for (const disk of vm.disks) used.set(disk.datastore, (used.get(disk.datastore) ?? 0) + disk.sizeBytes);
   }
   return {
     hosts: world.hosts.map((host) => {
-      const usage = hosts.get(host.name) ?? { cpus: 0, memoryBytes: 0, vms: 0 };
-      return {
+      const usage = hosts.get(host.name) ?? { cpus: 0, memoryBytes: 0, vms: 0, placed: [] };
+      const row: Inventory['hosts'][number] = {
         name: host.name,
         cpus: host.cpus,
         memoryBytes: host.memoryBytes,
@@ -99,6 +100,8 @@ export function inventory(world: SimWorld): Inventory {
         memoryAllocatedBytes: usage.memoryBytes,
         vms: usage.vms,
       };
+      if (world.capabilities.placementPolicy) row.placed = usage.placed;
+      return row;
     }),
     datastores: world.datastores.map((datastore) => ({
       name: datastore.name,
@@ -107,4 +110,12 @@ export function inventory(world: SimWorld): Inventory {
     })),
     networks: [...world.networks],
   };
+}
+
+/** A VM as placement sees it: the simulator makes a VM whole within the create call, so none is settling. */
+function placedInfo(vm: VMRecord): PlacedVMInfo {
+  const info: PlacedVMInfo = { name: vm.name, labels: { ...(vm.placementRecord?.labels ?? {}) }, cpus: vm.cpus, memoryBytes: vm.memoryBytes };
+  if (vm.owner !== undefined) info.owner = vm.owner.uid;
+  if (vm.placementRecord !== undefined) info.order = vm.placementRecord.order;
+  return info;
 }

@@ -40,6 +40,7 @@ export function missingCapability(spec: CreateSpec, firmware: 'bios' | 'uefi', c
     [spec.placement.folder !== undefined, 'placementFolder', 'choosing the folder'],
     [spec.placement.cluster !== undefined, 'placementCluster', 'choosing the cluster'],
     [spec.placement.resourcePool !== undefined, 'placementResourcePool', 'choosing the resource pool'],
+    [spec.placementRecord !== undefined, 'placementPolicy', 'placement policies'],
   ];
   for (const nic of spec.nics) {
     asked.push(

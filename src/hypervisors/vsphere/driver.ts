@@ -80,6 +80,7 @@ export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
   extraConfig: true,
   resourceLimits: true,
   cpuShares: true,
+  placementPolicy: false,
 });
 
 export interface VsphereDriverOptions extends VsphereClientOptions {

@@ -12,8 +12,8 @@ const host = (name: string, vms: [string, Record<string, string>][] = [], memory
   memoryAllocatedBytes: memoryAllocatedGiB * GiB,
   vms: vms.map(([vmName, labels]) => ({ name: vmName, labels })),
 });
-const none: PlacementRules = { affinity: [], antiAffinity: [], preferredAffinity: [], preferredAntiAffinity: [] };
-const request = { cpus: 2, memoryBytes: 4 * GiB };
+const none: PlacementRules = { affinity: [], antiAffinity: [], preferredAffinity: [], preferredAntiAffinity: [], spreadBy: [] };
+const request = { cpus: 2, memoryBytes: 4 * GiB, labels: {} };
 
 t.test('without rules: the host with the most memory free, ties to the first by name', async (t) => {
   t.match(schedule([host('b'), host('a')], none, request), { ok: true, host: 'a' });
@@ -65,4 +65,12 @@ t.test('an explicit host is checked against the policy, never replaced', async (
 t.test('minFreeCPU and plain capacity', async (t) => {
   t.match(schedule([host('a', [['x', {}]])], { ...none, minFreeCPU: 29 }, request), { ok: false, why: 'a: 28 CPUs free after it < minFreeCPU 29' });
   t.match(schedule([host('a', [], 126)], none, request), { ok: false, why: 'a: 2Gi free < 4Gi asked' });
+});
+
+t.test('spreadBy: fewer VMs sharing the new VM\'s value win over free memory, other values do not count', async (t) => {
+  const rules: PlacementRules = { ...none, spreadBy: ['set'] };
+  const hosts = [host('a', [['web-0', { set: 'web' }]]), host('b', [['db-0', { set: 'db' }], ['db-1', { set: 'db' }]], 64)];
+  t.match(schedule(hosts, rules, { ...request, labels: { set: 'web' } }), { ok: true, host: 'b' });
+  t.match(schedule(hosts, rules, { ...request, labels: { set: 'db' } }), { ok: true, host: 'a' });
+  t.match(schedule(hosts, rules, request), { ok: true, host: 'a' }, 'a VM without the key: free memory decides');
 });
