@@ -382,6 +382,8 @@ export interface Inventory {
     cpusAllocated: number;
     memoryAllocatedBytes: number;
     vms: number;
+    /** False: the Provider's own configuration keeps new VMs off this host (PVE_NODE_SELECTOR). */
+    selectable?: boolean;
     /** Every VM on the host (ours and others'), from drivers with placementPolicy. */
     placed?: PlacedVMInfo[];
   }[];

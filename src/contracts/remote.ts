@@ -227,6 +227,7 @@ export const Inventory = Type.Object(
           cpusAllocated: Type.Integer({ minimum: 0 }),
           memoryAllocatedBytes: Bytes,
           vms: Type.Integer({ minimum: 0 }),
+          selectable: Type.Optional(Type.Boolean()),
           placed: Type.Optional(Type.Array(PlacedVMInfo)),
         },
         closed,

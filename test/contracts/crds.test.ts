@@ -21,6 +21,8 @@ import {
   VMSnapshotScheduleObject,
 } from '../../src/contracts/crds/index.js';
 import { checkVMImage } from '../../src/contracts/normalize/vmimage.js';
+import { normalizeVMPlacementPolicy } from '../../src/contracts/normalize/vmplacementpolicy.js';
+import type { VMPlacementPolicySpec } from '../../src/contracts/crds/vmplacementpolicy.js';
 import { checkVMNetworkAttachment } from '../../src/contracts/normalize/vmnetworkattachment.js';
 import { loadCrdValidators, type CrdValidator, type ValidationIssue } from '../helpers/crd-validator.js';
 
@@ -125,6 +127,24 @@ t.test('the "Full Clones" fragment, merged onto the linked-clone example, is a v
   t.same(validate(full), []);
   t.ok(typeboxAccepts(full));
   t.match(validate(full, linked), [{ message: /linkedClone is immutable/ }]);
+});
+
+t.test('every document of examples/placement.yaml is accepted by its CRD and TypeBox schema, and means something', async (t) => {
+  const documents = parseAllDocuments(readFileSync(join(root, 'examples/placement.yaml'), 'utf8')).map((doc) => doc.toJS() as Json);
+  t.equal(documents.length, 4);
+  for (const document of documents) {
+    t.same(validate(document), [], `${String(document['kind'])} ${String((document['metadata'] as Json)['name'])}`);
+    t.ok(typeboxAccepts(document));
+    if (document['kind'] === 'VMPlacementPolicy') t.ok(normalizeVMPlacementPolicy(document['spec'] as VMPlacementPolicySpec).ok);
+  }
+});
+
+t.test('VMPlacementPolicy: In/NotIn need values, weights stay within 1–100, unknown fields are refused', async (t) => {
+  const policy = (spec: Json): Json => ({ apiVersion: 'infra.virtrigaud.io/v1beta1', kind: 'VMPlacementPolicy', metadata: { name: 'p', namespace: 'default' }, spec });
+  t.match(validate(policy({ antiAffinity: [{ key: 'a', operator: 'In' }] })), [{ message: /In and NotIn need at least one value/ }]);
+  t.match(validate(policy({ preferredAffinity: [{ weight: 0, key: 'a', operator: 'Exists' }] })), [{ path: /weight/ }]);
+  t.not(validate(policy({ hard: { zones: ['a'] } })).length, 0, 'upstream\'s unenforced blocks are not accepted');
+  t.same(validate(policy({ constraints: { minFreeMemory: 4294967296 } })), [], 'a plain number of bytes');
 });
 
 t.test('every document of examples/snapshots-and-clones.yaml is accepted by its CRD and TypeBox schema', async (t) => {

@@ -243,3 +243,60 @@ t.test('a VMSet whose template references a spreading policy puts its 6 replicas
   }
   t.same(counts, { 'sim-a': 2, 'sim-b': 2, 'sim-c': 2 }, 'the set label, not free memory, decides');
 });
+
+t.test('the datastore constraints: an allowed datastore is chosen, and one too full is Unschedulable', async (t) => {
+  const env = await system(t);
+  policy(env, 'ds2', { constraints: { datastores: ['sim-ds-2'], minFreeStorage: '4020Gi' } });
+  createVM(env, 'fits', {}, { placementRef: { name: 'ds2' } });
+  await env.metacontroller.settle(() => env.isReady('fits'));
+  t.match(env.status('fits')['hardware'], { disks: [{ name: 'root', datastore: 'sim-ds-2' }] });
+  createVM(env, 'full', {}, { placementRef: { name: 'ds2' } });
+  await env.metacontroller.settle(() => env.condition('Placed', 'full')?.reason === 'Unschedulable');
+  t.equal(env.condition('Placed', 'full')?.message, 'no host fits: datastore sim-ds-2: 4016Gi free after the disks < minFreeStorage 4020Gi');
+  createVM(env, 'elsewhere', {}, { placementRef: { name: 'ds2' }, placement: { datastore: 'sim-ds-1' } });
+  await env.metacontroller.settle(() => env.condition('Placed', 'elsewhere')?.reason === 'Unschedulable');
+  t.equal(env.condition('Placed', 'elsewhere')?.message, 'no host fits: datastore sim-ds-1 is not in the policy\'s constraints.datastores');
+  t.equal(env.world.listVMs().length, 1);
+});
+
+t.test('a new VM stays off until its placement is verified, then starts', async (t) => {
+  const env = await system(t);
+  policy(env, 'any', {});
+  createVM(env, 'web', {}, { placementRef: { name: 'any' } });
+  // The test server's call budget is 2 s: the settle window is 2 s + 5 s of clock skew.
+  await env.metacontroller.advance(6_000);
+  t.equal(env.world.listVMs()[0]?.powerState, 'Off', 'created, not started within the settle window');
+  t.match(env.condition('Placed', 'web'), { status: 'Unknown', reason: 'Verifying' });
+  t.equal(placement(env, 'web')?.state, 'Verifying');
+  await env.metacontroller.settle(() => env.isReady('web'));
+  t.match(env.condition('Placed', 'web'), { status: 'True', reason: 'Placed', message: /verified against the VMs placed before it/ });
+  t.equal(env.world.callCount('delete'), 0);
+});
+
+t.test('a status lost between create and verification: the VM is checked and adopted, never deleted', async (t) => {
+  const env = await system(t);
+  policy(env, 'two', { constraints: { maxVMsPerNode: 1 } });
+  createVM(env, 'web', {}, { placementRef: { name: 'two' } });
+  await env.metacontroller.settle(() => env.world.listVMs().length === 1);
+  const { placement: _lost, ...rest } = env.status('web');
+  env.cluster.updateStatus(API, 'VirtualMachine', 'default', 'web', rest);
+  await env.metacontroller.settle(() => env.isReady('web'));
+  t.equal(placement(env, 'web')?.state, 'Placed');
+  t.match(env.condition('Placed', 'web'), { status: 'True', message: /found placed/ });
+  t.equal(env.world.callCount('delete'), 0);
+});
+
+t.test('an inventory that fails for two hours: nothing is created, calls back off, then the VM is placed', async (t) => {
+  const env = await system(t);
+  policy(env, 'any', {});
+  env.world.injectFault('inventory', { kind: 'unreachable', times: Infinity, until: env.clock.now() + 2 * 60 * 60_000 });
+  createVM(env, 'web', {}, { placementRef: { name: 'any' } });
+  await env.metacontroller.advance(2 * 60 * 60_000 - 60_000);
+  t.equal(env.world.callCount('create'), 0, 'no create without a placement');
+  // The Provider reads the same inventory: it turns unready first, and the VM waits for it.
+  t.match(env.condition('Ready', 'web')?.reason, /^(Unreachable|ProviderNotReady)$/);
+  const calls = env.world.callCount('inventory');
+  t.ok(calls < 400, `${calls} inventory calls in two hours, the VM's backing off and the Provider's`);
+  await env.metacontroller.settle(() => env.isReady('web'), { maxFakeMs: 30 * 60_000 });
+  t.equal(env.world.callCount('create'), 1);
+});

@@ -21,6 +21,8 @@ export interface HostState {
   cpusAllocated: number;
   memoryAllocatedBytes: number;
   vms: readonly PlacedVM[];
+  /** False: the Provider's configuration keeps new VMs off it (the outer bound of every policy). */
+  selectable?: boolean;
 }
 
 export interface PlacementRequest {
@@ -78,6 +80,7 @@ function withPending(hosts: readonly HostState[], pending: readonly PendingPlace
 
 /** Why `host` cannot take the VM under the hard rules, or undefined when it can. */
 export function hardRuleViolation(host: HostState, rules: PlacementRules, request: PlacementRequest): string | undefined {
+  if (host.selectable === false) return 'outside the Provider\'s node selection';
   if (rules.nodeSelector !== undefined && !rules.nodeSelector.includes(host.name)) return 'not in nodeSelector';
   if (rules.maxVMsPerNode !== undefined && host.vms.length >= rules.maxVMsPerNode) return `maxVMsPerNode ${rules.maxVMsPerNode} reached`;
   const freeMemory = host.memoryBytes - host.memoryAllocatedBytes - request.memoryBytes;

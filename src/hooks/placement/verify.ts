@@ -29,14 +29,18 @@ function vmName(vm: PlacedVMInfo): string {
 
 /** The inventory's hosts as the scheduler reads them: every VM on each, with its recorded labels. */
 export function hostStates(inventory: Inventory): HostState[] {
-  return inventory.hosts.map((host) => ({
-    name: host.name,
-    cpus: host.cpus,
-    memoryBytes: host.memoryBytes,
-    cpusAllocated: host.cpusAllocated,
-    memoryAllocatedBytes: host.memoryAllocatedBytes,
-    vms: (host.placed ?? []).map((vm) => ({ name: vmName(vm), labels: vm.labels })),
-  }));
+  return inventory.hosts.map((host) => {
+    const state: HostState = {
+      name: host.name,
+      cpus: host.cpus,
+      memoryBytes: host.memoryBytes,
+      cpusAllocated: host.cpusAllocated,
+      memoryAllocatedBytes: host.memoryAllocatedBytes,
+      vms: (host.placed ?? []).map((vm) => ({ name: vmName(vm), labels: vm.labels })),
+    };
+    if (host.selectable === false) state.selectable = false;
+    return state;
+  });
 }
 
 /** Whether `vm` was placed before `me`: by order, then by owner UID, so every replica agrees. */

@@ -40,7 +40,7 @@ export async function inventory(ctx: ProxmoxContext, signal?: AbortSignal): Prom
   const vms = resources.vms.filter((vm) => vm.type === 'qemu' && !vm.template);
   const hosts = available.map((node) => {
     const mine = vms.filter((vm) => vm.node === node.node);
-    return {
+    const row: Inventory['hosts'][number] = {
       name: node.node,
       cpus: node.maxcpu,
       memoryBytes: node.maxmem,
@@ -49,6 +49,9 @@ export async function inventory(ctx: ProxmoxContext, signal?: AbortSignal): Prom
       vms: mine.length,
       placed: mine.map(placedVM),
     };
+    // PVE_NODE_SELECTOR bounds every placement policy: a node outside it is listed, never chosen.
+    if (ctx.config.nodeSelector.length > 0 && !ctx.config.nodeSelector.includes(node.node)) row.selectable = false;
+    return row;
   });
   const networks = [...new Set(bridgeLists.flatMap((list) => (Array.isArray(list) ? list : [])))].sort();
   return { hosts, datastores: datastores(resources.storages), networks };

@@ -1,9 +1,10 @@
 // create: a clone of a template, in two steps, each answered as soon as vSphere has started it.
-// 1. CloneVM_Task under the owner's placeholder name (identity.ts), with the owner's identity in
-//    the CloneSpec's extraConfig (so the VM carries it from the moment its config exists) and
-//    `virtrigaud.state=configuring`; placement in the RelocateSpec; a linked clone shares the
-//    template's disks through its current snapshot. create answers the clone task at once, with
-//    id '' while the VM has no moid: the hook's budget is a few seconds, a clone takes minutes.
+// 1. CloneVM_Task under the owner's placeholder name (identity.ts), with the owner's identity and
+//    placement record (placement-record.ts) in the CloneSpec's extraConfig (so the VM carries them
+//    from the moment its config exists) and `virtrigaud.state=configuring`; placement in the
+//    RelocateSpec; a linked clone shares the template's disks through its current snapshot.
+//    create answers the clone task at once, with id '' while the VM has no moid: the hook's
+//    budget is a few seconds, a clone takes minutes.
 // 2. One ReconfigVM_Task with the spec's name, CPU, memory, firmware and features, disks, NICs,
 //    CPU/memory allocation (allocation.ts), the guest's data and the user's extraConfig
 //    (guestinfo.ts), and `virtrigaud.state=ready`. The VM reads as `incomplete` until that
@@ -19,6 +20,7 @@ import {
   type CreateSpec,
   type Identity,
   type NicSpec,
+  type PlacementRecord,
   type Started,
 } from '../../contracts/driver.js';
 import { MiB } from '../../contracts/quantity.js';
@@ -40,6 +42,7 @@ import { diskSlotsOf, identityEntries, KEY, placeholderName, slotOf } from './id
 import { readOwned } from './find.js';
 import { findByInventoryPath, resolveDatacenter, resolveObject, type Datacenter } from './inventory.js';
 import { resolvePlacement, type Placement } from './placement.js';
+import { placementEntries } from './placement-record.js';
 import { retrieveAll, retrieveOne } from './property-collector.js';
 import { el, fragments, moref, optionValue, typed, type MoRef, type Xml } from './soap.js';
 import { recentTasks, settledNow } from './tasks.js';
@@ -76,6 +79,7 @@ function validate(spec: CreateSpec): void {
   checkLimits(spec.limits, spec.memoryBytes);
   userExtraConfigEntries(spec);
   guestDataEntries(spec);
+  placementEntries(spec.placementRecord);
 }
 
 /** The template (or VM) an image ref names: an inventory path, or a unique name (templates first). */
@@ -147,6 +151,8 @@ export interface CloneRequest {
   owner: Identity;
   placement: Placement;
   linked: boolean;
+  /** Written with the identity; undefined clears any record the source carries. */
+  record: PlacementRecord | undefined;
 }
 
 /**
@@ -164,7 +170,7 @@ export async function startClone(ctx: VsphereContext, request: CloneRequest, sig
     moref('pool', placement.pool),
     moref('host', placement.host),
   ]);
-  const entries: [string, string][] = [...identityEntries(request.owner), [KEY.state, 'configuring']];
+  const entries: [string, string][] = [...identityEntries(request.owner), [KEY.state, 'configuring'], ...placementEntries(request.record)];
   const extraConfig = entries.map(([key, value]) => optionValue('extraConfig', key, value));
   const spec = el('spec', [
     location,
@@ -314,7 +320,7 @@ export async function createVM(ctx: VsphereContext, spec: CreateSpec, signal?: A
   const datacenter = await resolveDatacenter(ctx, ctx.config.defaults.datacenter, signal);
   const template = await resolveTemplate(ctx, datacenter, image.ref, signal);
   const where = await resolvePlacement(ctx, spec, template, signal);
-  const cloned = await startClone(ctx, { source: template, owner: spec.owner, placement: where, linked: !image.fullClone }, signal);
+  const cloned = await startClone(ctx, { source: template, owner: spec.owner, placement: where, linked: !image.fullClone, record: spec.placementRecord }, signal);
   if (cloned.id === '') return cloned.task === undefined ? { id: '' } : { id: '', task: cloned.task };
   return continueCreate(ctx, requireReadable(await readVM(ctx, cloned.id, signal)), spec, where, signal);
 }

@@ -80,7 +80,9 @@ export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
   extraConfig: true,
   resourceLimits: true,
   cpuShares: true,
-  placementPolicy: false,
+  // The record in extraConfig next to the identity, written by the clone (placement-record.ts);
+  // every VM and running clone listed per host from the VM list and the recent tasks (placed.ts).
+  placementPolicy: true,
 });
 
 export interface VsphereDriverOptions extends VsphereClientOptions {

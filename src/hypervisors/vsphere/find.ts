@@ -8,13 +8,15 @@
 //    until late in the task, but the task posts a VmBeingClonedEvent naming the destination, on
 //    the task's event chain (vim.event.TaskEvent: events are linked to a task by eventChainId).
 //    A clone making the owner's placeholder is the owner's; one whose destination vSphere does not
-//    name (vcsim links no events to tasks) may be, so the answer is Busy until it ends.
+//    name (vcsim links no events to tasks) may be, so the answer is Busy until it ends. The same
+//    event names the destination host, where the inventory lists the clone as settling (placed.ts).
 
 import { BusyError, NotFoundError, UnreachableError, isDriverError } from '../../contracts/driver.js';
-import { bearsPlaceholder, placeholderName } from './identity.js';
-import { el, moref } from './soap.js';
+import { bearsPlaceholder, placeholderName, placeholderOwner } from './identity.js';
+import { morefOf } from './client.js';
+import { el, moref, type MoRef } from './soap.js';
 import { recentTasks } from './tasks.js';
-import { childrenNamed, intAt, textAt, type XmlElement } from './xml.js';
+import { child, childrenNamed, intAt, textAt, type XmlElement } from './xml.js';
 import { listVMs, readVM, requireReadable, unreadableWhy, type VmRecord, type VsphereContext } from './vm.js';
 
 export type Located =
@@ -28,11 +30,17 @@ export interface RunningClone {
   source: string;
   /** The new VM's name, from the task's VmBeingClonedEvent; undefined when vSphere does not say. */
   destination: string | undefined;
+  /** The host the new VM goes to, from the same event (its destHost). */
+  destinationHost: MoRef | undefined;
+}
+
+interface CloneEvent {
+  name: string;
+  host: MoRef | undefined;
 }
 
 // vCenter's descriptionId is `VirtualMachine.clone`, vcsim's `VirtualMachine.cloneVm`.
 const CLONE_TASK = /^VirtualMachine\.clone/;
-const PLACEHOLDER = /^vr-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * The owner's VM among `vms` (a pure decision, table-tested): undefined when none may be the
@@ -57,7 +65,7 @@ export function pickOwned(vms: readonly VmRecord[], uid: string): VmRecord | und
     // A template is not a VM virtrigaud manages (vm.ts templateIsNotAVM).
     if (vm.template) continue;
     // Another owner's clone of this owner's VM carries the source's identity until configured.
-    if (PLACEHOLDER.test(vm.name) && vm.name !== placeholder) continue;
+    if (placeholderOwner(vm.name) !== undefined && vm.name !== placeholder) continue;
     if (unreadableWhy(vm) !== undefined) unknown.push(vm);
     else readable.push(vm);
   }
@@ -80,16 +88,20 @@ export async function runningClones(ctx: VsphereContext, signal?: AbortSignal): 
   // The event is posted once the task starts, after it was queued (both by vCenter's clock).
   const since = queued.length === 0 ? undefined : new Date(Math.min(...queued) - 60_000).toISOString();
   const destinations = await cloneDestinations(ctx, since, signal);
-  return tasks.map((task) => ({
-    task: task.task.value,
-    source: task.entityName ?? task.entity?.value ?? 'a VM',
-    destination: task.eventChainId ? destinations.get(task.eventChainId) : undefined,
-  }));
+  return tasks.map((task) => {
+    const event = task.eventChainId ? destinations.get(task.eventChainId) : undefined;
+    return {
+      task: task.task.value,
+      source: task.entityName ?? task.entity?.value ?? 'a VM',
+      destination: event?.name,
+      destinationHost: event?.host,
+    };
+  });
 }
 
-/** VmBeingClonedEvent destination names by event chain, in one QueryEvents call. */
-async function cloneDestinations(ctx: VsphereContext, since: string | undefined, signal?: AbortSignal): Promise<Map<number, string>> {
-  const destinations = new Map<number, string>();
+/** VmBeingClonedEvent destinations (name and host) by event chain, in one QueryEvents call. */
+async function cloneDestinations(ctx: VsphereContext, since: string | undefined, signal?: AbortSignal): Promise<Map<number, CloneEvent>> {
+  const destinations = new Map<number, CloneEvent>();
   const { eventManager } = await ctx.client.serviceContent(signal);
   if (eventManager === undefined) return destinations;
   // EventFilterSpec elements in schema order: time, disableFullMessage, eventTypeId.
@@ -110,7 +122,7 @@ async function cloneDestinations(ctx: VsphereContext, since: string | undefined,
   for (const event of childrenNamed(response, 'returnval')) {
     const chain = intAt(event, 'chainId');
     const name = textAt(event, 'destName');
-    if (chain !== undefined && chain !== 0 && name !== undefined) destinations.set(chain, name);
+    if (chain !== undefined && chain !== 0 && name !== undefined) destinations.set(chain, { name, host: morefOf(child(child(event, 'destHost'), 'host')) });
   }
   return destinations;
 }

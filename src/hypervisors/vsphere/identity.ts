@@ -29,6 +29,9 @@ export const KEY = {
   state: 'virtrigaud.state',
   disks: 'virtrigaud.disks',
   nics: 'virtrigaud.nics',
+  /** The PlacementRecord (placement-record.ts). */
+  placementLabels: 'virtrigaud.placement.labels',
+  placementOrder: 'virtrigaud.placement.order',
 } as const;
 
 export type CreateState = 'configuring' | 'ready';
@@ -97,6 +100,26 @@ export function identityEntries(owner: Identity): [string, string][] {
 /** The name a clone carries until its configuration step gives it the spec's name. */
 export function placeholderName(uid: string): string {
   return `vr-${uid.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 80);
+}
+
+const PLACEHOLDER = /^vr-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+/**
+ * The owner UID a placeholder name spells (Kubernetes UIDs are lower-case UUIDs, which
+ * placeholderName keeps as they are), or undefined for any other name.
+ */
+export function placeholderOwner(name: string): string | undefined {
+  return PLACEHOLDER.exec(name)?.[1];
+}
+
+/** The owner UID of the placeholder a VM's name or vmx path bears (see bearsPlaceholder), if any. */
+export function placeholderOwnerOf(vm: { name: string; vmPathName: string | undefined }): string | undefined {
+  const named = placeholderOwner(vm.name);
+  if (named !== undefined) return named;
+  const parts = (vm.vmPathName?.replace(/^\[[^\]]*\]\s*/, '') ?? '').split('/');
+  const file = (parts.at(-1) ?? '').replace(/\.vmx$/, '');
+  const directory = (parts.at(-2) ?? '').replace(/(?:_\d+| \(\d+\))$/, '');
+  return placeholderOwner(file) ?? placeholderOwner(directory);
 }
 
 /**

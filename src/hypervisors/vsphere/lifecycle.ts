@@ -33,5 +33,6 @@ export async function cloneVM(ctx: VsphereContext, ref: VMRef, target: CloneTarg
   if (pool === undefined) throw new InvalidSpecError(`VM ${ref.id} has no resource pool to clone into`);
   const placement = { datacenter, folder: folder?.type === 'Folder' ? folder : datacenter.vmFolder, pool, host: undefined, datastore: undefined };
   // The copy takes the target's placeholder name; the target owner's create names it target.name.
-  return startClone(ctx, { source, owner: target.owner, placement, linked: target.linked }, signal);
+  // No placement record: the copy is placed by no policy, and the source's record is not its own.
+  return startClone(ctx, { source, owner: target.owner, placement, linked: target.linked, record: undefined }, signal);
 }

@@ -14,7 +14,7 @@ import { SnapshotCache } from './snapshot-cache.js';
 export interface VsphereContext {
   client: VsphereClient;
   config: VsphereConfig;
-  /** Every VM's name, identity, template flag and readability: one list call serves many syncs. */
+  /** Every VM's name, identity, placement record, template flag, readability, host and size: one list call serves many syncs. */
   vmList: SnapshotCache<ObjectContent[]>;
   /** Names of hosts, datastores and port groups by moid; names seldom change, a stale one is harmless. */
   names: Map<string, string>;
@@ -48,8 +48,18 @@ export const VM_PATHS = [
 
 // `runtime.connectionState` and the vmx path are known to vCenter even when the VM's `config` is
 // not (files on an inaccessible datastore, a VM still being created): they tell an unreadable VM
-// that may be ours from one that cannot be.
-export const LIST_PATHS = ['name', 'config.extraConfig', 'config.template', 'runtime.connectionState', 'summary.config.vmPathName'] as const;
+// that may be ours from one that cannot be. The host and size serve the inventory, which reads
+// every VM's placement record from the same list (placed.ts).
+export const LIST_PATHS = [
+  'name',
+  'config.extraConfig',
+  'config.template',
+  'runtime.connectionState',
+  'summary.config.vmPathName',
+  'runtime.host',
+  'config.hardware.numCPU',
+  'config.hardware.memoryMB',
+] as const;
 
 export function vmRef(id: string): MoRef {
   return { type: 'VirtualMachine', value: id };

@@ -74,3 +74,10 @@ t.test('spreadBy: fewer VMs sharing the new VM\'s value win over free memory, ot
   t.match(schedule(hosts, rules, { ...request, labels: { set: 'db' } }), { ok: true, host: 'a' });
   t.match(schedule(hosts, rules, request), { ok: true, host: 'a' }, 'a VM without the key: free memory decides');
 });
+
+t.test('a host the Provider keeps new VMs off is never chosen, whatever the policy says', async (t) => {
+  const outside = { ...host('a'), selectable: false };
+  t.match(schedule([outside, host('b', [], 100)], none, request), { ok: true, host: 'b' });
+  t.same(schedule([outside], { ...none, nodeSelector: ['a'] }, request), { ok: false, why: 'a: outside the Provider\'s node selection' });
+  t.same(schedule([outside], none, { ...request, host: 'a' }), { ok: false, why: 'a: outside the Provider\'s node selection' });
+});

@@ -288,3 +288,17 @@ t.test('tags with a record are compared as sets, and the owner is read from the 
 function parseTagsOf(value: string): string[] {
   return value.split(';');
 }
+
+t.test('PVE_NODE_SELECTOR is the outer bound of placement: nodes outside it are listed but not selectable', async (t) => {
+  const cluster = await fakeCluster(t);
+  const inventory = await cluster.driver({}, { PVE_NODE_SELECTOR: 'pve2' }).inventory();
+  t.same(
+    inventory.hosts.map((host) => [host.name, host.selectable]),
+    [
+      ['pve1', false],
+      ['pve2', undefined],
+    ],
+  );
+  const open = await cluster.driver().inventory();
+  t.ok(open.hosts.every((host) => host.selectable === undefined), 'without a selector every node is selectable');
+});
