@@ -108,7 +108,9 @@ export async function syncVirtualMachine(
   // Placement (spec.placementRef): the host is chosen before create and verified before the VM
   // first starts; see hooks/placement/vm.ts.
   const labels = vm.metadata.labels ?? {};
-  if (plan.action.kind === 'create' && !observation.vm && !desired.clone && driver.driver.capabilities.placementPolicy) {
+  // Every VM's labels are recorded where the driver can (a policy's anti-affinity counts VMs
+  // without one too), but a VM without a policy never fails for it: a large label set is left out.
+  if (plan.action.kind === 'create' && !observation.vm && !desired.clone && driver.driver.capabilities.placementPolicy && labelBytes(labels) <= UNPOLICED_LABEL_BYTES) {
     desired.create.placementRecord = { labels: { ...labels }, order: context.now };
   }
   const policy = references.ok ? references.references.placement : undefined;
@@ -196,6 +198,13 @@ export async function syncVirtualMachine(
     // A VM whose policy reference went away keeps no placement record.
     placement: placement ? placement.record : policy ? undefined : null,
   });
+}
+
+/** The most label bytes recorded for a VM without a policy (Proxmox keeps them in an 8 KiB description). */
+const UNPOLICED_LABEL_BYTES = 2048;
+
+function labelBytes(labels: Readonly<Record<string, string>>): number {
+  return Object.entries(labels).reduce((sum, [key, value]) => sum + Buffer.byteLength(key) + Buffer.byteLength(value), 0);
 }
 
 /** No host fits: nothing is created; the reason names each host's, and the VM tries again. */
