@@ -195,6 +195,25 @@ export function driverConformance(t: Test, name: string, makeTarget: () => Promi
     t.equal(await target.driver.findByIdentity(me.uid), undefined);
   });
 
+  test('a placement record is listed back with the VM on its host, or refused without placementPolicy', async (target, t) => {
+    const me = owner('placed');
+    const record = { labels: { 'app.kubernetes.io/name': 'Web', tier: 'gold', empty: '' }, order: 1_767_225_600_123 };
+    const spec = { ...target.spec('conf-placed', me), placementRecord: record };
+    if (!target.driver.capabilities.placementPolicy) {
+      await t.rejects(target.driver.create(spec), { code: 'Unsupported' });
+      t.equal(await target.driver.findByIdentity(me.uid), undefined, 'nothing made');
+      return;
+    }
+    const vm = await createFully(target, spec);
+    const host = (await target.driver.inventory()).hosts.find((candidate) => (candidate.placed ?? []).some((placed) => placed.owner === me.uid));
+    const placed = host?.placed?.find((candidate) => candidate.owner === me.uid);
+    t.same(placed?.labels, record.labels);
+    t.equal(placed?.order, record.order);
+    t.equal(placed?.memoryBytes, spec.memoryBytes);
+    if (vm.host !== undefined) t.equal(host?.name, vm.host, 'listed on the host the VM is on');
+    await deleteFully(target, { id: vm.id, owner: me });
+  });
+
   test('unknown VMs and tasks are NotFound', async (target, t) => {
     await t.rejects(target.driver.describe('987654'), { code: 'NotFound' });
   });

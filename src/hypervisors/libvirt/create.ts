@@ -57,6 +57,7 @@ async function checkHostSupport(ctx: LibvirtContext, spec: CreateSpec, signal?: 
     throw new UnsupportedError('CPU and memory limits and reservations are not supported by the libvirt driver (only CPU shares)');
   }
   if (spec.extraConfig !== undefined && Object.keys(spec.extraConfig).length > 0) throw new UnsupportedError('extra configuration is not supported by the libvirt driver');
+  if (spec.placementRecord !== undefined) throw new UnsupportedError('placement policies are not supported by the libvirt driver (one host per Provider)');
   if (spec.features.nestedVirtualization && ctx.config.domainType !== 'kvm') {
     throw new UnsupportedError('nested virtualization needs KVM; this provider runs domains with type qemu (software emulation)');
   }
