@@ -186,11 +186,13 @@ export async function checkExisting(context: PlacementContext, input: ExistingIn
   const verdict = verifyPlacement(inventory, policy.value.rules, requestOf(input.create, context.labels), { uid: identity.uid, host, order });
   context.ledger.release(context.provider, identity.uid);
   if (verdict.kind === 'wait') {
-    const record: PlacementStatus = previous ?? { policy: policy.policy, host, order, state: 'Verifying', rules: digest };
-    const waiting = condition('Placed', 'Unknown', 'Verifying', `created on ${host}; waiting: ${verdict.why}`);
-    return record.state === 'Verifying'
-      ? { kind: 'hold', record, conditions: [waiting], resyncAfterSeconds: 2 }
-      : { kind: 'proceed', record, conditions: [waiting, condition('PlacementViolated', 'Unknown', 'Checking', verdict.why)] };
+    if (previous?.state === 'Verifying') {
+      return { kind: 'hold', record: previous, conditions: [condition('Placed', 'Unknown', 'Verifying', `created on ${host}; waiting: ${verdict.why}`)], resyncAfterSeconds: 2 };
+    }
+    // A VM found placed, or re-checked after a policy change, is never held or released: it runs on
+    // as it is, and an empty digest has it checked again at its next sync.
+    const record: PlacementStatus = { policy: policy.policy, host, order, state: 'Placed', rules: '' };
+    return { kind: 'proceed', record, conditions: [condition('Placed', true, 'Placed', `on ${host}`), condition('PlacementViolated', 'Unknown', 'Checking', verdict.why)] };
   }
   if (verdict.kind === 'violated' && previous?.state === 'Verifying' && input.vm.powerState === 'Off') {
     const record: PlacementStatus = { ...previous, state: 'Releasing' };
