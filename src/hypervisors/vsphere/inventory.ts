@@ -26,8 +26,10 @@ export async function probe(ctx: VsphereContext, signal?: AbortSignal): Promise<
 /**
  * Hosts with every VM on each (placed.ts), datastores and networks, in a fixed number of calls
  * whatever the number of VMs: one list each of hosts, datastores and networks, the VM list that
- * findByIdentity reads too (names, identities and records are all in `config.extraConfig`), and
- * vCenter's running clones (one recentTask read, and one QueryEvents while any runs).
+ * findByIdentity reads too (identities and placement records are both in `config.extraConfig`,
+ * read whole: vcsim 0.24.2 answers a keyed path such as `config.extraConfig["key"]` with
+ * InvalidProperty), and vCenter's running clones (one recentTask read, and one QueryEvents while
+ * any runs).
  */
 export async function inventory(ctx: VsphereContext, signal?: AbortSignal): Promise<Inventory> {
   const { rootFolder } = await ctx.client.serviceContent(signal);

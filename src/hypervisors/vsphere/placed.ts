@@ -5,7 +5,8 @@
 // and the owner its identity names. It is `settling`, its record not to be trusted yet, while
 // - vSphere cannot read its configuration, and its name or vmx path bears one of our placeholders:
 //   one of our clones being made (or one of our VMs whose files cannot be reached). Any other VM
-//   vSphere cannot read is not ours, so it has no record to miss: it is listed without one;
+//   vSphere cannot read was made by no clone of ours, so it has no record to miss: it is listed
+//   without one (and without a size, which the host's allocation cannot count either);
 // - it bears a placeholder its identity does not name: a clone of another VM whose configuration
 //   vCenter has not rewritten yet still carries its source's identity and record (find.ts);
 // - a clone task still makes it.
@@ -13,6 +14,8 @@
 // names, or on every host when vSphere does not say (vcsim links no event to its tasks): the
 // placement of every VM then waits until the clone ends, which is safe. Its placeholder names its
 // owner, so an owner's own clone never has it wait for itself.
+// vcsim 0.24.2 clones onto the source's host whatever the spec asks, and create.ts moves the VM
+// within the same create call: until then it is listed where vSphere says it is.
 
 import type { PlacedVMInfo } from '../../contracts/driver.js';
 import { MiB } from '../../contracts/quantity.js';

@@ -7,12 +7,14 @@ import t from 'tap';
 import type { PlacementRecord } from '../../../src/contracts/driver.js';
 import { GiB } from '../../../src/contracts/quantity.js';
 import type { RunningClone } from '../../../src/hypervisors/vsphere/find.js';
+import { userExtraConfigEntries } from '../../../src/hypervisors/vsphere/guestinfo.js';
 import { placeholderName } from '../../../src/hypervisors/vsphere/identity.js';
 import { placedByHost, placedVM } from '../../../src/hypervisors/vsphere/placed.js';
 import { MAX_LABELS_BYTES, placementEntries, recordOf } from '../../../src/hypervisors/vsphere/placement-record.js';
 import type { ObjectContent } from '../../../src/hypervisors/vsphere/property-collector.js';
 import { record, type VmRecord } from '../../../src/hypervisors/vsphere/vm.js';
 import type { XmlElement } from '../../../src/hypervisors/vsphere/xml.js';
+import { basicSpec } from '../../conformance/driver-suite.js';
 
 const UID = '7b1d2e3f-0000-4000-8000-000000000001';
 const OTHER = '7b1d2e3f-0000-4000-8000-000000000002';
@@ -67,6 +69,12 @@ t.test('a record that cannot be written and read back as it is is InvalidSpec', 
   t.doesNotThrow(() => placementEntries({ labels: { k: '☃'.repeat(1300) }, order: 1 }));
   for (const order of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
     t.throws(() => placementEntries({ labels: {}, order }), { code: 'InvalidSpec', message: /order/ }, String(order));
+  }
+});
+
+t.test("a user's extraConfig can never write the record's keys, in any case", async (t) => {
+  for (const key of ['virtrigaud.placement.labels', 'Virtrigaud.Placement.Order']) {
+    t.throws(() => userExtraConfigEntries(basicSpec('web', { uid: UID, namespace: 'ns', name: 'web' }, { extraConfig: { [key]: '{}' } })), { code: 'InvalidSpec', message: /written by the driver/ }, key);
   }
 });
 
