@@ -382,8 +382,10 @@ export interface Inventory {
     cpusAllocated: number;
     memoryAllocatedBytes: number;
     vms: number;
-    /** False: the Provider's own configuration keeps new VMs off this host (PVE_NODE_SELECTOR). */
+    /** False: the Provider's own configuration keeps new VMs off this host (PVE_NODE_SELECTOR, VSPHERE_CLUSTER). */
     selectable?: boolean;
+    /** The cluster (or a standalone host's compute resource) the host is in (vSphere), for a VM whose placement names one. */
+    cluster?: string;
     /** Every VM on the host (ours and others'), from drivers with placementPolicy. */
     placed?: PlacedVMInfo[];
   }[];

@@ -228,6 +228,7 @@ export const Inventory = Type.Object(
           memoryAllocatedBytes: Bytes,
           vms: Type.Integer({ minimum: 0 }),
           selectable: Type.Optional(Type.Boolean()),
+          cluster: Type.Optional(Type.String()),
           placed: Type.Optional(Type.Array(PlacedVMInfo)),
         },
         closed,

@@ -23,6 +23,8 @@ export interface HostState {
   vms: readonly PlacedVM[];
   /** False: the Provider's configuration keeps new VMs off it (the outer bound of every policy). */
   selectable?: boolean;
+  /** Its cluster, when the hypervisor groups hosts so (vSphere). */
+  cluster?: string;
 }
 
 export interface PlacementRequest {
@@ -32,6 +34,8 @@ export interface PlacementRequest {
   labels: Readonly<Record<string, string>>;
   /** spec.placement.host: checked against the hard rules, never replaced by another host. */
   host?: string;
+  /** spec.placement.cluster (or the class's): only hosts of that cluster qualify. */
+  cluster?: string;
 }
 
 /** A create decided but not yet in the inventory: it counts where it goes. */
@@ -78,9 +82,15 @@ function withPending(hosts: readonly HostState[], pending: readonly PendingPlace
   });
 }
 
+/** A name, or the last step of an inventory path (`/DC0/host/C0` is C0). */
+export function lastSegment(value: string): string {
+  return value.split('/').filter((step) => step !== '').pop() ?? value;
+}
+
 /** Why `host` cannot take the VM under the hard rules, or undefined when it can. */
 export function hardRuleViolation(host: HostState, rules: PlacementRules, request: PlacementRequest): string | undefined {
   if (host.selectable === false) return 'outside the Provider\'s node selection';
+  if (request.cluster !== undefined && host.cluster !== lastSegment(request.cluster)) return `not in cluster ${request.cluster}`;
   if (rules.nodeSelector !== undefined && !rules.nodeSelector.includes(host.name)) return 'not in nodeSelector';
   if (rules.maxVMsPerNode !== undefined && host.vms.length >= rules.maxVMsPerNode) return `maxVMsPerNode ${rules.maxVMsPerNode} reached`;
   const freeMemory = host.memoryBytes - host.memoryAllocatedBytes - request.memoryBytes;

@@ -39,6 +39,7 @@ export function hostStates(inventory: Inventory): HostState[] {
       vms: (host.placed ?? []).map((vm) => ({ name: vmName(vm), labels: vm.labels })),
     };
     if (host.selectable === false) state.selectable = false;
+    if (host.cluster !== undefined) state.cluster = host.cluster;
     return state;
   });
 }
@@ -69,7 +70,9 @@ export function verifyPlacement(inventory: Inventory, rules: PlacementRules, req
     memoryAllocatedBytes: Math.max(0, host.memoryAllocatedBytes - notCounted.reduce((sum, vm) => sum + vm.memoryBytes, 0)),
     vms: earlier.map((vm) => ({ name: vmName(vm), labels: vm.labels })),
   };
-  const violation = hardRuleViolation(state, rules, { ...request, cpus: mine.cpus, memoryBytes: mine.memoryBytes });
+  // The cluster was the create's to honour; what verification checks is the policy.
+  const { cluster: _cluster, ...policyRequest } = request;
+  const violation = hardRuleViolation(state, rules, { ...policyRequest, cpus: mine.cpus, memoryBytes: mine.memoryBytes });
   return violation === undefined ? { kind: 'ok' } : { kind: 'violated', why: `${host.name}: ${violation}` };
 }
 

@@ -46,6 +46,7 @@ function condition(type: string, status: boolean | 'Unknown', reason: string, me
 function requestOf(create: CreateSpec, labels: Readonly<Record<string, string>>): PlacementRequest {
   const request: PlacementRequest = { cpus: create.cpus, memoryBytes: create.memoryBytes, labels };
   if (create.placement.host !== undefined) request.host = create.placement.host;
+  if (create.placement.cluster !== undefined) request.cluster = create.placement.cluster;
   return request;
 }
 

@@ -10,6 +10,7 @@
 import { HypervisorError, InvalidSpecError, type Inventory } from '../../contracts/driver.js';
 import { morefOf } from './client.js';
 import { runningClones, type RunningClone } from './find.js';
+import type { PlacementDefaults } from './config.js';
 import { hostOf, placedByHost, sizeOf } from './placed.js';
 import { retrieveAll, retrieveOne, type ObjectContent } from './property-collector.js';
 import { el, moref, type MoRef } from './soap.js';
@@ -25,16 +26,17 @@ export async function probe(ctx: VsphereContext, signal?: AbortSignal): Promise<
 
 /**
  * Hosts with every VM on each (placed.ts), datastores and networks, in a fixed number of calls
- * whatever the number of VMs: one list each of hosts, datastores and networks, the VM list that
- * findByIdentity reads too (identities and placement records are both in `config.extraConfig`,
- * read whole: vcsim 0.24.2 answers a keyed path such as `config.extraConfig["key"]` with
- * InvalidProperty), and vCenter's running clones (one recentTask read, and one QueryEvents while
- * any runs).
+ * whatever the number of VMs: one list each of hosts, compute resources (each host's cluster),
+ * datastores and networks, the VM list that findByIdentity reads too (identities and placement
+ * records are both in `config.extraConfig`, read whole: vcsim 0.24.2 answers a keyed path such as
+ * `config.extraConfig["key"]` with InvalidProperty), and vCenter's running clones (one recentTask
+ * read, and one QueryEvents while any runs).
  */
 export async function inventory(ctx: VsphereContext, signal?: AbortSignal): Promise<Inventory> {
   const { rootFolder } = await ctx.client.serviceContent(signal);
-  const [hosts, datastores, networks, { vms, clones }] = await Promise.all([
-    retrieveAll(ctx.client, rootFolder, 'HostSystem', ['name', 'summary.hardware.numCpuThreads', 'summary.hardware.memorySize'], signal),
+  const [hosts, computeResources, datastores, networks, { vms, clones }] = await Promise.all([
+    retrieveAll(ctx.client, rootFolder, 'HostSystem', ['name', 'parent', 'summary.hardware.numCpuThreads', 'summary.hardware.memorySize'], signal),
+    retrieveAll(ctx.client, rootFolder, 'ComputeResource', ['name'], signal),
     retrieveAll(ctx.client, rootFolder, 'Datastore', ['name', 'summary.capacity', 'summary.freeSpace'], signal),
     retrieveAll(ctx.client, rootFolder, 'Network', ['name'], signal),
     vmsAndClones(ctx, signal),
@@ -51,10 +53,12 @@ export async function inventory(ctx: VsphereContext, signal?: AbortSignal): Prom
     entry.vms += 1;
     allocated.set(host, entry);
   }
+  // A cluster, or the compute resource a standalone host is alone in: either can be placement.cluster.
+  const clusters = new Map(computeResources.map((resource) => [resource.ref.value, textAt(resource.props.get('name')) ?? resource.ref.value]));
   return {
     hosts: hosts.map((host) => {
       const use = allocated.get(host.ref.value) ?? { cpus: 0, memory: 0, vms: 0 };
-      return {
+      const row: Inventory['hosts'][number] = {
         name: textAt(host.props.get('name')) ?? host.ref.value,
         cpus: intAt(host.props.get('summary.hardware.numCpuThreads')) ?? 0,
         memoryBytes: intAt(host.props.get('summary.hardware.memorySize')) ?? 0,
@@ -63,6 +67,10 @@ export async function inventory(ctx: VsphereContext, signal?: AbortSignal): Prom
         vms: use.vms,
         placed: placed.get(host.ref.value) ?? [],
       };
+      const cluster = clusters.get(morefOf(host.props.get('parent'))?.value ?? '');
+      if (cluster !== undefined) row.cluster = cluster;
+      if (!withinDefaults(ctx.config.defaults, row.name, cluster)) row.selectable = false;
+      return row;
     }),
     datastores: datastores.map((datastore) => {
       const capacity = intAt(datastore.props.get('summary.capacity')) ?? 0;
@@ -74,6 +82,18 @@ export async function inventory(ctx: VsphereContext, signal?: AbortSignal): Prom
     }),
     networks: [...new Set(networks.map((network) => textAt(network.props.get('name')) ?? network.ref.value))].sort(),
   };
+}
+
+/**
+ * Whether the Provider's compute defaults (VSPHERE_CLUSTER, VSPHERE_HOST) let a placement policy
+ * choose this host: they bound every policy, as PVE_NODE_SELECTOR does on Proxmox. Names compare
+ * by their last path step.
+ */
+function withinDefaults(defaults: PlacementDefaults, host: string, cluster: string | undefined): boolean {
+  const last = (value: string) => value.split('/').filter((step) => step !== '').pop() ?? value;
+  if (defaults.host !== undefined && last(defaults.host) !== host) return false;
+  if (defaults.cluster !== undefined && last(defaults.cluster) !== cluster) return false;
+  return true;
 }
 
 /**

@@ -33,9 +33,19 @@ export async function resolvePlacement(
   const folder = folderName === undefined ? dc.vmFolder : await resolveObject(ctx, dc, 'vm', ['Folder'], folderName, 'folder', undefined, signal);
 
   const vmChoosesCompute = own.resourcePool !== undefined || own.cluster !== undefined || own.host !== undefined;
-  const compute = vmChoosesCompute ? own : defaults;
-  const cluster = compute.cluster === undefined ? undefined : await resolveObject(ctx, dc, 'host', COMPUTE_TYPES, compute.cluster, 'cluster', undefined, signal);
+  let compute = vmChoosesCompute ? own : defaults;
+  let cluster = compute.cluster === undefined ? undefined : await resolveObject(ctx, dc, 'host', COMPUTE_TYPES, compute.cluster, 'cluster', undefined, signal);
   const host = compute.host === undefined ? undefined : await resolveObject(ctx, dc, 'host', ['HostSystem'], compute.host, 'host', cluster, signal);
+  // A host alone (a placement policy's choice, or the spec's) inside the Provider's default
+  // cluster keeps that cluster's default resource pool: choosing a host there is no reason to
+  // leave the pool the Provider names. A host elsewhere takes its own root pool, as before.
+  if (host !== undefined && own.cluster === undefined && own.resourcePool === undefined && defaults.cluster !== undefined) {
+    const defaultCluster = await resolveObject(ctx, dc, 'host', COMPUTE_TYPES, defaults.cluster, 'cluster', undefined, signal);
+    if ((await computeResourceOf(ctx, host, signal)).value === defaultCluster.value) {
+      cluster = defaultCluster;
+      compute = { ...own, ...(defaults.resourcePool !== undefined ? { resourcePool: defaults.resourcePool } : {}) };
+    }
+  }
 
   let pool: MoRef;
   if (compute.resourcePool !== undefined) {

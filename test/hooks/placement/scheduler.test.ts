@@ -81,3 +81,10 @@ t.test('a host the Provider keeps new VMs off is never chosen, whatever the poli
   t.same(schedule([outside], { ...none, nodeSelector: ['a'] }, request), { ok: false, why: 'a: outside the Provider\'s node selection' });
   t.same(schedule([outside], none, { ...request, host: 'a' }), { ok: false, why: 'a: outside the Provider\'s node selection' });
 });
+
+t.test('a VM naming a cluster only goes to hosts of that cluster (by name or inventory path)', async (t) => {
+  const hosts = [{ ...host('a'), cluster: 'C0' }, { ...host('b'), cluster: 'C1' }, host('c')];
+  t.match(schedule(hosts, none, { ...request, cluster: 'C1' }), { ok: true, host: 'b' });
+  t.match(schedule(hosts, none, { ...request, cluster: '/DC0/host/C0' }), { ok: true, host: 'a' });
+  t.same(schedule(hosts, none, { ...request, cluster: 'C9' }), { ok: false, why: 'a: not in cluster C9; b: not in cluster C9; c: not in cluster C9' });
+});

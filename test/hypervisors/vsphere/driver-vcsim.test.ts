@@ -71,6 +71,22 @@ if (requireVcsim(t)) {
     t.equal(await nameOf(vcsim, await collect(vcsim, `VirtualMachine:${vm.id}`, 'runtime.host')), 'DC0_C0_H1');
   });
 
+  t.test("a host alone inside the Provider's cluster keeps the Provider's pool; the inventory names each host's cluster and bounds policies by it", async (t) => {
+    const { vcsim, driver, create } = await setup(t, { VSPHERE_CLUSTER: 'DC0_C0', VSPHERE_RESOURCE_POOL: 'pool-b' });
+    const vm = await create(basicSpec('policy-host', owner('policy-host'), { placement: { host: 'DC0_C0_H2' } }));
+    t.equal(vm.host, 'DC0_C0_H2');
+    t.equal(await nameOf(vcsim, await collect(vcsim, `VirtualMachine:${vm.id}`, 'resourcePool')), 'pool-b', 'not the cluster root pool');
+    const hosts = (await driver.inventory()).hosts.map((host) => [host.name, host.cluster, host.selectable]).sort();
+    t.same(hosts, [
+      ['DC0_C0_H0', 'DC0_C0', undefined],
+      ['DC0_C0_H1', 'DC0_C0', undefined],
+      ['DC0_C0_H2', 'DC0_C0', undefined],
+      ['DC0_H0', 'DC0_H0', false],
+    ]);
+    const elsewhere = await create(basicSpec('standalone', owner('standalone'), { placement: { host: 'DC0_H0' } }));
+    t.equal(await nameOf(vcsim, await collect(vcsim, `VirtualMachine:${elsewhere.id}`, 'resourcePool')), 'Resources', 'a host outside it takes its own root pool, as before');
+  });
+
   t.test('unknown or ambiguous placement and templates are InvalidSpec, and nothing is cloned', async (t) => {
     const { vcsim, driver } = await setup(t);
     await t.rejects(driver.create(basicSpec('x', owner('x1'), { placement: { folder: 'no-such-folder' } })), { code: 'InvalidSpec', message: /folder 'no-such-folder' not found/ });

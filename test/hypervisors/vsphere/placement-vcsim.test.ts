@@ -187,9 +187,9 @@ if (requireVcsim(t)) {
   t.test('the inventory makes the same SOAP calls whatever the number of VMs: none per VM', async (t) => {
     const { vcsim, driver, proxy } = await setup(t);
     await driver.inventory();
-    const expected = { CreateContainerView: 4, RetrievePropertiesEx: 5, DestroyView: 4 };
+    const expected = { CreateContainerView: 5, RetrievePropertiesEx: 6, DestroyView: 5 };
     const before = await inventoryCalls(driver, proxy);
-    t.same(before.methods, expected, 'hosts, datastores, networks and VMs (a view each), and the recent tasks');
+    t.same(before.methods, expected, 'hosts, compute resources, datastores, networks and VMs (a view each), and the recent tasks');
     for (let i = 0; i < 6; i++) await vcsim.govc('vm.clone', '-vm', 'DC0_H0_VM1', '-pool', '/DC0/host/DC0_H0/Resources', '-ds', 'LocalDS_0', '-on=false', `extra-${i}`);
     const after = await inventoryCalls(driver, proxy);
     t.equal(after.inventory.hosts.reduce((sum, host) => sum + (host.placed?.length ?? 0), 0), before.inventory.hosts.reduce((sum, host) => sum + (host.placed?.length ?? 0), 0) + 6);
