@@ -1,8 +1,9 @@
 // create: volumes (root overlay, data disks, seed ISO, Ignition config), then one `define` of a
-// domain whose <metadata> names the owner (and carries the user's tags) and whose UUID we chose;
-// a root disk that takes long (a full copy, a download) is filled afterwards by a host task. The
-// identity is looked up first, so a repeated create (lost response) returns or continues the
-// existing domain; libvirt's unique domain names make two concurrent creates define at most one.
+// domain whose <metadata> names the owner (and carries the user's tags and the placement record)
+// and whose UUID we chose; a root disk that takes long (a full copy, a download) is filled
+// afterwards by a host task. The identity is looked up first, so a repeated create (lost
+// response) returns or continues the existing domain; libvirt's unique domain names make two
+// concurrent creates define at most one.
 
 import { randomUUID } from 'node:crypto';
 import {
@@ -24,6 +25,7 @@ import { startCloneCopy } from './clone.js';
 import { completeStep, randomMac, validateIdentity, validateName, volumeNames } from './names.js';
 import { ignitionFile, ignitionStep, requireIgnition } from './ignition.js';
 import { findDomainByIdentity, requireOwned } from './observe.js';
+import { validatePlacementRecord } from './placement-record.js';
 import { userTags } from './tags.js';
 import type { TaskStep } from './tasks.js';
 
@@ -43,12 +45,24 @@ async function domainCapabilities(ctx: LibvirtContext, signal?: AbortSignal): Pr
   return ctx.host.virsh(['domcapabilities', '--virttype', ctx.config.domainType, '--arch', 'x86_64'], { signal });
 }
 
+/**
+ * One host per Provider: a placement policy may name it (the hook writes the inventory's host
+ * name with the record), nothing else may choose a host, folder, cluster or pool.
+ */
+function checkPlacement(ctx: LibvirtContext, spec: CreateSpec): void {
+  const { host, folder, cluster, resourcePool } = spec.placement;
+  if (folder !== undefined || cluster !== undefined || resourcePool !== undefined) {
+    throw new UnsupportedError('the libvirt driver serves one host: placement is not supported');
+  }
+  if (host === undefined) return;
+  if (spec.placementRecord === undefined) throw new UnsupportedError('the libvirt driver serves one host: placement is not supported');
+  if (host !== ctx.config.ssh.host) throw new UnsupportedError(`this provider serves host ${ctx.config.ssh.host} only, not ${host}`);
+}
+
 /** Refuses, before anything is created, what this host cannot give the VM. */
 async function checkHostSupport(ctx: LibvirtContext, spec: CreateSpec, signal?: AbortSignal): Promise<void> {
   if (spec.storage.provisioning === 'thick') throw new UnsupportedError('thick provisioning is not supported by the libvirt driver');
-  if (spec.placement.host !== undefined || spec.placement.folder !== undefined || spec.placement.cluster !== undefined || spec.placement.resourcePool !== undefined) {
-    throw new UnsupportedError('the libvirt driver serves one host: placement is not supported');
-  }
+  checkPlacement(ctx, spec);
   if (spec.storage.datastore !== undefined && spec.storage.datastore !== ctx.config.storagePool) {
     throw new UnsupportedError(`only the configured storage pool ${ctx.config.storagePool} is used`);
   }
@@ -57,7 +71,6 @@ async function checkHostSupport(ctx: LibvirtContext, spec: CreateSpec, signal?: 
     throw new UnsupportedError('CPU and memory limits and reservations are not supported by the libvirt driver (only CPU shares)');
   }
   if (spec.extraConfig !== undefined && Object.keys(spec.extraConfig).length > 0) throw new UnsupportedError('extra configuration is not supported by the libvirt driver');
-  if (spec.placementRecord !== undefined) throw new UnsupportedError('placement policies are not supported by the libvirt driver (one host per Provider)');
   if (spec.features.nestedVirtualization && ctx.config.domainType !== 'kvm') {
     throw new UnsupportedError('nested virtualization needs KVM; this provider runs domains with type qemu (software emulation)');
   }
@@ -188,6 +201,7 @@ export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: A
     if (!parsed.ok) throw new InvalidSpecError(`cloud-init meta-data ${parsed.problem}`);
   }
   if (spec.ignition !== undefined) requireIgnition(spec.ignition);
+  if (spec.placementRecord !== undefined) validatePlacementRecord(spec.placementRecord);
 
   const existing = await findDomainByIdentity(ctx, spec.owner.uid, signal);
   if (existing !== undefined) return continueCreate(ctx, existing, spec, signal);
@@ -204,6 +218,8 @@ export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: A
   const pool = ctx.config.storagePool;
   const metadata: VmMetadata = { owner: { ...spec.owner }, disks: [], nics: [], bases: [], cpuHotAdd: spec.features.cpuHotAdd, memoryHotAdd: spec.features.memoryHotAdd };
   if (tags.length > 0) metadata.tags = tags;
+  // In the same define as the owner: whoever can find the VM can read its record.
+  if (spec.placementRecord !== undefined) metadata.placement = { labels: { ...spec.placementRecord.labels }, order: spec.placementRecord.order };
   const disks: DomainDisk[] = [];
   const rootSpec = spec.disks.find((disk) => disk.root);
   const ordered = [{ name: rootSpec?.name ?? 'root' }, ...spec.disks.filter((disk) => !disk.root)];

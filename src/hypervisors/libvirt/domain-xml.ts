@@ -1,10 +1,11 @@
 // Domain XML both ways. Building: every value from a spec is escaped for XML (text and attribute
-// contexts alike), and the identity tag (with the user's tags beside it) goes into <metadata> in
-// our own namespace. Parsing: the few fields the driver observes, from `virsh dumpxml` (the live
-// XML when the domain runs).
+// contexts alike), and the identity tag (with the user's tags and the placement record beside it)
+// goes into <metadata> in our own namespace. Parsing: the few fields the driver observes, from
+// `virsh dumpxml` (the live XML when the domain runs).
 
 import { XMLParser } from 'fast-xml-parser';
-import type { Identity } from '../../contracts/driver.js';
+import type { Identity, PlacementRecord } from '../../contracts/driver.js';
+import { parseRecord, recordAttributes } from './placement-record.js';
 
 export const METADATA_NS = 'https://virtrigaud.io/xmlns/libvirt/v1';
 const PREFIX = 'virtrigaud';
@@ -22,6 +23,8 @@ export function xmlEscape(text: string | number): string {
 /** What the driver records about a VM it created: the identity and which parts are its own. */
 export interface VmMetadata {
   owner: Identity;
+  /** The VM's labels and placement order, recorded at create for placement policies (placement-record.ts). */
+  placement?: PlacementRecord;
   /** Disk name → target device and the pool volume the VM owns. */
   disks: { name: string; target: string; volume: string }[];
   nics: { name: string; mac: string }[];
@@ -60,10 +63,12 @@ export interface PendingCreation {
  */
 export function metadataXml(metadata: VmMetadata, bare = false): string {
   const t = (name: string) => (bare ? name : `${PREFIX}:${name}`);
-  const { owner, pending } = metadata;
+  const { owner, pending, placement } = metadata;
+  const record = placement !== undefined ? recordAttributes(placement) : undefined;
   const parts = [
     bare ? '<vm>' : `<${PREFIX}:vm xmlns:${PREFIX}='${METADATA_NS}'>`,
     `<${t('owner')} uid='${xmlEscape(owner.uid)}' namespace='${xmlEscape(owner.namespace)}' name='${xmlEscape(owner.name)}'/>`,
+    record !== undefined ? `<${t('placement')} order='${xmlEscape(record.order)}' labels='${xmlEscape(record.labels)}'/>` : '',
     ...metadata.disks.map((disk) => `<${t('disk')} name='${xmlEscape(disk.name)}' target='${xmlEscape(disk.target)}' volume='${xmlEscape(disk.volume)}'/>`),
     ...metadata.nics.map((nic) => `<${t('nic')} name='${xmlEscape(nic.name)}' mac='${xmlEscape(nic.mac)}'/>`),
     metadata.seed !== undefined ? `<${t('seed')} volume='${xmlEscape(metadata.seed)}'/>` : '',
@@ -267,6 +272,9 @@ function findMetadata(container: Node | undefined, alreadyFiltered = false): VmM
       cpuHotAdd: attr(features, 'cpuHotAdd') === 'true',
       memoryHotAdd: attr(features, 'memoryHotAdd') === 'true',
     };
+    const placement = node(element[q('placement')]);
+    const record = parseRecord(attr(placement, 'order'), attr(placement, 'labels'));
+    if (record !== undefined) metadata.placement = record;
     const seed = attr(element[q('seed')], 'volume');
     if (seed !== undefined) metadata.seed = seed;
     const ignition = attr(element[q('ignition')], 'volume');

@@ -65,6 +65,8 @@ export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
   linkedClones: true,
   imageImport: true,
   consoleURL: true,
+  // One host per Provider: nothing to choose. A placement policy's create names this host (the
+  // inventory's), which create accepts with the policy's record; any other host is refused.
   placementHost: false,
   placementDatastore: false,
   placementFolder: false,
@@ -83,7 +85,10 @@ export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
   resourceLimits: false,
   // <cputune><shares>, 2–10000 (what cgroup v1 and v2 both take).
   cpuShares: true,
-  placementPolicy: false,
+  // The record sits in the domain's metadata beside the owner (placement-record.ts); the inventory
+  // lists every domain with it from one host run (inventory.ts), so one host's rules
+  // (maxVMsPerNode, free CPU and memory, anti-affinity) hold there too.
+  placementPolicy: true,
 });
 
 export interface LibvirtDriverOptions {

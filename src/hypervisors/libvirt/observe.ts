@@ -70,6 +70,8 @@ export function isActive(state: DomainState): boolean {
 
 export interface ListedDomain {
   uuid: string;
+  /** The domain's name, when the listing asked for names (placement's listing). */
+  name?: string;
   metadata?: VmMetadata;
   /** Why its metadata could not be read: it may be ours. */
   unreadable?: string;
@@ -78,12 +80,28 @@ export interface ListedDomain {
 // A fixed script; the URI and namespace arrive as positional parameters, never spliced into it.
 // A failing `list` fails the script (an empty answer would read as "no VMs"); `metadata` failing
 // with "not present" is an answer (not ours), a domain gone meanwhile is skipped, and any other
-// failure is reported for that domain.
+// failure is reported for that domain. With `placed` as $3 it first prints every domain's vCPUs
+// and memory (`domstats`, which names domains, not UUIDs) and lists each domain's name beside
+// its UUID, so the inventory reads everything placement needs in this one run.
 const LIST_SCRIPT = `set -u
-vr_ids=$(virsh -q -c "$1" list --all --uuid) || exit 1
-for vr_d in $vr_ids; do
-  printf '\\n#virtrigaud-domain %s\\n' "$vr_d"
-  if vr_out=$(virsh -q -c "$1" metadata --domain "$vr_d" --uri "$2" 2>&1); then
+if [ "\${3:-}" = placed ]; then
+  printf '#virtrigaud-stats\\n'
+  virsh -q -c "$1" domstats --vcpu --balloon || exit 1
+  # An older virsh may refuse --uuid together with --name: each name is then asked for below.
+  vr_ids=$(virsh -q -c "$1" list --all --uuid --name 2>/dev/null) || vr_ids=$(virsh -q -c "$1" list --all --uuid) || exit 1
+else
+  vr_ids=$(virsh -q -c "$1" list --all --uuid) || exit 1
+fi
+printf '%s\\n' "$vr_ids" | while IFS= read -r vr_line; do
+  vr_d=\${vr_line%% *}
+  [ -n "$vr_d" ] || continue
+  vr_name=
+  case $vr_line in *" "*) vr_name=\${vr_line#* } ;; esac
+  if [ "\${3:-}" = placed ] && [ -z "$vr_name" ]; then
+    vr_name=$(virsh -q -c "$1" domname --domain "$vr_d" </dev/null 2>/dev/null) || vr_name=
+  fi
+  printf '\\n#virtrigaud-domain %s %s\\n' "$vr_d" "$vr_name"
+  if vr_out=$(virsh -q -c "$1" metadata --domain "$vr_d" --uri "$2" </dev/null 2>&1); then
     printf '%s\\n' "$vr_out"
   else
     case $vr_out in
@@ -94,24 +112,30 @@ for vr_d in $vr_ids; do
 done
 `;
 
-/** What LIST_SCRIPT printed. */
+const DOMAIN_MARK = '\n#virtrigaud-domain ';
+
+/** What LIST_SCRIPT printed: each domain's header (`<uuid> <name>`) and its metadata. */
 export function parseDomainList(out: string): ListedDomain[] {
   const domains: ListedDomain[] = [];
-  for (const chunk of out.split('\n#virtrigaud-domain ').slice(1)) {
+  for (const chunk of out.split(DOMAIN_MARK).slice(1)) {
     const newline = chunk.indexOf('\n');
-    const uuid = (newline < 0 ? chunk : chunk.slice(0, newline)).trim();
+    const header = newline < 0 ? chunk : chunk.slice(0, newline);
+    const space = header.indexOf(' ');
+    const uuid = (space < 0 ? header : header.slice(0, space)).trim();
     if (!isDomainId(uuid)) continue;
+    const name = space < 0 ? '' : header.slice(space + 1);
+    const listed: ListedDomain = name !== '' ? { uuid, name } : { uuid };
     const body = newline < 0 ? '' : chunk.slice(newline + 1);
     const unreadable = /^#virtrigaud-unreadable (.*)$/m.exec(body)?.[1];
     if (unreadable !== undefined) {
-      domains.push({ uuid, unreadable: unreadable.trim() });
+      domains.push({ ...listed, unreadable: unreadable.trim() });
       continue;
     }
     try {
       const metadata = parseMetadata(body);
-      domains.push(metadata ? { uuid, metadata } : { uuid });
+      domains.push(metadata ? { ...listed, metadata } : listed);
     } catch (error) {
-      domains.push({ uuid, unreadable: error instanceof Error ? error.message : String(error) });
+      domains.push({ ...listed, unreadable: error instanceof Error ? error.message : String(error) });
     }
   }
   return domains;
@@ -120,6 +144,24 @@ export function parseDomainList(out: string): ListedDomain[] {
 /** Every domain's UUID with our metadata when it has some: one remote run for all of them. */
 export async function listDomains(ctx: LibvirtContext, signal?: AbortSignal): Promise<ListedDomain[]> {
   return parseDomainList(await ctx.host.exec(['sh', '-c', LIST_SCRIPT, 'sh', ctx.host.uri, METADATA_NS], { signal, what: 'listing the domains' }));
+}
+
+/** The `domstats` text the placed listing printed before its domains. */
+export function statsSection(out: string): string {
+  const start = out.indexOf('#virtrigaud-stats\n');
+  if (start < 0) return '';
+  const end = out.indexOf(DOMAIN_MARK, start);
+  return out.slice(start + '#virtrigaud-stats\n'.length, end < 0 ? undefined : end);
+}
+
+/**
+ * Every domain with its name and metadata, and the `domstats --vcpu --balloon` of them all: one
+ * remote run, whatever the number of domains. The statistics are read first, so a domain listed
+ * without statistics was defined in between.
+ */
+export async function listPlacedDomains(ctx: LibvirtContext, signal?: AbortSignal): Promise<{ stats: string; domains: ListedDomain[] }> {
+  const out = await ctx.host.exec(['sh', '-c', LIST_SCRIPT, 'sh', ctx.host.uri, METADATA_NS, 'placed'], { signal, what: 'listing the domains' });
+  return { stats: statsSection(out), domains: parseDomainList(out) };
 }
 
 /** Whose domain this is; undefined only when every domain could be read and none names `uid`. */
