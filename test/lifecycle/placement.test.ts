@@ -300,3 +300,38 @@ t.test('an inventory that fails for two hours: nothing is created, calls back of
   await env.metacontroller.settle(() => env.isReady('web'), { maxFakeMs: 30 * 60_000 });
   t.equal(env.world.callCount('create'), 1);
 });
+
+t.test('a loser whose delete keeps failing for an hour backs off, never starts, and is deleted once the fault clears', async (t) => {
+  const gate = new RaceGate(2);
+  const env = await lifecycle(t, { simulator: { hosts: HOSTS.slice(0, 1) }, registry: (simulators) => gate.wrap(simulators) });
+  await env.basics();
+  policy(env, 'one', { constraints: { maxVMsPerNode: 1 } });
+  createVM(env, 'seed', {}, { placementRef: { name: 'one' } });
+  await env.metacontroller.settle(() => env.isReady('seed'), { maxSyncs: 500 });
+  env.cluster.delete(API, 'VirtualMachine', 'default', 'seed');
+  await env.metacontroller.settle(() => env.vm('seed') === undefined && env.world.listVMs().length === 0, { maxSyncs: 500 });
+  const recorded = [...env.metacontroller.calls].reverse().find((call) => call.controller === 'virtrigaud-virtualmachine' && call.hook === 'sync');
+  const related = (recorded?.request as { related: object }).related;
+  const replica = testServer({ clock: env.clock, registry: () => gate.wrap(new ProviderRegistry(() => env.world)) });
+  t.teardown(() => replica.app.close());
+  createVM(env, 'x', {}, { placementRef: { name: 'one' } });
+  createVM(env, 'y', {}, { placementRef: { name: 'one' } });
+  gate.armed = true;
+  t.same(await raceSyncs(env, [env.app, replica.app], ['x', 'y'], related), []);
+  gate.armed = false;
+  t.equal(env.world.listVMs().length, 2, 'both replicas took the one slot');
+  env.world.injectFault('delete', { kind: 'error', times: Infinity, message: 'datastore busy' });
+  let running = 0;
+  env.metacontroller.afterEachSync = () => {
+    running = Math.max(running, env.world.listVMs().filter((vm) => vm.powerState === 'On').length);
+  };
+  await env.metacontroller.advance(60 * 60_000);
+  const deletes = env.world.callCount('delete');
+  // 1 s, 2 s … 256 s (9 attempts), then one per 5 minutes.
+  t.ok(deletes >= 1 && deletes <= 9 + 3600 / 300 + 1, `${deletes} delete calls in an hour (backing off to 5 minutes)`);
+  const loser = ['x', 'y'].find((name) => env.condition('Placed', name)?.reason === 'LostRace') ?? '';
+  t.match(env.condition('Provisioned', loser), { status: 'False', message: /datastore busy/ });
+  env.world.clearFaults();
+  await env.metacontroller.settle(() => env.world.listVMs().length === 1 && env.condition('Placed', loser)?.reason === 'Unschedulable', { maxFakeMs: 10 * 60_000 });
+  t.equal(running, 1, 'never two running on the one host');
+});

@@ -9,7 +9,7 @@ import { reportDriverError, type FailureReport } from '../driver-errors.js';
 import { act, type ActResult } from './act.js';
 import { observe, recordedTaskRuns, type Observation } from './observe.js';
 import { RESYNC, operationOf, planNextAction, type Action, type Plan } from './plan.js';
-import { backoffSeconds, recordFailure } from './retry.js';
+import { backingOff, backoffSeconds, currentFailure, describeBackoff, recordFailure } from './retry.js';
 import { resolve, resolveProvider, resolveReferences, unsupportedMessage } from './resolve.js';
 import { VMHookContext, type VMHookDeps } from './context.js';
 import {
@@ -152,7 +152,14 @@ export async function syncVirtualMachine(
   let failure: FailureReport | undefined;
   let failureRecord = plan.failure;
   const operation = operationOf(action);
-  if (placement?.kind === 'release' && observation.vm) {
+  // The plan knows nothing of this delete: its failure record is read from the status directly.
+  const lastRelease = placement?.kind === 'release' ? currentFailure(previous.failure, vm.metadata.generation) : undefined;
+  const releaseWait = backingOff(lastRelease, 'Delete', context.now);
+  if (releaseWait && lastRelease) {
+    // The last delete failed: not asked again before its back-off has passed.
+    failure = { reason: lastRelease.reason, message: describeBackoff(lastRelease, releaseWait.until), retryable: lastRelease.retryable };
+    failureRecord = lastRelease;
+  } else if (placement?.kind === 'release' && observation.vm) {
     try {
       const ref = { id: observation.vm.id, owner: desired.identity };
       const started = await calls.call('delete', (options) => calls.driver.delete(ref, options));
@@ -160,6 +167,8 @@ export async function syncVirtualMachine(
       if (started.task) result = { task: { id: started.task, operation: 'Delete', startedAt: rfc3339(context.now) } };
     } catch (error) {
       failure = reportDriverError(error, 'deleting the VM that lost its placement', 'NotOwned');
+      // A delete that keeps failing backs off like any operation, rather than every 2 s.
+      failureRecord = recordFailure(lastRelease, { operation: 'Delete', ...failure }, context.now, vm.metadata.generation);
     }
   } else if (!blocked && action.kind !== 'none' && operation !== undefined) {
     try {
@@ -176,7 +185,9 @@ export async function syncVirtualMachine(
   const updates = [...conditionsFor(plan, blocked, failure, placement), ...(placement?.conditions ?? [])];
   const task = result.task ?? (plan.keepTask ? previous.task : undefined);
   const planResync = plan.resyncAfterSeconds || deps.steadyResyncSeconds;
-  const resync = failure && failureRecord && placement?.kind !== 'release'
+  const resync = releaseWait
+    ? Math.max(1, Math.ceil((releaseWait.until - context.now) / 1000))
+    : failure && failureRecord
     ? backoffSeconds(failureRecord)
     : blocked
       ? deps.steadyResyncSeconds
