@@ -68,6 +68,10 @@ export const CAPABILITIES = [
    * VMPlacementPolicy is decided and verified from the hypervisor's own state.
    */
   'placementPolicy',
+  /** exportDisk: a VM's disk (VM off) written to a file of the migration directory, with its SHA-256. */
+  'diskExport',
+  /** importDisk: a disk file of the migration directory made into an image that create can use. */
+  'diskImport',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 export type Capabilities = Readonly<Record<Capability, boolean>>;
@@ -410,6 +414,37 @@ export interface CloneStarted extends Started {
   sourceSnapshot?: string;
 }
 
+export type DiskFormat = 'qcow2' | 'raw' | 'vmdk';
+
+/**
+ * A disk file in the migration directory (a VMMigration's PVC, mounted by the provider runtime at
+ * MIGRATION_DIR): `path` is relative to it, never absolute, never with `..`. exportDisk writes the
+ * file's SHA-256 (hex) beside it as `<path>.sha256` once the file is whole; importDisk checks it
+ * before it imports anything.
+ */
+export interface DiskFile {
+  path: string;
+  format: DiskFormat;
+}
+
+export interface DiskExportRequest {
+  /** The VM's disk, by its spec name (`root`: the boot disk). */
+  disk: string;
+  file: DiskFile;
+}
+
+export interface DiskImportRequest {
+  /** Names the image: the same owner and name give the same image (a repeated call imports nothing twice). */
+  name: string;
+  file: DiskFile;
+}
+
+export interface DiskImported extends Started {
+  /** What a CreateSpec names to make a VM from the imported disk. */
+  image: ImageSpec;
+  sizeBytes: number;
+}
+
 export interface Driver {
   readonly type: string;
   readonly capabilities: Capabilities;
@@ -446,6 +481,17 @@ export interface Driver {
    * source's disks through a snapshot; `sourceSnapshot` names it when the driver made or used one.
    */
   clone(ref: VMRef, target: CloneTarget, options?: CallOptions): Promise<CloneStarted>;
+
+  /**
+   * Writes the disk of a VM that is off to `request.file` (Busy while it runs), then its SHA-256
+   * beside it; a task with progress. Needs diskExport. Repeating it rewrites the file.
+   */
+  exportDisk(ref: VMRef, request: DiskExportRequest, options?: CallOptions): Promise<Started>;
+  /**
+   * Makes `request.file` (its SHA-256 checked first: Conflict when it does not match) an image
+   * owned by `owner`, for create to use. Needs diskImport.
+   */
+  importDisk(owner: Identity, request: DiskImportRequest, options?: CallOptions): Promise<DiskImported>;
 
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus>;
 }

@@ -241,6 +241,10 @@ export const Inventory = Type.Object(
 );
 
 export const Started = Type.Object({ task: Type.Optional(Type.String()) }, closed);
+export const DiskFile = Type.Object({ path: Type.String(), format: StringEnum(['qcow2', 'raw', 'vmdk'] as const) }, closed);
+export const DiskExportRequest = Type.Object({ disk: Type.String(), file: DiskFile }, closed);
+export const DiskImportRequest = Type.Object({ name: Type.String(), file: DiskFile }, closed);
+export const DiskImported = Type.Object({ task: Type.Optional(Type.String()), image: ImageSpec, sizeBytes: Bytes }, closed);
 export const StartedWithId = Type.Object({ id: Type.String(), task: Type.Optional(Type.String()) }, closed);
 export const CloneTarget = Type.Object({ name: Type.String(), owner: Identity, linked: Type.Boolean() }, closed);
 export const CloneStarted = Type.Object(
@@ -282,6 +286,8 @@ export const REMOTE_METHODS = {
   snapshotList: { request: Type.Object({ ref: VMRef }, closed), response: Type.Object({ snapshots: Type.Array(SnapshotInfo) }, closed) },
   clone: { request: Type.Object({ ref: VMRef, target: CloneTarget }, closed), response: CloneStarted },
   taskStatus: { request: Type.Object({ task: Type.String() }, closed), response: TaskStatus },
+  exportDisk: { request: Type.Object({ ref: VMRef, request: DiskExportRequest }, closed), response: Started },
+  importDisk: { request: Type.Object({ owner: Identity, request: DiskImportRequest }, closed), response: DiskImported },
 } as const satisfies Record<string, { request: TObject; response: TSchema }>;
 
 export type RemoteMethod = keyof typeof REMOTE_METHODS;
@@ -308,6 +314,9 @@ export type SchemasMatchTheDriver = [
   Assert<Same<Static<typeof SnapshotRequest>, Contract.SnapshotRequest>>,
   Assert<Same<Static<typeof SnapshotInfo>, Contract.SnapshotInfo>>,
   Assert<Same<Static<typeof TaskStatus>, Contract.TaskStatus>>,
+  Assert<Same<Static<typeof DiskExportRequest>, Contract.DiskExportRequest>>,
+  Assert<Same<Static<typeof DiskImportRequest>, Contract.DiskImportRequest>>,
+  Assert<Same<Static<typeof DiskImported>, Contract.DiskImported>>,
   Assert<Same<Static<typeof Inventory>, Contract.Inventory>>,
   Assert<Same<Static<typeof Started>, Contract.Started>>,
   Assert<Same<Static<typeof StartedWithId>, { id: string } & Contract.Started>>,

@@ -1,5 +1,7 @@
 // The Driver conformance suite: one set of behaviours every driver must show, whatever the
 // hypervisor behind it. Each driver's test file supplies a target and runs this suite.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Test } from 'tap';
 import {
   NotFoundError,
@@ -10,6 +12,7 @@ import {
   type VMRef,
 } from '../../src/contracts/driver.js';
 import { GiB } from '../../src/contracts/quantity.js';
+import { sha256Of } from '../../src/hypervisors/common/disk-files.js';
 
 /** A small VM from the `ubuntu-22-template` template on a `lan` NIC: every test hypervisor has both. */
 export function basicSpec(name: string, owner: Identity, overrides: Partial<CreateSpec> = {}): CreateSpec {
@@ -36,6 +39,8 @@ export interface ConformanceTarget {
   waitUntil(done: () => Promise<boolean>, what: string): Promise<void>;
   /** A VM the driver did not create and must never change. */
   addForeignVM(name: string): Promise<string>;
+  /** Where the driver writes exported disks and reads imported ones (its MIGRATION_DIR), if it does. */
+  migrationDir?: string;
   close(): Promise<void>;
 }
 
@@ -212,6 +217,41 @@ export function driverConformance(t: Test, name: string, makeTarget: () => Promi
     t.equal(placed?.memoryBytes, spec.memoryBytes);
     if (vm.host !== undefined) t.equal(host?.name, vm.host, 'listed on the host the VM is on');
     await deleteFully(target, { id: vm.id, owner: me });
+  });
+
+  test('a disk is exported (VM off) with its checksum and imported as an image a VM is made from, or refused without the capability', async (target, t) => {
+    const me = owner('export');
+    const file = { path: 'conformance/export/root.raw', format: 'raw' as const };
+    const caps = target.driver.capabilities;
+    if (!caps.diskExport) {
+      await t.rejects(target.driver.exportDisk({ id: '1', owner: me }, { disk: 'root', file }), { code: 'Unsupported' });
+    }
+    if (!caps.diskImport) {
+      await t.rejects(target.driver.importDisk(me, { name: 'root', file }), { code: 'Unsupported' });
+    }
+    if (!caps.diskExport) return;
+    const dir = target.migrationDir;
+    if (dir === undefined) throw new Error('a target whose driver exports disks must name its migration directory');
+    const vm = await createFully(target, target.spec('conf-export', me));
+    const ref = { id: vm.id, owner: me };
+    await t.rejects(target.driver.exportDisk(ref, { disk: 'root', file: { path: '../outside.raw', format: 'raw' } }), { code: 'InvalidSpec' });
+    await t.rejects(target.driver.exportDisk({ id: vm.id, owner: owner('intruder') }, { disk: 'root', file }), { code: 'Conflict' });
+    const started = await target.driver.exportDisk(ref, { disk: 'root', file });
+    await taskDone(target, started.task, 'export');
+    const path = join(dir, file.path);
+    t.equal((await readFile(`${path}.sha256`, 'utf8')).trim(), await sha256Of(path), 'the checksum beside the file is the file\'s');
+    if (caps.diskImport) {
+      const other = owner('import');
+      const imported = await target.driver.importDisk(other, { name: 'root', file });
+      await taskDone(target, imported.task, 'import');
+      t.ok(imported.sizeBytes > 0);
+      const again = await target.driver.importDisk(other, { name: 'root', file });
+      t.same(again.image, imported.image, 'the same owner and name: the same image');
+      const copy = await createFully(target, { ...target.spec('conf-imported', other), image: imported.image });
+      t.ok(copy.disks.some((disk) => disk.name === 'root' && disk.sizeBytes > 0), 'a VM made from the imported disk');
+      await deleteFully(target, { id: copy.id, owner: other });
+    }
+    await deleteFully(target, ref);
   });
 
   test('unknown VMs and tasks are NotFound', async (target, t) => {

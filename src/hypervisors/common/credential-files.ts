@@ -22,6 +22,10 @@ import {
   type Started,
   type TaskStatus,
   type VMRef,
+  type DiskExportRequest,
+  type DiskImportRequest,
+  type DiskImported,
+  type Identity,
 } from '../../contracts/driver.js';
 import type { Env } from './env.js';
 
@@ -169,4 +173,12 @@ export class CredentialReloadingDriver implements Driver {
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
     return this.#call((driver) => driver.taskStatus(task, options));
   }
+  exportDisk(ref: VMRef, request: DiskExportRequest, options?: CallOptions): Promise<Started> {
+    return this.#call((driver) => driver.exportDisk(ref, request, options));
+  }
+
+  importDisk(owner: Identity, request: DiskImportRequest, options?: CallOptions): Promise<DiskImported> {
+    return this.#call((driver) => driver.importDisk(owner, request, options));
+  }
+
 }

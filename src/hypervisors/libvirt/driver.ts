@@ -8,7 +8,11 @@ import type {
   CloneStarted,
   CloneTarget,
   CreateSpec,
+  DiskExportRequest,
+  DiskImported,
+  DiskImportRequest,
   Driver,
+  Identity,
   Inventory,
   ObservedVM,
   PowerOperation,
@@ -19,6 +23,7 @@ import type {
   TaskStatus,
   VMRef,
 } from '../../contracts/driver.js';
+import { UnsupportedError } from '../../contracts/driver.js';
 import type { LibvirtConfig } from './config.js';
 import type { LibvirtContext } from './context.js';
 import { createVM } from './create.js';
@@ -89,6 +94,8 @@ export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
   // lists every domain with it from one host run (inventory.ts), so one host's rules
   // (maxVMsPerNode, free CPU and memory, anti-affinity) hold there too.
   placementPolicy: true,
+  diskExport: false,
+  diskImport: false,
 });
 
 export interface LibvirtDriverOptions {
@@ -172,4 +179,12 @@ export class LibvirtDriver implements Driver {
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
     return this.#ctx.tasks.status(task, options?.signal);
   }
+  exportDisk(_ref: VMRef, _request: DiskExportRequest, _options?: CallOptions): Promise<Started> {
+    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not export disks yet (capability 'diskExport')`));
+  }
+
+  importDisk(_owner: Identity, _request: DiskImportRequest, _options?: CallOptions): Promise<DiskImported> {
+    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  }
+
 }

@@ -3,11 +3,15 @@
 
 import type {
   CallOptions,
+  Capabilities,
   CloneStarted,
   CloneTarget,
-  Capabilities,
   CreateSpec,
+  DiskExportRequest,
+  DiskImported,
+  DiskImportRequest,
   Driver,
+  Identity,
   Inventory,
   ObservedVM,
   PowerOperation,
@@ -18,6 +22,7 @@ import type {
   TaskStatus,
   VMRef,
 } from '../../contracts/driver.js';
+import { UnsupportedError } from '../../contracts/driver.js';
 import { ProxmoxClient, type ProxmoxClientOptions } from './client.js';
 import type { ProxmoxConfig } from './config.js';
 import { createVM } from './create.js';
@@ -83,6 +88,8 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
   cpuShares: true,
   // The record is kept in the marker and as tags next to the identity tags (placement-record.ts).
   placementPolicy: true,
+  diskExport: false,
+  diskImport: false,
 });
 
 export interface ProxmoxDriverOptions extends ProxmoxClientOptions {
@@ -189,4 +196,12 @@ export class ProxmoxDriver implements Driver {
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
     return taskStatus(this.#ctx, task, options?.signal);
   }
+  exportDisk(_ref: VMRef, _request: DiskExportRequest, _options?: CallOptions): Promise<Started> {
+    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not export disks yet (capability 'diskExport')`));
+  }
+
+  importDisk(_owner: Identity, _request: DiskImportRequest, _options?: CallOptions): Promise<DiskImported> {
+    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  }
+
 }

@@ -25,6 +25,10 @@ import {
   type Started,
   type TaskStatus,
   type VMRef,
+  type DiskExportRequest,
+  type DiskImportRequest,
+  type DiskImported,
+  type Identity,
 } from '../../contracts/driver.js';
 import {
   CapabilitiesResponse,
@@ -173,6 +177,14 @@ export class RemoteDriver implements Driver {
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
     return this.#call('taskStatus', { task }, options);
   }
+  exportDisk(ref: VMRef, request: DiskExportRequest, options?: CallOptions): Promise<Started> {
+    return this.#call('exportDisk', { ref, request }, options);
+  }
+
+  importDisk(owner: Identity, request: DiskImportRequest, options?: CallOptions): Promise<DiskImported> {
+    return this.#call('importDisk', { owner, request }, options);
+  }
+
 
   #description(): CapabilitiesResponse {
     // connect() is the only way to get a RemoteDriver, and it refreshes before it returns.

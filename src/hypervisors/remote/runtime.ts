@@ -208,6 +208,8 @@ const HANDLERS: Handlers = {
   snapshotList: async (driver, body, options) => ({ snapshots: await driver.snapshotList(body.ref, options) }),
   clone: (driver, body, options) => driver.clone(body.ref, body.target, options),
   taskStatus: (driver, body, options) => driver.taskStatus(body.task, options),
+  exportDisk: (driver, body, options) => driver.exportDisk(body.ref, body.request, options),
+  importDisk: (driver, body, options) => driver.importDisk(body.owner, body.request, options),
 };
 
 /**

@@ -24,6 +24,10 @@ import {
   type Started,
   type TaskStatus,
   type VMRef,
+  type DiskExportRequest,
+  type DiskImported,
+  type DiskImportRequest,
+  type Identity,
 } from '../../contracts/driver.js';
 import type { SimCallOptions, SimulatedHypervisor } from './hypervisor.js';
 import type { SimOperation } from './model.js';
@@ -99,6 +103,14 @@ export class SimulatorDriver implements Driver {
 
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
     return this.#call('taskStatus', options, () => this.hypervisor.taskStatus(task));
+  }
+
+  exportDisk(ref: VMRef, request: DiskExportRequest, options?: CallOptions): Promise<Started> {
+    return this.#call('exportDisk', options, (call) => this.hypervisor.exportDisk(ref, request, call));
+  }
+
+  async importDisk(owner: Identity, request: DiskImportRequest, options?: CallOptions): Promise<DiskImported> {
+    return await this.#call('importDisk', options, () => this.hypervisor.importDisk(owner, request));
   }
 
   async #call<T>(operation: SimOperation, options: CallOptions | undefined, run: (call: SimCallOptions) => T): Promise<T> {

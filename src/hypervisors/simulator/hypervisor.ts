@@ -22,12 +22,17 @@ import {
   type Started,
   type TaskStatus,
   type VMRef,
+  type DiskExportRequest,
+  type DiskImported,
+  type DiskImportRequest,
+  type Identity,
 } from '../../contracts/driver.js';
 import { GiB } from '../../contracts/quantity.js';
 import { cloneVM, createVM, deleteVM } from './lifecycle.js';
 import type { SimFault, SimOperation, SimTemplate, SimulatorOptions, VMRecord } from './model.js';
 import { generatedMac, inventory, observe } from './observe.js';
 import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
+import { exportDisk, importDisk } from './disks.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
 import { taskStatus } from './tasks.js';
 import { SimWorld } from './world.js';
@@ -142,6 +147,16 @@ export class SimulatedHypervisor {
   clone(ref: VMRef, target: CloneTarget, options: SimCallOptions = {}): { id: string } & Started {
     this.#world.advance();
     return cloneVM(this.#world, ref, target, options.failTaskWith);
+  }
+
+  exportDisk(ref: VMRef, request: DiskExportRequest, options: SimCallOptions = {}): Started {
+    this.#world.advance();
+    return exportDisk(this.#world, this.#world.migrationDir, ref, request, options.failTaskWith);
+  }
+
+  importDisk(owner: Identity, request: DiskImportRequest): Promise<DiskImported> {
+    this.#world.advance();
+    return importDisk(this.#world, this.#world.migrationDir, owner, request);
   }
 
   taskStatus(id: string): TaskStatus {

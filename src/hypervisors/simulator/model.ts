@@ -69,7 +69,9 @@ export type SimOperation =
   | 'snapshotRevert'
   | 'snapshotList'
   | 'clone'
-  | 'taskStatus';
+  | 'taskStatus'
+  | 'exportDisk'
+  | 'importDisk';
 
 export interface SimFault {
   kind: 'busy' | 'conflict' | 'unreachable' | 'unauthorized' | 'invalid' | 'error' | 'timeout' | 'lostResponse' | 'taskFailure';
@@ -83,6 +85,8 @@ export interface SimFault {
 export interface SimulatorOptions {
   clock?: Clock;
   durations?: Partial<SimulatorDurations>;
+  /** Where exportDisk writes and importDisk reads (the migration PVC in a runtime); default MIGRATION_DIR. */
+  migrationDir?: string;
   hosts?: SimHost[];
   datastores?: SimDatastore[];
   networks?: string[];

@@ -1,6 +1,7 @@
 // The simulator's state and the rules every verb shares: indexes, ownership checks, locks, the
 // task runner and fault bookkeeping. The verbs (lifecycle.ts, power.ts, snapshots.ts) change it.
 
+import { migrationDir } from '../common/disk-files.js';
 import { systemClock, type Clock } from '../../contracts/clock.js';
 import {
   BusyError,
@@ -62,6 +63,7 @@ export interface HostUsage {
 export class SimWorld {
   readonly clock: Clock;
   readonly durations: SimulatorDurations;
+  readonly migrationDir: string;
   readonly capabilities: Capabilities;
   readonly hosts: readonly SimHost[];
   readonly datastores: readonly SimDatastore[];
@@ -84,6 +86,7 @@ export class SimWorld {
   constructor(options: SimulatorOptions = {}) {
     this.clock = options.clock ?? systemClock;
     this.durations = { ...DEFAULT_DURATIONS, ...options.durations };
+    this.migrationDir = options.migrationDir ?? migrationDir(process.env);
     this.capabilities = allCapabilities(options.capabilities);
     this.hosts = (options.hosts ?? DEFAULT_HOSTS).map((host) => ({ ...host }));
     this.datastores = (options.datastores ?? DEFAULT_DATASTORES).map((datastore) => ({ ...datastore }));

@@ -9,7 +9,11 @@ import type {
   CloneStarted,
   CloneTarget,
   CreateSpec,
+  DiskExportRequest,
+  DiskImported,
+  DiskImportRequest,
   Driver,
+  Identity,
   Inventory,
   ObservedVM,
   PowerOperation,
@@ -20,6 +24,7 @@ import type {
   TaskStatus,
   VMRef,
 } from '../../contracts/driver.js';
+import { UnsupportedError } from '../../contracts/driver.js';
 import { VsphereClient, type VsphereClientOptions } from './client.js';
 import type { VsphereConfig } from './config.js';
 import { createVM } from './create.js';
@@ -83,6 +88,8 @@ export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
   // The record in extraConfig next to the identity, written by the clone (placement-record.ts);
   // every VM and running clone listed per host from the VM list and the recent tasks (placed.ts).
   placementPolicy: true,
+  diskExport: false,
+  diskImport: false,
 });
 
 export interface VsphereDriverOptions extends VsphereClientOptions {
@@ -174,4 +181,12 @@ export class VsphereDriver implements Driver {
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
     return taskStatus(this.#ctx, task, options?.signal);
   }
+  exportDisk(_ref: VMRef, _request: DiskExportRequest, _options?: CallOptions): Promise<Started> {
+    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not export disks yet (capability 'diskExport')`));
+  }
+
+  importDisk(_owner: Identity, _request: DiskImportRequest, _options?: CallOptions): Promise<DiskImported> {
+    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  }
+
 }

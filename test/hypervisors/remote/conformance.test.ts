@@ -10,9 +10,12 @@ driverConformance(t, 'remote', async () => {
   return {
     driver,
     spec: simulatorSpec,
+    migrationDir: runtime.migrationDir,
     async waitUntil(done, what) {
       for (let step = 0; step < 600; step++) {
         if (await done()) return;
+        // Exports write real files: a timer turn lets their I/O complete between steps.
+        await new Promise((resolve) => setTimeout(resolve, 1));
         runtime.clock.advance(100);
       }
       throw new Error(`${what}: not reached in 60 s of simulated time`);

@@ -1,4 +1,7 @@
 // A provider runtime around a simulator on 127.0.0.1:0 and a RemoteDriver connected to it.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Test } from 'tap';
 import type { CreateSpec, Driver, Identity } from '../../../src/contracts/driver.js';
@@ -13,6 +16,8 @@ export interface RuntimeUnderTest {
   url: string;
   clock: FakeClock;
   hypervisor: SimulatedHypervisor;
+  /** The runtime's migration directory (removed by close). */
+  migrationDir: string;
   app: ReturnType<typeof buildProviderRuntime>;
   logs: string[];
   close(): Promise<void>;
@@ -21,7 +26,8 @@ export interface RuntimeUnderTest {
 /** Starts a runtime serving `driver` (default: a simulator on a fake clock); the caller closes it. */
 export async function startRuntime(options: { driver?: (hypervisor: SimulatedHypervisor) => Driver; readiness?: ReadinessOptions } = {}): Promise<RuntimeUnderTest> {
   const clock = new FakeClock();
-  const hypervisor = new SimulatedHypervisor({ clock });
+  const migrationDir = await mkdtemp(join(tmpdir(), 'virtrigaud-runtime-migrations-'));
+  const hypervisor = new SimulatedHypervisor({ clock, migrationDir });
   const logs: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -37,7 +43,11 @@ export async function startRuntime(options: { driver?: (hypervisor: SimulatedHyp
     ...(options.readiness ? { readiness: options.readiness } : {}),
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  return { url, clock, hypervisor, app, logs, close: () => app.close() };
+  const close = async () => {
+    await app.close();
+    await rm(migrationDir, { recursive: true, force: true });
+  };
+  return { url, clock, hypervisor, migrationDir, app, logs, close };
 }
 
 /** A runtime and a RemoteDriver to it, both closed when the test ends. */

@@ -1,0 +1,69 @@
+// Disk files in the migration directory (a VMMigration's PVC, mounted by the provider runtime):
+// where a relative DiskFile path lands, and the SHA-256 written beside every exported file and
+// checked before every import. Shared by every driver that exports or imports disks.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, normalize, sep } from 'node:path';
+import { ConflictError, InvalidSpecError, NotFoundError, type DiskFile } from '../../contracts/driver.js';
+import { envValue, type Env } from './env.js';
+
+/** Where the runtime mounts the migration PVC; MIGRATION_DIR overrides it. */
+export const DEFAULT_MIGRATION_DIR = '/var/lib/virtrigaud/migrations';
+
+export function migrationDir(env: Env): string {
+  return envValue(env, 'MIGRATION_DIR') ?? DEFAULT_MIGRATION_DIR;
+}
+
+/** The absolute path of `file` below `root`; InvalidSpec for an absolute path, `..` or a NUL. */
+export function diskFilePath(root: string, file: DiskFile): string {
+  const path = file.path;
+  if (path === '' || path.includes('\0') || isAbsolute(path)) throw new InvalidSpecError(`disk file path '${path.replace(/\0/g, '')}' must be relative to the migration directory`);
+  const relative = normalize(path);
+  if (relative === '..' || relative.startsWith(`..${sep}`) || relative.split(sep).includes('..')) {
+    throw new InvalidSpecError(`disk file path '${path}' leaves the migration directory`);
+  }
+  // '.', 'a/..' or 'a/' name a directory: writing it fails every time, and a failed write is retried.
+  if (relative === '.' || relative.endsWith(sep)) throw new InvalidSpecError(`disk file path '${path}' names a directory, not a file`);
+  return join(root, relative);
+}
+
+export function checksumPath(path: string): string {
+  return `${path}.sha256`;
+}
+
+/** The SHA-256 (hex) of a file, read as a stream. */
+export async function sha256Of(path: string, signal?: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  const stream = createReadStream(path, signal ? { signal } : {});
+  for await (const chunk of stream) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Writes the checksum beside a whole file: atomically, so a reader sees none or the right one. */
+export async function writeChecksum(path: string, sha256: string): Promise<void> {
+  const partial = `${checksumPath(path)}.partial`;
+  await writeFile(partial, `${sha256}\n`, 'utf8');
+  await rename(partial, checksumPath(path));
+}
+
+/**
+ * The file's checksum, checked against the one written beside it: NotFound when the file or its
+ * checksum is missing (the export has not finished), Conflict when they differ (a bad copy).
+ */
+export async function verifiedChecksum(path: string, signal?: AbortSignal): Promise<string> {
+  let expected: string;
+  try {
+    expected = (await readFile(checksumPath(path), 'utf8')).trim();
+  } catch {
+    throw new NotFoundError(`no checksum beside ${path}: the export has not finished`);
+  }
+  let actual: string;
+  try {
+    actual = await sha256Of(path, signal);
+  } catch {
+    throw new NotFoundError(`disk file ${path} cannot be read`);
+  }
+  if (actual !== expected) throw new ConflictError(`disk file ${path} does not match its checksum (sha256 ${actual}, expected ${expected})`);
+  return actual;
+}
