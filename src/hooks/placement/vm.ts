@@ -188,7 +188,11 @@ export async function checkExisting(context: PlacementContext, input: ExistingIn
   context.ledger.release(context.provider, identity.uid);
   if (verdict.kind === 'wait') {
     if (previous?.state === 'Verifying') {
-      return { kind: 'hold', record: previous, conditions: [condition('Placed', 'Unknown', 'Verifying', `created on ${host}; waiting: ${verdict.why}`)], resyncAfterSeconds: 2 };
+      // Another VM may stay "being created" for hours (a stuck clone): each look costs an
+      // inventory read, so the looks thin out, from every 2 s to once a minute.
+      const waited = now - (previous.order + settleMs(context.budgetMs));
+      const resyncAfterSeconds = Math.min(60, Math.max(2, Math.ceil(waited / 10_000)));
+      return { kind: 'hold', record: previous, conditions: [condition('Placed', 'Unknown', 'Verifying', `created on ${host}; waiting: ${verdict.why}`)], resyncAfterSeconds };
     }
     // A VM found placed, or re-checked after a policy change, is never held or released: it runs on
     // as it is, and an empty digest has it checked again at its next sync.

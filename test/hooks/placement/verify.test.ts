@@ -131,6 +131,16 @@ t.test('an existing VM, state by state', async (t) => {
     { kind: 'proceed', record: { state: 'Placed', rules: '' }, conditions: [{ type: 'Placed', status: true }, { type: 'PlacementViolated', status: 'Unknown' }] },
     'a found VM that cannot be checked yet runs on and is checked again',
   );
+  const stuck = inventoryOf([vm('a', 50, { settling: true }), vm('m', 100)]);
+  t.match(await checkExisting(context(stuck, settled + 1000).context, { vm: observed('Off'), previous: verifying, previousConditions: [], create: spec, busy: false }), {
+    kind: 'hold',
+    resyncAfterSeconds: 2,
+  });
+  t.match(
+    await checkExisting(context(stuck, settled + 3 * 3600_000).context, { vm: observed('Off'), previous: verifying, previousConditions: [], create: spec, busy: false }),
+    { kind: 'hold', resyncAfterSeconds: 60, conditions: [{ reason: 'Verifying', message: /a on h1 is still being created/ }] },
+    'another VM still being made hours later: still held, looked at once a minute',
+  );
   const steady = context(full, settled);
   const placed: PlacementStatus = { ...verifying, state: 'Placed' };
   t.match(await checkExisting(steady.context, { vm: observed('On'), previous: placed, previousConditions: [], create: spec, busy: false }), { kind: 'proceed', record: placed });
