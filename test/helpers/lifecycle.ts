@@ -107,11 +107,11 @@ export async function lifecycle(
         }),
       );
     },
-    createVM(name: string, spec: Record<string, unknown> = {}) {
+    createVM(name: string, spec: Record<string, unknown> = {}, labels?: Record<string, string>) {
       return cluster.create({
         apiVersion: API,
         kind: 'VirtualMachine',
-        metadata: { name, namespace: 'default' },
+        metadata: labels ? { name, namespace: 'default', labels } : { name, namespace: 'default' },
         spec: {
           providerRef: { name: 'sim' },
           classRef: { name: 'small' },

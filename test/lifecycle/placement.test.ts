@@ -25,19 +25,7 @@ function policy(env: Env, name: string, spec: Record<string, unknown>): void {
 }
 
 function createVM(env: Env, name: string, labels: Record<string, string>, spec: Record<string, unknown> = {}): KubeObject {
-  return env.cluster.create({
-    apiVersion: API,
-    kind: 'VirtualMachine',
-    metadata: { name, namespace: 'default', labels },
-    spec: {
-      providerRef: { name: 'sim' },
-      classRef: { name: 'small' },
-      imageRef: { name: 'ubuntu-22' },
-      networks: [{ name: 'lan' }],
-      disks: [{ name: 'root', size: '40Gi' }],
-      ...spec,
-    },
-  });
+  return env.createVM(name, spec, labels);
 }
 
 const placement = (env: Env, name: string) => env.status(name)['placement'] as { host: string; state: string } | undefined;
