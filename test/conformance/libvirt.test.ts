@@ -37,6 +37,7 @@ if (peer) {
           image: { kind: 'template', ref: peer.baseVolume, fullClone: false },
           disks: [{ name: 'root', sizeBytes: 1 * GiB, root: true }],
         }),
+      migrationDir: peer.migrationDir,
       waitUntil: (done, what) => waitFor(done, what, 120_000),
       async addForeignVM(name) {
         await removeDomainByName(peer, name);

@@ -2,7 +2,9 @@
 // writes the connection details to $VIRTRIGAUD_LIBVIRT_STATE/env. Tests ask `libvirtPeer(t)`:
 // it answers the peer, or skips the test with the reason (or fails it when
 // VIRTRIGAUD_REQUIRE_PEERS=1, as in CI).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
 import type { CreateSpec, Driver, Identity, Started, TaskStatus } from '../../src/contracts/driver.js';
@@ -30,6 +32,8 @@ export interface LibvirtPeer {
   exec(argv: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** Where the drivers record their tasks on the host (LIBVIRT_TASK_DIR). */
   taskDirectory: string;
+  /** The drivers' MIGRATION_DIR (local to this process, like a runtime's PVC): a temp directory removed in teardown. */
+  migrationDir: string;
   /** A driver for the peer; `overrides` replace LIBVIRT_* settings (a shorter shutdown timeout, say). */
   driver(log?: (line: string) => void, overrides?: Record<string, string>): LibvirtDriver;
   close(): void;
@@ -84,6 +88,9 @@ export async function libvirtPeer(t: Test): Promise<LibvirtPeer | undefined> {
     else t.plan(0, why);
     return undefined;
   }
+  const migrationDir = mkdtempSync(join(tmpdir(), 'virtrigaud-migration-'));
+  t.teardown(() => rmSync(migrationDir, { recursive: true, force: true }));
+  env['MIGRATION_DIR'] = migrationDir;
   const transport = new SshTransport(libvirtConfigFromEnv(env).ssh, () => undefined);
   const passwordUser = file['LIBVIRT_PASSWORD_USER'];
   const passwordFile = file['LIBVIRT_PASSWORD_FILE'];
@@ -101,6 +108,7 @@ export async function libvirtPeer(t: Test): Promise<LibvirtPeer | undefined> {
     virsh: (args, stdin) => transport.run(['virsh', '-q', '-c', 'qemu:///system', ...args], stdin === undefined ? {} : { stdin }),
     exec: (argv, stdin) => transport.run(argv, stdin === undefined ? { timeoutMs: 300_000 } : { stdin, timeoutMs: 300_000 }),
     taskDirectory: env['LIBVIRT_TASK_DIR'] ?? '',
+    migrationDir,
     driver: (log, overrides = {}) => new LibvirtDriver(libvirtConfigFromEnv({ ...env, ...overrides }), log ? { log } : {}),
     close: () => transport.close(),
   };

@@ -24,6 +24,7 @@ import { domainXml, metadataXml, type DomainDisk, type DomainNic, type VmMetadat
 import { copySteps, createVolume, deleteVolume, volumeExists, volumePath } from './images.js';
 import { completeStep, frozenOverlayName, randomMac, validateIdentity, validateName, volumeNames } from './names.js';
 import { diskSizes, domainState, findDomainByIdentity, isActive, readDomain, requireCreated, requireOwned, type OwnedDomain } from './observe.js';
+import { taskNoun } from './tasks.js';
 
 export async function cloneVM(ctx: LibvirtContext, ref: VMRef, target: CloneTarget, signal?: AbortSignal): Promise<CloneStarted> {
   validateIdentity(target.owner);
@@ -39,7 +40,7 @@ export async function cloneVM(ctx: LibvirtContext, ref: VMRef, target: CloneTarg
     throw new ConflictError(`VM ${source.name} must be powered off to be cloned (its disks are in use)`);
   }
   const running = await ctx.tasks.lock(source.uuid, signal);
-  if (running !== undefined) throw new BusyError(`a ${running} is running on VM ${source.name}`);
+  if (running !== undefined) throw new BusyError(`${taskNoun(running)} is running on VM ${source.name}`);
   if (target.linked) {
     const snapshots = (await ctx.host.virsh(['snapshot-list', '--domain', source.uuid, '--name'], { signal })).trim();
     if (snapshots !== '') throw new InvalidSpecError(`VM ${source.name} has snapshots; they live in the disks a linked clone would freeze: delete them or make a full clone`);
@@ -157,7 +158,7 @@ export async function startCloneCopy(ctx: LibvirtContext, clone: Pick<OwnedDomai
   if (!pending || pending.origin !== 'clone') throw new InvalidSpecError(`VM ${clone.name} is not a pending clone`);
   const running = await ctx.tasks.holder(clone.uuid, signal);
   if (running?.kind === 'create') return running.id;
-  if (running) throw new BusyError(`a ${running.kind} is running on VM ${clone.name}`);
+  if (running) throw new BusyError(`${taskNoun(running.kind)} is running on VM ${clone.name}`);
   const locks = [{ key: clone.uuid, kind: 'create' }];
   if (pending.source !== undefined) {
     let state;

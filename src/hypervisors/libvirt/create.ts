@@ -27,7 +27,7 @@ import { ignitionFile, ignitionStep, requireIgnition } from './ignition.js';
 import { findDomainByIdentity, requireOwned } from './observe.js';
 import { validatePlacementRecord } from './placement-record.js';
 import { userTags } from './tags.js';
-import type { TaskStep } from './tasks.js';
+import { taskNoun, type TaskStep } from './tasks.js';
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 
@@ -170,7 +170,7 @@ async function continueCreate(ctx: LibvirtContext, uuid: string, spec: CreateSpe
   if (pending.origin === 'clone') return { id: uuid, task: await startCloneCopy(ctx, domain, signal) };
   const running = await ctx.tasks.holder(uuid, signal);
   if (running?.kind === 'create') return { id: uuid, task: running.id };
-  if (running) throw new BusyError(`a ${running.kind} is running on VM ${domain.name}`);
+  if (running) throw new BusyError(`${taskNoun(running.kind)} is running on VM ${domain.name}`);
   const steps = createSteps(ctx, uuid, domain.metadata, spec, await createPlan(ctx, spec, signal));
   return { id: uuid, task: await ctx.tasks.start([{ key: uuid, kind: 'create' }], steps, signal) };
 }

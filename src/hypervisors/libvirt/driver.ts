@@ -1,6 +1,7 @@
 // The Driver for libvirt/KVM over SSH: wiring only. Each verb lives in its own module; this class
 // holds what they share (the SSH connection to the host, the configuration). Tasks live on the
-// host (tasks.ts), so nothing here is lost with the process or differs between replicas.
+// host (tasks.ts), so nothing here is lost with the process or differs between replicas; a disk
+// transfer runs in this process under a task it leases there (transfers.ts).
 
 import type {
   CallOptions,
@@ -23,18 +24,20 @@ import type {
   TaskStatus,
   VMRef,
 } from '../../contracts/driver.js';
-import { UnsupportedError } from '../../contracts/driver.js';
 import type { LibvirtConfig } from './config.js';
 import type { LibvirtContext } from './context.js';
 import { createVM } from './create.js';
 import { inventory, probe } from './inventory.js';
 import { cloneVM } from './clone.js';
 import { deleteVM } from './lifecycle.js';
+import { exportDisk } from './export.js';
+import { importDisk } from './import.js';
 import { describeVM, findVMByIdentity } from './observe.js';
 import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
 import { SshTransport } from './ssh.js';
 import { HostTasks } from './tasks.js';
+import { Transfers } from './transfers.js';
 import { LibvirtHost } from './virsh.js';
 
 export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
@@ -94,8 +97,12 @@ export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
   // lists every domain with it from one host run (inventory.ts), so one host's rules
   // (maxVMsPerNode, free CPU and memory, anti-affinity) hold there too.
   placementPolicy: true,
-  diskExport: false,
-  diskImport: false,
+  // The disk streams over SSH between the host and the runtime's migration directory, flattened
+  // (qemu-img where the runtime runs) when it is an overlay or another format was asked for.
+  diskExport: true,
+  // Uploaded as a qcow2 volume of the pool (a dir pool: the copy is hashed on the host), verified,
+  // and used by create as a template.
+  diskImport: true,
 });
 
 export interface LibvirtDriverOptions {
@@ -112,11 +119,13 @@ export class LibvirtDriver implements Driver {
   constructor(config: LibvirtConfig, options: LibvirtDriverOptions = {}) {
     this.#transport = new SshTransport(config.ssh, options.log);
     const host = new LibvirtHost(this.#transport, config.libvirtUri);
-    this.#ctx = { host, config, tasks: new HostTasks(host, config.taskDirectory) };
+    const tasks = new HostTasks(host, config.taskDirectory);
+    this.#ctx = { host, config, tasks, transfers: new Transfers(tasks) };
   }
 
-  /** Closes the SSH connection. */
+  /** Stops the disk transfers this process runs (their tasks fail), then closes the SSH connection. */
   async close(): Promise<void> {
+    await this.#ctx.transfers.close();
     this.#transport.close();
   }
 
@@ -176,15 +185,17 @@ export class LibvirtDriver implements Driver {
     return cloneVM(this.#ctx, ref, target, options?.signal);
   }
 
+  exportDisk(ref: VMRef, request: DiskExportRequest, options?: CallOptions): Promise<Started> {
+    return exportDisk(this.#ctx, ref, request, options?.signal);
+  }
+
+  importDisk(owner: Identity, request: DiskImportRequest, options?: CallOptions): Promise<DiskImported> {
+    return importDisk(this.#ctx, owner, request, options?.signal);
+  }
+
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
-    return this.#ctx.tasks.status(task, options?.signal);
+    // A transfer this process runs knows its progress before the host's copy does.
+    const local = this.#ctx.transfers.status(task);
+    return local ? Promise.resolve(local) : this.#ctx.tasks.status(task, options?.signal);
   }
-  exportDisk(_ref: VMRef, _request: DiskExportRequest, _options?: CallOptions): Promise<Started> {
-    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not export disks yet (capability 'diskExport')`));
-  }
-
-  importDisk(_owner: Identity, _request: DiskImportRequest, _options?: CallOptions): Promise<DiskImported> {
-    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
-  }
-
 }

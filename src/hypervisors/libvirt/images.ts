@@ -1,12 +1,15 @@
 // Base images and per-VM volumes. A template ref is a pool volume name or an absolute path on the
 // host; a URL image is downloaded on the host once into the pool (checksum verified, by a task)
-// and then used like a template. Every volume the driver creates is qcow2 compat 1.1: `vol-create-as
+// and then used like a template, and so is a disk imported from a migration file (import.ts)
+// once its import is verified. Every volume the driver creates is qcow2 compat 1.1: `vol-create-as
 // --format qcow2` makes v2 images, on which blockresize fails once an internal snapshot exists.
 
 import { createHash } from 'node:crypto';
 import { HypervisorError, InvalidSpecError, NotFoundError, UnsupportedError, type ImageSpec } from '../../contracts/driver.js';
 import type { LibvirtContext } from './context.js';
 import { xmlEscape } from './domain-xml.js';
+import { requireImported } from './import-records.js';
+import { isImportVolume } from './names.js';
 import type { TaskStep } from './tasks.js';
 
 export interface BaseImage {
@@ -59,6 +62,8 @@ async function resolveTemplate(ctx: LibvirtContext, ref: string, signal?: AbortS
   if (!VOLUME_NAME.test(ref)) throw new InvalidSpecError(`image ${JSON.stringify(ref)} is neither an absolute path nor a volume name`);
   const path = await volumePath(ctx, ref, signal);
   if (path === undefined) throw new InvalidSpecError(`image volume ${ref} not found in pool ${ctx.config.storagePool}`);
+  // An import still uploading (or cut short) would be copied half.
+  if (isImportVolume(ref)) await requireImported(ctx, ref, signal);
   return imageInfo(ctx, path, signal);
 }
 

@@ -19,6 +19,24 @@ export function volumeNames(uid: string) {
   };
 }
 
+const IMPORT_PREFIX = 'virtrigaud-import-';
+
+/**
+ * The volume an owner's disk import named `name` becomes: the same owner and name, the same
+ * volume. The name is the caller's, so it is reduced to safe characters, with a hash of it that
+ * keeps two names apart that reduce alike. Always qcow2 (import.ts).
+ */
+export function importVolumeName(uid: string, name: string): string {
+  if (name === '' || name.length > 253) throw new InvalidSpecError('an imported image needs a name of 1-253 characters');
+  // 30: with the longest UID the volume name still fits a task lock key (128 characters).
+  const safe = name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 30);
+  return `${IMPORT_PREFIX}${uid}-${safe}-${createHash('sha256').update(name).digest('hex').slice(0, 8)}.qcow2`;
+}
+
+export function isImportVolume(volume: string): boolean {
+  return volume.startsWith(IMPORT_PREFIX);
+}
+
 export function validateIdentity(owner: Identity): void {
   if (!UID.test(owner.uid)) throw new InvalidSpecError('owner UID must be alphanumeric with dashes');
 }

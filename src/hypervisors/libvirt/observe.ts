@@ -17,6 +17,7 @@ import {
 import { filterGuestAddresses } from '../common/addresses.js';
 import type { LibvirtContext } from './context.js';
 import { METADATA_NS, parseDomain, parseMetadata, type ParsedDomain, type VmMetadata } from './domain-xml.js';
+import { taskNoun } from './tasks.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -216,7 +217,7 @@ export async function requireCreated(ctx: LibvirtContext, ref: VMRef, signal?: A
  */
 export async function requireIdle(ctx: LibvirtContext, ref: VMRef, signal?: AbortSignal): Promise<OwnedDomain> {
   const [domain, running] = await Promise.all([requireCreated(ctx, ref, signal), ctx.tasks.lock(ref.id, signal)]);
-  if (running !== undefined) throw new BusyError(`a ${running} is running on VM ${domain.name}`);
+  if (running !== undefined) throw new BusyError(`${taskNoun(running)} is running on VM ${domain.name}`);
   return domain;
 }
 

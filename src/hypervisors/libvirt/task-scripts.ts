@@ -6,7 +6,11 @@
 //   D/<task-id>/        kind, keys, script (the steps; removed when it ends), pid (the runner, a
 //                       session leader), alive (flock held while the task lives), status (exit
 //                       code, written last), error (the end of its stderr)
+//   D/<task-id>/        for a leased task (a disk transfer the runtime itself runs, see
+//                       transfers.ts) also: progress (percent; its mtime is the runtime's lease)
+//                       and outcome (exit code, then stderr lines, written by the runtime when done)
 //   D/locks/<key>       symlink → "<task-id>/<kind>": the task holding that key (a domain UUID)
+//   D/imports/<volume>  "<file sha256> <volume sha256> <bytes>" of a verified disk import (import.ts)
 //   D/.lock             flock serialising starts and releases, so a lock is never taken twice
 // A task is running while some process holds D/<id>/alive: the runner takes it before the task
 // becomes visible and its commands inherit it. No holder and no status means the process was
@@ -109,7 +113,49 @@ ${LIB}
 vr_readable
 vr_s=$(vr_state "$2")
 echo "$vr_s"
-case $vr_s in done*) cat "$D/$2/error" 2>/dev/null || true ;; esac
+case $vr_s in
+  done*) cat "$D/$2/error" 2>/dev/null || true ;;
+  running) cat "$D/$2/progress" 2>/dev/null || true ;;
+esac
+`;
+
+/**
+ * Renews the lease of a running leased task and records its progress. `$1` state directory or
+ * '', `$2` task ID, `$3` percent. Prints `ok`, or `ended` when the task no longer runs (it
+ * was killed, or its lease expired): the runtime then stops the work it no longer holds locks for.
+ */
+export const RENEW_SCRIPT = `set -u
+${LIB}
+vr_readable
+T=$D/$2
+[ "$(vr_state "$2")" = running ] && [ ! -f "$T/outcome" ] || { echo ended; exit 0; }
+printf '%s\\n' "$3" >"$T/progress.new" && mv -f "$T/progress.new" "$T/progress"
+echo ok
+`;
+
+/** Ends a leased task: `$1` state directory or '', `$2` task ID; the outcome (exit code, then stderr lines) on stdin. */
+export const FINISH_SCRIPT = `set -u
+${LIB}
+vr_readable
+T=$D/$2
+[ -d "$T" ] || exit 0
+cat >"$T/outcome.new" && mv -f "$T/outcome.new" "$T/outcome"
+`;
+
+/**
+ * The record of a verified import (`$1` state directory or '', `$2` volume name): prints it, or
+ * nothing; with a third argument, writes that as the record first. Kept apart from the task
+ * directories, which are pruned after a day.
+ */
+export const IMPORT_RECORD_SCRIPT = `set -u
+${LIB}
+vr_readable
+if [ "$#" -ge 3 ]; then
+  umask 077
+  mkdir -p "$D/imports"
+  printf '%s\\n' "$3" >"$D/imports/$2.new" && mv -f "$D/imports/$2.new" "$D/imports/$2"
+fi
+cat "$D/imports/$2" 2>/dev/null || true
 `;
 
 /** `$1` state directory or '', then keys. Prints `<key> <kind> <task-id>` for each key a running task holds. */
@@ -159,6 +205,22 @@ vr_follow_shutdown() {
     sleep 1
   done
   vr_stop "$1" "$2"
+}
+# Holds the task's locks while the provider runtime that started it does the work itself (a disk
+# export or import: the disk's bytes flow through the runtime): it renews $VR_TASK/progress every
+# few seconds and writes $VR_TASK/outcome when done. No renewal for $1 seconds means that runtime
+# is gone (restarted, disconnected): the task fails and its locks are released.
+vr_lease() {
+  while [ ! -f "$VR_TASK/outcome" ]; do
+    vr_seen=$(stat -c %Y "$VR_TASK/progress" 2>/dev/null || stat -c %Y "$VR_TASK/kind")
+    if [ $(( $(date +%s) - vr_seen )) -gt "$1" ]; then
+      echo "error: the provider runtime doing this task stopped reporting for $1 seconds (restarted or disconnected); start it again" >&2
+      return 1
+    fi
+    sleep 1
+  done
+  tail -n +2 "$VR_TASK/outcome" >&2
+  return "$(head -n 1 "$VR_TASK/outcome")"
 }
 # Feeds $1 (volume XML) to the command's stdin.
 vr_stdin() {

@@ -1,10 +1,10 @@
 // Commands on the libvirt host: `virsh -c <uri> …`, the few host tools the driver needs
-// (qemu-img, genisoimage, mktemp, rm) and the fixed scripts of tasks.ts and observe.ts. All go through SshTransport.run as
-// argument vectors; a non-zero exit becomes a typed error (errors.ts).
+// (qemu-img, genisoimage, mktemp, rm, sha256sum) and the fixed scripts of tasks.ts and observe.ts. All go through
+// SshTransport.run (or .stream, for a disk's bytes) as argument vectors; a non-zero exit becomes a typed error (errors.ts).
 
 import type { CallOptions } from '../../contracts/driver.js';
 import { virshError } from './errors.js';
-import type { RunOptions, RunResult, SshTransport } from './ssh.js';
+import type { RunOptions, RunResult, SshTransport, StreamOptions } from './ssh.js';
 
 export interface HostRunOptions extends CallOptions {
   stdin?: string | Buffer;
@@ -44,6 +44,12 @@ export class LibvirtHost {
     const result = await this.transport.run(argv, runOptions(options));
     if (result.code !== 0) throw virshError(result.stderr, result.code, options.what ?? argv[0] ?? 'command');
     return result.stdout;
+  }
+
+  /** A command whose stdin or stdout is a stream (a disk's bytes); the typed error of a failure. */
+  async stream(argv: readonly string[], options: StreamOptions & { what?: string }): Promise<void> {
+    const result = await this.transport.stream(argv, options);
+    if (result.code !== 0) throw virshError(result.stderr, result.code, options.what ?? argv[0] ?? 'command');
   }
 
   execResult(argv: readonly string[], options: HostRunOptions = {}): Promise<RunResult> {

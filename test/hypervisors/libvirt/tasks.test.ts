@@ -17,6 +17,18 @@ t.test('a task reads as running, succeeded, or failed with virsh classified', as
   t.match(parseTaskStatus(ID, 'done 1\nerror: internal error: process exited while connecting to monitor\n'), { state: 'failed', errorCode: 'HypervisorError' });
 });
 
+t.test('a leased task reads with the progress its runtime last reported, and fails with the class the runtime gave', async (t) => {
+  const EXPORT = ID.replace('delete', 'export');
+  t.same(parseTaskStatus(EXPORT, 'running\n42\n'), { state: 'running', progress: 42 });
+  t.same(parseTaskStatus(EXPORT, 'running\n'), { state: 'running' }, 'no renewal yet');
+  t.same(parseTaskStatus(EXPORT, 'done 1\nerror: disk file /m/x does not match its checksum\nvirtrigaud-error-code Conflict\n'), {
+    state: 'failed',
+    error: 'export: disk file /m/x does not match its checksum',
+    errorCode: 'Conflict',
+  });
+  t.match(parseTaskStatus(EXPORT, 'done 1\nerror: x\nvirtrigaud-error-code Bogus\n'), { errorCode: 'HypervisorError' }, 'an unknown class is not trusted');
+});
+
 t.test('a task whose process vanished without an exit status has failed, retryably', async (t) => {
   t.match(parseTaskStatus(ID, 'vanished\n'), { state: 'failed', errorCode: 'HypervisorError', error: /without an exit status/ });
 });
