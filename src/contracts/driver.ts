@@ -445,6 +445,10 @@ export interface DiskImported extends Started {
   sizeBytes: number;
 }
 
+export interface MigrationVolume {
+  freeBytes: number;
+}
+
 export interface Driver {
   readonly type: string;
   readonly capabilities: Capabilities;
@@ -492,6 +496,19 @@ export interface Driver {
    * owned by `owner`, for create to use. Needs diskImport.
    */
   importDisk(owner: Identity, request: DiskImportRequest, options?: CallOptions): Promise<DiskImported>;
+  /**
+   * Removes the image importDisk made for this owner and name (a VM made from it has its own copy);
+   * nothing when there is none. Busy while the hypervisor still needs it. Needs diskImport.
+   */
+  deleteImportedDisk(owner: Identity, name: string, options?: CallOptions): Promise<Started>;
+  /**
+   * The migration volume `volume` (a VMMigration's PVC, mounted below the migration directory) is
+   * there and writable, with this much room: NotFound while this runtime has not mounted it,
+   * InvalidSpec ("PVC mount not writable") when nothing can be written to it. No hypervisor call.
+   */
+  migrationVolume(volume: string, options?: CallOptions): Promise<MigrationVolume>;
+  /** Removes a migration's files (`dir`: `<volume>/<migration>`, relative); nothing when they are gone. No hypervisor call. */
+  removeMigrationFiles(dir: string, options?: CallOptions): Promise<void>;
 
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus>;
 }

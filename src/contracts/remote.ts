@@ -288,6 +288,9 @@ export const REMOTE_METHODS = {
   taskStatus: { request: Type.Object({ task: Type.String() }, closed), response: TaskStatus },
   exportDisk: { request: Type.Object({ ref: VMRef, request: DiskExportRequest }, closed), response: Started },
   importDisk: { request: Type.Object({ owner: Identity, request: DiskImportRequest }, closed), response: DiskImported },
+  deleteImportedDisk: { request: Type.Object({ owner: Identity, name: Type.String() }, closed), response: Started },
+  migrationVolume: { request: Type.Object({ volume: Type.String() }, closed), response: Type.Object({ freeBytes: Bytes }, closed) },
+  removeMigrationFiles: { request: Type.Object({ dir: Type.String() }, closed), response: Empty },
 } as const satisfies Record<string, { request: TObject; response: TSchema }>;
 
 export type RemoteMethod = keyof typeof REMOTE_METHODS;

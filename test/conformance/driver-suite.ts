@@ -1,6 +1,6 @@
 // The Driver conformance suite: one set of behaviours every driver must show, whatever the
 // hypervisor behind it. Each driver's test file supplies a target and runs this suite.
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import {
@@ -249,9 +249,31 @@ export function driverConformance(t: Test, name: string, makeTarget: () => Promi
       t.same(again.image, imported.image, 'the same owner and name: the same image');
       const copy = await createFully(target, { ...target.spec('conf-imported', other), image: imported.image });
       t.ok(copy.disks.some((disk) => disk.name === 'root' && disk.sizeBytes > 0), 'a VM made from the imported disk');
+      const removed = await target.driver.deleteImportedDisk(other, 'root');
+      await taskDone(target, removed.task, 'imported disk delete');
+      await target.driver.deleteImportedDisk(other, 'root');
+      t.match(await target.driver.describe(copy.id), { id: copy.id }, 'the VM made from the image keeps its own copy');
       await deleteFully(target, { id: copy.id, owner: other });
     }
     await deleteFully(target, ref);
+  });
+
+  test('a migration volume is checked for room and writes, and a migration\'s files are removed, without a hypervisor call', async (target, t) => {
+    const dir = target.migrationDir;
+    if (dir === undefined) {
+      t.pass('no migration directory');
+      return;
+    }
+    const volume = await target.driver.migrationVolume('conformance-volume');
+    t.ok(volume.freeBytes > 0, 'room on the volume');
+    await t.rejects(target.driver.migrationVolume('Not_A_PVC'), { code: 'InvalidSpec' });
+    await mkdir(join(dir, 'conformance-volume', 'm1'), { recursive: true });
+    await writeFile(join(dir, 'conformance-volume', 'm1', 'root.raw'), 'x');
+    await t.rejects(target.driver.removeMigrationFiles('conformance-volume'), { code: 'InvalidSpec' }, 'never a whole volume');
+    await t.rejects(target.driver.removeMigrationFiles('../etc'), { code: 'InvalidSpec' });
+    await target.driver.removeMigrationFiles('conformance-volume/m1');
+    await target.driver.removeMigrationFiles('conformance-volume/m1');
+    t.same(await readdir(join(dir, 'conformance-volume')), [], 'the migration\'s files are gone, the volume stays');
   });
 
   test('unknown VMs and tasks are NotFound', async (target, t) => {

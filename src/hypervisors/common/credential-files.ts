@@ -25,6 +25,7 @@ import {
   type DiskExportRequest,
   type DiskImportRequest,
   type DiskImported,
+  type MigrationVolume,
   type Identity,
 } from '../../contracts/driver.js';
 import type { Env } from './env.js';
@@ -173,6 +174,7 @@ export class CredentialReloadingDriver implements Driver {
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
     return this.#call((driver) => driver.taskStatus(task, options));
   }
+
   exportDisk(ref: VMRef, request: DiskExportRequest, options?: CallOptions): Promise<Started> {
     return this.#call((driver) => driver.exportDisk(ref, request, options));
   }
@@ -181,4 +183,15 @@ export class CredentialReloadingDriver implements Driver {
     return this.#call((driver) => driver.importDisk(owner, request, options));
   }
 
+  deleteImportedDisk(owner: Identity, name: string, options?: CallOptions): Promise<Started> {
+    return this.#call((driver) => driver.deleteImportedDisk(owner, name, options));
+  }
+
+  migrationVolume(volume: string, options?: CallOptions): Promise<MigrationVolume> {
+    return this.#call((driver) => driver.migrationVolume(volume, options));
+  }
+
+  removeMigrationFiles(dir: string, options?: CallOptions): Promise<void> {
+    return this.#call((driver) => driver.removeMigrationFiles(dir, options));
+  }
 }

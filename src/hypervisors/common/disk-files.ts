@@ -1,9 +1,9 @@
 // Disk files in the migration directory (a VMMigration's PVC, mounted by the provider runtime):
 // where a relative DiskFile path lands, and the SHA-256 written beside every exported file and
 // checked before every import. Shared by every driver that exports or imports disks.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import { ConflictError, InvalidSpecError, NotFoundError, type DiskFile } from '../../contracts/driver.js';
 import { envValue, type Env } from './env.js';
@@ -66,4 +66,64 @@ export async function verifiedChecksum(path: string, signal?: AbortSignal): Prom
   }
   if (actual !== expected) throw new ConflictError(`disk file ${path} does not match its checksum (sha256 ${actual}, expected ${expected})`);
   return actual;
+}
+
+/**
+ * Where a runtime keeps migration files: `root` (MIGRATION_DIR) and, in a provider runtime, the
+ * volumes the Provider controller mounted below it (MIGRATION_VOLUMES, comma-separated PVC names).
+ * Without MIGRATION_VOLUMES (drivers in the hook server's own process, tests) a volume is a plain
+ * directory of `root`, made when first asked for.
+ */
+export interface MigrationStorage {
+  root: string;
+  volumes?: readonly string[];
+}
+
+export function migrationStorage(env: Env): MigrationStorage {
+  const root = migrationDir(env);
+  const listed = envValue(env, 'MIGRATION_VOLUMES');
+  if (listed === undefined) return env['MIGRATION_VOLUMES'] === undefined ? { root } : { root, volumes: [] };
+  return { root, volumes: listed.split(',').map((volume) => volume.trim()).filter((volume) => volume !== '') };
+}
+
+const VOLUME_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+/**
+ * Checks that the migration volume `volume` is there and can be written, and how much room it
+ * has: NotFound while this runtime has not mounted it (the Provider's runtime is restarting to
+ * mount it), InvalidSpec "PVC mount not writable" when a file cannot be created in it.
+ */
+export async function checkMigrationVolume(storage: MigrationStorage, volume: string): Promise<{ freeBytes: number }> {
+  if (!VOLUME_NAME.test(volume)) throw new InvalidSpecError(`migration volume '${volume.replace(/[^\x20-\x7e]/g, '?')}' is not a PVC name`);
+  const dir = join(storage.root, volume);
+  if (storage.volumes !== undefined) {
+    if (!storage.volumes.includes(volume)) throw new NotFoundError(`PVC ${volume} is not mounted in this provider runtime yet`);
+  } else {
+    await mkdir(dir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+      throw new InvalidSpecError(`PVC mount not writable: cannot make ${dir} (${error.code ?? error.message})`);
+    });
+  }
+  const probe = join(dir, `.write-check-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await writeFile(probe, 'virtrigaud\n', { flag: 'wx' });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NotFoundError(`PVC ${volume} is not mounted at ${dir}`);
+    throw new InvalidSpecError(`PVC mount not writable: ${dir} (${code ?? 'write failed'})`);
+  } finally {
+    await rm(probe, { force: true }).catch(() => undefined);
+  }
+  const stats = await statfs(dir);
+  return { freeBytes: Number(stats.bavail) * Number(stats.bsize) };
+}
+
+/**
+ * Removes a directory of migration files (`<volume>/<migration>`) and everything in it; nothing
+ * when it is gone already. A path of one segment (a whole volume) is refused.
+ */
+export async function removeMigrationFiles(storage: MigrationStorage, dir: string): Promise<void> {
+  const path = diskFilePath(storage.root, { path: dir, format: 'raw' });
+  const segments = normalize(dir).split(sep).filter((segment) => segment !== '');
+  if (segments.length < 2) throw new InvalidSpecError(`'${dir}' is a whole migration volume; only a migration's directory in it is removed`);
+  await rm(path, { recursive: true, force: true });
 }

@@ -2,7 +2,7 @@
 // says why at startup, naming the variable; secrets live in Secret wrappers, so no error, log
 // line, JSON dump or util.inspect of the config can show them.
 
-import { migrationDir } from '../common/disk-files.js';
+import { migrationStorage, type MigrationStorage } from '../common/disk-files.js';
 import { envBoolean, envValue, type Env } from '../common/env.js';
 import { Secret } from '../common/secret.js';
 import { InvalidSpecError } from '../../contracts/driver.js';
@@ -39,8 +39,8 @@ export interface LibvirtConfig {
    * root, else under $XDG_STATE_HOME). Every runtime serving the host must use the same one.
    */
   taskDirectory: string;
-  /** The migration directory (MIGRATION_DIR), local to the runtime: where disks are exported to and imported from. */
-  migrationDir: string;
+  /** The migration directory (MIGRATION_DIR) and its mounted volumes, local to the runtime: where disks are exported to and imported from. */
+  migration: MigrationStorage;
 }
 
 function fail(message: string): never {
@@ -143,7 +143,7 @@ export function libvirtConfigFromEnv(env: Env): LibvirtConfig {
     vncListen,
     shutdownTimeoutMs: parseInteger(env, 'LIBVIRT_SHUTDOWN_TIMEOUT', 120, 1, 3600) * 1000,
     taskDirectory,
-    migrationDir: migrationDir(env),
+    migration: migrationStorage(env),
   };
   if (hasKey) config.ssh.privateKey = new Secret(privateKey);
   if (hasPassword) config.ssh.password = new Secret(password);

@@ -4,6 +4,7 @@
 // transfer runs in this process under a task it leases there (transfers.ts).
 
 import type {
+  MigrationVolume,
   CallOptions,
   Capabilities,
   CloneStarted,
@@ -31,7 +32,8 @@ import { inventory, probe } from './inventory.js';
 import { cloneVM } from './clone.js';
 import { deleteVM } from './lifecycle.js';
 import { exportDisk } from './export.js';
-import { importDisk } from './import.js';
+import { deleteImportedDisk, importDisk } from './import.js';
+import { checkMigrationVolume, removeMigrationFiles } from '../common/disk-files.js';
 import { describeVM, findVMByIdentity } from './observe.js';
 import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
@@ -191,6 +193,18 @@ export class LibvirtDriver implements Driver {
 
   importDisk(owner: Identity, request: DiskImportRequest, options?: CallOptions): Promise<DiskImported> {
     return importDisk(this.#ctx, owner, request, options?.signal);
+  }
+
+  deleteImportedDisk(owner: Identity, name: string, options?: CallOptions): Promise<Started> {
+    return deleteImportedDisk(this.#ctx, owner, name, options?.signal);
+  }
+
+  migrationVolume(volume: string): Promise<MigrationVolume> {
+    return checkMigrationVolume(this.#ctx.config.migration, volume);
+  }
+
+  removeMigrationFiles(dir: string): Promise<void> {
+    return removeMigrationFiles(this.#ctx.config.migration, dir);
   }
 
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {

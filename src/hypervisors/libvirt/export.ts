@@ -22,7 +22,7 @@ import {
 } from '../../contracts/driver.js';
 import { checksumPath, diskFilePath, sha256Of, writeChecksum } from '../common/disk-files.js';
 import type { LibvirtContext } from './context.js';
-import { convertImage, requireLocalQemuImg, setBackingFile } from './local-qemu-img.js';
+import { convertImage, requireLocalQemuImg, setBackingFile } from '../common/qemu-img.js';
 import type { ParsedDomain } from './domain-xml.js';
 import { domainState, isActive, requireCreated, type OwnedDomain } from './observe.js';
 import { hashedFileSink, progressRange, type TransferJob } from './transfers.js';
@@ -153,7 +153,7 @@ async function writeExport(ctx: LibvirtContext, domain: OwnedDomain, plan: Expor
 }
 
 export async function exportDisk(ctx: LibvirtContext, ref: VMRef, request: DiskExportRequest, signal?: AbortSignal): Promise<Started> {
-  const target = diskFilePath(ctx.config.migrationDir, request.file);
+  const target = diskFilePath(ctx.config.migration.root, request.file);
   const format = request.file.format;
   const domain = await requireCreated(ctx, ref, signal);
   const disk = exportedDisk(domain, request.disk);

@@ -31,6 +31,10 @@ export async function writeImportRecord(ctx: LibvirtContext, volume: string, rec
   await ctx.host.exec(['sh', '-c', IMPORT_RECORD_SCRIPT, 'sh', ctx.config.taskDirectory, volume, line], { signal, what: 'recording an import' });
 }
 
+export async function removeImportRecord(ctx: LibvirtContext, volume: string, signal?: AbortSignal): Promise<void> {
+  await ctx.host.exec(['sh', '-c', 'rm -f -- "$1/imports/$2"', 'sh', ctx.config.taskDirectory, volume], { signal, what: 'removing an import record' });
+}
+
 /** An imported image may be used once its import was verified; until then it is Busy. */
 export async function requireImported(ctx: LibvirtContext, volume: string, signal?: AbortSignal): Promise<void> {
   if ((await readImportRecord(ctx, volume, signal)) === undefined) throw new BusyError(`image ${volume} is still being imported`);

@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, rm, stat } from 'node:fs/promises';
 import {
+  BusyError,
   ConflictError,
   HypervisorError,
   NotFoundError,
@@ -23,13 +24,14 @@ import {
   type DiskImportRequest,
   type Identity,
   type ImageSpec,
+  type Started,
 } from '../../contracts/driver.js';
 import { checksumPath, diskFilePath, verifiedChecksum } from '../common/disk-files.js';
 import type { LibvirtContext } from './context.js';
 import { xmlEscape } from './domain-xml.js';
 import { deleteVolume, poolDirectory, volumePath } from './images.js';
-import { readImportRecord, writeImportRecord } from './import-records.js';
-import { convertImage, inspectDiskFile } from './local-qemu-img.js';
+import { readImportRecord, removeImportRecord, writeImportRecord } from './import-records.js';
+import { convertImage, inspectDiskFile } from '../common/qemu-img.js';
 import { importVolumeName, validateIdentity } from './names.js';
 import { hashedFileSource, progressRange, type TransferJob } from './transfers.js';
 
@@ -137,7 +139,7 @@ async function writeImport(ctx: LibvirtContext, volume: string, path: string, fo
 export async function importDisk(ctx: LibvirtContext, owner: Identity, request: DiskImportRequest, signal?: AbortSignal): Promise<DiskImported> {
   validateIdentity(owner);
   const volume = importVolumeName(owner.uid, request.name);
-  const path = diskFilePath(ctx.config.migrationDir, request.file);
+  const path = diskFilePath(ctx.config.migration.root, request.file);
   const format = request.file.format;
   const expected = await exportedChecksum(path);
   // The checksum first: a damaged file is Conflict whatever else it breaks.
@@ -161,4 +163,18 @@ export async function importDisk(ctx: LibvirtContext, owner: Identity, request: 
   );
   // Not started: this image is being imported already (another call, another replica); its task is the answer.
   return { ...imported, task: begun.id };
+}
+
+/**
+ * Removes an import's volume and its record: the record first, so a volume left by a cut-short
+ * call is unfinished (never used) and removed by the next one. Busy while the import runs.
+ */
+export async function deleteImportedDisk(ctx: LibvirtContext, owner: Identity, name: string, signal?: AbortSignal): Promise<Started> {
+  validateIdentity(owner);
+  const volume = importVolumeName(owner.uid, name);
+  const holder = await ctx.tasks.holder(volume, signal);
+  if (holder !== undefined) throw new BusyError(`image ${volume} is being imported (task ${holder.id})`);
+  await removeImportRecord(ctx, volume, signal);
+  await deleteVolume(ctx, volume, signal);
+  return {};
 }

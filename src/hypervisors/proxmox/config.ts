@@ -3,6 +3,7 @@
 // must say why at startup. Secrets live in Secret wrappers, so no error, log line, JSON dump or
 // util.inspect of the config can show them.
 
+import { migrationStorage, type MigrationStorage } from '../common/disk-files.js';
 import { envBoolean, envValue, httpClientLimitsFromEnv, type Env } from '../common/env.js';
 import type { HttpClientLimits } from '../common/https-pool.js';
 import { Secret } from '../common/secret.js';
@@ -20,6 +21,8 @@ export type ProxmoxAuth =
   | { kind: 'password'; username: string; password: Secret };
 
 export interface ProxmoxConfig {
+  /** The migration directory and its mounted volumes (MIGRATION_DIR, MIGRATION_VOLUMES); unset: the default directory. */
+  migration?: MigrationStorage;
   /** Scheme, host and port: `https://pve.example.com:8006`. */
   origin: string;
   /** Path of the JSON API below the origin, normally `/api2/json` (a reverse proxy may add a prefix). */
@@ -125,6 +128,7 @@ function parseCaBundle(raw: string | undefined): string | undefined {
 export function proxmoxConfigFromEnv(env: Env): ProxmoxConfig {
   const endpoint = normalizeEndpoint(envValue(env, 'PVE_ENDPOINT'));
   const config: ProxmoxConfig = {
+    migration: migrationStorage(env),
     ...endpoint,
     auth: parseAuth(env),
     insecureSkipVerify: parseBoolean(env, 'PVE_INSECURE_SKIP_VERIFY', false),

@@ -2,6 +2,7 @@
 // per-endpoint state they share (connection pool, session, resources snapshot).
 
 import type {
+  MigrationVolume,
   CallOptions,
   Capabilities,
   CloneStarted,
@@ -23,6 +24,7 @@ import type {
   VMRef,
 } from '../../contracts/driver.js';
 import { UnsupportedError } from '../../contracts/driver.js';
+import { checkMigrationVolume, migrationStorage, removeMigrationFiles, type MigrationStorage } from '../common/disk-files.js';
 import { ProxmoxClient, type ProxmoxClientOptions } from './client.js';
 import type { ProxmoxConfig } from './config.js';
 import { createVM } from './create.js';
@@ -113,7 +115,10 @@ export class ProxmoxDriver implements Driver {
   readonly capabilities = PROXMOX_CAPABILITIES;
   readonly #ctx: ProxmoxContext;
 
+  readonly #migration: MigrationStorage;
+
   constructor(config: ProxmoxConfig, options: ProxmoxDriverOptions = {}) {
+    this.#migration = config.migration ?? migrationStorage({});
     const client = new ProxmoxClient(config, options);
     const directory = new VmDirectory(() => client.get('/cluster/resources', { type: 'vm' }), {
       ...(options.resourcesTtlMs === undefined ? {} : { ttlMs: options.resourcesTtlMs }),
@@ -196,12 +201,25 @@ export class ProxmoxDriver implements Driver {
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
     return taskStatus(this.#ctx, task, options?.signal);
   }
+
   exportDisk(_ref: VMRef, _request: DiskExportRequest, _options?: CallOptions): Promise<Started> {
     return Promise.reject(new UnsupportedError(`the ${this.type} driver does not export disks yet (capability 'diskExport')`));
   }
 
   importDisk(_owner: Identity, _request: DiskImportRequest, _options?: CallOptions): Promise<DiskImported> {
     return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  }
+
+  deleteImportedDisk(_owner: Identity, _name: string, _options?: CallOptions): Promise<Started> {
+    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  }
+
+  migrationVolume(volume: string): Promise<MigrationVolume> {
+    return checkMigrationVolume(this.#migration, volume);
+  }
+
+  removeMigrationFiles(dir: string): Promise<void> {
+    return removeMigrationFiles(this.#migration, dir);
   }
 
 }

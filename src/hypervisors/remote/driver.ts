@@ -28,6 +28,7 @@ import {
   type DiskExportRequest,
   type DiskImportRequest,
   type DiskImported,
+  type MigrationVolume,
   type Identity,
 } from '../../contracts/driver.js';
 import {
@@ -177,6 +178,7 @@ export class RemoteDriver implements Driver {
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
     return this.#call('taskStatus', { task }, options);
   }
+
   exportDisk(ref: VMRef, request: DiskExportRequest, options?: CallOptions): Promise<Started> {
     return this.#call('exportDisk', { ref, request }, options);
   }
@@ -185,6 +187,17 @@ export class RemoteDriver implements Driver {
     return this.#call('importDisk', { owner, request }, options);
   }
 
+  deleteImportedDisk(owner: Identity, name: string, options?: CallOptions): Promise<Started> {
+    return this.#call('deleteImportedDisk', { owner, name }, options);
+  }
+
+  migrationVolume(volume: string, options?: CallOptions): Promise<MigrationVolume> {
+    return this.#call('migrationVolume', { volume }, options);
+  }
+
+  async removeMigrationFiles(dir: string, options?: CallOptions): Promise<void> {
+    await this.#call('removeMigrationFiles', { dir }, options);
+  }
 
   #description(): CapabilitiesResponse {
     // connect() is the only way to get a RemoteDriver, and it refreshes before it returns.

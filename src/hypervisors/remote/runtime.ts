@@ -210,6 +210,12 @@ const HANDLERS: Handlers = {
   taskStatus: (driver, body, options) => driver.taskStatus(body.task, options),
   exportDisk: (driver, body, options) => driver.exportDisk(body.ref, body.request, options),
   importDisk: (driver, body, options) => driver.importDisk(body.owner, body.request, options),
+  deleteImportedDisk: (driver, body, options) => driver.deleteImportedDisk(body.owner, body.name, options),
+  migrationVolume: (driver, body, options) => driver.migrationVolume(body.volume, options),
+  removeMigrationFiles: async (driver, body, options) => {
+    await driver.removeMigrationFiles(body.dir, options);
+    return {};
+  },
 };
 
 /**

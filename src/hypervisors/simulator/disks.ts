@@ -4,20 +4,21 @@
 // and its virtual size, then bytes derived from them, CONTENT_BYTES at most. An import reads the
 // header back (for the virtual size) and makes the file a template `import-<owner>-<name>`.
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import {
   BusyError,
   NotFoundError,
-  UnsupportedError,
   type DiskExportRequest,
+  type DiskFormat,
   type DiskImported,
   type DiskImportRequest,
   type Identity,
   type Started,
   type VMRef,
 } from '../../contracts/driver.js';
-import { checksumPath, diskFilePath, verifiedChecksum, writeChecksum } from '../common/disk-files.js';
+import { checksumPath, diskFilePath, sha256Of, verifiedChecksum, writeChecksum } from '../common/disk-files.js';
+import { convertImage, inspectDiskFile } from '../common/qemu-img.js';
 import type { DiskRecord, TaskFailure, VMRecord } from './model.js';
 import type { SimWorld } from './world.js';
 
@@ -40,18 +41,22 @@ export function diskContent(vm: VMRecord, disk: DiskRecord): Buffer {
   return content;
 }
 
-/** Writes `content` to `path` whole or not at all, then its checksum beside it. */
-async function writeDiskFile(path: string, content: Buffer): Promise<void> {
+/**
+ * Writes `content` to `path` as `format`, whole or not at all, then its checksum beside it. The
+ * content is raw; another format is converted with qemu-img, as a runtime would.
+ */
+async function writeDiskFile(path: string, content: Buffer, format: DiskFormat): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const partial = `${path}.partial`;
-  const handle = await open(partial, 'w');
+  const raw = format === 'raw' ? partial : `${path}.raw.partial`;
   try {
-    await handle.writeFile(content);
+    await writeFile(raw, content);
+    if (format !== 'raw') await convertImage(raw, 'raw', partial, format);
   } finally {
-    await handle.close();
+    if (raw !== partial) await rm(raw, { force: true });
   }
   await rename(partial, path);
-  await writeChecksum(path, createHash('sha256').update(content).digest('hex'));
+  await writeChecksum(path, await sha256Of(path));
 }
 
 export function exportDisk(world: SimWorld, root: string, ref: VMRef, request: DiskExportRequest, failWith?: string): Started {
@@ -60,13 +65,12 @@ export function exportDisk(world: SimWorld, root: string, ref: VMRef, request: D
   if (vm.powerState !== 'Off') throw new BusyError(`VM ${vm.id} is running; its disk is exported once it is off`);
   const disk = vm.disks.find((candidate) => candidate.name === request.disk);
   if (disk === undefined) throw new NotFoundError(`VM ${vm.id} has no disk '${request.disk}'`);
-  if (request.file.format !== 'raw') throw new UnsupportedError(`the simulator writes raw disks, not ${request.file.format}; convert the file with qemu-img`);
   const path = diskFilePath(root, request.file);
   const content = diskContent(vm, disk);
-  const waitFor = writeDiskFile(path, content).then(
+  const waitFor = writeDiskFile(path, content, request.file.format).then(
     (): TaskFailure | undefined => undefined,
     async (error: unknown): Promise<TaskFailure> => {
-      await rm(`${path}.partial`, { force: true });
+      await Promise.all([rm(`${path}.partial`, { force: true }), rm(`${path}.raw.partial`, { force: true })]);
       return { message: `writing ${request.file.path} failed: ${error instanceof Error ? error.message : String(error)}` };
     },
   );
@@ -91,19 +95,50 @@ export function importedTemplateName(owner: Identity, name: string): string {
 
 /**
  * Checks the file against its checksum, then makes it a template. Within the call: the files the
- * simulator writes are small. A template of that name is the import already done.
+ * simulator writes are small. A template of that name is the import already done. A qcow2 or VMDK
+ * file is read through qemu-img (converted to raw beside it, then removed).
  */
 export async function importDisk(world: SimWorld, root: string, owner: Identity, request: DiskImportRequest): Promise<DiskImported> {
   world.requireCapability('diskImport', 'disk import');
-  if (request.file.format !== 'raw') throw new UnsupportedError(`the simulator imports raw disks, not ${request.file.format}; convert the file with qemu-img`);
   const name = importedTemplateName(owner, request.name);
   const existing = world.template(name);
   if (existing !== undefined) return { image: { kind: 'template', ref: name, fullClone: true }, sizeBytes: existing.diskBytes };
   const path = diskFilePath(root, request.file);
   await verifiedChecksum(path);
-  const sizeBytes = virtualSize((await readFile(path)).subarray(0, 4096)) ?? (await stat(path)).size;
-  world.addTemplate({ name, id: world.allocateId(), diskBytes: sizeBytes });
-  return { image: { kind: 'template', ref: name, fullClone: true }, sizeBytes };
+  let sizeBytes: number;
+  if (request.file.format === 'raw') {
+    sizeBytes = virtualSize(await readStart(path)) ?? (await stat(path)).size;
+  } else {
+    const { virtualSizeBytes } = await inspectDiskFile(path, request.file.format);
+    const raw = `${path}.import-${owner.uid}.raw`;
+    try {
+      await convertImage(path, request.file.format, raw, 'raw');
+      sizeBytes = virtualSize(await readStart(raw)) ?? virtualSizeBytes;
+    } finally {
+      await rm(raw, { force: true });
+    }
+  }
+  // Another call may have finished the same import meanwhile: one template either way.
+  if (world.template(name) === undefined) world.addTemplate({ name, id: world.allocateId(), diskBytes: sizeBytes });
+  return { image: { kind: 'template', ref: name, fullClone: true }, sizeBytes: world.template(name)?.diskBytes ?? sizeBytes };
+}
+
+/** Removes an import's template; nothing when there is none (a VM made from it has its own copy). */
+export function deleteImportedDisk(world: SimWorld, owner: Identity, name: string): Started {
+  world.requireCapability('diskImport', 'disk import');
+  world.removeTemplate(importedTemplateName(owner, name));
+  return {};
+}
+
+async function readStart(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(4096);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The virtual size a simulator header declares; undefined for any other file (its length is its size). */

@@ -28,6 +28,7 @@ import {
   type DiskImported,
   type DiskImportRequest,
   type Identity,
+  type MigrationVolume,
 } from '../../contracts/driver.js';
 import type { SimCallOptions, SimulatedHypervisor } from './hypervisor.js';
 import type { SimOperation } from './model.js';
@@ -111,6 +112,18 @@ export class SimulatorDriver implements Driver {
 
   async importDisk(owner: Identity, request: DiskImportRequest, options?: CallOptions): Promise<DiskImported> {
     return await this.#call('importDisk', options, () => this.hypervisor.importDisk(owner, request));
+  }
+
+  deleteImportedDisk(owner: Identity, name: string, options?: CallOptions): Promise<Started> {
+    return this.#call('deleteImportedDisk', options, () => this.hypervisor.deleteImportedDisk(owner, name));
+  }
+
+  async migrationVolume(volume: string, options?: CallOptions): Promise<MigrationVolume> {
+    return await this.#call('migrationVolume', options, () => this.hypervisor.migrationVolume(volume));
+  }
+
+  async removeMigrationFiles(dir: string, options?: CallOptions): Promise<void> {
+    await this.#call('removeMigrationFiles', options, () => this.hypervisor.removeMigrationFiles(dir));
   }
 
   async #call<T>(operation: SimOperation, options: CallOptions | undefined, run: (call: SimCallOptions) => T): Promise<T> {

@@ -26,13 +26,15 @@ import {
   type DiskImported,
   type DiskImportRequest,
   type Identity,
+  type MigrationVolume,
 } from '../../contracts/driver.js';
 import { GiB } from '../../contracts/quantity.js';
 import { cloneVM, createVM, deleteVM } from './lifecycle.js';
 import type { SimFault, SimOperation, SimTemplate, SimulatorOptions, VMRecord } from './model.js';
 import { generatedMac, inventory, observe } from './observe.js';
 import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
-import { exportDisk, importDisk } from './disks.js';
+import { deleteImportedDisk, exportDisk, importDisk } from './disks.js';
+import { checkMigrationVolume, removeMigrationFiles } from '../common/disk-files.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
 import { taskStatus } from './tasks.js';
 import { SimWorld } from './world.js';
@@ -157,6 +159,19 @@ export class SimulatedHypervisor {
   importDisk(owner: Identity, request: DiskImportRequest): Promise<DiskImported> {
     this.#world.advance();
     return importDisk(this.#world, this.#world.migrationDir, owner, request);
+  }
+
+  deleteImportedDisk(owner: Identity, name: string): Started {
+    this.#world.advance();
+    return deleteImportedDisk(this.#world, owner, name);
+  }
+
+  migrationVolume(volume: string): Promise<MigrationVolume> {
+    return checkMigrationVolume({ root: this.#world.migrationDir }, volume);
+  }
+
+  removeMigrationFiles(dir: string): Promise<void> {
+    return removeMigrationFiles({ root: this.#world.migrationDir }, dir);
   }
 
   taskStatus(id: string): TaskStatus {

@@ -71,7 +71,10 @@ export type SimOperation =
   | 'clone'
   | 'taskStatus'
   | 'exportDisk'
-  | 'importDisk';
+  | 'importDisk'
+  | 'deleteImportedDisk'
+  | 'migrationVolume'
+  | 'removeMigrationFiles';
 
 export interface SimFault {
   kind: 'busy' | 'conflict' | 'unreachable' | 'unauthorized' | 'invalid' | 'error' | 'timeout' | 'lostResponse' | 'taskFailure';

@@ -111,6 +111,10 @@ export class SimWorld {
     this.#templates.set(template.name, { ...template });
   }
 
+  removeTemplate(name: string): void {
+    this.#templates.delete(name);
+  }
+
   /** By name or by ID, as both PVE (VMID) and vSphere (name) users refer to templates. */
   template(ref: string): SimTemplate | undefined {
     const byName = this.#templates.get(ref);

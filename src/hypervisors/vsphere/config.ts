@@ -1,6 +1,7 @@
 // The provider runtime's environment → a validated VsphereConfig. Errors name the variable,
 // never a secret's value; secrets live in Secret wrappers that print as `[redacted]`.
 
+import { migrationStorage, type MigrationStorage } from '../common/disk-files.js';
 import { envBoolean, envValue, httpClientLimitsFromEnv, type Env } from '../common/env.js';
 import type { HttpClientLimits } from '../common/https-pool.js';
 import { Secret } from '../common/secret.js';
@@ -23,6 +24,8 @@ export interface PlacementDefaults {
 }
 
 export interface VsphereConfig {
+  /** The migration directory and its mounted volumes (MIGRATION_DIR, MIGRATION_VOLUMES); unset: the default directory. */
+  migration?: MigrationStorage;
   /** Scheme, host and port: `https://vcenter.example.com:443`. */
   origin: string;
   /** The SOAP endpoint path, `/sdk`. */
@@ -86,6 +89,7 @@ export function vsphereConfigFromEnv(env: Env): VsphereConfig {
     if (setting !== undefined) defaults[key] = setting;
   }
   const config: VsphereConfig = {
+    migration: migrationStorage(env),
     ...endpoint,
     username,
     password: new Secret(password),

@@ -4,6 +4,7 @@
 // same from what vCenter reports.
 
 import type {
+  MigrationVolume,
   CallOptions,
   Capabilities,
   CloneStarted,
@@ -25,6 +26,7 @@ import type {
   VMRef,
 } from '../../contracts/driver.js';
 import { UnsupportedError } from '../../contracts/driver.js';
+import { checkMigrationVolume, migrationStorage, removeMigrationFiles, type MigrationStorage } from '../common/disk-files.js';
 import { VsphereClient, type VsphereClientOptions } from './client.js';
 import type { VsphereConfig } from './config.js';
 import { createVM } from './create.js';
@@ -102,7 +104,10 @@ export class VsphereDriver implements Driver {
   readonly capabilities = VSPHERE_CAPABILITIES;
   readonly #ctx: VsphereContext;
 
+  readonly #migration: MigrationStorage;
+
   constructor(config: VsphereConfig, options: VsphereDriverOptions = {}) {
+    this.#migration = config.migration ?? migrationStorage({});
     const client = new VsphereClient(config, options);
     this.#ctx = {
       client,
@@ -181,12 +186,25 @@ export class VsphereDriver implements Driver {
   taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
     return taskStatus(this.#ctx, task, options?.signal);
   }
+
   exportDisk(_ref: VMRef, _request: DiskExportRequest, _options?: CallOptions): Promise<Started> {
     return Promise.reject(new UnsupportedError(`the ${this.type} driver does not export disks yet (capability 'diskExport')`));
   }
 
   importDisk(_owner: Identity, _request: DiskImportRequest, _options?: CallOptions): Promise<DiskImported> {
     return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  }
+
+  deleteImportedDisk(_owner: Identity, _name: string, _options?: CallOptions): Promise<Started> {
+    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  }
+
+  migrationVolume(volume: string): Promise<MigrationVolume> {
+    return checkMigrationVolume(this.#migration, volume);
+  }
+
+  removeMigrationFiles(dir: string): Promise<void> {
+    return removeMigrationFiles(this.#migration, dir);
   }
 
 }

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { exportPlan } from '../../../src/hypervisors/libvirt/export.js';
 import { parseImportRecord } from '../../../src/hypervisors/libvirt/import-records.js';
-import { foreignFiles } from '../../../src/hypervisors/libvirt/local-qemu-img.js';
+import { foreignFiles } from '../../../src/hypervisors/common/qemu-img.js';
 import { importVolumeName, isImportVolume } from '../../../src/hypervisors/libvirt/names.js';
 
 const UID = '0d15c000-0000-4000-8000-000000000001';

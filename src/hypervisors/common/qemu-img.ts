@@ -1,5 +1,5 @@
 // qemu-img where the provider runtime runs: disk files of the migration directory are converted
-// and inspected here, next to the file, not on the libvirt host (the host sees none of them).
+// and inspected here, next to the file, not on the hypervisor (which sees none of them).
 // Every call names the image's format (-f): probing a raw image would read a guest-written qcow2
 // header as real (qemu-img warns about it), and such a header may name any file as its backing.
 
