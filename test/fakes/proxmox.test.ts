@@ -435,6 +435,60 @@ t.test('a failed task reports its error in status and log', async (t) => {
   t.match(list.body, { total: 1, data: [{ upid, status: "bridge 'vmbr9' does not exist" }] });
 });
 
+/** A one-file HTTP server, as the driver's migration file server is to PVE. */
+async function fileServer(t: Test, body: Buffer): Promise<string> {
+  const { createServer } = await import('node:http');
+  const server = createServer((req, res) => {
+    if (req.url !== '/disk.raw') {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-length': body.length }).end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const address = server.address();
+  return `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+}
+
+t.test('download-url fetches the URL, checks its checksum and names, and makes an import volume that import-from copies', async (t) => {
+  const fake = await fakePve(t);
+  const bytes = Buffer.alloc(2 * 1024 * 1024, 7);
+  const sha256 = (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex');
+  const base = await fileServer(t, bytes);
+  const download = (form: Record<string, string>) =>
+    api(fake, 'POST', '/nodes/pve1/storage/local/download-url', { form: { content: 'import', filename: 'disk.raw', url: `${base}/disk.raw`, ...form } });
+
+  t.match((await download({ url: 'ftp://x/disk.raw' })).body?.errors, { url: /does not match the regex pattern/ });
+  t.match((await download({ checksum: sha256 })).body?.errors, { 'checksum-algorithm': /missing property/ });
+  t.match((await download({ filename: 'disk.iso' })).body?.errors, { filename: 'invalid filename or wrong extension' });
+  t.match((await api(fake, 'POST', '/nodes/pve1/storage/local-lvm/download-url', { form: { content: 'import', filename: 'disk.raw', url: `${base}/disk.raw` } })).statusText, /not a file based storage/);
+
+  const failed = await waitTask(fake, (await download({ url: `${base}/other.raw` })).body?.data);
+  t.match(failed, { type: 'download', id: 'disk.raw', exitstatus: /^download failed: command 'wget .*other\.raw' failed/ });
+  const mismatch = await waitTask(fake, (await download({ checksum: 'ab'.repeat(32), 'checksum-algorithm': 'sha256' })).body?.data);
+  t.match(mismatch, { exitstatus: `checksum mismatch: got '${sha256}' != expect '${'ab'.repeat(32)}'` });
+  t.same(fake.volumes('import'), []);
+
+  const ok = await waitTask(fake, (await download({ checksum: sha256, 'checksum-algorithm': 'sha256' })).body?.data);
+  t.equal(ok['exitstatus'], 'OK');
+  t.match(fake.volumes('import'), [{ volid: 'local:import/disk.raw', node: 'pve1', size: bytes.length, sha256 }]);
+  const again = await waitTask(fake, (await download({ checksum: sha256, 'checksum-algorithm': 'sha256' })).body?.data);
+  t.equal(again['exitstatus'], 'OK', 'the file is there already: nothing to download');
+  const listed = await api(fake, 'GET', '/nodes/pve1/storage/local/content?content=import');
+  t.match(listed.body?.data, [{ volid: 'local:import/disk.raw', content: 'import', format: 'raw', size: bytes.length }]);
+
+  await createVm(fake, 100, { scsi0: 'local-lvm:0,import-from=local:import/disk.raw' });
+  t.match(fake.vm(100)?.config['scsi0'], /^local-lvm:vm-100-disk-0,.*size=2M/);
+  const otherNode = await api(fake, 'POST', '/nodes/pve2/qemu', { form: { vmid: '101', scsi0: 'local-lvm:0,import-from=local:import/disk.raw' } });
+  t.match(await waitTask(fake, otherNode.body?.data), { exitstatus: /could not get size of local:import\/disk\.raw/ }, 'a local storage holds it on its node only');
+
+  const removed = await api(fake, 'DELETE', `/nodes/pve1/storage/local/content/${encodeURIComponent('local:import/disk.raw')}`);
+  t.match(await waitTask(fake, removed.body?.data), { type: 'imgdel', exitstatus: 'OK' });
+  t.same(fake.volumes('import'), []);
+  t.equal(fake.vm(100)?.vmid, 100, 'the VM keeps its copy');
+});
+
 t.test('destroying a running VM fails', async (t) => {
   const fake = await fakePve(t);
   await createVm(fake, 100);

@@ -46,6 +46,19 @@ export interface ProxmoxConfig {
   defaultStorage?: string;
   /** The Provider's rateLimit and connectionPooling (PVE_RATE_LIMIT_QPS, PVE_MAX_CONNECTIONS, …); unset: the client's defaults. */
   http?: HttpClientLimits;
+  /** The file server PVE downloads migration files from (file-server.ts); unset: no disk import. */
+  migrationServer?: MigrationServerConfig;
+  /** The storage (with `import` content) disk imports go to; unset: the first one on the node chosen. */
+  importStorage?: string;
+}
+
+export interface MigrationServerConfig {
+  /** PVE_MIGRATION_LISTEN: where the runtime listens (`0.0.0.0:8091`). */
+  listen: { host: string; port: number };
+  /** PVE_MIGRATION_URL: the base URL PVE reaches that listener at. */
+  url: string;
+  /** PVE_MIGRATION_INSECURE_SKIP_VERIFY: PVE's download does not check the certificate of an https URL. */
+  insecureSkipVerify: boolean;
 }
 
 // PVE's `pve-storage-id` format (pve-storage PVE/Storage/Plugin.pm).
@@ -119,6 +132,34 @@ function parseStorage(env: Env, name: string): string | undefined {
   return raw;
 }
 
+// `host:port`, `[v6]:port` or `:port` (every address).
+const LISTEN = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/;
+
+function parseMigrationServer(env: Env): MigrationServerConfig | undefined {
+  const listen = envValue(env, 'PVE_MIGRATION_LISTEN');
+  const url = envValue(env, 'PVE_MIGRATION_URL');
+  if ((listen === undefined) !== (url === undefined)) fail('PVE_MIGRATION_LISTEN and PVE_MIGRATION_URL must be set together');
+  if (listen === undefined || url === undefined) return undefined;
+  const match = LISTEN.exec(listen);
+  const port = Number(match?.[3]);
+  if (!match || port < 1 || port > 65535) fail('PVE_MIGRATION_LISTEN must look like 0.0.0.0:8091');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    fail('PVE_MIGRATION_URL must be an http or https URL');
+  }
+  if ((parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.hostname === '') fail('PVE_MIGRATION_URL must be an http or https URL');
+  if (parsed.username !== '' || parsed.password !== '' || parsed.search !== '' || parsed.hash !== '') {
+    fail('PVE_MIGRATION_URL must have no credentials, query or fragment');
+  }
+  return {
+    listen: { host: match[1] ?? (match[2] || '0.0.0.0'), port },
+    url: parsed.href.replace(/\/+$/, ''),
+    insecureSkipVerify: parseBoolean(env, 'PVE_MIGRATION_INSECURE_SKIP_VERIFY', false),
+  };
+}
+
 function parseCaBundle(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
   if (!raw.includes('-----BEGIN CERTIFICATE-----')) fail('PVE_CA_BUNDLE must hold PEM certificates (-----BEGIN CERTIFICATE-----)');
@@ -155,6 +196,10 @@ export function proxmoxConfigFromEnv(env: Env): ProxmoxConfig {
   if (defaultStorage !== undefined) config.defaultStorage = defaultStorage;
   const http = httpClientLimitsFromEnv(env, 'PVE', fail);
   if (http !== undefined) config.http = http;
+  const migrationServer = parseMigrationServer(env);
+  if (migrationServer !== undefined) config.migrationServer = migrationServer;
+  const importStorage = parseStorage(env, 'PVE_IMPORT_STORAGE');
+  if (importStorage !== undefined) config.importStorage = importStorage;
   return config;
 }
 

@@ -7,7 +7,8 @@
 // early as PVE allows. In between, this process attributes the VMID through its pending record
 // (vm.ts), and any process waits while our clone task runs (creations.ts), so the owner is never
 // reported without a VM while one is being made. describe reports `incomplete` once the clone task
-// ends, and the next create continues with step 2.
+// ends, and the next create continues with step 2. A VM made from an imported disk takes the same
+// two steps, its first being a create instead of a clone (import-create.ts).
 
 import { ConflictError, InvalidSpecError, NotFoundError, UnreachableError, type CreateSpec, type Started } from '../../contracts/driver.js';
 import { formatBytes } from '../../contracts/quantity.js';
@@ -17,9 +18,10 @@ import { bootDiskSlot, drives, firmwareOf } from './hardware.js';
 import { formatMarker, parseMarker, placeholderName, requireMarkerFits, type Marker } from './identity.js';
 import { bridgeFor, listBridges } from './network.js';
 import { mayBuild, runningCreations, waitForUnidentified } from './creations.js';
+import { createFromImport, isImportRef } from './import-create.js';
 import { scanOwned } from './observe.js';
 import { allocateVmid, chooseNode, chooseTemplate, crossNodeProblem } from './placement.js';
-import { parseResources, type ClusterResources, type VmRow } from './resources.js';
+import { CREATION_LOCKS, parseResources, type ClusterResources, type VmRow } from './resources.js';
 import { str, type Row } from './values.js';
 import { validateCreateSpec } from './validate.js';
 import { readConfig, vmPath, type ProxmoxContext } from './vm.js';
@@ -46,22 +48,23 @@ export async function createVM(ctx: ProxmoxContext, spec: CreateSpec, signal?: A
     const id = String(existing.row.vmid);
     // A lost response or a retried sync must never make a second VM (DESIGN §5).
     const lock = str(existing.config['lock']);
-    if (lock) return { id, ...(lock === 'clone' ? await runningClone(ctx, existing.row, signal) : {}) };
+    if (lock) return { id, ...(CREATION_LOCKS.has(lock) ? await runningCreation(ctx, existing.row, signal) : {}) };
     if (existing.marker.state === 'configuring') {
       return configureVM(ctx, spec, { vmid: existing.row.vmid, node: existing.row.node, config: existing.config, marker: existing.marker }, cloudInit, signal);
     }
     return { id };
   }
   await waitForUnidentified(ctx, scan.unidentified, 'waiting for it before creating another VM', signal);
+  if (spec.image.kind === 'template' && isImportRef(spec.image.ref)) return createFromImport(ctx, spec, spec.image.ref, resources, signal);
   return cloneTemplate(ctx, spec, resources, signal);
 }
 
 /**
- * The clone task still building `row`, so a repeated create can be waited on like the first.
- * This process knows the UPID of its own clones; otherwise the one running clone of ours that can
- * be building it is it (a qmclone UPID names the source, not the target). Ambiguity gives no task.
+ * The clone (or create) task still building `row`, so a repeated create can be waited on like the
+ * first. This process knows the UPID of its own; otherwise the one running creation of ours that
+ * can be building it is it (a qmclone UPID names the source, not the target). Ambiguity gives no task.
  */
-async function runningClone(ctx: ProxmoxContext, row: VmRow, signal?: AbortSignal): Promise<Started> {
+async function runningCreation(ctx: ProxmoxContext, row: VmRow, signal?: AbortSignal): Promise<Started> {
   const known = ctx.pending.get(row.vmid)?.task;
   if (known !== undefined) return { task: known };
   const ours = (await runningCreations(ctx, signal)).filter((task) => mayBuild(task, row));
@@ -86,7 +89,7 @@ async function cloneTemplate(ctx: ProxmoxContext, spec: CreateSpec, resources: C
       throw new InvalidSpecError(`a linked clone of template '${image.ref}' is made on its node '${template.node}', not '${host}'`);
     }
   } else {
-    node = chooseNode(spec, template, resources, ctx.config.nodeSelector);
+    node = chooseNode(spec, template.node, resources, ctx.config.nodeSelector);
     const problem = node === template.node ? undefined : crossNodeProblem(templateConfig, resources, storage);
     if (problem !== undefined) {
       if (host !== undefined) throw new InvalidSpecError(`cannot clone template '${image.ref}' to host '${host}': ${problem}`);
@@ -158,7 +161,7 @@ export function planDiskSlots(spec: CreateSpec, templateConfig: Row): Record<str
  * names may be SDN vnets, which the bridge list does not show, and a node that will not list its
  * bridges (no Sys.Audit) is not checked: PVE then refuses at start.
  */
-async function checkBridges(ctx: ProxmoxContext, node: string, spec: CreateSpec, signal?: AbortSignal): Promise<void> {
+export async function checkBridges(ctx: ProxmoxContext, node: string, spec: CreateSpec, signal?: AbortSignal): Promise<void> {
   if (spec.nics.length === 0) return;
   const bridges = await listBridges(ctx.client, node, { signal });
   if (bridges === undefined) return;

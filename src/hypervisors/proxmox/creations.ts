@@ -20,8 +20,8 @@ export interface RunningCreation {
   id: string;
 }
 
-/** Clone and create tasks started with our credentials that are still running, cluster-wide. */
-export async function runningCreations(ctx: ProxmoxContext, signal?: AbortSignal): Promise<RunningCreation[]> {
+/** Tasks of `types` started with our credentials that are still running, cluster-wide. */
+export async function runningTasksOfOurs(ctx: ProxmoxContext, types: readonly string[], signal?: AbortSignal): Promise<RunningCreation[]> {
   const auth = ctx.config.auth;
   const me = auth.kind === 'token' ? auth.tokenId : auth.username;
   const found: RunningCreation[] = [];
@@ -29,10 +29,15 @@ export async function runningCreations(ctx: ProxmoxContext, signal?: AbortSignal
     if (task['endtime'] !== undefined) continue;
     const upid = str(task['upid']) ?? '';
     const parsed = parseUpid(upid);
-    if (parsed === undefined || parsed.user !== me || (parsed.type !== 'qmclone' && parsed.type !== 'qmcreate')) continue;
+    if (parsed === undefined || parsed.user !== me || !types.includes(parsed.type)) continue;
     found.push({ upid, type: parsed.type, node: parsed.node, id: parsed.id });
   }
   return found;
+}
+
+/** Clone and create tasks started with our credentials that are still running, cluster-wide. */
+export function runningCreations(ctx: ProxmoxContext, signal?: AbortSignal): Promise<RunningCreation[]> {
+  return runningTasksOfOurs(ctx, ['qmclone', 'qmcreate'], signal);
 }
 
 /**

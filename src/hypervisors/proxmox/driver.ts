@@ -28,6 +28,8 @@ import { checkMigrationVolume, migrationStorage, removeMigrationFiles, type Migr
 import { ProxmoxClient, type ProxmoxClientOptions } from './client.js';
 import type { ProxmoxConfig } from './config.js';
 import { createVM } from './create.js';
+import { deleteImportedDisk, importDisk } from './disk-import.js';
+import { MigrationFileServer } from './file-server.js';
 import { inventory, probe } from './inventory.js';
 import { cloneVM, deleteVM } from './lifecycle.js';
 import { describeVM, findByIdentity } from './observe.js';
@@ -90,9 +92,15 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
   cpuShares: true,
   // The record is kept in the marker and as tags next to the identity tags (placement-record.ts).
   placementPolicy: true,
+  // PVE's API cannot read a disk out (see exportDisk).
   diskExport: false,
-  diskImport: false,
+  // download-url into an import storage, then import-from at create (disk-import.ts); a driver
+  // whose runtime serves no migration files (PVE_MIGRATION_LISTEN unset) says false.
+  diskImport: true,
 });
+
+/** Why exportDisk is Unsupported. */
+export const NO_DISK_EXPORT = 'Proxmox has no API to read a disk; configure PVE_SSH_* so the runtime can read it over SSH';
 
 export interface ProxmoxDriverOptions extends ProxmoxClientOptions {
   /** How long one resources snapshot serves describe and findByIdentity. */
@@ -112,13 +120,18 @@ const NODE_TIMEOUT_MS = 5000;
 
 export class ProxmoxDriver implements Driver {
   readonly type = 'proxmox';
-  readonly capabilities = PROXMOX_CAPABILITIES;
+  readonly capabilities: Capabilities;
   readonly #ctx: ProxmoxContext;
 
   readonly #migration: MigrationStorage;
+  /** Serves migration files to PVE's downloads; listens from the first import on. */
+  readonly #files: MigrationFileServer | undefined;
 
   constructor(config: ProxmoxConfig, options: ProxmoxDriverOptions = {}) {
     this.#migration = config.migration ?? migrationStorage({});
+    const server = config.migrationServer;
+    this.#files = server === undefined ? undefined : new MigrationFileServer({ ...server.listen, publicUrl: server.url });
+    this.capabilities = Object.freeze({ ...PROXMOX_CAPABILITIES, diskImport: server !== undefined });
     const client = new ProxmoxClient(config, options);
     const directory = new VmDirectory(() => client.get('/cluster/resources', { type: 'vm' }), {
       ...(options.resourcesTtlMs === undefined ? {} : { ttlMs: options.resourcesTtlMs }),
@@ -137,9 +150,9 @@ export class ProxmoxDriver implements Driver {
     };
   }
 
-  /** Closes the connection pool. */
-  close(): Promise<void> {
-    return this.#ctx.client.close();
+  /** Closes the connection pool and the migration file server. */
+  async close(): Promise<void> {
+    await Promise.all([this.#ctx.client.close(), this.#files?.close()]);
   }
 
   probe(options?: CallOptions): Promise<{ version: string }> {
@@ -203,15 +216,16 @@ export class ProxmoxDriver implements Driver {
   }
 
   exportDisk(_ref: VMRef, _request: DiskExportRequest, _options?: CallOptions): Promise<Started> {
-    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not export disks yet (capability 'diskExport')`));
+    return Promise.reject(new UnsupportedError(NO_DISK_EXPORT));
   }
 
-  importDisk(_owner: Identity, _request: DiskImportRequest, _options?: CallOptions): Promise<DiskImported> {
-    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  importDisk(owner: Identity, request: DiskImportRequest, options?: CallOptions): Promise<DiskImported> {
+    return importDisk(this.#ctx, this.#files, this.#migration.root, owner, request, options?.signal);
   }
 
-  deleteImportedDisk(_owner: Identity, _name: string, _options?: CallOptions): Promise<Started> {
-    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  /** Works without PVE_MIGRATION_*, too: removing what an earlier configuration imported needs only the API. */
+  deleteImportedDisk(owner: Identity, name: string, options?: CallOptions): Promise<Started> {
+    return deleteImportedDisk(this.#ctx, owner, name, options?.signal);
   }
 
   migrationVolume(volume: string): Promise<MigrationVolume> {

@@ -35,6 +35,9 @@ export class NodeUnreachableError extends UnreachableError {}
  * quorum or a storage that is offline for a minute never tells the user their spec is wrong.
  */
 const FAILURE_RULES: readonly (readonly [RegExp, DriverErrorCode])[] = [
+  // A download whose bytes are not the file asked for (pve-common Tools.pm download_file_from_url):
+  // the file changed, or something between PVE and the runtime changed it. Before the resize rule below.
+  [/^checksum mismatch: got '[0-9a-f]*' != expect /, 'Conflict'],
   // pve-common lock_file_full (10 s flock), AbstractConfig::check_lock, the digest checks of
   // update_vm_api ("detected modified configuration") and resize_vm ("checksum mismatch"): NOTES §6.
   [/can't lock file|VM is locked|detected modified configuration|checksum mismatch/i, 'Busy'],

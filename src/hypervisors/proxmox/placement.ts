@@ -33,11 +33,12 @@ function freeMemory(node: NodeRow): number {
 }
 
 /**
- * The node for a full clone: the spec's host, else the first node of PVE_NODE_SELECTOR with room
- * for the VM's memory, else the selected (or any online) node with the most free memory. Without
- * node rows (listing nodes needs Sys.Audit) the template's node is the only one we know.
+ * The node for a full clone (or a VM made from an imported disk): the spec's host, else the first
+ * node of PVE_NODE_SELECTOR with room for the VM's memory, else the selected (or any online) node
+ * with the most free memory. Without node rows (listing nodes needs Sys.Audit) `fallback`, the
+ * template's node, is the only one we know.
  */
-export function chooseNode(spec: CreateSpec, template: VmRow, resources: ClusterResources, selector: readonly string[]): string {
+export function chooseNode(spec: CreateSpec, fallback: string, resources: ClusterResources, selector: readonly string[]): string {
   const online = resources.nodes.filter((node) => node.online);
   const host = spec.placement.host;
   if (host !== undefined) {
@@ -46,7 +47,7 @@ export function chooseNode(spec: CreateSpec, template: VmRow, resources: Cluster
     }
     return host;
   }
-  if (online.length === 0) return template.node;
+  if (online.length === 0) return fallback;
   const selected = selector.map((name) => online.find((node) => node.node === name)).filter((node): node is NodeRow => node !== undefined);
   const fitting = selected.find((node) => freeMemory(node) >= spec.memoryBytes);
   if (fitting !== undefined) return fitting.node;

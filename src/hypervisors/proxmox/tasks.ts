@@ -44,9 +44,9 @@ async function failureText(ctx: ProxmoxContext, base: string, exit: string, sign
       .filter((line) => line !== '' && line !== 'TASK OK')
       .slice(-TAIL_LINES)
       .map(redact);
-    return tail.length > 0 ? tail.join('; ') : exit;
+    return tail.length > 0 ? tail.join('; ') : redact(exit);
   } catch {
-    return exit;
+    return redact(exit);
   }
 }
 
@@ -62,7 +62,9 @@ async function readLog(
   return { total: page.total ?? start + lines.length, lines };
 }
 
-// qmconfig logs its parameters ("update VM 120: -cipassword … -sshkeys …"); those stay out of messages.
+// qmconfig logs its parameters ("update VM 120: -cipassword … -sshkeys …"), and a download its
+// URL ("download failed: command 'wget … <url>' failed"), whose token grants a migration file
+// (file-server.ts): those stay out of messages.
 function redact(line: string): string {
-  return line.replace(/-(cipassword|sshkeys|password)\s+\S+/g, '-$1 <hidden>');
+  return line.replace(/-(cipassword|sshkeys|password)\s+\S+/g, '-$1 <hidden>').replace(/\/files\/[0-9a-f]{64}\//g, '/files/<token>/');
 }

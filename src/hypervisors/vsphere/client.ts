@@ -164,6 +164,14 @@ export class VsphereClient {
     return child(await this.call(method, params, signal), 'returnval');
   }
 
+  /**
+   * The session cookie (`vmware_soap_session=…`), logging in when there is none: disk transfers
+   * send it to this endpoint's own host, as govmomi's client does for NFC device URLs there.
+   */
+  currentSession(signal?: AbortSignal): Promise<string> {
+    return this.#session(signal);
+  }
+
   /** Logs out and closes the pool; a failed Logout (session already gone, server down) is not an error. */
   close(): Promise<void> {
     this.#closing ??= this.#close();

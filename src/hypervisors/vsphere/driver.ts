@@ -25,18 +25,21 @@ import type {
   TaskStatus,
   VMRef,
 } from '../../contracts/driver.js';
-import { UnsupportedError } from '../../contracts/driver.js';
-import { checkMigrationVolume, migrationStorage, removeMigrationFiles, type MigrationStorage } from '../common/disk-files.js';
+import { checkMigrationVolume, migrationStorage, removeMigrationFiles } from '../common/disk-files.js';
 import { VsphereClient, type VsphereClientOptions } from './client.js';
 import type { VsphereConfig } from './config.js';
 import { createVM } from './create.js';
+import { exportDisk } from './export.js';
+import { deleteImportedDisk, importDisk } from './import.js';
 import { inventory, probe } from './inventory.js';
 import { cloneVM, deleteVM } from './lifecycle.js';
+import { DEFAULT_LEASE_TIMING, type LeaseTiming } from './nfc.js';
 import { describeVM, findByIdentity } from './observe.js';
 import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
 import { SnapshotCache } from './snapshot-cache.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
 import { taskStatus } from './tasks.js';
+import { Transfers, isTransferTask, type TransferContext } from './transfers.js';
 import { fetchVmList, type VsphereContext } from './vm.js';
 
 export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
@@ -90,30 +93,38 @@ export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
   // The record in extraConfig next to the identity, written by the clone (placement-record.ts);
   // every VM and running clone listed per host from the VM list and the recent tasks (placed.ts).
   placementPolicy: true,
-  diskExport: false,
-  diskImport: false,
+  // Through HttpNfcLeases: ExportVm (export.ts) and ImportVApp into a template (import.ts), the
+  // bytes moved by this process as local transfer tasks (transfers.ts).
+  diskExport: true,
+  diskImport: true,
 });
 
 export interface VsphereDriverOptions extends VsphereClientOptions {
   /** How long one VM list serves findByIdentity (ms). */
   vmListTtlMs?: number;
+  /** How often disk transfers look at an initializing lease and renew one in use (tests shorten them). */
+  leaseTiming?: Partial<LeaseTiming>;
 }
 
 export class VsphereDriver implements Driver {
   readonly type = 'vsphere';
   readonly capabilities = VSPHERE_CAPABILITIES;
   readonly #ctx: VsphereContext;
-
-  readonly #migration: MigrationStorage;
+  readonly #transfer: TransferContext;
 
   constructor(config: VsphereConfig, options: VsphereDriverOptions = {}) {
-    this.#migration = config.migration ?? migrationStorage({});
     const client = new VsphereClient(config, options);
     this.#ctx = {
       client,
       config,
       vmList: new SnapshotCache((signal) => fetchVmList({ client }, signal), { ttlMs: options.vmListTtlMs ?? 2_000 }),
       names: new Map(),
+    };
+    this.#transfer = {
+      ctx: this.#ctx,
+      transfers: new Transfers(),
+      migration: config.migration ?? migrationStorage({}),
+      timing: { ...DEFAULT_LEASE_TIMING, ...options.leaseTiming },
     };
   }
 
@@ -122,9 +133,10 @@ export class VsphereDriver implements Driver {
     return this.#ctx.client;
   }
 
-  /** Logs out and closes the connection pool. */
-  close(): Promise<void> {
-    return this.#ctx.client.close();
+  /** Stops running disk transfers (their leases aborted, their tasks failed), then logs out and closes the connection pool. */
+  async close(): Promise<void> {
+    await this.#transfer.transfers.close();
+    await this.#ctx.client.close();
   }
 
   probe(options?: CallOptions): Promise<{ version: string }> {
@@ -183,28 +195,29 @@ export class VsphereDriver implements Driver {
     return cloneVM(this.#ctx, ref, target, options?.signal);
   }
 
-  taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
+  async taskStatus(task: string, options?: CallOptions): Promise<TaskStatus> {
+    // A disk transfer runs in this process (transfers.ts); every other task is vSphere's.
+    if (isTransferTask(task)) return this.#transfer.transfers.status(task);
     return taskStatus(this.#ctx, task, options?.signal);
   }
 
-  exportDisk(_ref: VMRef, _request: DiskExportRequest, _options?: CallOptions): Promise<Started> {
-    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not export disks yet (capability 'diskExport')`));
+  exportDisk(ref: VMRef, request: DiskExportRequest, options?: CallOptions): Promise<Started> {
+    return exportDisk(this.#transfer, ref, request, options?.signal);
   }
 
-  importDisk(_owner: Identity, _request: DiskImportRequest, _options?: CallOptions): Promise<DiskImported> {
-    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  importDisk(owner: Identity, request: DiskImportRequest, options?: CallOptions): Promise<DiskImported> {
+    return importDisk(this.#transfer, owner, request, options?.signal);
   }
 
-  deleteImportedDisk(_owner: Identity, _name: string, _options?: CallOptions): Promise<Started> {
-    return Promise.reject(new UnsupportedError(`the ${this.type} driver does not import disks yet (capability 'diskImport')`));
+  deleteImportedDisk(owner: Identity, name: string, options?: CallOptions): Promise<Started> {
+    return deleteImportedDisk(this.#transfer, owner, name, options?.signal);
   }
 
   migrationVolume(volume: string): Promise<MigrationVolume> {
-    return checkMigrationVolume(this.#migration, volume);
+    return checkMigrationVolume(this.#transfer.migration, volume);
   }
 
   removeMigrationFiles(dir: string): Promise<void> {
-    return removeMigrationFiles(this.#migration, dir);
+    return removeMigrationFiles(this.#transfer.migration, dir);
   }
-
 }

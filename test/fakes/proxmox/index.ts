@@ -10,6 +10,7 @@ import { cloneHandlers } from './clone.js';
 import { clusterHandlers } from './cluster.js';
 import { configHandlers } from './config.js';
 import type { Handler } from './context.js';
+import { downloadHandlers } from './downloads.js';
 import { FaultSet, type FaultHandle } from './faults.js';
 import { resolveOptions, type FakePveOptions, type PveFault } from './options.js';
 import { hibernate, powerHandlers } from './power.js';
@@ -58,6 +59,7 @@ const HANDLERS: Record<string, Handler>[] = [
   snapshotHandlers,
   agentHandlers,
   taskHandlers,
+  downloadHandlers,
 ];
 
 export class FakePve {
@@ -243,6 +245,21 @@ export class FakePve {
       }).volid;
     }
     return volid;
+  }
+
+  /** Volumes of `content` (e.g. `import`), with the node that holds them (none for shared storages). */
+  volumes(content?: string): { volid: string; node: string | undefined; size: number; content: string; sha256?: string }[] {
+    this.world.settle();
+    return this.world.volumes
+      .all()
+      .filter((volume) => content === undefined || volume.content === content)
+      .map((volume) => ({
+        volid: volume.volid,
+        node: volume.node,
+        size: volume.size,
+        content: volume.content,
+        ...(volume.sha256 === undefined ? {} : { sha256: volume.sha256 }),
+      }));
   }
 
   /** Makes every issued ticket invalid (as if it had expired). */

@@ -126,11 +126,20 @@ export class ApiSchema {
     cursor.api = node;
   }
 
-  /** Finds the handler description like RESTHandler::find_handler: one path component per `{var}`. */
+  /**
+   * Finds the handler description like RESTHandler::find_handler: one path component per `{var}`,
+   * except below a subclass registered with `fragmentDelimiter => ''`, whose rest of the path is
+   * one component (a volume ID such as `local:import/disk.qcow2` in storage content paths).
+   */
   lookup(method: HttpMethod, path: string): PathLookup {
     const pathParams: Record<string, string> = {};
     let cursor: TrieNode | undefined = this.root;
-    for (const segment of splitPath(path)) {
+    const segments = splitPath(path);
+    for (let index = 0; index < segments.length; index += 1) {
+      if (cursor.api !== undefined && WHOLE_REST.has(cursor.api.path) && index < segments.length - 1) {
+        segments.splice(index, segments.length - index, segments.slice(index).join('/'));
+      }
+      const segment = segments[index] ?? '';
       const literal: TrieNode | undefined = cursor.literal.get(segment);
       if (literal) {
         cursor = literal;
@@ -156,6 +165,9 @@ export class ApiSchema {
     return found.match.info;
   }
 }
+
+// pve-storage API2/Storage/Status.pm registers its Content subclass with `fragmentDelimiter => ''`.
+const WHOLE_REST: ReadonlySet<string> = new Set(['/nodes/{node}/storage/{storage}/content']);
 
 export function splitPath(path: string): string[] {
   return path.split('/').filter((segment) => segment !== '');

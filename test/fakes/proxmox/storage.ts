@@ -23,6 +23,8 @@ export interface VolumeRec {
   parent?: string;
   /** File content (snippets). */
   data?: string;
+  /** SHA-256 of a downloaded file's bytes. */
+  sha256?: string;
 }
 
 export interface StorageRec extends FakePveStorage {

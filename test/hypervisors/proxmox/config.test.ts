@@ -111,6 +111,34 @@ t.test('the default storage must be a storage ID', async (t) => {
   t.throws(() => config({ PVE_DEFAULT_STORAGE: 'local lvm' }), { message: 'PVE_DEFAULT_STORAGE is not a valid PVE storage ID' });
 });
 
+t.test('the migration file server needs both its listen address and the URL PVE reaches it at', async (t) => {
+  t.same(config({ PVE_MIGRATION_LISTEN: '0.0.0.0:8091', PVE_MIGRATION_URL: 'http://10.0.0.5:30891/' }).migrationServer, {
+    listen: { host: '0.0.0.0', port: 8091 },
+    url: 'http://10.0.0.5:30891',
+    insecureSkipVerify: false,
+  });
+  t.same(config({ PVE_MIGRATION_LISTEN: ':8091', PVE_MIGRATION_URL: 'https://files.example.com/pve', PVE_MIGRATION_INSECURE_SKIP_VERIFY: 'true' }).migrationServer, {
+    listen: { host: '0.0.0.0', port: 8091 },
+    url: 'https://files.example.com/pve',
+    insecureSkipVerify: true,
+  });
+  t.same(config({ PVE_MIGRATION_LISTEN: '[::]:8091', PVE_MIGRATION_URL: 'http://[fd00::5]:8091' }).migrationServer?.listen, { host: '::', port: 8091 });
+  t.equal(config({}).migrationServer, undefined);
+  t.throws(() => config({ PVE_MIGRATION_LISTEN: '0.0.0.0:8091' }), { message: 'PVE_MIGRATION_LISTEN and PVE_MIGRATION_URL must be set together' });
+  t.throws(() => config({ PVE_MIGRATION_URL: 'http://10.0.0.5:8091' }), { message: 'PVE_MIGRATION_LISTEN and PVE_MIGRATION_URL must be set together' });
+  for (const listen of ['8091', '0.0.0.0:0', '0.0.0.0:70000', 'host:port']) {
+    t.throws(() => config({ PVE_MIGRATION_LISTEN: listen, PVE_MIGRATION_URL: 'http://x:1' }), { message: /PVE_MIGRATION_LISTEN must look like/ }, listen);
+  }
+  for (const url of ['ftp://x/', 'not a url', 'http://user:pw@x/', 'http://x/?a=1']) {
+    t.throws(() => config({ PVE_MIGRATION_LISTEN: ':8091', PVE_MIGRATION_URL: url }), { message: /PVE_MIGRATION_URL must/ }, url);
+  }
+});
+
+t.test('the import storage must be a storage ID', async (t) => {
+  t.equal(config({ PVE_IMPORT_STORAGE: 'nfs-import' }).importStorage, 'nfs-import');
+  t.throws(() => config({ PVE_IMPORT_STORAGE: 'nfs import' }), { message: 'PVE_IMPORT_STORAGE is not a valid PVE storage ID' });
+});
+
 t.test('secrets appear neither in JSON, nor in inspect output, nor in the description', async (t) => {
   const withToken = config({});
   const withPassword = proxmoxConfigFromEnv({ PVE_ENDPOINT: 'https://pve:8006', ...PASSWORD });

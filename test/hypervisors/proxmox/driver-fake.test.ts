@@ -1,6 +1,10 @@
 // The Proxmox driver against the fake PVE (test/fakes/proxmox), which checks every request
 // against the official schema: one whole VM life, then the shared Driver conformance suite.
 
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import type { Driver, Identity, VMRef } from '../../../src/contracts/driver.js';
 import { GiB } from '../../../src/contracts/quantity.js';
@@ -152,13 +156,32 @@ t.test('ticket authentication works against the fake', async (t) => {
   t.equal((await driver.describe(created.id)).id, created.id, 'logged in again after the ticket expired');
 });
 
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
 driverConformance(t, 'proxmox', async () => {
-  const { fake, driver, close } = await start();
+  const migrationDir = await mkdtemp(join(tmpdir(), 'virtrigaud-pve-migrations-'));
+  const port = await freePort();
+  const { fake, driver, close } = await start({
+    MIGRATION_DIR: migrationDir,
+    PVE_MIGRATION_LISTEN: `127.0.0.1:${port}`,
+    PVE_MIGRATION_URL: `http://127.0.0.1:${port}`,
+  });
   return {
     driver,
     spec: (name, owner) => specFor(name, owner),
     waitUntil,
     addForeignVM: async (name) => String(fake.addForeignVm({ name, running: true })),
-    close,
+    migrationDir,
+    close: async () => {
+      await close();
+      await rm(migrationDir, { recursive: true, force: true });
+    },
   };
 });
