@@ -416,6 +416,9 @@ export interface CloneStarted extends Started {
 
 export type DiskFormat = 'qcow2' | 'raw' | 'vmdk';
 
+/** Where a provider runtime keeps migration files (MIGRATION_DIR); each VMMigration's PVC is mounted below it, at its name. */
+export const DEFAULT_MIGRATION_DIR = '/var/lib/virtrigaud/migrations';
+
 /**
  * A disk file in the migration directory (a VMMigration's PVC, mounted by the provider runtime at
  * MIGRATION_DIR): `path` is relative to it, never absolute, never with `..`. exportDisk writes the

@@ -13,8 +13,9 @@ import { VMCLONE_FIELDS } from './normalize/vmclone.js';
 import { VMSNAPSHOT_FIELDS } from './normalize/vmsnapshot.js';
 import { VMSET_FIELDS } from './normalize/vmset.js';
 import { VMPLACEMENTPOLICY_FIELDS } from './normalize/vmplacementpolicy.js';
+import { VMMIGRATION_FIELDS } from './normalize/vmmigration.js';
 
-export type SupportedKind = 'VirtualMachine' | 'VMClass' | 'VMImage' | 'VMNetworkAttachment' | 'VMClone' | 'VMSnapshot' | 'Provider' | 'VMSet' | 'VMPlacementPolicy';
+export type SupportedKind = 'VirtualMachine' | 'VMClass' | 'VMImage' | 'VMNetworkAttachment' | 'VMClone' | 'VMSnapshot' | 'Provider' | 'VMSet' | 'VMPlacementPolicy' | 'VMMigration';
 
 /** Each kind's rules live next to its normalize step. */
 export const FIELD_SUPPORT: Readonly<Partial<Record<SupportedKind, readonly FieldRule[]>>> = {
@@ -27,6 +28,7 @@ export const FIELD_SUPPORT: Readonly<Partial<Record<SupportedKind, readonly Fiel
   VMSnapshot: VMSNAPSHOT_FIELDS,
   VMSet: VMSET_FIELDS,
   VMPlacementPolicy: VMPLACEMENTPOLICY_FIELDS,
+  VMMigration: VMMIGRATION_FIELDS,
 };
 
 /** The values at a dotted path (`[]`: every list item, `*`: every map value); absent ones left out. */

@@ -28,14 +28,18 @@ function admittedNamespaces(provider: ProviderObject): string[] | undefined {
 }
 
 export function customizeProvider(provider: ProviderObject): CustomizeResponse {
-  if (!isDeleting(provider)) return { relatedResources: [] };
+  const remote = providerTarget(provider).mode === 'Remote';
+  // The VMMigrations of its namespace: their PVCs are mounted in its runtime (hooks/vmmigration.ts).
+  const migrations: RelatedResourceRule[] = remote ? [{ apiVersion: API_VERSION, resource: 'vmmigrations', namespace: provider.metadata.namespace ?? '', labelSelector: {} }] : [];
+  if (!isDeleting(provider)) return { relatedResources: migrations };
   const namespaces = admittedNamespaces(provider);
   const rules: RelatedResourceRule[] = [];
   for (const resource of ['virtualmachines', 'vmsnapshots']) {
     if (namespaces === undefined) rules.push({ apiVersion: API_VERSION, resource, labelSelector: {} });
     else for (const namespace of namespaces) rules.push({ apiVersion: API_VERSION, resource, namespace, labelSelector: {} });
   }
-  if (providerTarget(provider).mode === 'Remote') {
+  rules.push(...migrations);
+  if (remote) {
     rules.push({ apiVersion: 'v1', resource: 'pods', namespace: provider.metadata.namespace ?? '', labelSelector: { matchLabels: runtimeSelector(provider) } });
   }
   return { relatedResources: rules };

@@ -8,6 +8,7 @@ import { normalizeProvider, type CanonicalProvider } from '../contracts/normaliz
 import type { KubeObject } from '../contracts/metacontroller.js';
 import { providerRuntimeName, providerRuntimeToken } from '../contracts/provider-token.js';
 import { DEFAULT_RUNTIME_PORT } from './virtualmachine/resolve.js';
+import { DEFAULT_MIGRATION_DIR } from '../contracts/driver.js';
 
 export interface RuntimeSettings {
   /** Image when the Provider names none: this server's own. */
@@ -124,7 +125,7 @@ function runtimeResources(written: ResourceRequirements | undefined): Record<str
  * Provider normalized (normalizeProvider); every scheduling and pod field of spec.runtime goes
  * into the Deployment as written, our defaults only where it sets nothing.
  */
-export function runtimeChildren(provider: ProviderObject, settings: RuntimeSettings, canonical?: CanonicalProvider): KubeObject[] {
+export function runtimeChildren(provider: ProviderObject, settings: RuntimeSettings, canonical?: CanonicalProvider, migrationVolumes: readonly string[] = []): KubeObject[] {
   const normalized = canonical ?? normalizedOrThrow(provider);
   const name = providerRuntimeName(provider.metadata);
   const namespace = provider.metadata.namespace ?? '';
@@ -148,6 +149,9 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
     for (const [variable, key] of CREDENTIAL_ENV[spec.type] ?? []) env.push({ name: `${variable}_FILE`, value: `${CREDENTIALS_DIR}/${key}` });
   }
   env.push(...fieldEnv(spec, normalized));
+  // The PVCs of the VMMigrations moving VMs from or to this Provider (hooks/vmmigration.ts), each
+  // mounted at MIGRATION_DIR/<PVC>; the runtime refuses a volume not listed here as not mounted yet.
+  env.push({ name: 'MIGRATION_DIR', value: DEFAULT_MIGRATION_DIR }, { name: 'MIGRATION_VOLUMES', value: migrationVolumes.join(',') });
   for (const entry of runtime.env ?? []) {
     const index = env.findIndex((existing) => existing['name'] === entry.name);
     const value = entry.valueFrom !== undefined ? { name: entry.name, valueFrom: entry.valueFrom } : { name: entry.name, value: entry.value ?? '' };
@@ -163,6 +167,11 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
     { name: 'token', mountPath: TOKEN_DIR, readOnly: true },
     { name: 'tmp', mountPath: '/tmp' },
   ];
+  for (const pvc of migrationVolumes) {
+    const volume = `migration-${createHash('sha256').update(pvc).digest('hex').slice(0, 16)}`;
+    volumes.push({ name: volume, persistentVolumeClaim: { claimName: pvc } });
+    mounts.push({ name: volume, mountPath: `${DEFAULT_MIGRATION_DIR}/${pvc}` });
+  }
   if (credentials) {
     // optional: a Secret created after the Provider is picked up once it exists.
     volumes.push({ name: 'credentials', secret: { secretName: credentials, optional: true, defaultMode: 0o440 } });

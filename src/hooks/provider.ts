@@ -20,6 +20,7 @@ import { checkedChildren } from './objects.js';
 import { providerDeletion } from './provider-deletion.js';
 import { countProbe, previousHealth, secondsUntilDue, type HealthState } from './provider-health.js';
 import { runtimeChildren, type RuntimeSettings } from './provider-runtime.js';
+import { migrationVolumes } from './vmmigration.js';
 import { providerTarget } from './virtualmachine/resolve.js';
 
 export interface ProviderHookDeps {
@@ -154,7 +155,7 @@ export async function syncProvider(
       const message = 'this hook server has no provider token secret (PROVIDER_TOKEN_SECRET_FILE), so it cannot run provider runtimes';
       return respond({}, [condition('Connected', false, 'RuntimeNotConfigured', message)], deps.steadyResyncSeconds);
     }
-    children = runtimeChildren(provider, deps.runtime, canonical);
+    children = runtimeChildren(provider, deps.runtime, canonical, migrationVolumes(provider, request.related));
     const available = runtimeAvailability(provider, request.children);
     runtime.push(available);
     if (available.status !== true) {
@@ -268,7 +269,7 @@ export function finalizeProvider(request: SyncRequestBody<ProviderObject>, deps:
   const keepRuntime = !answer.finalized && target.mode === 'Remote' && deps.runtime !== undefined && runnable;
   return {
     status: answer.status as Record<string, unknown>,
-    children: keepRuntime && deps.runtime && normalized.ok ? runtimeChildren(provider, deps.runtime, normalized.value) : [],
+    children: keepRuntime && deps.runtime && normalized.ok ? runtimeChildren(provider, deps.runtime, normalized.value, migrationVolumes(provider, request.related)) : [],
     resyncAfterSeconds: answer.finalized ? 0 : 10,
     finalized: answer.finalized,
   };

@@ -17,6 +17,8 @@ import { CustomizeRequest, SyncRequest } from '../contracts/metacontroller.js';
 import { clientErrorAnswer, hardenedServerOptions, installHardening, sendPlain } from '../http/hardening.js';
 import { syncVMClass, syncVMImage, syncVMNetworkAttachment } from './catalog.js';
 import { customizeVMPlacementPolicy, syncVMPlacementPolicy } from './placement/policy.js';
+import { customizeVMMigration, finalizeVMMigration, syncVMMigration } from './vmmigration.js';
+import { VMMigrationObject } from '../contracts/crds/vmmigration.js';
 import { InvalidChildError } from './objects.js';
 import { HookMetrics } from './metrics.js';
 import { finalizeProvider, syncProvider } from './provider.js';
@@ -237,6 +239,30 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     '/hooks/vmplacementpolicy/sync',
     { schema: { body: SyncRequest(VMPlacementPolicyObject) }, ...config('vmplacementpolicy', 'sync') },
     async (request) => syncVMPlacementPolicy(request.body, clock.now()),
+  );
+  app.post(
+    '/hooks/vmmigration/customize',
+    { schema: { body: CustomizeRequest(VMMigrationObject) }, ...config('vmmigration', 'customize') },
+    async (request) => customizeVMMigration(request.body.parent),
+  );
+  app.post(
+    '/hooks/vmmigration/sync',
+    { schema: { body: SyncRequest(VMMigrationObject) }, ...config('vmmigration', 'sync') },
+    async (request) => {
+      const response = await withDeadline(deps.budgetMs, (signal) => syncVMMigration(request.body, deps, signal));
+      logOutcome(request.log, 'vmmigration', 'sync', request.body.parent.metadata, response.status);
+      return response;
+    },
+  );
+  app.post(
+    '/hooks/vmmigration/finalize',
+    { schema: { body: SyncRequest(VMMigrationObject) }, ...config('vmmigration', 'finalize') },
+    async (request, reply) => {
+      if (request.body.finalizing !== true) return sendPlain(reply, 400, 'finalize hook called without "finalizing": true');
+      const response = await withDeadline(deps.budgetMs, (signal) => finalizeVMMigration(request.body, deps, signal));
+      logOutcome(request.log, 'vmmigration', 'finalize', request.body.parent.metadata, response.status);
+      return response;
+    },
   );
   app.post(
     '/hooks/vmset/sync',

@@ -27,6 +27,11 @@ const CHILDREN: Record<string, ChildResource[]> = {
   // The hook decides which VMs move to the template and when (hooks/vmset.ts); Metacontroller's
   // Rolling* strategies are not used.
   VMSet: [{ apiVersion: API_VERSION, resource: 'virtualmachines', method: 'InPlace' }],
+  // The staging PVC it creates (never updated: a PVC's spec is what it was made with) and the target VM.
+  VMMigration: [
+    { apiVersion: 'v1', resource: 'persistentvolumeclaims', method: 'OnDelete' },
+    { apiVersion: API_VERSION, resource: 'virtualmachines', method: 'InPlace' },
+  ],
 };
 
 /** Which hooks each controller has; kinds not listed have a sync hook only. */
@@ -39,7 +44,10 @@ const HOOKS: Record<string, { customize: boolean; finalize: boolean }> = {
   VMClone: { customize: true, finalize: false },
   // Related: the VirtualMachines of the policy's namespace, to count who uses it (hooks/placement/policy.ts).
   VMPlacementPolicy: { customize: true, finalize: false },
+  // Related: the source VM, the Providers, an existing PVC; finalize removes what the migration left (hooks/vmmigration/).
+  VMMigration: { customize: true, finalize: true },
 };
+
 
 export function hookPath(kind: KindDefinition, hook: 'customize' | 'sync' | 'finalize'): string {
   return `/hooks/${kind.singular}/${hook}`;

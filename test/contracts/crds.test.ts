@@ -17,6 +17,7 @@ import {
   VMCloneObject,
   VMSetObject,
   VMPlacementPolicyObject,
+  VMMigrationObject,
   VMSnapshotObject,
   VMSnapshotScheduleObject,
 } from '../../src/contracts/crds/index.js';
@@ -24,6 +25,7 @@ import { checkVMImage } from '../../src/contracts/normalize/vmimage.js';
 import { normalizeVMPlacementPolicy } from '../../src/contracts/normalize/vmplacementpolicy.js';
 import type { VMPlacementPolicySpec } from '../../src/contracts/crds/vmplacementpolicy.js';
 import { checkVMNetworkAttachment } from '../../src/contracts/normalize/vmnetworkattachment.js';
+import { normalizeVMMigration } from '../../src/contracts/normalize/vmmigration.js';
 import { loadCrdValidators, type CrdValidator, type ValidationIssue } from '../helpers/crd-validator.js';
 
 type Json = Record<string, unknown>;
@@ -42,6 +44,7 @@ const objectSchemas: Record<string, TSchema> = {
   VMClone: VMCloneObject,
   VMSet: VMSetObject,
   VMPlacementPolicy: VMPlacementPolicyObject,
+  VMMigration: VMMigrationObject,
 };
 
 const isJson = (value: unknown): value is Json => value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -96,7 +99,7 @@ const webServer = seed('001-virtualmachine-web-server.yaml');
 const proxmoxProd = seed('001-provider-proxmox-prod.yaml');
 
 t.test('the seed examples are all here and name their kind in the file name', async (t) => {
-  t.equal(wholeExamples.length, 15);
+  t.equal(wholeExamples.length, 16);
   for (const file of wholeExamples) {
     t.equal(file.split('-')[1], String(seed(file)['kind']).toLowerCase(), file);
   }
@@ -154,6 +157,26 @@ t.test('every document of examples/snapshots-and-clones.yaml is accepted by its 
     t.same(validate(document), [], `${String(document['kind'])} ${String((document['metadata'] as Json)['name'])}`);
     t.ok(typeboxAccepts(document));
   }
+});
+
+t.test('every document of examples/migration.yaml is accepted by its CRD and TypeBox schema, and normalizes', async (t) => {
+  const documents = parseAllDocuments(readFileSync(join(root, 'examples/migration.yaml'), 'utf8')).map((doc) => doc.toJS() as Json);
+  t.equal(documents.length, 2);
+  for (const document of documents) {
+    t.same(validate(document), [], `${String(document['kind'])} ${String((document['metadata'] as Json)['name'])}`);
+    t.ok(typeboxAccepts(document));
+    t.ok(normalizeVMMigration(document as unknown as VMMigrationObject).ok);
+  }
+});
+
+t.test('VMMigration: one target name, immutable source and target, staging fields checked', async (t) => {
+  const seedMigration = seed('002-vmmigration-vm-migration-example.yaml');
+  t.ok(normalizeVMMigration(seedMigration as unknown as VMMigrationObject).ok, 'the seed\'s migration means something');
+  const both = withSpec(seedMigration, (spec) => ((spec['target'] as Json)['name'] = 'other'));
+  t.match(validate(both), [{ message: /exactly one of name and vmRef/ }]);
+  const moved = withSpec(seedMigration, (spec) => ((spec['source'] as Json)['vmRef'] = { name: 'another' }));
+  t.match(validate(moved, seedMigration), [{ message: /source\.vmRef is immutable/ }]);
+  t.not(validate(withSpec(seedMigration, (spec) => ((spec['storage'] as Json)['type'] = 'ftp'))).length, 0);
 });
 
 t.test('every document of examples/vmsets.yaml is accepted by its CRD and TypeBox schema', async (t) => {

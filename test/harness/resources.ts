@@ -17,6 +17,7 @@ const BUILT_IN: ResourceType[] = [
   { apiVersion: 'v1', resource: 'services', kind: 'Service', namespaced: true, hasStatusSubresource: true },
   { apiVersion: 'v1', resource: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true, hasStatusSubresource: false },
   { apiVersion: 'v1', resource: 'pods', kind: 'Pod', namespaced: true, hasStatusSubresource: true },
+  { apiVersion: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true, hasStatusSubresource: true },
   { apiVersion: 'apps/v1', resource: 'deployments', kind: 'Deployment', namespaced: true, hasStatusSubresource: true },
 ];
 

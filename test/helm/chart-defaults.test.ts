@@ -48,7 +48,7 @@ t.test('names match manifests/: the hook Service is virtrigaud-hooks when the re
 
 t.test('the CRDs are templates (so helm upgrade upgrades them), kept on uninstall; crds.test.ts checks them against manifests/crds', { skip }, async (t) => {
   const crds = ofKind(objects, 'CustomResourceDefinition');
-  t.same(crds.map((crd) => crd['metadata']['name']).sort(), ['providers', 'virtualmachines', 'vmclasses', 'vmclones', 'vmimages', 'vmnetworkattachments', 'vmplacementpolicies', 'vmsets', 'vmsnapshots', 'vmsnapshotschedules'].map((p) => `${p}.infra.virtrigaud.io`));
+  t.same(crds.map((crd) => crd['metadata']['name']).sort(), ['providers', 'virtualmachines', 'vmclasses', 'vmclones', 'vmimages', 'vmmigrations', 'vmnetworkattachments', 'vmplacementpolicies', 'vmsets', 'vmsnapshots', 'vmsnapshotschedules'].map((p) => `${p}.infra.virtrigaud.io`));
   t.same(crds.filter((crd) => !templates.includes(crd)), [], 'from templates only, never from crds/ (even with --include-crds)');
   for (const crd of crds) t.equal(crd['metadata']['annotations']['helm.sh/resource-policy'], 'keep', crd['metadata']['name']);
 });

@@ -31,13 +31,17 @@ const pod = (ip: string, phase = 'Running', instance = 'pve') => ({
 });
 
 t.test('only a Provider being deleted asks for VMs, snapshots and its runtime pods', async (t) => {
-  t.same(customizeProvider(provider({}, false)), { relatedResources: [] }, 'a steady Provider sync costs nothing per VM');
+  t.same(
+    customizeProvider(provider({}, false)).relatedResources.map((rule) => `${rule.resource}@${rule.namespace ?? '*'}`),
+    ['vmmigrations@default'],
+    'a steady Provider sync costs nothing per VM: only the VMMigrations of its namespace (their PVCs go into its runtime)',
+  );
   const rules = customizeProvider(provider({ allowedNamespaces: ['team-a'] })).relatedResources;
   t.same(rules.map((rule) => `${rule.resource}@${rule.namespace ?? '*'}`), [
-    'virtualmachines@default', 'virtualmachines@team-a', 'vmsnapshots@default', 'vmsnapshots@team-a', 'pods@default',
+    'virtualmachines@default', 'virtualmachines@team-a', 'vmsnapshots@default', 'vmsnapshots@team-a', 'vmmigrations@default', 'pods@default',
   ]);
   const everywhere = customizeProvider(provider({ allowedNamespaces: ['*'] })).relatedResources;
-  t.ok(everywhere.filter((rule) => rule.resource !== 'pods').every((rule) => rule.namespace === undefined), '"*" admits every namespace');
+  t.ok(everywhere.filter((rule) => rule.resource !== 'pods' && rule.resource !== 'vmmigrations').every((rule) => rule.namespace === undefined), '"*" admits every namespace');
 });
 
 t.test('dependents are the VMs naming this Provider and the snapshots taken through it', async (t) => {

@@ -98,6 +98,8 @@ t.test('customize asks for the Provider, VMClass, VMImage, attachments and user-
     { apiVersion: 'infra.virtrigaud.io/v1beta1', resource: 'vmimages', namespace: 'default', names: ['ubuntu-22'] },
     { apiVersion: 'infra.virtrigaud.io/v1beta1', resource: 'vmnetworkattachments', namespace: 'default', names: ['app-net'] },
     { apiVersion: 'v1', resource: 'secrets', namespace: 'default', names: ['web-cloudinit'] },
+    // A VMMigration may hold the VM off (source.powerOffBeforeMigration).
+    { apiVersion: 'infra.virtrigaud.io/v1beta1', resource: 'vmmigrations', namespace: 'default', labelSelector: {} },
   ]);
 });
 

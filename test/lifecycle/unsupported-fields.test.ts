@@ -48,6 +48,10 @@ const CONTEXT: [string, (spec: Json, rule: FieldRule) => void][] = [
   ['spec.ipAllocation.type', (spec, rule) => {
     if (rule.values?.[0] === 'Pool') spec['ipAllocation'] = { poolConfig: { poolRef: { name: 'pool' } } };
   }],
+  // The parts of an imported disk no driver reads come with the disk they describe.
+  ['spec.importedDisk.', (spec) => {
+    spec['importedDisk'] = { diskID: 'disk-1' };
+  }],
   ['spec.ipAllocation.staticConfig', (spec) => {
     spec['ipAllocation'] = { type: 'Static', staticConfig: { address: '10.0.0.5/24' } };
   }],

@@ -69,7 +69,7 @@ t.test('manifests/ holds no YAML the generator does not write', async (t) => {
 });
 
 t.test('there is one CRD and one CompositeController per kind', async (t) => {
-  t.equal(crds.length, 10);
+  t.equal(crds.length, 11);
   t.equal(controllers.length, crds.length);
 });
 

@@ -7,6 +7,7 @@ import { VMNetworkAttachmentKind } from './vmnetworkattachment.js';
 import { VMCloneKind } from './vmclone.js';
 import { VMSetKind } from './vmset.js';
 import { VMPlacementPolicyKind } from './vmplacementpolicy.js';
+import { VMMigrationKind } from './vmmigration.js';
 import { VMSnapshotKind, VMSnapshotScheduleKind } from './vmsnapshot.js';
 
 export * from './common.js';
@@ -19,6 +20,7 @@ export * from './vmsnapshot.js';
 export * from './vmclone.js';
 export * from './vmset.js';
 export * from './vmplacementpolicy.js';
+export * from './vmmigration.js';
 
 /** Every kind this version serves, in the order manifests are written. */
 export const KINDS: readonly KindDefinition[] = [
@@ -32,4 +34,5 @@ export const KINDS: readonly KindDefinition[] = [
   VMCloneKind,
   VMSetKind,
   VMPlacementPolicyKind,
+  VMMigrationKind,
 ];

@@ -47,7 +47,7 @@ export interface DataSource {
   secretRef?: { name: string; keys: readonly string[] };
 }
 
-export type CanonicalSource = { kind: 'image'; ref: CanonicalRef } | { kind: 'clone'; vm: string; linked: boolean } | { kind: 'importedDisk' };
+export type CanonicalSource = { kind: 'image'; ref: CanonicalRef } | { kind: 'clone'; vm: string; linked: boolean } | { kind: 'importedDisk'; diskID: string };
 
 export interface CanonicalVM {
   providerRef: CanonicalRef;
@@ -143,7 +143,7 @@ export function normalizeVirtualMachine(spec: VirtualMachineSpec): Normalized<Ca
   let source: CanonicalSource;
   if (spec.cloneFrom !== undefined) source = { kind: 'clone', vm: spec.cloneFrom.vmRef.name, linked: spec.cloneFrom.linkedClone ?? true };
   else if (spec.imageRef !== undefined) source = { kind: 'image', ref: ref(spec.imageRef) };
-  else if (spec.importedDisk !== undefined) source = { kind: 'importedDisk' };
+  else if (spec.importedDisk !== undefined) source = { kind: 'importedDisk', diskID: spec.importedDisk.diskID };
   else return problem('set exactly one source: spec.imageRef, spec.cloneFrom or spec.importedDisk');
 
   const networks: CanonicalNetwork[] = [];
@@ -210,7 +210,10 @@ export const VIRTUALMACHINE_FIELDS: readonly FieldRule[] = [
   { path: 'spec.networks[].staticIP', with: 'spec.cloneFrom', why: CLONE_KEEPS, example: { address: '192.0.2.10/24' } },
   { path: 'spec.networks[].ipAddress', with: 'spec.cloneFrom', why: CLONE_KEEPS, example: '192.0.2.10' },
   { path: 'spec.placement', with: 'spec.cloneFrom', why: 'a clone is placed by the hypervisor next to its source', example: { host: 'node1' } },
-  { path: 'spec.importedDisk', why: 'booting from an imported disk comes with VMMigration', example: { diskID: 'disk-1' } },
+  { path: 'spec.importedDisk', capability: 'diskImport', example: { diskID: 'disk-1' } },
+  { path: 'spec.importedDisk.path', why: 'the disk is named by importedDisk.diskID', example: '/var/lib/disk.qcow2' },
+  { path: 'spec.importedDisk.format', why: 'the provider reads the format from the disk itself', example: 'qcow2' },
+  { path: 'spec.importedDisk.sizeGiB', why: 'the root disk is sized by spec.disks (root)', example: 40 },
   { path: 'spec.networks[].vlan', capability: 'vlan', example: 100 },
   { path: 'spec.networks[].mac', capability: 'macAddress', example: '52:54:00:12:34:56' },
   { path: 'spec.networks[].macAddress', capability: 'macAddress', example: '52-54-00-12-34-56' },

@@ -28,5 +28,7 @@ export function customizeVirtualMachine(vm: VirtualMachineObject): CustomizeResp
   add(API_VERSION, 'vmnetworkattachments', (spec.networks ?? []).flatMap((network) => (network.networkRef ? local(network.networkRef) : [])));
   const secrets = [spec.userData?.cloudInit?.secretRef?.name, spec.userData?.ignition?.secretRef?.name, spec.metaData?.cloudInit?.secretRef?.name];
   add('v1', 'secrets', secrets.filter((name): name is string => name !== undefined));
+  // A VMMigration may hold this VM off (source.powerOffBeforeMigration); which one names it is in its spec, so all are listed.
+  rules.push({ apiVersion: API_VERSION, resource: 'vmmigrations', namespace, labelSelector: {} });
   return { relatedResources: rules };
 }

@@ -1,6 +1,7 @@
 // Step 1 of a sync: turn the VirtualMachine and the objects Metacontroller sent along into the
 // complete desired VM, or into the reason why that is not possible yet. Pure: no I/O. Every spec is
 // read through its kind's normalize step (src/contracts/normalize), never as written.
+import { migrationHolding } from '../vmmigration.js';
 import { createHash } from 'node:crypto';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -431,8 +432,11 @@ export function resolve(
     clone = source.clone;
   } else if (references.image !== undefined) {
     image = references.image;
+  } else if (spec.source.kind === 'importedDisk') {
+    // A disk importDisk made (a VMMigration's): the driver copies it for the VM, as from a template.
+    image = { kind: 'template', ref: spec.source.diskID, fullClone: true };
   } else {
-    return missing('Unsupported', 'spec.importedDisk: booting from an imported disk comes with VMMigration');
+    return missing('InvalidSpec', 'the VM names no image');
   }
 
   const disks = resolveDisks(spec, vmClass);
@@ -472,7 +476,8 @@ export function resolve(
     identity: identityOf(vm),
     provider,
     create,
-    powerState: spec.powerState,
+    // A VMMigration with source.powerOffBeforeMigration holds its source off while it needs it.
+    powerState: migrationHolding(vm, related) !== undefined ? 'OffGraceful' : spec.powerState,
     shutdownTimeoutMs: spec.shutdownTimeoutMs,
     powerCyclePolicy: spec.powerCyclePolicy,
     deletionPolicy: spec.deletionPolicy,

@@ -5,11 +5,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
-import { ConflictError, InvalidSpecError, NotFoundError, type DiskFile } from '../../contracts/driver.js';
+import { ConflictError, DEFAULT_MIGRATION_DIR, InvalidSpecError, NotFoundError, type DiskFile } from '../../contracts/driver.js';
 import { envValue, type Env } from './env.js';
-
-/** Where the runtime mounts the migration PVC; MIGRATION_DIR overrides it. */
-export const DEFAULT_MIGRATION_DIR = '/var/lib/virtrigaud/migrations';
 
 export function migrationDir(env: Env): string {
   return envValue(env, 'MIGRATION_DIR') ?? DEFAULT_MIGRATION_DIR;

@@ -249,6 +249,11 @@ export class SimulatedHypervisor {
     this.#world.addTemplate(template);
   }
 
+  /** Every template's name (imported disks are templates `import-<owner>-<name>`). */
+  templateNames(): string[] {
+    return this.#world.templateNames();
+  }
+
   listVMs(): ObservedVM[] {
     this.#world.advance();
     return [...this.#world.vms.values()].map((vm) => observe(this.#world, vm));

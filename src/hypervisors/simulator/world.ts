@@ -111,6 +111,10 @@ export class SimWorld {
     this.#templates.set(template.name, { ...template });
   }
 
+  templateNames(): string[] {
+    return [...this.#templates.keys()];
+  }
+
   removeTemplate(name: string): void {
     this.#templates.delete(name);
   }
