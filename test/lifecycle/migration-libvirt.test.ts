@@ -29,9 +29,11 @@ if (peer) {
     await env.basics();
     cluster.create({ apiVersion: API, kind: 'Provider', metadata: { name: 'kvm', namespace: 'default' }, spec: { type: 'libvirt', endpoint: peer.env['LIBVIRT_URI'], runtime: { mode: 'InProcess' } } });
     cluster.create({ apiVersion: API, kind: 'VMClass', metadata: { name: 'tiny', namespace: 'default' }, spec: { cpus: 1, memory: '256Mi' } });
-    env.createVM('mig-src', { powerState: 'Off', classRef: { name: 'tiny' }, disks: [{ name: 'root', size: '1Gi' }] });
+    env.createVM('mig-src', { powerState: 'Off', classRef: { name: 'tiny' }, disks: [{ name: 'root', size: '10Gi' }] });
     const phase = (name: string) => (env.get('VMMigration', name)?.['status'] as { phase?: string } | undefined)?.phase;
-    await settleInRealTime(metacontroller, () => env.isReady('mig-src') && env.status('mig-src')['phase'] === 'Stopped', { what: 'source off', timeoutMs: 60_000 });
+    await settleInRealTime(metacontroller, () => env.isReady('mig-src') && env.status('mig-src')['phase'] === 'Stopped', { what: 'source off', timeoutMs: 60_000 }).catch((error: unknown) => {
+      throw new Error(`${String(error)}: ${JSON.stringify(env.status('mig-src'))}`);
+    });
 
     cluster.create({
       apiVersion: API,
@@ -64,6 +66,7 @@ if (peer) {
       spec: {
         source: { vmRef: { name: 'mig-kvm' } },
         target: { name: 'mig-back', providerRef: { name: 'sim' } },
+        options: { diskFormat: 'qcow2' },
         storage: { type: 'pvc', pvc: { storageClassName: 'nfs', size: '10Gi' } },
       },
     });
