@@ -1,5 +1,7 @@
 // Entry point. `serve`: the hook server with the embedded simulator (npm start). `provider`: one
 // Provider's runtime, serving its Driver over HTTP to the hook server (src/hypervisors/remote).
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Driver } from './contracts/driver.js';
@@ -104,7 +106,10 @@ function embeddedSimulator(): EmbeddedSimulator {
   if (enabled === 'false') return { enabled: false };
   const worlds = Number(process.env['SIMULATOR_MAX_WORLDS'] ?? DEFAULT_SIMULATOR_WORLDS);
   if (!Number.isInteger(worlds) || worlds < 1 || worlds > 1000) refuse(`SIMULATOR_MAX_WORLDS must be a whole number from 1 to 1000, not "${process.env['SIMULATOR_MAX_WORLDS']}"`, 2);
-  return { enabled: true, maxWorlds: worlds };
+  // The hook server mounts no PVC: migrations between embedded simulators stage their files in a
+  // directory of its own (its /tmp, writable under a read-only root) unless MIGRATION_DIR says where.
+  const migrationDir = process.env['MIGRATION_DIR'] || join(tmpdir(), 'virtrigaud-migrations');
+  return { enabled: true, maxWorlds: worlds, options: { migrationDir } };
 }
 
 /** A secret read from the file an environment variable names, or undefined when the variable is unset. */

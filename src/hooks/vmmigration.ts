@@ -474,6 +474,9 @@ class MigrationHook {
   createTarget(): void {
     const child = this.targetChild;
     if (child === undefined) {
+      // The target's spec is the source's: without the source there is nothing to make it from.
+      const source = this.sourceVM();
+      if ('wait' in source) return this.wait(source.wait.reason, `the target VirtualMachine is made from the source's spec: ${source.wait.message}`, RESYNC.waiting);
       this.status.targetVMRef = { name: this.targetName };
       return this.wait('Creating', `creating VirtualMachine ${this.targetName}`, RESYNC.task);
     }

@@ -3,7 +3,8 @@
 // checked before every import. Shared by every driver that exports or imports disks.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { Transform, type Readable } from 'node:stream';
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import { ConflictError, DEFAULT_MIGRATION_DIR, InvalidSpecError, NotFoundError, type DiskFile } from '../../contracts/driver.js';
 import { envValue, type Env } from './env.js';
@@ -123,4 +124,53 @@ export async function removeMigrationFiles(storage: MigrationStorage, dir: strin
   const segments = normalize(dir).split(sep).filter((segment) => segment !== '');
   if (segments.length < 2) throw new InvalidSpecError(`'${dir}' is a whole migration volume; only a migration's directory in it is removed`);
   await rm(path, { recursive: true, force: true });
+}
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/** The SHA-256 the export wrote beside the file; undefined while it has not (Conflict for one that is not a SHA-256). */
+export async function writtenChecksum(path: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = (await readFile(checksumPath(path), 'utf8')).trim().toLowerCase();
+  } catch {
+    return undefined;
+  }
+  if (!SHA256.test(text)) throw new ConflictError(`the checksum beside ${path} is not a SHA-256`);
+  return text;
+}
+
+/** The SHA-256 the export wrote beside the file; NotFound while the export has not finished. */
+export async function exportedChecksum(path: string): Promise<string> {
+  const written = await writtenChecksum(path);
+  if (written === undefined) throw new NotFoundError(`no checksum beside ${path}: the export has not finished`);
+  return written;
+}
+
+/** The file's length; NotFound when it cannot be read. */
+export async function diskFileBytes(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    throw new NotFoundError(`disk file ${path} cannot be read`);
+  }
+}
+
+/** A file read as a stream, hashed and counted on the way; `digest()` once it has ended. */
+export function hashedFileSource(path: string, counted: (bytes: number) => void): { source: Readable; digest(): string } {
+  const hash = createHash('sha256');
+  const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
+  // Piped through a transform rather than read with a 'data' listener: a listener would start the
+  // flow before the consumer (an SSH channel, an HTTP request) is ready, and what flowed meanwhile would be lost.
+  const source = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      counted(chunk.length);
+      callback(null, chunk);
+    },
+  });
+  file.once('error', (error) => source.destroy(error));
+  source.once('close', () => file.destroy());
+  file.pipe(source);
+  return { source, digest: () => hash.digest('hex') };
 }

@@ -13,12 +13,11 @@
 // again, and create refuses an import volume that has none.
 
 import { createHash } from 'node:crypto';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import {
   BusyError,
   ConflictError,
   HypervisorError,
-  NotFoundError,
   type DiskFormat,
   type DiskImported,
   type DiskImportRequest,
@@ -26,14 +25,14 @@ import {
   type ImageSpec,
   type Started,
 } from '../../contracts/driver.js';
-import { checksumPath, diskFilePath, verifiedChecksum } from '../common/disk-files.js';
+import { diskFileBytes, diskFilePath, exportedChecksum, hashedFileSource, verifiedChecksum } from '../common/disk-files.js';
 import type { LibvirtContext } from './context.js';
 import { xmlEscape } from './domain-xml.js';
 import { deleteVolume, poolDirectory, volumePath } from './images.js';
 import { readImportRecord, removeImportRecord, writeImportRecord } from './import-records.js';
 import { convertImage, inspectDiskFile } from '../common/qemu-img.js';
 import { importVolumeName, validateIdentity } from './names.js';
-import { hashedFileSource, progressRange, type TransferJob } from './transfers.js';
+import { progressRange, type TransferJob } from './transfers.js';
 
 /**
  * Files up to this size are checked against their checksum before the call returns (a quick
@@ -47,22 +46,7 @@ function hashTimeoutMs(bytes: number): number {
   return 120_000 + Math.ceil(bytes / (20 * 1024 * 1024)) * 1000;
 }
 
-/** The checksum the export wrote beside the file; NotFound while the export has not finished. */
-async function exportedChecksum(path: string): Promise<string> {
-  try {
-    return (await readFile(checksumPath(path), 'utf8')).trim();
-  } catch {
-    throw new NotFoundError(`no checksum beside ${path}: the export has not finished`);
-  }
-}
 
-async function fileBytes(path: string): Promise<number> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    throw new NotFoundError(`disk file ${path} cannot be read`);
-  }
-}
 
 /**
  * An empty raw volume with the mode QEMU needs to read it as a backing file: vol-upload writes
@@ -107,7 +91,7 @@ function mismatch(path: string, actual: string, expected: string): ConflictError
 async function qcow2Of(path: string, format: DiskFormat, volume: string, expected: string, job: TransferJob): Promise<{ file: string; converted: boolean }> {
   if (format === 'qcow2') return { file: path, converted: false };
   // Checked before converting: qemu-img reads the file itself, so the upload's hash would be the copy's.
-  const { source, digest } = hashedFileSource(path, progressRange(job, await fileBytes(path), 0, 45));
+  const { source, digest } = hashedFileSource(path, progressRange(job, await diskFileBytes(path), 0, 45));
   for await (const chunk of source) void chunk;
   const actual = digest();
   if (actual !== expected) throw mismatch(path, actual, expected);
@@ -123,7 +107,7 @@ async function writeImport(ctx: LibvirtContext, volume: string, path: string, fo
   try {
     const qcow2 = await qcow2Of(path, format, volume, expected, job);
     if (qcow2.converted) converted = qcow2.file;
-    const bytes = await fileBytes(qcow2.file);
+    const bytes = await diskFileBytes(qcow2.file);
     const sent = await upload(ctx, volume, qcow2.file, progressRange(job, bytes, qcow2.converted ? 50 : 0, 95), job.signal);
     if (!qcow2.converted && sent !== expected) throw mismatch(path, sent, expected);
     const stored = await hostSha256(ctx, volume, bytes, job.signal);
@@ -143,7 +127,7 @@ export async function importDisk(ctx: LibvirtContext, owner: Identity, request: 
   const format = request.file.format;
   const expected = await exportedChecksum(path);
   // The checksum first: a damaged file is Conflict whatever else it breaks.
-  if ((await fileBytes(path)) <= INLINE_VERIFY_BYTES) await verifiedChecksum(path, signal);
+  if ((await diskFileBytes(path)) <= INLINE_VERIFY_BYTES) await verifiedChecksum(path, signal);
   const { virtualSizeBytes } = await inspectDiskFile(path, format, signal);
   const image: ImageSpec = { kind: 'template', ref: volume, fullClone: true };
   const imported: DiskImported = { image, sizeBytes: virtualSizeBytes };

@@ -7,9 +7,8 @@
 // rewrites the file (export) or replaces the unverified volume (import).
 
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { Transform, Writable, type Readable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDriverError, type DriverErrorCode, type TaskStatus } from '../../contracts/driver.js';
 import type { HostTasks, TaskBegun, TaskLock } from './tasks.js';
@@ -169,21 +168,3 @@ export async function hashedFileSink(path: string, counted: (bytes: number) => v
   return { sink, digest: () => hash.digest('hex') };
 }
 
-/** A file read as a stream, hashed and counted on the way; `digest()` once it has ended. */
-export function hashedFileSource(path: string, counted: (bytes: number) => void): { source: Readable; digest(): string } {
-  const hash = createHash('sha256');
-  const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
-  // Piped through a transform rather than read with a 'data' listener: a listener would start the
-  // flow before the SSH channel is open, and what flowed meanwhile would be lost.
-  const source = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      counted(chunk.length);
-      callback(null, chunk);
-    },
-  });
-  file.once('error', (error) => source.destroy(error));
-  source.once('close', () => file.destroy());
-  file.pipe(source);
-  return { source, digest: () => hash.digest('hex') };
-}

@@ -15,7 +15,6 @@
 // twice, and the same name for another file is Conflict, as on libvirt.
 
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
 import {
   BusyError,
   ConflictError,
@@ -29,7 +28,7 @@ import {
   type Identity,
   type Started,
 } from '../../contracts/driver.js';
-import { checksumPath, diskFilePath, verifiedChecksum } from '../common/disk-files.js';
+import { diskFileBytes, diskFilePath, verifiedChecksum, writtenChecksum } from '../common/disk-files.js';
 import { inspectDiskFile } from '../common/qemu-img.js';
 import { segment } from './client.js';
 import type { ProxmoxConfig } from './config.js';
@@ -57,7 +56,6 @@ const PREFIX = 'vr-import-';
 const UID = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
 const TAG_LENGTH = 16;
 const TAGGED = /^([0-9a-f]{16})\.(qcow2|raw|vmdk)$/;
-const SHA256 = /^[0-9a-f]{64}$/;
 
 /** Where import volumes can live: a storage with `import` content, as one node sees it. */
 export interface ImportStorage {
@@ -195,29 +193,11 @@ export async function locateImport(ctx: ProxmoxContext, resources: ClusterResour
   return { nodes: [...new Set(nodes)], unreachable: found.unreachable, sizeBytes: found.volumes[0]?.sizeBytes ?? 0 };
 }
 
-/** The SHA-256 the export wrote beside the file; undefined while the export has not finished. */
-async function exportedChecksum(path: string): Promise<string | undefined> {
-  let text: string;
-  try {
-    text = (await readFile(checksumPath(path), 'utf8')).trim().toLowerCase();
-  } catch {
-    return undefined;
-  }
-  if (!SHA256.test(text)) throw new ConflictError(`the checksum beside ${path} is not a SHA-256`);
-  return text;
-}
 
-async function fileBytes(path: string): Promise<number> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    throw new NotFoundError(`disk file ${path} cannot be read`);
-  }
-}
 
 /** The disk's size as a VM sees it: a raw file's length, else what qemu-img reads (which also refuses images naming other files). */
 async function virtualSize(path: string, format: DiskFormat, signal?: AbortSignal): Promise<number> {
-  if (format === 'raw') return fileBytes(path);
+  if (format === 'raw') return diskFileBytes(path);
   return (await inspectDiskFile(path, format, signal)).virtualSizeBytes;
 }
 
@@ -248,7 +228,7 @@ export async function importDisk(
   const prefix = importFilePrefix(owner, request.name);
   const path = diskFilePath(migrationRoot, request.file);
   const format = request.file.format;
-  const expected = await exportedChecksum(path);
+  const expected = await writtenChecksum(path);
   const resources = parseResources(await ctx.client.get('/cluster/resources', undefined, { signal }));
   const storages = importStorages(resources);
 
@@ -274,7 +254,7 @@ export async function importDisk(
   }
 
   const target = chooseImportStorage(storages, resources, ctx.config);
-  if ((await fileBytes(path)) <= INLINE_VERIFY_BYTES) await verifiedChecksum(path, signal);
+  if ((await diskFileBytes(path)) <= INLINE_VERIFY_BYTES) await verifiedChecksum(path, signal);
   const sizeBytes = await virtualSize(path, format, signal);
   const grant = await files.grant(path);
   let answer: unknown;

@@ -167,11 +167,11 @@ export class SimulatedHypervisor {
   }
 
   migrationVolume(volume: string): Promise<MigrationVolume> {
-    return checkMigrationVolume({ root: this.#world.migrationDir }, volume);
+    return checkMigrationVolume(this.#world.migration, volume);
   }
 
   removeMigrationFiles(dir: string): Promise<void> {
-    return removeMigrationFiles({ root: this.#world.migrationDir }, dir);
+    return removeMigrationFiles(this.#world.migration, dir);
   }
 
   taskStatus(id: string): TaskStatus {

@@ -1,7 +1,7 @@
 // The simulator's state and the rules every verb shares: indexes, ownership checks, locks, the
 // task runner and fault bookkeeping. The verbs (lifecycle.ts, power.ts, snapshots.ts) change it.
 
-import { migrationDir } from '../common/disk-files.js';
+import { migrationStorage, type MigrationStorage } from '../common/disk-files.js';
 import { systemClock, type Clock } from '../../contracts/clock.js';
 import {
   BusyError,
@@ -64,6 +64,8 @@ export class SimWorld {
   readonly clock: Clock;
   readonly durations: SimulatorDurations;
   readonly migrationDir: string;
+  /** The migration directory and, in a provider runtime, the PVCs mounted below it (MIGRATION_VOLUMES). */
+  readonly migration: MigrationStorage;
   readonly capabilities: Capabilities;
   readonly hosts: readonly SimHost[];
   readonly datastores: readonly SimDatastore[];
@@ -86,7 +88,9 @@ export class SimWorld {
   constructor(options: SimulatorOptions = {}) {
     this.clock = options.clock ?? systemClock;
     this.durations = { ...DEFAULT_DURATIONS, ...options.durations };
-    this.migrationDir = options.migrationDir ?? migrationDir(process.env);
+    const fromEnv = migrationStorage(process.env);
+    this.migrationDir = options.migrationDir ?? fromEnv.root;
+    this.migration = options.migrationDir !== undefined ? { root: options.migrationDir } : fromEnv;
     this.capabilities = allCapabilities(options.capabilities);
     this.hosts = (options.hosts ?? DEFAULT_HOSTS).map((host) => ({ ...host }));
     this.datastores = (options.datastores ?? DEFAULT_DATASTORES).map((datastore) => ({ ...datastore }));

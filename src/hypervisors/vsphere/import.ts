@@ -14,9 +14,7 @@
 // does not remove it): nothing half-imported is left under a name create would take.
 
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
-import { Transform } from 'node:stream';
+import { rm, stat } from 'node:fs/promises';
 import {
   BusyError,
   ConflictError,
@@ -29,7 +27,7 @@ import {
   type Identity,
   type Started,
 } from '../../contracts/driver.js';
-import { checksumPath, diskFilePath, verifiedChecksum } from '../common/disk-files.js';
+import { diskFileBytes, diskFilePath, exportedChecksum, hashedFileSource, verifiedChecksum } from '../common/disk-files.js';
 import { inspectDiskFile, requireLocalQemuImg } from '../common/qemu-img.js';
 import { morefOf } from './client.js';
 import { errorFromFault, readTaskError } from './errors.js';
@@ -171,22 +169,6 @@ interface ImportPlan {
   virtualSizeBytes: number;
 }
 
-/** The file's bytes, hashed and counted on the way to wherever they are piped. */
-function hashedSource(path: string, counted: (bytes: number) => void): { source: Transform; digest(): string } {
-  const hash = createHash('sha256');
-  const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
-  const source = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      counted(chunk.length);
-      callback(null, chunk);
-    },
-  });
-  file.once('error', (error) => source.destroy(error));
-  source.once('close', () => file.destroy());
-  file.pipe(source);
-  return { source, digest: () => hash.digest('hex') };
-}
 
 function mismatch(path: string, actual: string, expected: string): ConflictError {
   return new ConflictError(`disk file ${path} does not match its checksum (sha256 ${actual}, expected ${expected})`);
@@ -206,7 +188,7 @@ async function uploadable(plan: ImportPlan, job: TransferJob): Promise<string> {
   if (plan.streamOptimized) return plan.path;
   if (!plan.verified) {
     // Checked before converting: qemu-img reads the file itself, so the upload's hash would be the copy's.
-    const { source, digest } = hashedSource(plan.path, progressRange(job, (await stat(plan.path)).size, 0, 20));
+    const { source, digest } = hashedFileSource(plan.path, progressRange(job, (await stat(plan.path)).size, 0, 20));
     for await (const chunk of source) void chunk;
     const actual = digest();
     if (actual !== plan.sha256) throw mismatch(plan.path, actual, plan.sha256);
@@ -239,7 +221,7 @@ async function writeImport(tx: TransferContext, plan: ImportPlan, where: ImportP
     const connection = new NfcConnection(ctx.config, deviceURL(device.url, ctx.config.origin), device.sslThumbprint, await ctx.client.currentSession(job.signal));
     const keeper = keepLeaseAlive(ctx, lease, job, timing);
     try {
-      const { source, digest } = hashedSource(file, progressRange(job, bytes, plan.streamOptimized ? 0 : 35, 95));
+      const { source, digest } = hashedFileSource(file, progressRange(job, bytes, plan.streamOptimized ? 0 : 35, 95));
       await connection.upload(source, bytes, job.signal);
       // Not checked yet and uploaded as it is: checked on the way, and the lease aborted on a mismatch.
       const sent = digest();
@@ -276,22 +258,7 @@ async function destroyQuietly(ctx: VsphereContext, vm: MoRef, timing: LeaseTimin
   }
 }
 
-/** The checksum the export wrote beside the file; NotFound while the export has not finished. */
-async function exportedChecksum(path: string): Promise<string> {
-  try {
-    return (await readFile(checksumPath(path), 'utf8')).trim();
-  } catch {
-    throw new NotFoundError(`no checksum beside ${path}: the export has not finished`);
-  }
-}
 
-async function fileBytes(path: string): Promise<number> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    throw new NotFoundError(`disk file ${path} cannot be read`);
-  }
-}
 
 /**
  * Removes what is left of an import that did not finish (a runtime stopped mid-way where vSphere
@@ -318,7 +285,7 @@ export async function importDisk(tx: TransferContext, owner: Identity, request: 
   const format = request.file.format;
   const sha256 = await exportedChecksum(path);
   // The checksum first: a damaged file is Conflict whatever else it breaks.
-  const verified = (await fileBytes(path)) <= INLINE_VERIFY_BYTES;
+  const verified = (await diskFileBytes(path)) <= INLINE_VERIFY_BYTES;
   if (verified) await verifiedChecksum(path, signal);
   const { virtualSizeBytes } = await inspectDiskFile(path, format, signal);
   const imported: DiskImported = { image: { kind: 'template', ref: names.final, fullClone: true }, sizeBytes: virtualSizeBytes };
