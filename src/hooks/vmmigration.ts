@@ -540,7 +540,11 @@ class MigrationHook {
     if (await this.cleanup()) this.status.cleanedUp = true;
   }
 
-  /** Removes the staged files, the imported images and the restore point; true when all is gone. */
+  /**
+   * Removes the staged files, the imported images and the restore point; true when all is gone.
+   * A removal the provider runs as a task is recorded (status.cleanupTasks) and followed: only its
+   * success counts, and a failed or lost one is asked for again.
+   */
   async cleanup(): Promise<boolean> {
     let done = true;
     const attempt = async (what: string, run: () => Promise<unknown>) => {
@@ -554,30 +558,65 @@ class MigrationHook {
       }
     };
     const target = await this.targetParty();
+    const source = await this.sourceParty();
+    const partyOf = (kind: 'image' | 'snapshot') => (kind === 'image' ? target : source);
+
+    // Removals started before: finished ones count, running ones wait, failed or lost ones start again below.
+    const pending: NonNullable<Status['cleanupTasks']> = [];
+    for (const record of this.status.cleanupTasks ?? []) {
+      const party = partyOf(record.kind);
+      if ('wait' in party) {
+        pending.push(record);
+        done = false;
+        continue;
+      }
+      const state = await this.taskOf(party, record.task);
+      if (state === 'done') {
+        if (record.kind === 'snapshot') delete this.status.snapshotID;
+        else for (const disk of this.status.disks ?? []) if (disk.name === record.name) disk.imageRemoved = true;
+      } else if (state === 'running' || (typeof state === 'object' && 'percent' in state)) {
+        pending.push(record);
+        done = false;
+      } else if (isFailed(state)) {
+        this.status.message = `removing ${record.kind === 'image' ? `imported disk ${record.name}` : 'the restore-point snapshot'}: ${state.failed}`;
+      }
+    }
+    const busy = (kind: 'image' | 'snapshot', name: string) => pending.some((record) => record.kind === kind && record.name === name);
+    const follow = (kind: 'image' | 'snapshot', name: string, task: string | undefined): boolean => {
+      if (task === undefined) return true;
+      pending.push({ kind, name, task });
+      done = false;
+      return false;
+    };
+
     const targetCreated = this.targetChild === undefined || (this.targetChild.status?.['providerID'] !== undefined && this.targetChild.status['task'] === undefined);
     for (const disk of this.status.disks ?? []) {
-      if (disk.image === undefined) continue;
+      if (disk.image === undefined || disk.imageRemoved === true || busy('image', disk.name)) continue;
       if ('wait' in target || !targetCreated) {
         done = false;
         continue;
       }
-      await attempt(`imported disk ${disk.name}`, () => target.calls.call('deleteImportedDisk', (options) => target.calls.driver.deleteImportedDisk(this.identity, disk.name, options)));
+      await attempt(`imported disk ${disk.name}`, async () => {
+        const started = await target.calls.call('deleteImportedDisk', (options) => target.calls.driver.deleteImportedDisk(this.identity, disk.name, options));
+        if (follow('image', disk.name, started.task)) disk.imageRemoved = true;
+      });
     }
-    const source = await this.sourceParty();
     const files = 'wait' in source ? target : source;
     if ('wait' in files) done = false;
     else await attempt(`the staged files in PVC ${this.pvc}`, () => files.calls.call('removeMigrationFiles', (options) => files.calls.driver.removeMigrationFiles(this.dir, options)));
     const ref = this.sourceRef();
-    if (this.status.snapshotID !== undefined && ref !== undefined) {
-      const snapshotID = this.status.snapshotID;
+    const snapshotID = this.status.snapshotID;
+    if (snapshotID !== undefined && ref !== undefined && !busy('snapshot', snapshotID)) {
       if ('wait' in source) done = false;
       else {
         await attempt('the restore-point snapshot', async () => {
-          await source.calls.call('snapshotDelete', (options) => source.calls.driver.snapshotDelete(ref, snapshotID, options));
-          delete this.status.snapshotID;
+          const started = await source.calls.call('snapshotDelete', (options) => source.calls.driver.snapshotDelete(ref, snapshotID, options));
+          if (follow('snapshot', snapshotID, started.task)) delete this.status.snapshotID;
         });
       }
     }
+    if (pending.length > 0) this.status.cleanupTasks = pending;
+    else delete this.status.cleanupTasks;
     return done;
   }
 
@@ -721,7 +760,7 @@ class MigrationHook {
     if (this.#failure !== undefined || phase === 'Failed') {
       const failure = this.#failure ?? this.previousConditions.find((condition) => condition.type === 'Ready') ?? { reason: 'Failed', message: 'the migration failed' };
       ready = { status: false, reason: failure.reason, message: failure.message };
-      resync = failure.reason === 'Unsupported' || failure.reason === 'InvalidSpec' ? RESYNC.failed : RESYNC.failed;
+      resync = RESYNC.failed;
     } else if (phase === 'Ready') {
       ready = { status: true, reason: 'Completed', message: `VirtualMachine ${this.targetName} runs on Provider ${this.normalized.ok ? keyOf({ namespace: this.normalized.value.targetProvider.namespace ?? this.namespace, name: this.normalized.value.targetProvider.name }) : ''}` };
       resync = this.status.cleanedUp === true ? RESYNC.done : RESYNC.waiting;

@@ -288,6 +288,7 @@ export const MigrationDiskStatus = Type.Object(
     task: Type.Optional(Type.String({ maxLength: 1024, description: 'The provider task of the running step.' })),
     image: Type.Optional(Type.String({ maxLength: 1024, description: 'The image the target provider made from it.' })),
     attempts: Type.Optional(Type.Integer({ minimum: 0, description: 'Copies made of this disk (a corrupted copy is made again).' })),
+    imageRemoved: Type.Optional(Type.Boolean({ description: 'The imported image is removed again (cleanup; the target VM has its own copy).' })),
   },
   { additionalProperties: false, description: 'One disk of the migration.' },
 );
@@ -322,6 +323,19 @@ export const VMMigrationStatus = Type.Object(
     retryHandled: Type.Optional(Type.String({ maxLength: 63, description: 'The spec.retryRequest last acted on.' })),
     failedPhase: Type.Optional({ ...MigrationPhase, description: 'The phase the migration failed in (where spec.retryRequest resumes).' }),
     cleanedUp: Type.Optional(Type.Boolean({ description: 'The staged files, imported image and snapshot are removed.' })),
+    cleanupTasks: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            kind: StringEnum(['image', 'snapshot'] as const, { description: 'What is being removed: an imported image (target provider) or the restore point (source).' }),
+            name: Type.String({ maxLength: 1024, description: 'The disk, or the snapshot ID.' }),
+            task: Type.String({ maxLength: 1024, description: 'The provider task removing it.' }),
+          },
+          { additionalProperties: false, description: 'A removal the provider runs as a task.' },
+        ),
+        { maxItems: 21, description: 'Removals still running; cleanedUp waits for them.' },
+      ),
+    ),
     validationResults: Type.Optional(
       Type.Object(
         {
