@@ -18,6 +18,7 @@ import {
 import type { ProviderObject } from '../contracts/crds/provider.js';
 import { isDriverError, type DiskFile, type DiskFormat, type Identity, type ProviderTarget, type VMRef } from '../contracts/driver.js';
 import { objectsOfKind, type CustomizeResponse, type KubeObject, type ObjectsByType, type SyncRequestBody, type SyncResponse } from '../contracts/metacontroller.js';
+import { describeUnsupported, unsupportedUses } from '../contracts/normalize/common.js';
 import { normalizeVMMigration, targetNameOf, type CanonicalMigration } from '../contracts/normalize/vmmigration.js';
 import { parseQuantity } from '../contracts/quantity.js';
 import { fieldUses } from '../contracts/support.js';
@@ -250,6 +251,10 @@ class MigrationHook {
     if (!targetCaps.diskImport) missing.push(`the ${targetParty.calls.driver.type} provider ${keyOf(targetProvider)} cannot import disks`);
     if (canonical.createSnapshot && !sourceCaps.snapshots) missing.push(`the ${sourceParty.calls.driver.type} provider ${keyOf(sourceProvider)} takes no snapshots (spec.source.createSnapshot)`);
     if (missing.length > 0) return this.fail('Unsupported', missing.join('; '));
+    // What the target VM would ask of its Provider is checked now, not after the disk has moved.
+    const preview = this.targetSpec(canonical, vm, 'preview');
+    const unhonoured = preview ? unsupportedUses(fieldUses('VirtualMachine', { spec: preview }), targetCaps) : [];
+    if (unhonoured.length > 0) return this.fail('Unsupported', describeUnsupported(`the target VirtualMachine ${this.targetName}`, targetParty.calls.driver.type, unhonoured));
 
     this.status.source = { provider: keyOf(sourceProvider), id: vm.status?.['providerID'] as string, uid: vm.metadata.uid ?? '' };
     this.status.storagePVCName = this.pvc;
@@ -807,15 +812,15 @@ class MigrationHook {
   }
 
   /** The target VM: the source's spec on the target Provider, booting from the imported root disk, with the overrides. */
-  targetSpec(canonical: CanonicalMigration): Record<string, unknown> | undefined {
-    const source = this.sourceVM();
-    const root = this.status.disks?.find((disk) => disk.name === 'root');
-    if ('wait' in source || root?.image === undefined) return undefined;
+  targetSpec(canonical: CanonicalMigration, sourceVM?: VirtualMachineObject, image?: string): Record<string, unknown> | undefined {
+    const source = sourceVM ? { vm: sourceVM } : this.sourceVM();
+    const diskID = image ?? this.status.disks?.find((disk) => disk.name === 'root')?.image;
+    if ('wait' in source || diskID === undefined) return undefined;
     const spec = source.vm.spec;
     const out: Record<string, unknown> = {
       providerRef: canonical.targetProvider,
       classRef: canonical.classRef !== undefined ? { name: canonical.classRef } : spec.classRef,
-      importedDisk: { diskID: root.image, source: 'migration', migrationRef: { name: this.identity.name } },
+      importedDisk: { diskID, source: 'migration', migrationRef: { name: this.identity.name } },
       powerState: canonical.powerOn ? 'On' : 'Off',
     };
     const networks = canonical.networks ?? spec.networks;

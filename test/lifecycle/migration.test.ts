@@ -7,15 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { NotFoundError, type Driver, type TaskStatus } from '../../src/contracts/driver.js';
+import type { SimulatorOptions } from '../../src/hypervisors/simulator/index.js';
 import { API, lifecycle } from '../helpers/lifecycle.js';
 
 t.setTimeout(300_000);
 
-async function migrationWorld(t: Test, wrap?: (driver: Driver) => Driver) {
+async function migrationWorld(t: Test, wrap?: (driver: Driver) => Driver, simulator: Omit<SimulatorOptions, 'migrationDir'> = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'virtrigaud-migration-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const env = await lifecycle(t, {
-    simulator: { migrationDir: dir },
+    simulator: { ...simulator, migrationDir: dir },
     ...(wrap ? { registry: (simulators) => ({ driverFor: async (provider) => wrap(await simulators.driverFor(provider)) }) } : {}),
   });
   await env.basics();
@@ -245,4 +246,14 @@ t.test('deleting a VMMigration removes its leftovers (Never keeps them until the
   t.same(await readdir(join(w.dir, 'move-migration')), [], 'the staged files are gone');
   t.notOk(w.world.templateNames().some((name) => name.startsWith('import-')), 'the imported image is gone');
   t.equal(w.vmsNamed('web').length, 1, 'the source stays');
+});
+
+t.test('what the target VM would ask of its Provider is checked before the disk moves', async (t) => {
+  const w = await migrationWorld(t, undefined, { capabilities: { vlan: false } });
+  await w.offVM();
+  w.migrate({ target: { vmRef: { name: 'web-moved' }, providerRef: { name: 'dest' }, networks: [{ name: 'lan', vlan: 100 }] } });
+  await w.settle(() => w.migration().phase === 'Failed');
+  t.match(w.ready(), { reason: 'Unsupported', message: /the target VirtualMachine web-moved: the simulator provider cannot honour spec\.networks\[\]\.vlan/ });
+  t.equal(w.world.callCount('exportDisk'), 0, 'nothing exported');
+  t.equal(w.get('VMMigration', 'move')?.['status'] && (w.migration()['failedPhase'] as string), 'Validating');
 });
