@@ -20,7 +20,7 @@ const DRIVERS: readonly { name: string; type: 'proxmox' | 'vsphere' | 'libvirt';
   { name: 'libvirt', type: 'libvirt', capabilities: LIBVIRT_CAPABILITIES },
 ];
 
-const KINDS: readonly SupportedKind[] = ['VirtualMachine', 'VMClass', 'VMImage', 'VMNetworkAttachment', 'Provider', 'VMClone', 'VMSnapshot', 'VMSet', 'VMPlacementPolicy'];
+const KINDS: readonly SupportedKind[] = ['VirtualMachine', 'VMClass', 'VMImage', 'VMNetworkAttachment', 'Provider', 'VMClone', 'VMSnapshot', 'VMSet', 'VMPlacementPolicy', 'VMMigration'];
 
 function field(rule: FieldRule): string {
   const bare = (path: string) => `\`${path.replace(/^spec\./, '')}\``;

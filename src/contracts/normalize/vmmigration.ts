@@ -49,7 +49,7 @@ export const VMMIGRATION_FIELDS: readonly FieldRule[] = [
   { path: 'spec.storage.nfs', why: 'staging is a PVC (use an NFS StorageClass for it)', example: { server: 'nfs', export: '/x' } },
   { path: 'spec.storage.s3', why: 'staging is a PVC', example: { bucket: 'b', credentialsSecretRef: { name: 's' } } },
   { path: 'spec.storage.transferMode', values: ['direct'], why: 'bytes pass through the provider runtimes (relay)' },
-  { path: 'spec.storage.pvc.mountPath', why: 'the runtimes mount the PVC at <MIGRATION_DIR>/<PVC name>', example: '/mnt/migration' },
+  { path: 'spec.storage.pvc.mountPath', why: 'the runtimes mount the PVC in MIGRATION_DIR, under its name', example: '/mnt/migration' },
   { path: 'spec.options.compress', values: [true], why: 'the staged file is not compressed' },
   { path: 'spec.options.verifyChecksums', values: [false], why: WHY_CHECKSUMS },
   { path: 'spec.options.validationChecks.checkChecksum', values: [false], why: WHY_CHECKSUMS },
