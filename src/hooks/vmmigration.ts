@@ -155,6 +155,8 @@ class MigrationHook {
         if (disk.phase === 'Importing') disk.phase = 'Exported';
       }
     }
+    // A request written while the migration has not failed asks for nothing (not even a retry of a later failure).
+    if (this.phase !== 'Failed' && canonical.retryRequest !== undefined) this.status.retryHandled = canonical.retryRequest;
     if (this.phase === 'Pending') {
       this.status.startTime ??= rfc3339(this.now);
       this.enter('Validating');

@@ -257,3 +257,14 @@ t.test('what the target VM would ask of its Provider is checked before the disk 
   t.equal(w.world.callCount('exportDisk'), 0, 'nothing exported');
   t.equal(w.get('VMMigration', 'move')?.['status'] && (w.migration()['failedPhase'] as string), 'Validating');
 });
+
+t.test('a retryRequest written before the migration failed retries nothing', async (t) => {
+  const w = await migrationWorld(t);
+  await w.offVM();
+  w.world.injectFault('exportDisk', { kind: 'taskFailure', times: Infinity, message: 'datastore read error' });
+  w.migrate({ retryRequest: 'written-early', options: { retryPolicy: { maxRetries: 0 } } });
+  await w.settle(() => w.migration().phase === 'Failed');
+  await w.metacontroller.advance(30 * 60_000);
+  t.equal(w.migration().phase, 'Failed', 'still Failed');
+  t.equal(w.world.callCount('exportDisk'), 1, 'one export, no retry');
+});
