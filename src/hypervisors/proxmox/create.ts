@@ -201,10 +201,40 @@ interface CloneParams {
 }
 
 /**
- * Clones with a VMID that was free a moment ago; when another client took it meanwhile, PVE says
- * "already exists" and we take the next one, so concurrent creates end up with distinct VMs.
+ * Runs `make` with a VMID that was free a moment ago; when another client took it meanwhile, PVE
+ * says "already exists" (`make` throws Conflict) and the next one is tried, so concurrent creates
+ * end up with distinct VMs. A lost answer may hide a VM being made: whose it would be is remembered.
  */
-export async function cloneWithFreshId(
+export async function withFreshVmid(
+  ctx: ProxmoxContext,
+  known: readonly VmRow[],
+  attempts: number,
+  marker: Marker,
+  make: (vmid: number) => Promise<{ id: string } & Started>,
+  signal?: AbortSignal,
+): Promise<{ id: string } & Started> {
+  let lastConflict: ConflictError | undefined;
+  const tried = new Set<number>();
+  for (let attempt = 0; attempt < attempts; attempt += 1) {
+    const vmid = await allocateVmid(ctx, known, signal, tried);
+    tried.add(vmid);
+    try {
+      return await make(vmid);
+    } catch (error) {
+      if (error instanceof UnreachableError) ctx.pending.set(vmid, { marker, since: ctx.directory.now() });
+      if (!(error instanceof ConflictError)) throw error;
+      lastConflict = error;
+    } finally {
+      ctx.reservedIds.delete(vmid);
+      // Whatever happened, the list must be read again: the VM may exist although the answer was lost.
+      ctx.directory.invalidate();
+    }
+  }
+  throw new ConflictError(`no free VMID after ${attempts} attempts: ${lastConflict?.message ?? 'taken'}`);
+}
+
+/** Clones with a fresh VMID (withFreshVmid). */
+export function cloneWithFreshId(
   ctx: ProxmoxContext,
   template: VmRow,
   params: CloneParams,
@@ -212,30 +242,14 @@ export async function cloneWithFreshId(
   known: readonly VmRow[],
   signal?: AbortSignal,
 ): Promise<{ id: string } & Started> {
-  let lastConflict: ConflictError | undefined;
-  const tried = new Set<number>();
-  for (let attempt = 0; attempt < CLONE_ATTEMPTS; attempt += 1) {
-    const vmid = await allocateVmid(ctx, known, signal, tried);
-    tried.add(vmid);
-    try {
-      const task = await ctx.client.post(vmPath(template.node, template.vmid, '/clone'), { newid: vmid, ...params }, { signal });
-      ctx.pending.set(vmid, { marker, since: ctx.directory.now(), ...(typeof task === 'string' ? { task } : {}) });
-      if (await takenByOthers(ctx, template.node, vmid, marker, signal)) {
-        // Our clone task will fail with "already exists"; its UPID is of no use to anyone.
-        ctx.pending.delete(vmid);
-        throw new ConflictError(`VM ${vmid} already exists: taken by another client while we cloned`);
-      }
-      return typeof task === 'string' ? { id: String(vmid), task } : { id: String(vmid) };
-    } catch (error) {
-      // A lost answer may hide a clone that happened: remember whose it would be.
-      if (error instanceof UnreachableError) ctx.pending.set(vmid, { marker, since: ctx.directory.now() });
-      if (!(error instanceof ConflictError)) throw error;
-      lastConflict = error;
-    } finally {
-      ctx.reservedIds.delete(vmid);
-      // Whatever happened, the list must be read again: the clone may exist although the answer was lost.
-      ctx.directory.invalidate();
+  return withFreshVmid(ctx, known, CLONE_ATTEMPTS, marker, async (vmid) => {
+    const task = await ctx.client.post(vmPath(template.node, template.vmid, '/clone'), { newid: vmid, ...params }, { signal });
+    ctx.pending.set(vmid, { marker, since: ctx.directory.now(), ...(typeof task === 'string' ? { task } : {}) });
+    if (await takenByOthers(ctx, template.node, vmid, marker, signal)) {
+      // Our clone task will fail with "already exists"; its UPID is of no use to anyone.
+      ctx.pending.delete(vmid);
+      throw new ConflictError(`VM ${vmid} already exists: taken by another client while we cloned`);
     }
-  }
-  throw new ConflictError(`no free VMID after ${CLONE_ATTEMPTS} attempts: ${lastConflict?.message ?? 'taken'}`);
+    return typeof task === 'string' ? { id: String(vmid), task } : { id: String(vmid) };
+  }, signal);
 }

@@ -11,7 +11,6 @@
 
 import {
   BusyError,
-  ConflictError,
   InvalidSpecError,
   UnreachableError,
   type CreateSpec,
@@ -19,11 +18,11 @@ import {
 } from '../../contracts/driver.js';
 import { formatBytes } from '../../contracts/quantity.js';
 import { segment } from './client.js';
-import { checkBridges, planDiskSlots } from './create.js';
+import { checkBridges, planDiskSlots, withFreshVmid } from './create.js';
 import { runningTasksOfOurs } from './creations.js';
 import { locateImport } from './disk-import.js';
 import { formatMarker, placeholderName, requireMarkerFits, tagsFor, type Marker } from './identity.js';
-import { allocateVmid, chooseNode } from './placement.js';
+import { chooseNode } from './placement.js';
 import type { ClusterResources } from './resources.js';
 import type { ProxmoxContext } from './vm.js';
 
@@ -101,11 +100,8 @@ export async function createFromImport(
   return createWithFreshId(ctx, node, params, marker, resources, signal);
 }
 
-/**
- * Creates with a VMID that was free a moment ago; PVE takes it (`lock: create`) before it answers,
- * so another client that took it first makes PVE say "already exists", and the next one is tried.
- */
-async function createWithFreshId(
+/** Creates with a fresh VMID (withFreshVmid): PVE takes it (`lock: create`) before it answers. */
+function createWithFreshId(
   ctx: ProxmoxContext,
   node: string,
   params: Record<string, string>,
@@ -113,24 +109,9 @@ async function createWithFreshId(
   resources: ClusterResources,
   signal?: AbortSignal,
 ): Promise<{ id: string } & Started> {
-  let lastConflict: ConflictError | undefined;
-  const tried = new Set<number>();
-  for (let attempt = 0; attempt < CREATE_ATTEMPTS; attempt += 1) {
-    const vmid = await allocateVmid(ctx, resources.vms, signal, tried);
-    tried.add(vmid);
-    try {
-      const task = await ctx.client.post(`/nodes/${segment(node)}/qemu`, { vmid, ...params }, { signal });
-      ctx.pending.set(vmid, { marker, since: ctx.directory.now(), ...(typeof task === 'string' ? { task } : {}) });
-      return typeof task === 'string' ? { id: String(vmid), task } : { id: String(vmid) };
-    } catch (error) {
-      // A lost answer may hide a VM that is being made: remember whose it would be.
-      if (error instanceof UnreachableError) ctx.pending.set(vmid, { marker, since: ctx.directory.now() });
-      if (!(error instanceof ConflictError)) throw error;
-      lastConflict = error;
-    } finally {
-      ctx.reservedIds.delete(vmid);
-      ctx.directory.invalidate();
-    }
-  }
-  throw new ConflictError(`no free VMID after ${CREATE_ATTEMPTS} attempts: ${lastConflict?.message ?? 'taken'}`);
+  return withFreshVmid(ctx, resources.vms, CREATE_ATTEMPTS, marker, async (vmid) => {
+    const task = await ctx.client.post(`/nodes/${segment(node)}/qemu`, { vmid, ...params }, { signal });
+    ctx.pending.set(vmid, { marker, since: ctx.directory.now(), ...(typeof task === 'string' ? { task } : {}) });
+    return typeof task === 'string' ? { id: String(vmid), task } : { id: String(vmid) };
+  }, signal);
 }
