@@ -4,15 +4,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import type { Driver } from './contracts/driver.js';
 import { CredentialReloadingDriver } from './hypervisors/common/credential-files.js';
-import { buildServer } from './hooks/server.js';
+import type { Server } from 'node:http';
+import { parseDuration } from './contracts/quantity.js';
+import { DEFAULT_VITI_NAMESPACE, buildServer } from './hooks/server.js';
+import type { VitiSettings } from './hooks/viti/cluster.js';
+import { parseBindAddress, startSideListener, type BindAddress } from './http/side-listeners.js';
 import { parseLogFormat, textLine, textLogStream, type LogFormat } from './http/log-format.js';
 import { libvirtDriverFromEnv } from './hypervisors/libvirt/index.js';
 import { proxmoxDriverFromEnv } from './hypervisors/proxmox/index.js';
 import { vsphereDriverFromEnv } from './hypervisors/vsphere/index.js';
 import { DEFAULT_SIMULATOR_WORLDS, ProviderRegistry, type EmbeddedSimulator } from './hypervisors/registry.js';
-import { RuntimeActivity, buildProviderRuntime } from './hypervisors/remote/index.js';
+import { ProviderRuntimeMetrics, RuntimeActivity, buildProviderRuntime } from './hypervisors/remote/index.js';
 import { SimulatedHypervisor, SimulatorDriver } from './hypervisors/simulator/index.js';
 
 function usage(): never {
@@ -20,7 +25,9 @@ function usage(): never {
     [
       'usage: node dist/main.js serve [--insecure]',
       '                                    (env: PORT=8080, HOST, LOG_LEVEL=info, LOG_FORMAT=json|text, HOOK_TOKEN_FILE, PROVIDER_TOKEN_SECRET_FILE,',
-      '                                     RUNTIME_IMAGE, TLS_CERT_FILE + TLS_KEY_FILE, EMBEDDED_SIMULATOR=true, SIMULATOR_MAX_WORLDS=8)',
+      '                                     RUNTIME_IMAGE, TLS_CERT_FILE + TLS_KEY_FILE, EMBEDDED_SIMULATOR=true, SIMULATOR_MAX_WORLDS=8,',
+      '                                     METRICS_BIND_ADDRESS, HEALTH_PROBE_BIND_ADDRESS; Viti API: VITI_NAMESPACE (else POD_NAMESPACE),',
+      '                                     PROXMOX_DEFAULT_CLUSTER, RECONCILE_INTERVAL=30s, MAX_CONCURRENT_RECONCILES)',
       '                                    Without HOOK_TOKEN_FILE the hooks are open, so HOST defaults to 127.0.0.1 and',
       '                                    any other address needs --insecure.',
       '       node dist/main.js provider   (env: PROVIDER_TYPE=simulator|proxmox|libvirt|vsphere, PROVIDER_TOKEN_FILE, PORT=9090,',
@@ -119,6 +126,38 @@ function optionalSecretFile(variable: string): string | undefined {
   return readSecretFile(variable, file);
 }
 
+/** The Viti API's settings from the environment (seed 003's variables). */
+function vitiSettings(): VitiSettings {
+  const settings: VitiSettings = { namespace: process.env['VITI_NAMESPACE'] || process.env['POD_NAMESPACE'] || DEFAULT_VITI_NAMESPACE };
+  const defaultCluster = process.env['PROXMOX_DEFAULT_CLUSTER'];
+  if (defaultCluster) settings.defaultCluster = defaultCluster;
+  const interval = process.env['RECONCILE_INTERVAL'];
+  if (interval) {
+    const ms = parseDuration(interval);
+    if (ms === undefined || ms < 1000 || ms > 86_400_000) refuse(`RECONCILE_INTERVAL must be a duration from 1s to 24h, such as 30s or 5m, not "${interval}"`, 2);
+    settings.reconcileSeconds = Math.round(ms / 1000);
+  }
+  return settings;
+}
+
+/** MAX_CONCURRENT_RECONCILES: undefined when unset. */
+function maxConcurrentReconciles(): number | undefined {
+  const raw = process.env['MAX_CONCURRENT_RECONCILES'];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < 1 || value > 1000) refuse(`MAX_CONCURRENT_RECONCILES must be a whole number from 1 to 1000, not "${raw}"`, 2);
+  return value;
+}
+
+/** METRICS_BIND_ADDRESS / HEALTH_PROBE_BIND_ADDRESS: undefined when unset. */
+function bindAddress(variable: string): BindAddress | undefined {
+  const raw = process.env[variable];
+  if (raw === undefined || raw === '') return undefined;
+  const address = parseBindAddress(raw);
+  if (address === undefined) refuse(`${variable} must look like :8080 or 127.0.0.1:8080, not "${raw}"`, 2);
+  return address;
+}
+
 async function serve(flags: string[]): Promise<void> {
   const unknown = flags.filter((flag) => flag !== '--insecure');
   if (unknown.length > 0) usage();
@@ -136,9 +175,14 @@ async function serve(flags: string[]): Promise<void> {
   const keyFile = process.env['TLS_KEY_FILE'];
   if ((certFile === undefined) !== (keyFile === undefined)) refuse('TLS_CERT_FILE and TLS_KEY_FILE go together');
   const registry = ProviderRegistry.withSimulators(embeddedSimulator(), tokenSecret === undefined ? undefined : { tokenSecret });
+  const metricsAddress = bindAddress('METRICS_BIND_ADDRESS');
+  const healthAddress = bindAddress('HEALTH_PROBE_BIND_ADDRESS');
+  const concurrency = maxConcurrentReconciles();
   const app = buildServer({
     registry,
     logger: logger(),
+    viti: vitiSettings(),
+    ...(concurrency === undefined ? {} : { maxConcurrentReconciles: concurrency }),
     ...(hookToken === undefined ? {} : { hookToken }),
     ...(tokenSecret === undefined
       ? {}
@@ -153,7 +197,14 @@ async function serve(flags: string[]): Promise<void> {
         : 'hooks are open to local callers (no HOOK_TOKEN_FILE); listening on loopback only',
     );
   }
-  await run(app, { host, port }, () => registry.close());
+  // The seed's separate listeners: /metrics and the probes on addresses of their own, besides the hook port.
+  const side: Server[] = [];
+  await run(app, { host, port }, async () => {
+    await Promise.all(side.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await registry.close();
+  });
+  if (metricsAddress) side.push(await startSideListener(app, metricsAddress, ['/metrics']));
+  if (healthAddress) side.push(await startSideListener(app, healthAddress, ['/healthz', '/readyz']));
 }
 
 function readToken(): string {
@@ -179,13 +230,16 @@ function driverDebug(message: string): void {
   if (level === 'debug' || level === 'trace') logLine(20, message);
 }
 
-const RUNTIME_DRIVERS: Record<string, { client: string; fromEnv: (env: NodeJS.ProcessEnv) => Driver & { close?: () => Promise<void> } }> = {
-  proxmox: { client: 'PVE', fromEnv: (env) => proxmoxDriverFromEnv(env, { debug: driverDebug }) },
+type RuntimeDriverFactory = (env: NodeJS.ProcessEnv, metricsRegistry: Registry) => Driver & { close?: () => Promise<void> };
+
+/** `metricsRegistry` is the runtime's /metrics: the Proxmox client counts its API requests there. */
+const RUNTIME_DRIVERS: Record<string, { client: string; fromEnv: RuntimeDriverFactory }> = {
+  proxmox: { client: 'PVE', fromEnv: (env, metricsRegistry) => proxmoxDriverFromEnv(env, { debug: driverDebug, metricsRegistry }) },
   libvirt: { client: 'libvirt', fromEnv: (env) => libvirtDriverFromEnv(env) },
   vsphere: { client: 'vSphere', fromEnv: (env) => vsphereDriverFromEnv(env) },
 };
 
-function providerDriver(log: (message: string) => void): Driver & { close?: () => Promise<void> } {
+function providerDriver(log: (message: string) => void, metricsRegistry: Registry): Driver & { close?: () => Promise<void> } {
   const type = process.env['PROVIDER_TYPE'] ?? '';
   if (type === 'simulator') return new SimulatorDriver(new SimulatedHypervisor());
   const runtime = RUNTIME_DRIVERS[type];
@@ -193,7 +247,7 @@ function providerDriver(log: (message: string) => void): Driver & { close?: () =
   try {
     // Credentials come as files of the mounted Secret (<NAME>_FILE) and are read again when the
     // hypervisor refuses them: a rotated token takes effect without a restart.
-    return new CredentialReloadingDriver(process.env, (env) => runtime.fromEnv(env), log);
+    return new CredentialReloadingDriver(process.env, (env) => runtime.fromEnv(env, metricsRegistry), log);
   } catch (error) {
     // The provider guide's format; config errors name variables, never secret values.
     refuse(`Failed to create ${runtime.client} client error="${error instanceof Error ? error.message : String(error)}"`);
@@ -212,9 +266,10 @@ async function provider(flags: string[]): Promise<void> {
   const token = readToken();
   const address = { port: listenPort(9090), host: process.env['HOST'] ?? '0.0.0.0' };
   const idleMs = drainIdleMs();
-  const driver = providerDriver((message) => logLine(30, message));
+  const metrics = new ProviderRuntimeMetrics();
+  const driver = providerDriver((message) => logLine(30, message), metrics.registry);
   const activity = new RuntimeActivity();
-  const app = buildProviderRuntime({ driver, token, logger: logger(), activity });
+  const app = buildProviderRuntime({ driver, token, logger: logger(), activity, metrics });
   app.log.info({ type: driver.type }, 'provider runtime starting');
   // SIGTERM comes with a rollout, and with the deletion of the runtime's namespace while VMs there
   // still need it to be deleted: keep serving those calls, stop once they have ended (the pod's

@@ -122,3 +122,56 @@ t.test('SIGTERM to npm start stops the server, after the request in flight is an
   );
   t.notOk(stillThere, 'nothing listens on the port any more');
 });
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+async function getUntilAnswered(url: string): Promise<{ status: number; body: string }> {
+  for (let waited = 0; waited < 20_000; waited += 100) {
+    try {
+      const answer = await fetch(url);
+      return { status: answer.status, body: await answer.text() };
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`${url} never answered`);
+}
+
+t.test('METRICS_BIND_ADDRESS and HEALTH_PROBE_BIND_ADDRESS open listeners of their own, each serving only its paths', async (t) => {
+  const [metricsPort, healthPort] = [await freePort(), await freePort()];
+  const started = serve({ METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}`, HEALTH_PROBE_BIND_ADDRESS: `127.0.0.1:${healthPort}` });
+  t.teardown(() => started.child.kill('SIGKILL'));
+  await listening(started, t);
+  const metrics = await getUntilAnswered(`http://127.0.0.1:${metricsPort}/metrics`);
+  t.equal(metrics.status, 200);
+  t.match(metrics.body, /# TYPE proxmox_operator_reconciliation_duration_seconds histogram/);
+  t.equal((await getUntilAnswered(`http://127.0.0.1:${metricsPort}/healthz`)).status, 404, 'the metrics listener serves /metrics only');
+  t.match(await getUntilAnswered(`http://127.0.0.1:${healthPort}/healthz`), { status: 200, body: /ok/ });
+  t.match(await getUntilAnswered(`http://127.0.0.1:${healthPort}/readyz`), { status: 200 });
+  t.equal((await getUntilAnswered(`http://127.0.0.1:${healthPort}/metrics`)).status, 404, 'the probe listener serves the probes only');
+  t.equal((await getUntilAnswered(`http://127.0.0.1:${healthPort}/hooks/virtualmachine/sync`)).status, 404, 'no hooks there');
+  started.child.kill('SIGTERM');
+  t.equal(await started.exited, 0, 'stops cleanly with its side listeners');
+});
+
+for (const [variable, value, message] of [
+  ['RECONCILE_INTERVAL', 'fast', /RECONCILE_INTERVAL must be a duration from 1s to 24h/],
+  ['MAX_CONCURRENT_RECONCILES', '0', /MAX_CONCURRENT_RECONCILES must be a whole number from 1 to 1000/],
+  ['METRICS_BIND_ADDRESS', 'localhost', /METRICS_BIND_ADDRESS must look like :8080/],
+] as const) {
+  t.test(`serve refuses ${variable}=${value} with one line`, async (t) => {
+    const started = serve({ [variable]: value });
+    t.equal(await started.exited, 2);
+    t.match(started.stderr(), message);
+  });
+}

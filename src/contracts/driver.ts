@@ -18,6 +18,37 @@
 
 import type { ProviderType } from './crds/provider.js';
 
+/**
+ * What Machines of the Viti API need beyond a VirtualMachine (VMSettings, VM IDs, disk layout,
+ * blank VMs): a driver without them refuses such a create (unsupportedSettings).
+ */
+export const MACHINE_CAPABILITIES = [
+  /** Sockets × cores per socket (VMSettings.cpuTopology) at create and reconfigure. */
+  'cpuTopology',
+  /** Per-disk bus, cache mode, format and storage (DiskSpec.bus/cache/format/datastore). */
+  'diskLayout',
+  /** The guest OS type the hypervisor tunes the VM for (VMSettings.osType). */
+  'osType',
+  /** The boot device order (VMSettings.bootOrder). */
+  'bootOrder',
+  /** Memory ballooning on or off (VMSettings.balloon). */
+  'memoryBalloon',
+  /** Hypervisor-side deletion protection (VMSettings.protection): delete answers Conflict while it is on. */
+  'deletionProtection',
+  /** The guest agent channel on or off (VMSettings.guestAgent). */
+  'guestAgent',
+  /** A VM ID the caller chose (CreateSpec.requestedId), or one from a range it names (CreateSpec.idRange). */
+  'explicitId',
+  /** A VM made from nothing (ImageSpec kind `blank`): its disks empty, booting as its boot order says. */
+  'blankVM',
+] as const;
+export type MachineCapability = (typeof MACHINE_CAPABILITIES)[number];
+
+/** The Machine capabilities all off, for a driver that has none of them. */
+export const WITHOUT_MACHINE_CAPABILITIES = Object.freeze(
+  Object.fromEntries(MACHINE_CAPABILITIES.map((capability) => [capability, false])) as Record<MachineCapability, false>,
+);
+
 export const CAPABILITIES = [
   'cloudInit',
   'staticIP',
@@ -72,6 +103,7 @@ export const CAPABILITIES = [
   'diskExport',
   /** importDisk: a disk file of the migration directory made into an image that create can use. */
   'diskImport',
+  ...MACHINE_CAPABILITIES,
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 export type Capabilities = Readonly<Record<Capability, boolean>>;
@@ -187,7 +219,9 @@ export interface CallOptions {
 
 export type ImageSpec =
   | { kind: 'template'; ref: string; fullClone: boolean }
-  | { kind: 'url'; url: string; checksum?: string; fullClone: boolean };
+  | { kind: 'url'; url: string; checksum?: string; fullClone: boolean }
+  /** No image: every disk empty (needs blankVM). */
+  | { kind: 'blank' };
 
 export interface NicSpec {
   name: string;
@@ -203,11 +237,40 @@ export interface NicSpec {
   staticIP?: { address: string; gateway?: string; dns?: string[] };
 }
 
+export const DISK_BUSES = ['ide', 'sata', 'scsi', 'virtio'] as const;
+export type DiskBus = (typeof DISK_BUSES)[number];
+export const DISK_CACHES = ['none', 'writethrough', 'writeback'] as const;
+export type DiskCache = (typeof DISK_CACHES)[number];
+
 export interface DiskSpec {
   name: string;
   sizeBytes: number;
   /** The boot disk cloned from the image; the others are created empty. */
   root: boolean;
+  /** The rest needs diskLayout. The controller the disk hangs on; undefined: the driver's choice. */
+  bus?: DiskBus;
+  cache?: DiskCache;
+  /** The volume's format, where the storage offers a choice. */
+  format?: DiskFormat;
+  /** The storage for this disk; undefined: CreateSpec.storage.datastore. */
+  datastore?: string;
+}
+
+export const OS_TYPES = ['linux', 'windows', 'solaris', 'other'] as const;
+export type OsType = (typeof OS_TYPES)[number];
+export const BOOT_DEVICES = ['disk', 'network', 'cdrom'] as const;
+export type BootDevice = (typeof BOOT_DEVICES)[number];
+
+/** Settings of the VM beyond CPUs and memory, each needing its capability; undefined leaves the hypervisor's default. */
+export interface VMSettings {
+  /** cpus = sockets × cores. */
+  cpuTopology?: { sockets: number; cores: number };
+  osType?: OsType;
+  /** Devices tried in this order (the boot disk, the NICs in spec order, the CD-ROM drive). */
+  bootOrder?: BootDevice[];
+  guestAgent?: boolean;
+  balloon?: boolean;
+  protection?: boolean;
 }
 
 export interface HardwareFeatures {
@@ -247,6 +310,11 @@ export interface CreateSpec {
   limits?: ResourceLimits;
   /** Recorded with the identity, listed back by inventory; needs placementPolicy. */
   placementRecord?: PlacementRecord;
+  settings?: VMSettings;
+  /** This VM ID or none: Conflict ("VM <id> already exists") when another VM has it. Needs explicitId. */
+  requestedId?: number;
+  /** The lowest free VM ID of this range (inclusive). Needs explicitId. */
+  idRange?: { min: number; max: number };
 }
 
 /**
@@ -300,6 +368,10 @@ export interface ObservedDisk {
   sizeBytes: number;
   datastore?: string;
   provisioning?: 'thin' | 'thick';
+  /** Reported by drivers with diskLayout. */
+  bus?: DiskBus;
+  cache?: DiskCache;
+  format?: DiskFormat;
 }
 
 export interface ObservedNic {
@@ -339,6 +411,8 @@ export interface ObservedVM {
   tags?: string[];
   host?: string;
   consoleURL?: string;
+  /** The settings the driver has capabilities for, as the hypervisor has them. */
+  settings?: VMSettings;
 }
 
 export type PowerOperation = 'on' | 'off' | 'shutdown' | 'reboot';
@@ -348,6 +422,8 @@ export interface ResourceChange {
   memoryBytes?: number;
   /** The user tags wanted (the identity tags are the driver's and stay). Applied online. */
   tags?: string[];
+  /** The settings to change, only those that differ. protection is applied online, the others with the VM off. */
+  settings?: VMSettings;
 }
 
 export interface SnapshotRequest {
@@ -392,6 +468,9 @@ export interface Inventory {
     cluster?: string;
     /** Every VM on the host (ours and others'), from drivers with placementPolicy. */
     placed?: PlacedVMInfo[];
+    /** The storage the host sees (PVE: its storages, shared ones included), when the driver tells. */
+    storageBytes?: number;
+    storageUsedBytes?: number;
   }[];
   datastores: { name: string; capacityBytes: number; usedBytes: number }[];
   networks: string[];
@@ -533,4 +612,35 @@ export interface ProviderTarget {
 /** Resolves Provider objects to Drivers; rejects with a DriverError (e.g. Unsupported, Unreachable) when it cannot serve one. */
 export interface DriverRegistry {
   driverFor(provider: ProviderTarget): Promise<Driver>;
+}
+
+/**
+ * What a create asks of the capabilities added for Machines (settings, VM IDs, disk layout, blank
+ * VMs), each with the words to name it: a driver refuses the first one it lacks (UnsupportedError)
+ * rather than create a VM without it. The hooks check the same before any call; this is the
+ * driver's own line.
+ */
+export function settingsAsked(spec: Pick<CreateSpec, 'settings' | 'requestedId' | 'idRange' | 'image' | 'disks'>): [Capability, string][] {
+  const asked: [Capability, string][] = [];
+  const settings = spec.settings ?? {};
+  if (settings.cpuTopology !== undefined) asked.push(['cpuTopology', 'a CPU topology (sockets × cores)']);
+  if (settings.osType !== undefined) asked.push(['osType', 'an OS type']);
+  if (settings.bootOrder !== undefined) asked.push(['bootOrder', 'a boot order']);
+  if (settings.guestAgent !== undefined) asked.push(['guestAgent', 'the guest agent setting']);
+  if (settings.balloon !== undefined) asked.push(['memoryBalloon', 'memory ballooning']);
+  if (settings.protection !== undefined) asked.push(['deletionProtection', 'deletion protection']);
+  if (spec.requestedId !== undefined || spec.idRange !== undefined) asked.push(['explicitId', 'a chosen VM ID']);
+  if (spec.image.kind === 'blank') asked.push(['blankVM', 'a VM without an image']);
+  for (const disk of spec.disks) {
+    if (disk.bus !== undefined || disk.cache !== undefined || disk.format !== undefined || disk.datastore !== undefined) {
+      asked.push(['diskLayout', `the bus, cache, format or storage of disk '${disk.name}'`]);
+    }
+  }
+  return asked;
+}
+
+/** The first of settingsAsked that `capabilities` lacks, as an UnsupportedError; undefined when none. */
+export function unsupportedSettings(spec: Pick<CreateSpec, 'settings' | 'requestedId' | 'idRange' | 'image' | 'disks'>, type: string, capabilities: Capabilities): UnsupportedError | undefined {
+  const missing = settingsAsked(spec).find(([capability]) => !capabilities[capability]);
+  return missing === undefined ? undefined : new UnsupportedError(`the ${type} driver cannot set ${missing[1]} (capability ${missing[0]})`);
 }

@@ -21,6 +21,8 @@ export interface PlacementRules {
   preferredAffinity: readonly WeightedRequirement[];
   preferredAntiAffinity: readonly WeightedRequirement[];
   maxVMsPerNode?: number;
+  /** Per-host limits on the VMs of the host (all of them), e.g. the maxVMs of a ProxmoxNode. */
+  maxVMsByHost?: Readonly<Record<string, number>>;
   /** What must stay free on the host once the VM is on it. */
   minFreeMemoryBytes?: number;
   minFreeCPU?: number;

@@ -48,6 +48,7 @@ export const HardwareFeatures = Type.Object(
 export const ImageSpec = Type.Union([
   Type.Object({ kind: Type.Literal('template'), ref: Type.String(), fullClone: Type.Boolean() }, closed),
   Type.Object({ kind: Type.Literal('url'), url: Type.String(), checksum: Type.Optional(Type.String()), fullClone: Type.Boolean() }, closed),
+  Type.Object({ kind: Type.Literal('blank') }, closed),
 ]);
 
 export const NicSpec = Type.Object(
@@ -71,7 +72,34 @@ export const NicSpec = Type.Object(
   closed,
 );
 
-export const DiskSpec = Type.Object({ name: Type.String(), sizeBytes: Bytes, root: Type.Boolean() }, closed);
+const DiskBus = StringEnum(Contract.DISK_BUSES);
+const DiskCache = StringEnum(Contract.DISK_CACHES);
+const DiskFormat = StringEnum(['qcow2', 'raw', 'vmdk'] as const satisfies readonly Contract.DiskFormat[]);
+
+export const DiskSpec = Type.Object(
+  {
+    name: Type.String(),
+    sizeBytes: Bytes,
+    root: Type.Boolean(),
+    bus: Type.Optional(DiskBus),
+    cache: Type.Optional(DiskCache),
+    format: Type.Optional(DiskFormat),
+    datastore: Type.Optional(Type.String()),
+  },
+  closed,
+);
+
+export const VMSettings = Type.Object(
+  {
+    cpuTopology: Type.Optional(Type.Object({ sockets: Type.Integer({ minimum: 1 }), cores: Type.Integer({ minimum: 1 }) }, closed)),
+    osType: Type.Optional(StringEnum(Contract.OS_TYPES)),
+    bootOrder: Type.Optional(Type.Array(StringEnum(Contract.BOOT_DEVICES))),
+    guestAgent: Type.Optional(Type.Boolean()),
+    balloon: Type.Optional(Type.Boolean()),
+    protection: Type.Optional(Type.Boolean()),
+  },
+  closed,
+);
 
 const Tags = Type.Array(Type.String({ pattern: Contract.TAG_PATTERN.source }));
 
@@ -122,6 +150,9 @@ export const CreateSpec = Type.Object(
     extraConfig: Type.Optional(Type.Record(Type.String(), Type.String())),
     limits: Type.Optional(ResourceLimits),
     placementRecord: Type.Optional(PlacementRecord),
+    settings: Type.Optional(VMSettings),
+    requestedId: Type.Optional(Type.Integer({ minimum: 1 })),
+    idRange: Type.Optional(Type.Object({ min: Type.Integer({ minimum: 1 }), max: Type.Integer({ minimum: 1 }) }, closed)),
   },
   closed,
 );
@@ -130,7 +161,15 @@ export const PowerState = StringEnum(['On', 'Off', 'Suspended', 'Unknown'] as co
 export const PowerOperation = StringEnum(['on', 'off', 'shutdown', 'reboot'] as const);
 
 export const ObservedDisk = Type.Object(
-  { name: Type.String(), sizeBytes: Bytes, datastore: Type.Optional(Type.String()), provisioning: Type.Optional(Provisioning) },
+  {
+    name: Type.String(),
+    sizeBytes: Bytes,
+    datastore: Type.Optional(Type.String()),
+    provisioning: Type.Optional(Provisioning),
+    bus: Type.Optional(DiskBus),
+    cache: Type.Optional(DiskCache),
+    format: Type.Optional(DiskFormat),
+  },
   closed,
 );
 
@@ -167,12 +206,18 @@ export const ObservedVM = Type.Object(
     tags: Type.Optional(Tags),
     host: Type.Optional(Type.String()),
     consoleURL: Type.Optional(Type.String()),
+    settings: Type.Optional(VMSettings),
   },
   closed,
 );
 
 export const ResourceChange = Type.Object(
-  { cpus: Type.Optional(Type.Integer({ minimum: 0 })), memoryBytes: Type.Optional(Bytes), tags: Type.Optional(Tags) },
+  {
+    cpus: Type.Optional(Type.Integer({ minimum: 0 })),
+    memoryBytes: Type.Optional(Bytes),
+    tags: Type.Optional(Tags),
+    settings: Type.Optional(VMSettings),
+  },
   closed,
 );
 
@@ -230,6 +275,8 @@ export const Inventory = Type.Object(
           selectable: Type.Optional(Type.Boolean()),
           cluster: Type.Optional(Type.String()),
           placed: Type.Optional(Type.Array(PlacedVMInfo)),
+          storageBytes: Type.Optional(Bytes),
+          storageUsedBytes: Type.Optional(Bytes),
         },
         closed,
       ),

@@ -31,6 +31,8 @@ const CREDENTIAL_ENV: Record<string, [env: string, key: string][]> = {
     ['PVE_USERNAME', 'username'],
     ['PVE_PASSWORD', 'password'],
     ['PVE_CA_BUNDLE', 'ca.crt'],
+    ['PVE_CLIENT_CERT', 'tls.crt'],
+    ['PVE_CLIENT_KEY', 'tls.key'],
   ],
   vsphere: [
     ['VSPHERE_USERNAME', 'username'],
@@ -120,12 +122,29 @@ function runtimeResources(written: ResourceRequirements | undefined): Record<str
   return Object.keys(amounts).length > 0 ? amounts : structuredClone(DEFAULT_RESOURCES);
 }
 
+/** A Secret mounted into the runtime, each `[variable, key]` read by it from `<variable>_FILE`. */
+export interface CredentialMount {
+  secretName: string;
+  files: [variable: string, key: string][];
+}
+
+export interface RuntimeOptions {
+  /** Replaces the Provider's one credentials Secret with its per-type keys (a ProxmoxCluster names its own keys). */
+  credentialMounts?: CredentialMount[];
+}
+
 /**
  * The runtime of a Provider: ServiceAccount, token Secret, Deployment, Service. `canonical` is the
  * Provider normalized (normalizeProvider); every scheduling and pod field of spec.runtime goes
  * into the Deployment as written, our defaults only where it sets nothing.
  */
-export function runtimeChildren(provider: ProviderObject, settings: RuntimeSettings, canonical?: CanonicalProvider, migrationVolumes: readonly string[] = []): KubeObject[] {
+export function runtimeChildren(
+  provider: ProviderObject,
+  settings: RuntimeSettings,
+  canonical?: CanonicalProvider,
+  migrationVolumes: readonly string[] = [],
+  options: RuntimeOptions = {},
+): KubeObject[] {
   const normalized = canonical ?? normalizedOrThrow(provider);
   const name = providerRuntimeName(provider.metadata);
   const namespace = provider.metadata.namespace ?? '';
@@ -135,6 +154,9 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
   const port = runtime.service?.port ?? DEFAULT_RUNTIME_PORT;
   const token = providerRuntimeToken(settings.tokenSecret, { namespace, name: provider.metadata.name, ...(provider.metadata.uid ? { uid: provider.metadata.uid } : {}) });
   const credentials = normalized.credentials?.name;
+  const credentialMounts: CredentialMount[] =
+    options.credentialMounts ?? (credentials ? [{ secretName: credentials, files: CREDENTIAL_ENV[spec.type] ?? [] }] : []);
+  const credentialDir = (index: number) => (options.credentialMounts ? `${CREDENTIALS_DIR}/${index}` : CREDENTIALS_DIR);
 
   const env: Record<string, unknown>[] = [
     { name: 'PROVIDER_TYPE', value: spec.type },
@@ -143,11 +165,11 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
   ];
   const endpointEnv = ENDPOINT_ENV[spec.type];
   if (endpointEnv && spec.endpoint) env.push({ name: endpointEnv, value: spec.endpoint });
-  if (credentials) {
-    // Files, not environment variables: the kubelet updates a mounted Secret in place, and the
-    // runtime reads them again when the hypervisor refuses a rotated credential.
-    for (const [variable, key] of CREDENTIAL_ENV[spec.type] ?? []) env.push({ name: `${variable}_FILE`, value: `${CREDENTIALS_DIR}/${key}` });
-  }
+  // Files, not environment variables: the kubelet updates a mounted Secret in place, and the
+  // runtime reads them again when the hypervisor refuses a rotated credential.
+  credentialMounts.forEach((mount, index) => {
+    for (const [variable, key] of mount.files) env.push({ name: `${variable}_FILE`, value: `${credentialDir(index)}/${key}` });
+  });
   env.push(...fieldEnv(spec, normalized));
   // The PVCs of the VMMigrations moving VMs from or to this Provider (hooks/vmmigration.ts), each
   // mounted at MIGRATION_DIR/<PVC>; the runtime refuses a volume not listed here as not mounted yet.
@@ -172,11 +194,12 @@ export function runtimeChildren(provider: ProviderObject, settings: RuntimeSetti
     volumes.push({ name: volume, persistentVolumeClaim: { claimName: pvc } });
     mounts.push({ name: volume, mountPath: `${DEFAULT_MIGRATION_DIR}/${pvc}` });
   }
-  if (credentials) {
+  credentialMounts.forEach((mount, index) => {
     // optional: a Secret created after the Provider is picked up once it exists.
-    volumes.push({ name: 'credentials', secret: { secretName: credentials, optional: true, defaultMode: 0o440 } });
-    mounts.push({ name: 'credentials', mountPath: CREDENTIALS_DIR, readOnly: true });
-  }
+    const volume = options.credentialMounts ? `credentials-${index}` : 'credentials';
+    volumes.push({ name: volume, secret: { secretName: mount.secretName, optional: true, defaultMode: 0o440 } });
+    mounts.push({ name: volume, mountPath: credentialDir(index), readOnly: true });
+  });
 
   const container: Record<string, unknown> = {
     name: 'provider',

@@ -19,7 +19,7 @@ import type { HookMetrics } from './metrics.js';
 import { checkedChildren } from './objects.js';
 import { providerDeletion } from './provider-deletion.js';
 import { countProbe, previousHealth, secondsUntilDue, type HealthState } from './provider-health.js';
-import { runtimeChildren, type RuntimeSettings } from './provider-runtime.js';
+import { runtimeChildren, type RuntimeOptions, type RuntimeSettings } from './provider-runtime.js';
 import { migrationVolumes } from './vmmigration.js';
 import { providerTarget } from './virtualmachine/resolve.js';
 
@@ -40,7 +40,7 @@ function condition(type: string, status: boolean | 'Unknown', reason: string, me
 }
 
 /** Whether the runtime Deployment has an available pod of its current spec. */
-function runtimeAvailability(provider: ProviderObject, children: SyncRequestBody<ProviderObject>['children']): ConditionUpdate {
+export function runtimeAvailability(provider: ProviderObject, children: SyncRequestBody<ProviderObject>['children']): ConditionUpdate {
   const name = providerRuntimeName(provider.metadata);
   const deployment = checkedChildren(children, 'apps/v1', 'Deployment', DeploymentObject).find((object) => object.metadata.name === name);
   if (!deployment) return condition('RuntimeAvailable', false, 'RuntimeCreating', `creating Deployment ${name}`);
@@ -119,6 +119,7 @@ export async function syncProvider(
   request: SyncRequestBody<ProviderObject>,
   deps: ProviderHookDeps,
   signal: AbortSignal = AbortSignal.timeout(deps.budgetMs),
+  runtimeOptions: RuntimeOptions = {},
 ): Promise<SyncResponse> {
   const provider = request.parent;
   const now = deps.clock.now();
@@ -155,7 +156,7 @@ export async function syncProvider(
       const message = 'this hook server has no provider token secret (PROVIDER_TOKEN_SECRET_FILE), so it cannot run provider runtimes';
       return respond({}, [condition('Connected', false, 'RuntimeNotConfigured', message)], deps.steadyResyncSeconds);
     }
-    children = runtimeChildren(provider, deps.runtime, canonical, migrationVolumes(provider, request.related));
+    children = runtimeChildren(provider, deps.runtime, canonical, migrationVolumes(provider, request.related), runtimeOptions);
     const available = runtimeAvailability(provider, request.children);
     runtime.push(available);
     if (available.status !== true) {

@@ -13,7 +13,8 @@ import { VMCloneObject } from '../contracts/crds/vmclone.js';
 import { VMSetObject } from '../contracts/crds/vmset.js';
 import { VMSnapshotObject, VMSnapshotScheduleObject } from '../contracts/crds/vmsnapshot.js';
 import type { DriverRegistry } from '../contracts/driver.js';
-import { CustomizeRequest, SyncRequest } from '../contracts/metacontroller.js';
+import { CustomizeRequest, SyncRequest, type SyncResponse } from '../contracts/metacontroller.js';
+import { ConcurrencyGate } from '../http/concurrency.js';
 import { clientErrorAnswer, hardenedServerOptions, installHardening, sendPlain } from '../http/hardening.js';
 import { syncVMClass, syncVMImage, syncVMNetworkAttachment } from './catalog.js';
 import { customizeVMPlacementPolicy, syncVMPlacementPolicy } from './placement/policy.js';
@@ -32,6 +33,10 @@ import { customizeVMClone, syncVMClone } from './vmclone.js';
 import { syncVMSet } from './vmset.js';
 import { customizeVMSnapshot, finalizeVMSnapshot, syncVMSnapshot } from './vmsnapshot.js';
 import { customizeVMSnapshotSchedule, syncVMSnapshotSchedule } from './vmsnapshotschedule.js';
+import { MachineObject, ProxmoxClusterObject, ProxmoxNodeObject } from '../contracts/crds/viti.js';
+import { DEFAULT_RECONCILE_SECONDS, customizeProxmoxCluster, finalizeProxmoxCluster, syncProxmoxCluster, type VitiSettings } from './viti/cluster.js';
+import { customizeMachine, finalizeMachine, syncMachine } from './viti/machine.js';
+import { customizeProxmoxNode, syncProxmoxNode } from './viti/node.js';
 
 export interface ServerOptions {
   registry: DriverRegistry;
@@ -50,7 +55,20 @@ export interface ServerOptions {
   tls?: { key: string | Buffer; cert: string | Buffer };
   /** A request must have arrived whole within this time (default 30 s). */
   requestTimeoutMs?: number;
+  /** The Viti API (Machine, ProxmoxCluster, ProxmoxNode): where cluster runtimes run, the default cluster. */
+  viti?: VitiSettings;
+  /** MAX_CONCURRENT_RECONCILES: Machine syncs and finalizes this process runs at once; none: no bound. */
+  maxConcurrentReconciles?: number;
 }
+
+/** How long a Machine hook call waits for a free slot before it is refused with 429 (Metacontroller retries it). */
+export const RECONCILE_SLOT_WAIT_MS = 2000;
+
+/** The operator's namespace when the hook server is not told (VITI_NAMESPACE / POD_NAMESPACE). */
+export const DEFAULT_VITI_NAMESPACE = 'virtrigaud-system';
+
+/** The Viti controllers, timed as proxmox_operator_reconciliation_duration_seconds too. */
+const VITI_CONTROLLERS: ReadonlySet<string> = new Set(['machine', 'proxmoxcluster', 'proxmoxnode']);
 
 /** Keywords of our schemas that only the apiserver acts on; Ajv must know them to compile. */
 const KUBERNETES_KEYWORDS = [
@@ -117,6 +135,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     if (!controller || !hook) return;
     const outcome = reply.statusCode === 200 ? 'ok' : reply.statusCode < 500 ? 'rejected' : 'error';
     metrics.hookDuration.observe({ controller, hook, outcome }, reply.elapsedTime / 1000);
+    if (VITI_CONTROLLERS.has(controller)) metrics.vitiReconcileDuration.observe({ controller }, reply.elapsedTime / 1000);
   });
 
   const config = (controller: string, hook: string) => ({ config: { controller, hook } });
@@ -268,6 +287,73 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     '/hooks/vmset/sync',
     { schema: { body: SyncRequest(VMSetObject) }, ...config('vmset', 'sync') },
     async (request) => syncVMSet(request.body, clock.now()),
+  );
+
+  const viti = options.viti ?? { namespace: DEFAULT_VITI_NAMESPACE };
+  const vitiDeps = { ...providerDeps, steadyResyncSeconds: viti.reconcileSeconds ?? DEFAULT_RECONCILE_SECONDS, viti };
+  app.post(
+    '/hooks/proxmoxcluster/customize',
+    { schema: { body: CustomizeRequest(ProxmoxClusterObject) }, ...config('proxmoxcluster', 'customize') },
+    async () => customizeProxmoxCluster(),
+  );
+  app.post(
+    '/hooks/proxmoxcluster/sync',
+    { schema: { body: SyncRequest(ProxmoxClusterObject) }, ...config('proxmoxcluster', 'sync') },
+    async (request) => withDeadline(deps.budgetMs, (signal) => syncProxmoxCluster(request.body, vitiDeps, signal)),
+  );
+  app.post(
+    '/hooks/proxmoxcluster/finalize',
+    { schema: { body: SyncRequest(ProxmoxClusterObject) }, ...config('proxmoxcluster', 'finalize') },
+    async (request, reply) => {
+      if (request.body.finalizing !== true) return sendPlain(reply, 400, 'finalize hook called without "finalizing": true');
+      return finalizeProxmoxCluster(request.body, vitiDeps);
+    },
+  );
+  app.post(
+    '/hooks/proxmoxnode/customize',
+    { schema: { body: CustomizeRequest(ProxmoxNodeObject) }, ...config('proxmoxnode', 'customize') },
+    async (request) => customizeProxmoxNode(request.body.parent),
+  );
+  app.post(
+    '/hooks/proxmoxnode/sync',
+    { schema: { body: SyncRequest(ProxmoxNodeObject) }, ...config('proxmoxnode', 'sync') },
+    async (request) => withDeadline(deps.budgetMs, (signal) => syncProxmoxNode(request.body, vitiDeps, signal)),
+  );
+  app.post(
+    '/hooks/machine/customize',
+    { schema: { body: CustomizeRequest(MachineObject) }, ...config('machine', 'customize') },
+    async () => customizeMachine(),
+  );
+  // MAX_CONCURRENT_RECONCILES bounds the Machine calls in flight in this process; a call that finds
+  // no slot within RECONCILE_SLOT_WAIT_MS is answered 429 and Metacontroller tries it again later.
+  const gate = options.maxConcurrentReconciles === undefined ? undefined : new ConcurrencyGate(options.maxConcurrentReconciles);
+  const gated = async (reply: FastifyReply, work: () => Promise<SyncResponse>) => {
+    if (!gate) return work();
+    const answer = await gate.run(RECONCILE_SLOT_WAIT_MS, work);
+    if (answer !== undefined) return answer;
+    return sendPlain(reply, 429, `busy: ${gate.limit} Machine reconciles in progress (MAX_CONCURRENT_RECONCILES); retry later`);
+  };
+  app.post(
+    '/hooks/machine/sync',
+    { schema: { body: SyncRequest(MachineObject) }, ...config('machine', 'sync') },
+    async (request, reply) =>
+      gated(reply, async () => {
+        const response = await withDeadline(deps.budgetMs, (signal) => syncMachine(request.body, vitiDeps, signal));
+        logOutcome(request.log, 'machine', 'sync', request.body.parent.metadata, response.status);
+        return response;
+      }),
+  );
+  app.post(
+    '/hooks/machine/finalize',
+    { schema: { body: SyncRequest(MachineObject) }, ...config('machine', 'finalize') },
+    async (request, reply) => {
+      if (request.body.finalizing !== true) return sendPlain(reply, 400, 'finalize hook called without "finalizing": true');
+      return gated(reply, async () => {
+        const response = await withDeadline(deps.budgetMs, (signal) => finalizeMachine(request.body, vitiDeps, signal));
+        logOutcome(request.log, 'machine', 'finalize', request.body.parent.metadata, response.status);
+        return response;
+      });
+    },
   );
 
   app.get('/healthz', async () => ({ status: 'ok' }));

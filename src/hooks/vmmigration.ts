@@ -430,7 +430,7 @@ class MigrationHook {
         const file: DiskFile = { path: disk.file, format: disk.format };
         try {
           const imported = await party.calls.call('importDisk', (options) => party.calls.driver.importDisk(this.identity, { name: disk.name, file }, options));
-          disk.image = imported.image.kind === 'template' ? imported.image.ref : imported.image.url;
+          disk.image = imported.image.kind === 'template' ? imported.image.ref : imported.image.kind === 'url' ? imported.image.url : '';
           disk.sizeBytes = imported.sizeBytes;
           if (imported.task !== undefined) {
             disk.phase = 'Importing';

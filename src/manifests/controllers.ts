@@ -1,5 +1,5 @@
 // The CompositeController objects that point Metacontroller at the hook Service.
-import { API_VERSION, type KindDefinition } from '../contracts/crds/common.js';
+import { API_VERSION, apiOf, type KindDefinition } from '../contracts/crds/common.js';
 
 export interface HookService {
   name: string;
@@ -28,6 +28,13 @@ const CHILDREN: Record<string, ChildResource[]> = {
   // Rolling* strategies are not used.
   VMSet: [{ apiVersion: API_VERSION, resource: 'virtualmachines', method: 'InPlace' }],
   // The staging PVC it creates (never updated: a PVC's spec is what it was made with) and the target VM.
+  // Its runtime in the operator's namespace, as a Remote Provider's (plus a Secret for a client key).
+  ProxmoxCluster: [
+    { apiVersion: 'apps/v1', resource: 'deployments', method: 'InPlace' },
+    { apiVersion: 'v1', resource: 'services', method: 'InPlace' },
+    { apiVersion: 'v1', resource: 'serviceaccounts', method: 'InPlace' },
+    { apiVersion: 'v1', resource: 'secrets', method: 'InPlace' },
+  ],
   VMMigration: [
     { apiVersion: 'v1', resource: 'persistentvolumeclaims', method: 'OnDelete' },
     { apiVersion: API_VERSION, resource: 'virtualmachines', method: 'InPlace' },
@@ -46,6 +53,12 @@ const HOOKS: Record<string, { customize: boolean; finalize: boolean }> = {
   VMPlacementPolicy: { customize: true, finalize: false },
   // Related: the source VM, the Providers, an existing PVC; finalize removes what the migration left (hooks/vmmigration/).
   VMMigration: { customize: true, finalize: true },
+  // Related: every Machine (counted for metrics; the cluster's runtime stays until none uses it).
+  ProxmoxCluster: { customize: true, finalize: true },
+  // Related: its ProxmoxCluster.
+  ProxmoxNode: { customize: true, finalize: false },
+  // Related: the ProxmoxClusters and ProxmoxNodes; finalize deletes the VM (hooks/viti/machine.ts).
+  Machine: { customize: true, finalize: true },
 };
 
 
@@ -69,7 +82,7 @@ export function compositeController(kind: KindDefinition, service: HookService =
     metadata: { name: `virtrigaud-${kind.singular}`, labels: { 'app.kubernetes.io/part-of': 'virtrigaud' } },
     spec: {
       generateSelector: true,
-      parentResource: { apiVersion: API_VERSION, resource: kind.plural },
+      parentResource: { apiVersion: apiOf(kind).apiVersion, resource: kind.plural },
       ...(CHILDREN[kind.kind]
         ? {
             childResources: CHILDREN[kind.kind]?.map(({ method, ...child }) => ({ ...child, updateStrategy: { method } })),

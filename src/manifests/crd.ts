@@ -4,7 +4,7 @@
 // the conversion drops the first (the apiserver prunes unknown fields instead) and turns literals
 // into one-value enums. Everything else in our schemas is already structural.
 import type { TSchema } from '@sinclair/typebox';
-import { GROUP, VERSION, type KindDefinition } from '../contracts/crds/common.js';
+import { apiOf, type KindDefinition } from '../contracts/crds/common.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -81,27 +81,28 @@ export function customResourceDefinition(kind: KindDefinition): JsonSchema {
     required: ['spec'],
   };
   if (kind.rootRules && kind.rootRules.length > 0) root['x-kubernetes-validations'] = kind.rootRules;
+  const api = apiOf(kind);
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: {
-      name: `${kind.plural}.${GROUP}`,
+      name: `${kind.plural}.${api.group}`,
       labels: { 'app.kubernetes.io/part-of': 'virtrigaud' },
     },
     spec: {
-      group: GROUP,
-      scope: 'Namespaced',
+      group: api.group,
+      scope: api.scope,
       names: {
         kind: kind.kind,
         listKind: `${kind.kind}List`,
         plural: kind.plural,
         singular: kind.singular,
         shortNames: kind.shortNames,
-        categories: ['virtrigaud'],
+        categories: [api.category],
       },
       versions: [
         {
-          name: VERSION,
+          name: api.version,
           served: true,
           storage: true,
           subresources: kind.scale ? { status: {}, scale: kind.scale } : { status: {} },

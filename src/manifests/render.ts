@@ -1,7 +1,7 @@
 // Every generated manifest, as file name → YAML text. `npm run manifests` writes them; a test
 // checks that the committed files equal this output.
 import { stringify } from 'yaml';
-import { GROUP } from '../contracts/crds/common.js';
+import { apiOf } from '../contracts/crds/common.js';
 import { KINDS } from '../contracts/crds/index.js';
 import { compositeController } from './controllers.js';
 import { customResourceDefinition } from './crd.js';
@@ -16,7 +16,7 @@ function toYaml(object: unknown): string {
 export function renderManifests(): Map<string, string> {
   const files = new Map<string, string>();
   for (const kind of KINDS) {
-    files.set(`manifests/crds/${kind.plural}.${GROUP}.yaml`, toYaml(customResourceDefinition(kind)));
+    files.set(`manifests/crds/${kind.plural}.${apiOf(kind).group}.yaml`, toYaml(customResourceDefinition(kind)));
     files.set(`manifests/metacontroller/${kind.singular}-controller.yaml`, toYaml(compositeController(kind)));
   }
   return files;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import {
   NotFoundError,
+  type Capability,
   type CreateSpec,
   type Driver,
   type Identity,
@@ -84,6 +85,103 @@ async function deleteFully(target: ConformanceTarget, ref: VMRef): Promise<void>
   }
   throw new Error('delete did not finish in 5 steps');
 }
+
+/**
+ * The capabilities added for the Viti API's Machines: what each asks of a create, and what the
+ * created VM must then show (`check` may go on calling the driver).
+ */
+interface MachineCase {
+  capability: Capability;
+  name: string;
+  ask(spec: CreateSpec): CreateSpec;
+  check(target: ConformanceTarget, vm: ObservedVM, me: Identity, t: Test): Promise<void>;
+}
+
+const MACHINE_CASES: readonly MachineCase[] = [
+  {
+    capability: 'cpuTopology',
+    name: 'topology',
+    ask: (spec) => ({ ...spec, cpus: 4, settings: { cpuTopology: { sockets: 2, cores: 2 } } }),
+    async check(_target, vm, _me, t) {
+      t.equal(vm.cpus, 4);
+      t.same(vm.settings?.cpuTopology, { sockets: 2, cores: 2 });
+    },
+  },
+  {
+    capability: 'osType',
+    name: 'ostype',
+    ask: (spec) => ({ ...spec, settings: { osType: 'windows' } }),
+    async check(_target, vm, _me, t) {
+      t.equal(vm.settings?.osType, 'windows');
+    },
+  },
+  {
+    capability: 'bootOrder',
+    name: 'bootorder',
+    ask: (spec) => ({ ...spec, settings: { bootOrder: ['network', 'disk'] } }),
+    async check(_target, vm, _me, t) {
+      t.same(vm.settings?.bootOrder, ['network', 'disk']);
+    },
+  },
+  {
+    capability: 'memoryBalloon',
+    name: 'balloon',
+    ask: (spec) => ({ ...spec, settings: { balloon: false } }),
+    async check(_target, vm, _me, t) {
+      t.equal(vm.settings?.balloon, false);
+    },
+  },
+  {
+    capability: 'guestAgent',
+    name: 'agent',
+    ask: (spec) => ({ ...spec, settings: { guestAgent: false } }),
+    async check(_target, vm, _me, t) {
+      t.equal(vm.settings?.guestAgent, false);
+    },
+  },
+  {
+    capability: 'deletionProtection',
+    name: 'protected',
+    ask: (spec) => ({ ...spec, settings: { protection: true } }),
+    async check(target, vm, me, t) {
+      t.equal(vm.settings?.protection, true);
+      const ref = { id: vm.id, owner: me };
+      await t.rejects(target.driver.delete(ref), { code: 'Conflict', message: /protection/ });
+      t.equal((await target.driver.describe(vm.id)).id, vm.id, 'still there');
+      const { task } = await target.driver.reconfigure(ref, { settings: { protection: false } });
+      await taskDone(target, task, 'protection off');
+      t.equal((await target.driver.describe(vm.id)).settings?.protection, false);
+    },
+  },
+  {
+    capability: 'diskLayout',
+    name: 'layout',
+    ask: (spec) => ({ ...spec, disks: [...spec.disks, { name: 'data', sizeBytes: GiB, root: false, bus: 'virtio', cache: 'writeback' }] }),
+    async check(_target, vm, _me, t) {
+      t.match(vm.disks.find((disk) => disk.name === 'data'), { bus: 'virtio', cache: 'writeback', sizeBytes: GiB });
+    },
+  },
+  {
+    capability: 'explicitId',
+    name: 'vmid',
+    ask: (spec) => ({ ...spec, requestedId: 4321 }),
+    async check(target, vm, _me, t) {
+      t.equal(vm.id, '4321');
+      const other = owner('vmidother');
+      await t.rejects(target.driver.create({ ...target.spec('conf-vmid2', other), requestedId: 4321 }), { code: 'Conflict', message: 'VM 4321 already exists' });
+      t.equal(await target.driver.findByIdentity(other.uid), undefined, 'nothing made for the other owner');
+    },
+  },
+  {
+    capability: 'blankVM',
+    name: 'blank',
+    ask: (spec) => ({ ...spec, image: { kind: 'blank' }, disks: [{ name: 'root', sizeBytes: GiB, root: true }] }),
+    async check(_target, vm, _me, t) {
+      t.equal(vm.powerState, 'Off');
+      t.ok(vm.disks.some((disk) => disk.name === 'root' && disk.sizeBytes >= GiB), 'an empty root disk of the asked size');
+    },
+  },
+];
 
 async function powerTo(target: ConformanceTarget, ref: VMRef, operation: 'on' | 'off', state: 'On' | 'Off'): Promise<void> {
   const { task } = await target.driver.power(ref, operation);
@@ -275,6 +373,22 @@ export function driverConformance(t: Test, name: string, makeTarget: () => Promi
     await target.driver.removeMigrationFiles('conformance-volume/m1');
     t.same(await readdir(join(dir, 'conformance-volume')), [], 'the migration\'s files are gone, the volume stays');
   });
+
+  for (const machine of MACHINE_CASES) {
+    test(`${machine.capability}: honoured when claimed, refused as Unsupported with nothing made when not`, async (target, t) => {
+      const me = owner(machine.name);
+      const spec = machine.ask(target.spec(`conf-${machine.name}`, me));
+      if (!target.driver.capabilities[machine.capability]) {
+        await t.rejects(target.driver.create(spec), { code: 'Unsupported' });
+        t.equal(await target.driver.findByIdentity(me.uid), undefined, 'nothing made');
+        return;
+      }
+      const vm = await createFully(target, spec);
+      t.same(vm.owner, me);
+      await machine.check(target, vm, me, t);
+      await deleteFully(target, { id: vm.id, owner: me });
+    });
+  }
 
   test('unknown VMs and tasks are NotFound', async (target, t) => {
     await t.rejects(target.driver.describe('987654'), { code: 'NotFound' });

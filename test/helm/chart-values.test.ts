@@ -127,7 +127,7 @@ t.test('with existing Secrets, the chart renders no Secret and mounts the given 
 
 t.test('the ServiceMonitor scrapes /metrics on the hook Service\'s port, over https with the TLS CA', { skip }, async (t) => {
   const objects = get('ServiceMonitor on, with TLS and a metrics peer');
-  const monitor = one(objects, 'ServiceMonitor');
+  const monitor = one(objects, 'ServiceMonitor', 'virtrigaud-hooks');
   const service = one(objects, 'Service');
   t.ok(selects(monitor['spec']['selector']['matchLabels'], service['metadata']['labels']), 'it selects the hook Service');
   t.same(monitor['spec']['namespaceSelector'], { matchNames: ['virtrigaud-system'] });
@@ -136,6 +136,16 @@ t.test('the ServiceMonitor scrapes /metrics on the hook Service\'s port, over ht
   t.ok((service['spec']['ports'] as Json[]).some((p) => p['name'] === endpoint?.['port']), 'the endpoint port names a Service port');
   t.match(endpoint, { path: '/metrics', scheme: 'https', tlsConfig: { serverName: 'virtrigaud-hooks.virtrigaud-system.svc', ca: { secret: { name: 'hooks-tls', key: 'ca.crt' } } } });
   t.notOk(ofKind(get('default values'), 'ServiceMonitor').length, 'no ServiceMonitor by default');
+});
+
+t.test('a second ServiceMonitor scrapes the provider runtimes\' /metrics, which metricsFrom may reach', { skip }, async (t) => {
+  const objects = get('ServiceMonitor on, with TLS and a metrics peer');
+  const monitor = one(objects, 'ServiceMonitor', 'virtrigaud-provider-runtimes');
+  const runtimeLabels = { 'app.kubernetes.io/name': 'virtrigaud-provider', 'app.kubernetes.io/instance': 'x', 'app.kubernetes.io/component': 'provider-runtime', 'app.kubernetes.io/part-of': 'virtrigaud' };
+  t.ok(selects(monitor['spec']['selector']['matchLabels'], runtimeLabels), 'it selects runtime Services (src/hooks/provider-runtime.ts runtimeLabels)');
+  t.match(monitor['spec']['endpoints'], [{ port: 'http', path: '/metrics', scheme: 'http' }]);
+  const policy = one(objects, 'NetworkPolicy', 'virtrigaud-provider-runtimes');
+  t.same((policy['spec']['ingress'] as Json[])[1], { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ port: 'http', protocol: 'TCP' }] });
 });
 
 t.test('networkPolicy.metricsFrom admits Prometheus to the hook server port; without it the notes warn', { skip }, async (t) => {

@@ -11,13 +11,15 @@ import { ROOT, SKIP_HELM, ofKind, one, renderChart, type Json, type RenderOption
 const skip = SKIP_HELM;
 const TEMPLATED = ['service', 'authorization', 'caBundle'];
 
+// The Viti API's controllers are rendered only with viti.enabled (test/helm/viti.test.ts).
 const generated = new Map(
   readdirSync(join(ROOT, 'manifests/metacontroller'))
     .filter((name) => name.endsWith('.yaml'))
     .map((name) => {
       const controller = parse(readFileSync(join(ROOT, 'manifests/metacontroller', name), 'utf8'), { version: '1.1' }) as Json;
       return [String(controller['metadata']['name']), controller] as const;
-    }),
+    })
+    .filter(([, controller]) => !String(controller['spec']['parentResource']['apiVersion']).startsWith('vitistack.io/')),
 );
 
 /** The controller with the templated webhook fields removed, and only the generated metadata. */

@@ -7,6 +7,7 @@ import type { Test } from 'tap';
 import { FakeCluster, MetacontrollerStandIn, type KubeObject, type ObjectValidator, type StatusPruner } from '../harness/index.js';
 import type { DriverRegistry } from '../../src/contracts/driver.js';
 import type { RuntimeSettings } from '../../src/hooks/provider-runtime.js';
+import type { VitiSettings } from '../../src/hooks/viti/cluster.js';
 import type { ProviderRegistry } from '../../src/hypervisors/registry.js';
 import type { SimulatorOptions } from '../../src/hypervisors/simulator/index.js';
 import { FakeClock } from './clock.js';
@@ -41,6 +42,7 @@ export async function lifecycle(
     runtime?: RuntimeSettings;
     /** The hook's budget for driver calls; real peers get the production default (7 s). */
     budgetMs?: number;
+    viti?: VitiSettings;
   } = {},
 ) {
   const clock = options.clock ?? new FakeClock();
@@ -50,6 +52,7 @@ export async function lifecycle(
     ...(options.registry ? { registry: options.registry } : {}),
     ...(options.runtime ? { runtime: options.runtime } : {}),
     ...(options.budgetMs !== undefined ? { budgetMs: options.budgetMs } : {}),
+    ...(options.viti !== undefined ? { viti: options.viti } : {}),
   });
   const baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   const validators = new Map<string, ObjectValidator>();

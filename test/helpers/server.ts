@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import type { DriverRegistry } from '../../src/contracts/driver.js';
 import { buildServer } from '../../src/hooks/server.js';
 import type { RuntimeSettings } from '../../src/hooks/provider-runtime.js';
+import type { VitiSettings } from '../../src/hooks/viti/cluster.js';
 import { ProviderRegistry } from '../../src/hypervisors/registry.js';
 import { SimulatedHypervisor, type SimulatorOptions } from '../../src/hypervisors/simulator/index.js';
 import { FakeClock } from './clock.js';
@@ -16,6 +17,8 @@ export function testServer(
     runtime?: RuntimeSettings;
     hookToken?: string;
     requestTimeoutMs?: number;
+    viti?: VitiSettings;
+    steadyResyncSeconds?: number;
   } = {},
 ) {
   const clock = options.clock ?? new FakeClock();
@@ -35,6 +38,8 @@ export function testServer(
     ...(options.runtime ? { runtime: options.runtime } : {}),
     ...(options.hookToken !== undefined ? { hookToken: options.hookToken } : {}),
     ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    ...(options.viti !== undefined ? { viti: options.viti } : {}),
+    ...(options.steadyResyncSeconds !== undefined ? { steadyResyncSeconds: options.steadyResyncSeconds } : {}),
     logger: { level: 'debug', stream },
   });
   return { app, world, clock, logs };

@@ -69,7 +69,7 @@ t.test('manifests/ holds no YAML the generator does not write', async (t) => {
 });
 
 t.test('there is one CRD and one CompositeController per kind', async (t) => {
-  t.equal(crds.length, 11);
+  t.equal(crds.length, 14);
   t.equal(controllers.length, crds.length);
 });
 
@@ -80,8 +80,9 @@ for (const [i, crd] of crds.entries()) {
     t.same(structuralIssues(crd), [], crdPaths[i] ?? kind);
   });
 
-  t.test(`the ${kind} CRD is in category virtrigaud and has the status subresource`, async (t) => {
-    t.same(at(crd, 'spec', 'names', 'categories'), ['virtrigaud']);
+  const viti = at(crd, 'spec', 'group') === 'vitistack.io';
+  t.test(`the ${kind} CRD is in category ${viti ? 'vitistack' : 'virtrigaud'} and has the status subresource`, async (t) => {
+    t.same(at(crd, 'spec', 'names', 'categories'), [viti ? 'vitistack' : 'virtrigaud']);
     const versions = at(crd, 'spec', 'versions');
     t.ok(Array.isArray(versions) && versions.length > 0);
     for (const version of Array.isArray(versions) ? versions : []) {

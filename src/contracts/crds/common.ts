@@ -173,6 +173,12 @@ export const CommonStatusFields = {
   observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'The generation of the spec this status is about.' })),
 };
 
+/** The API group, version, scope and category of a kind. */
+export function apiOf(kind: Pick<KindDefinition, 'api'>): { group: string; version: string; scope: 'Namespaced' | 'Cluster'; category: string; apiVersion: string } {
+  const api = kind.api ?? { group: GROUP, version: VERSION, scope: 'Namespaced' as const, category: 'virtrigaud' };
+  return { ...api, apiVersion: `${api.group}/${api.version}` };
+}
+
 /** Metadata as hooks receive it. Only what we read is typed; the rest passes through. */
 export const ObjectMeta = Type.Object(
   {
@@ -197,7 +203,14 @@ export type ObjectMeta = Static<typeof ObjectMeta>;
  * One custom resource: the schema the CRD is generated from (`spec`, `status`) plus what the hook
  * request adds around it (apiVersion, kind, metadata).
  */
+/** The Viti Proxmox Operator's API (seeds 003/004), served by the same engine. */
+export const VITI_GROUP = 'vitistack.io';
+export const VITI_VERSION = 'v1alpha1';
+export const VITI_API_VERSION = `${VITI_GROUP}/${VITI_VERSION}`;
+
 export interface KindDefinition<Spec extends TSchema = TSchema, Status extends TSchema = TSchema> {
+  /** Default infra.virtrigaud.io / v1beta1, namespaced, category virtrigaud. */
+  api?: { group: string; version: string; scope: 'Namespaced' | 'Cluster'; category: string };
   kind: string;
   plural: string;
   singular: string;
@@ -234,10 +247,10 @@ export const REASON_COLUMN: PrinterColumn = {
 export const AGE_COLUMN: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
 
 /** The request-side object schema for a kind: typed spec, loosely typed status (it is our own previous answer). */
-export function ResourceObject<Spec extends TSchema>(kind: string, spec: Spec) {
+export function ResourceObject<Spec extends TSchema>(kind: string, spec: Spec, apiVersion: string = API_VERSION) {
   return Type.Object(
     {
-      apiVersion: Type.Literal(API_VERSION),
+      apiVersion: Type.Literal(apiVersion),
       kind: Type.Literal(kind),
       metadata: ObjectMeta,
       spec,

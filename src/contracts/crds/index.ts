@@ -9,6 +9,7 @@ import { VMSetKind } from './vmset.js';
 import { VMPlacementPolicyKind } from './vmplacementpolicy.js';
 import { VMMigrationKind } from './vmmigration.js';
 import { VMSnapshotKind, VMSnapshotScheduleKind } from './vmsnapshot.js';
+import { MachineKind, ProxmoxClusterKind, ProxmoxNodeKind } from './viti.js';
 
 export * from './common.js';
 export * from './provider.js';
@@ -21,6 +22,7 @@ export * from './vmclone.js';
 export * from './vmset.js';
 export * from './vmplacementpolicy.js';
 export * from './vmmigration.js';
+export * from './viti.js';
 
 /** Every kind this version serves, in the order manifests are written. */
 export const KINDS: readonly KindDefinition[] = [
@@ -35,4 +37,7 @@ export const KINDS: readonly KindDefinition[] = [
   VMSetKind,
   VMPlacementPolicyKind,
   VMMigrationKind,
+  ProxmoxClusterKind,
+  ProxmoxNodeKind,
+  MachineKind,
 ];

@@ -93,6 +93,8 @@ export function hardRuleViolation(host: HostState, rules: PlacementRules, reques
   if (request.cluster !== undefined && host.cluster !== lastSegment(request.cluster)) return `not in cluster ${request.cluster}`;
   if (rules.nodeSelector !== undefined && !rules.nodeSelector.includes(host.name)) return 'not in nodeSelector';
   if (rules.maxVMsPerNode !== undefined && host.vms.length >= rules.maxVMsPerNode) return `maxVMsPerNode ${rules.maxVMsPerNode} reached`;
+  const hostLimit = rules.maxVMsByHost?.[host.name];
+  if (hostLimit !== undefined && host.vms.length >= hostLimit) return `maxVMs ${hostLimit} reached`;
   const freeMemory = host.memoryBytes - host.memoryAllocatedBytes - request.memoryBytes;
   if (freeMemory < 0) return `${formatBytes(Math.max(0, host.memoryBytes - host.memoryAllocatedBytes))} free < ${formatBytes(request.memoryBytes)} asked`;
   if (rules.minFreeMemoryBytes !== undefined && freeMemory < rules.minFreeMemoryBytes) {

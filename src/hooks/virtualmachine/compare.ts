@@ -1,5 +1,5 @@
 // Desired versus observed hardware: what differs, what can be applied and how. Pure.
-import type { Capabilities, CreateSpec, ObservedVM, ResourceChange } from '../../contracts/driver.js';
+import type { Capabilities, CreateSpec, ObservedVM, ResourceChange, VMSettings } from '../../contracts/driver.js';
 import { formatBytes } from '../../contracts/quantity.js';
 
 export interface SizeChange {
@@ -32,6 +32,8 @@ export function compareHardware(desired: CreateSpec, observed: ObservedVM): Hard
   // Only a driver with the tags capability reports tags; the hook sends them sorted and unique.
   const wantedTags = desired.tags ?? [];
   if (observed.tags !== undefined && !sameSet(wantedTags, observed.tags)) resources.tags = wantedTags;
+  const settings = settingsChange(desired.settings ?? {}, observed.settings ?? {});
+  if (settings !== undefined) resources.settings = settings;
 
   const grow: SizeChange[] = [];
   const shrink: SizeChange[] = [];
@@ -44,6 +46,13 @@ export function compareHardware(desired: CreateSpec, observed: ObservedVM): Hard
       grow.push({ disk: disk.name, fromBytes: current.sizeBytes, toBytes: disk.sizeBytes });
     } else if (current.sizeBytes - disk.sizeBytes >= SIZE_ROUNDING_BYTES) {
       shrink.push({ disk: disk.name, fromBytes: current.sizeBytes, toBytes: disk.sizeBytes });
+    }
+    if (current) {
+      for (const setting of ['bus', 'cache', 'format', 'datastore'] as const) {
+        if (disk[setting] !== undefined && current[setting] !== undefined && disk[setting] !== current[setting]) {
+          notApplicable.push(`disk ${disk.name} has ${setting} ${String(current[setting])}, not ${String(disk[setting])}`);
+        }
+      }
     }
   }
   for (const disk of observed.disks) {
@@ -91,6 +100,26 @@ export function compareHardware(desired: CreateSpec, observed: ObservedVM): Hard
   return { resources, grow, shrink, notApplicable };
 }
 
+/**
+ * The settings the spec names whose observed value differs; a setting the driver does not report
+ * (undefined observed) is not compared, as for NICs. Undefined when nothing differs.
+ */
+function settingsChange(desired: VMSettings, observed: VMSettings): VMSettings | undefined {
+  const change: VMSettings = {};
+  const topology = desired.cpuTopology;
+  const seen = observed.cpuTopology;
+  if (topology !== undefined && seen !== undefined && (topology.sockets !== seen.sockets || topology.cores !== seen.cores)) change.cpuTopology = { ...topology };
+  if (desired.osType !== undefined && observed.osType !== undefined && desired.osType !== observed.osType) change.osType = desired.osType;
+  if (desired.bootOrder !== undefined && observed.bootOrder !== undefined && desired.bootOrder.join(',') !== observed.bootOrder.join(',')) {
+    change.bootOrder = [...desired.bootOrder];
+  }
+  for (const flag of ['guestAgent', 'balloon', 'protection'] as const) {
+    const wanted = desired[flag];
+    if (wanted !== undefined && observed[flag] !== undefined && wanted !== observed[flag]) change[flag] = wanted;
+  }
+  return Object.keys(change).length > 0 ? change : undefined;
+}
+
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   const left = new Set(a);
   const right = new Set(b);
@@ -105,8 +134,14 @@ export function splitOnline(
 ): { online: ResourceChange; offline: ResourceChange } {
   const online: ResourceChange = {};
   const offline: ResourceChange = {};
-  // Tags are the hypervisor's bookkeeping, not the guest's: set whatever the power state.
+  // Tags are the hypervisor's bookkeeping, not the guest's: set whatever the power state. So is
+  // deletion protection; every other setting is the guest's hardware and waits for it to be off.
   if (change.tags !== undefined) online.tags = change.tags;
+  if (change.settings !== undefined) {
+    const { protection, ...guest } = change.settings;
+    if (protection !== undefined) online.settings = { protection };
+    if (Object.keys(guest).length > 0) offline.settings = guest;
+  }
   if (change.cpus !== undefined) {
     const canOnline =
       observed.features.cpuHotAdd && (change.cpus > observed.cpus ? capabilities.cpuHotAdd : capabilities.cpuHotRemove);
@@ -124,7 +159,7 @@ export function splitOnline(
 }
 
 export function isEmptyChange(change: ResourceChange): boolean {
-  return change.cpus === undefined && change.memoryBytes === undefined && change.tags === undefined;
+  return change.cpus === undefined && change.memoryBytes === undefined && change.tags === undefined && change.settings === undefined;
 }
 
 export function describeChange(change: ResourceChange, observed: ObservedVM): string {
@@ -134,6 +169,11 @@ export function describeChange(change: ResourceChange, observed: ObservedVM): st
     parts.push(`memory ${formatBytes(observed.memoryBytes)} → ${formatBytes(change.memoryBytes)}`);
   }
   if (change.tags !== undefined) parts.push(`tags [${(observed.tags ?? []).join(', ')}] → [${change.tags.join(', ')}]`);
+  const before = observed.settings ?? {};
+  const after = change.settings ?? {};
+  const show = (value: unknown): string =>
+    value === undefined ? 'unset' : Array.isArray(value) ? value.join(',') : typeof value === 'object' && value !== null ? Object.entries(value).map(([k, v]) => `${k} ${String(v)}`).join(' ') : String(value);
+  for (const [key, value] of Object.entries(after)) parts.push(`${key} ${show(before[key as keyof VMSettings])} → ${show(value)}`);
   return parts.join(', ');
 }
 

@@ -65,6 +65,15 @@ export interface Respond {
   finalized?: boolean;
 }
 
+/**
+ * What the engine reads of the object it serves: its metadata and the VM-shaped status it wrote
+ * last time. A VirtualMachine is one; a Machine (hooks/viti) hands over its status.virtualMachine.
+ */
+export interface EngineSubject {
+  metadata: VirtualMachineObject['metadata'];
+  status?: Record<string, unknown> | undefined;
+}
+
 export class VMHookContext {
   readonly previous: PreviousStatus;
   readonly identity: Identity;
@@ -72,7 +81,7 @@ export class VMHookContext {
   readonly deleting: boolean;
 
   constructor(
-    readonly vm: VirtualMachineObject,
+    readonly vm: EngineSubject,
     private readonly deps: VMHookDeps,
     private readonly signal: AbortSignal = AbortSignal.timeout(deps.budgetMs),
   ) {

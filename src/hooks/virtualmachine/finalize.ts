@@ -11,6 +11,7 @@ import { creationInFlight, observe, recordedTaskRuns, taskRunning, type Observat
 import { lockWait } from './plan.js';
 import { backingOff, backoffSeconds, currentFailure, describeBackoff, recordFailure } from './retry.js';
 import { resolveProvider } from './resolve.js';
+import type { ProviderTarget } from '../../contracts/driver.js';
 import { PAUSED_ANNOTATION, isPaused } from './sync.js';
 
 function deletingConditions(reason: string, message: string, ready = false): ConditionUpdate[] {
@@ -26,7 +27,8 @@ export async function finalizeVirtualMachine(
   signal?: AbortSignal,
 ): Promise<SyncResponse> {
   const context = new VMHookContext(request.parent, deps, signal);
-  const { vm, previous } = context;
+  const vm = request.parent;
+  const { previous } = context;
   const keep = { task: previous.task, providerID: previous.providerID, finalized: false, failure: previous.failure, lockHeld: previous.lockHeld };
 
   if ((vm.spec.deletionPolicy ?? 'Delete') === 'Retain') {
@@ -46,11 +48,30 @@ export async function finalizeVirtualMachine(
       resyncAfterSeconds: 30,
     }, false);
   }
-  const driver = await context.driverFor(provider.provider);
+  return deleteVM(context, deps, provider.provider);
+}
+
+export interface DeleteOptions {
+  /** The deletion protection the spec wants (a Machine's spec.protection); undefined: the front-end has no such field. */
+  protection?: boolean;
+  /** How the spec lifts protection, for the message (e.g. "set spec.protection to false"). */
+  liftProtection?: string;
+}
+
+/**
+ * The delete of a finalizing object's VM, whichever front-end resolved its provider: observe,
+ * wait for what runs, delete once, confirm it is gone. A VM with deletion protection on is not
+ * asked to go (the hypervisor would refuse): protection the spec no longer wants is lifted first,
+ * otherwise the object waits and says how to lift it.
+ */
+export async function deleteVM(context: VMHookContext, deps: VMHookDeps, provider: ProviderTarget, options: DeleteOptions = {}): Promise<SyncResponse> {
+  const { vm, previous } = context;
+  const keep = { task: previous.task, providerID: previous.providerID, finalized: false, failure: previous.failure, lockHeld: previous.lockHeld };
+  const driver = await context.driverFor(provider);
   if (!driver.ok) {
     return context.respond(undefined, deletingConditions(driver.reason, `cannot delete the VM: ${driver.message}`), { ...keep, resyncAfterSeconds: 60 }, false);
   }
-  const calls = context.calls(driver.driver, provider.provider);
+  const calls = context.calls(driver.driver, provider);
   const failure = currentFailure(previous.failure, vm.metadata.generation);
   let observation: Observation;
   try {
@@ -69,7 +90,7 @@ export async function finalizeVirtualMachine(
       resyncAfterSeconds: reported.retryable ? 10 : 60,
     }, false);
   }
-  context.trackTask(provider.provider, observation);
+  context.trackTask(provider, observation);
   const found = observation.vm;
   const task = observation.task;
   if (!found) {
@@ -109,6 +130,21 @@ export async function finalizeVirtualMachine(
   const held = backingOff(record, 'Delete', context.now);
   if (record && held) {
     return waiting(record.reason, describeBackoff(record, held.until), Math.max(1, Math.ceil((held.until - context.now) / 1000)), { task: undefined });
+  }
+  if (found.settings?.protection === true) {
+    if (options.protection === false) {
+      try {
+        const started = await calls.call('reconfigure', (call) => driver.driver.reconfigure({ id: found.id, owner: context.identity }, { settings: { protection: false } }, call));
+        if (started.task) deps.metrics.taskStarted(calls.provider, started.task);
+        return waiting('Deleting', `lifting the deletion protection of VM ${found.id}, then deleting it`, 2, { task: undefined });
+      } catch (error) {
+        const reported = reportDriverError(error, 'lifting the deletion protection', 'NotOwned');
+        record = recordFailure(record, { operation: 'Delete', ...reported }, context.now, vm.metadata.generation);
+        return waiting(reported.reason, reported.message, backoffSeconds(record), { task: undefined, failure: record });
+      }
+    }
+    const how = options.liftProtection ?? 'turn its protection off on the hypervisor';
+    return waiting('DeletionProtected', `VM ${found.id} has deletion protection on; to delete it, ${how}`, deps.steadyResyncSeconds, { task: undefined });
   }
   try {
     const started = await calls.call('delete', (options) => driver.driver.delete({ id: found.id, owner: context.identity }, options));

@@ -66,7 +66,7 @@ function missing(reason: string, message: string): { ok: false } & Unresolved {
   return { ok: false, reason, message };
 }
 
-export function identityOf(vm: VirtualMachineObject): Identity {
+export function identityOf(vm: Pick<VirtualMachineObject, 'metadata'>): Identity {
   return { uid: vm.metadata.uid ?? '', namespace: vm.metadata.namespace ?? '', name: vm.metadata.name };
 }
 

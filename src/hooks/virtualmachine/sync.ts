@@ -10,7 +10,8 @@ import { act, type ActResult } from './act.js';
 import { observe, recordedTaskRuns, type Observation } from './observe.js';
 import { RESYNC, operationOf, planNextAction, type Action, type Plan } from './plan.js';
 import { backingOff, backoffSeconds, currentFailure, describeBackoff, recordFailure } from './retry.js';
-import { resolve, resolveProvider, resolveReferences, unsupportedMessage } from './resolve.js';
+import { resolve, resolveProvider, resolveReferences, unsupportedMessage, type References, type ResolvedVM } from './resolve.js';
+import type { DriverCalls } from '../driver-calls.js';
 import { VMHookContext, type VMHookDeps } from './context.js';
 import {
   UNSCHEDULABLE_RETRY_SECONDS,
@@ -23,7 +24,7 @@ import {
 
 export const PAUSED_ANNOTATION = 'virtrigaud.io/paused';
 
-export function isPaused(vm: VirtualMachineObject): boolean {
+export function isPaused(vm: Pick<VirtualMachineObject, 'metadata'>): boolean {
   return vm.metadata.annotations?.[PAUSED_ANNOTATION] === 'true';
 }
 
@@ -33,7 +34,8 @@ export async function syncVirtualMachine(
   signal?: AbortSignal,
 ): Promise<SyncResponse> {
   const context = new VMHookContext(request.parent, deps, signal);
-  const { vm, previous } = context;
+  const vm = request.parent;
+  const { previous } = context;
 
   const providerResult = resolveProvider(vm, request.related);
   if (!providerResult.ok) return context.unobserved(providerResult.reason, providerResult.message);
@@ -85,7 +87,24 @@ export async function syncVirtualMachine(
       lockHeld: previous.lockHeld,
     });
   }
-  const desired = resolution.vm;
+  const policy = references.ok ? references.references.placement : undefined;
+  return planAndAct(context, deps, calls, observation, resolution.vm, policy);
+}
+
+/**
+ * Steps 3–5 for a desired VM, whichever front-end resolved it (a VirtualMachine here, a Machine in
+ * hooks/viti): plan the next action, place, act, report.
+ */
+export async function planAndAct(
+  context: VMHookContext,
+  deps: VMHookDeps,
+  calls: DriverCalls,
+  observation: Observation,
+  desired: ResolvedVM,
+  policy?: References['placement'],
+): Promise<SyncResponse> {
+  const { vm, previous } = context;
+  const driver = { driver: calls.driver };
   const plan = planNextAction({
     desired,
     observed: observation.vm,
@@ -113,7 +132,6 @@ export async function syncVirtualMachine(
   if (plan.action.kind === 'create' && !observation.vm && !desired.clone && driver.driver.capabilities.placementPolicy && labelBytes(labels) <= UNPOLICED_LABEL_BYTES) {
     desired.create.placementRecord = { labels: { ...labels }, order: context.now };
   }
-  const policy = references.ok ? references.references.placement : undefined;
   let placement: PlacementOutcome | undefined;
   if (policy && !blocked && !context.deleting) {
     const placementContext: PlacementContext = {

@@ -2,9 +2,11 @@
 // explicitly skipped, and a configured CA bundle added to the public roots instead of replacing
 // them, so a CA-signed endpoint keeps working when a private CA is configured too. The Provider's
 // spec.connectionPooling and spec.rateLimit reach it as `limits` (read from the runtime's
-// environment by the driver's config reader).
+// environment by the driver's config reader). A client certificate, when configured, is
+// presented to servers that demand one (mutual TLS).
 import { rootCertificates } from 'node:tls';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool, buildConnector, type Dispatcher } from 'undici';
+import type { Secret } from './secret.js';
 
 /** What a Provider may set about the HTTP client; unset: the driver's own defaults. */
 export interface HttpClientLimits {
@@ -23,6 +25,16 @@ export interface HttpsPoolOptions {
   insecureSkipVerify: boolean;
   caBundle?: string | undefined;
   limits?: HttpClientLimits | undefined;
+  /** Mutual TLS: the certificate (PEM, the leaf first, then any intermediates) and its key. */
+  clientCertificate?: { cert: string; key: Secret } | undefined;
+  /**
+   * Fail a request with the TLS alert its server sent rather than undici's "other side closed".
+   * Under TLS 1.3 the client's handshake is over before the server has looked at its certificate,
+   * so a refusal (alert 116 "certificate required", 48 "unknown CA", 45 "certificate expired")
+   * arrives as an error on a connection that already carries the request, and undici then reports
+   * the end of the stream that follows instead (its client-h1 onHttpSocketEnd).
+   */
+  reportTlsAlerts?: boolean | undefined;
 }
 
 /**
@@ -72,17 +84,34 @@ class RateLimitedPool extends Pool {
   }
 }
 
+const TLS_ALERT = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_/;
+
+/** Ends a connection at the first TLS alert on it, so the request it carries fails with that alert. */
+function failingOnTlsAlerts(connector: buildConnector.connector): buildConnector.connector {
+  return (options, callback) =>
+    connector(options, (...args) => {
+      const socket = args[1];
+      socket?.on('error', (error: Error & { code?: unknown }) => {
+        if (typeof error.code === 'string' && TLS_ALERT.test(error.code) && !socket.destroyed) socket.destroy(error);
+      });
+      callback(...args);
+    });
+}
+
 export function httpsPool(origin: string, options: HttpsPoolOptions): Pool {
   const limits = options.limits ?? {};
+  const client = options.clientCertificate;
+  const connect: buildConnector.BuildOptions = {
+    timeout: limits.connectTimeoutMs ?? Math.min(options.timeoutMs, 10_000),
+    rejectUnauthorized: !options.insecureSkipVerify,
+    ...(options.caBundle === undefined ? {} : { ca: [...rootCertificates, options.caBundle] }),
+    ...(client === undefined ? {} : { cert: client.cert, key: client.key.reveal() }),
+  };
   const poolOptions: Pool.Options = {
     connections: limits.maxConnections ?? options.connections,
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
-    connect: {
-      timeout: limits.connectTimeoutMs ?? Math.min(options.timeoutMs, 10_000),
-      rejectUnauthorized: !options.insecureSkipVerify,
-      ...(options.caBundle === undefined ? {} : { ca: [...rootCertificates, options.caBundle] }),
-    },
+    connect: options.reportTlsAlerts === true ? failingOnTlsAlerts(buildConnector(connect)) : connect,
     ...(limits.idleTimeoutMs === undefined ? {} : { keepAliveTimeout: limits.idleTimeoutMs, keepAliveMaxTimeout: limits.idleTimeoutMs }),
   };
   if (limits.rateLimit === undefined) return new Pool(origin, poolOptions);

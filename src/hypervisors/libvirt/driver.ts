@@ -25,6 +25,7 @@ import type {
   TaskStatus,
   VMRef,
 } from '../../contracts/driver.js';
+import { WITHOUT_MACHINE_CAPABILITIES, unsupportedSettings } from '../../contracts/driver.js';
 import type { LibvirtConfig } from './config.js';
 import type { LibvirtContext } from './context.js';
 import { createVM } from './create.js';
@@ -105,6 +106,8 @@ export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
   // Uploaded as a qcow2 volume of the pool (a dir pool: the copy is hashed on the host), verified,
   // and used by create as a template.
   diskImport: true,
+  // Settings, VM IDs, disk layout and blank VMs (Machines of the Viti API): not on this driver.
+  ...WITHOUT_MACHINE_CAPABILITIES,
 });
 
 export interface LibvirtDriverOptions {
@@ -147,7 +150,9 @@ export class LibvirtDriver implements Driver {
     return findVMByIdentity(this.#ctx, uid, options?.signal);
   }
 
-  create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
+  async create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
+    const unsupported = unsupportedSettings(spec, this.type, this.capabilities);
+    if (unsupported) throw unsupported;
     return createVM(this.#ctx, spec, options?.signal);
   }
 

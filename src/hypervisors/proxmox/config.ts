@@ -3,6 +3,7 @@
 // must say why at startup. Secrets live in Secret wrappers, so no error, log line, JSON dump or
 // util.inspect of the config can show them.
 
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { migrationStorage, type MigrationStorage } from '../common/disk-files.js';
 import { envBoolean, envValue, httpClientLimitsFromEnv, type Env } from '../common/env.js';
 import type { HttpClientLimits } from '../common/https-pool.js';
@@ -32,6 +33,8 @@ export interface ProxmoxConfig {
   auth: ProxmoxAuth;
   insecureSkipVerify: boolean;
   caBundle?: string;
+  /** Mutual TLS (PVE_CLIENT_CERT, PVE_CLIENT_KEY): presented to an endpoint that demands a client certificate. */
+  clientCertificate?: ClientCertificate;
   /** Preferred nodes, in order of preference. */
   nodeSelector: string[];
   /** VMIDs this driver may allocate; undefined: whatever `/cluster/nextid` says. */
@@ -50,6 +53,13 @@ export interface ProxmoxConfig {
   migrationServer?: MigrationServerConfig;
   /** The storage (with `import` content) disk imports go to; unset: the first one on the node chosen. */
   importStorage?: string;
+}
+
+export interface ClientCertificate {
+  /** PEM: the certificate, then any intermediates. */
+  cert: string;
+  /** PEM, unencrypted. */
+  key: Secret;
 }
 
 export interface MigrationServerConfig {
@@ -166,6 +176,38 @@ function parseCaBundle(raw: string | undefined): string | undefined {
   return raw;
 }
 
+/**
+ * PVE_CLIENT_CERT and PVE_CLIENT_KEY, both or neither (each also as `<NAME>_FILE`), checked at
+ * startup: a key that does not belong to the certificate would fail every handshake. Errors name
+ * the variables; neither value, nor OpenSSL's words about it, ever reach a message.
+ */
+function parseClientCertificate(env: Env): ClientCertificate | undefined {
+  const cert = envValue(env, 'PVE_CLIENT_CERT');
+  const key = envValue(env, 'PVE_CLIENT_KEY');
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined) fail('PVE_CLIENT_CERT is required with PVE_CLIENT_KEY');
+  if (key === undefined) fail('PVE_CLIENT_KEY is required with PVE_CLIENT_CERT');
+  // The certificate is not kept as a secret: a key pasted into it would be.
+  if (cert.includes('PRIVATE KEY-----')) fail('PVE_CLIENT_CERT holds a private key: put the key in PVE_CLIENT_KEY, the certificate alone in PVE_CLIENT_CERT');
+  let certificate: X509Certificate;
+  try {
+    if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw new Error('not PEM');
+    certificate = new X509Certificate(cert);
+  } catch {
+    fail('PVE_CLIENT_CERT must hold a certificate in PEM');
+  }
+  // PKCS#8 `ENCRYPTED PRIVATE KEY`, or a traditional key's `Proc-Type: 4,ENCRYPTED` header.
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type:\s*4,ENCRYPTED/.test(key)) fail('PVE_CLIENT_KEY is encrypted: give the key without a passphrase');
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    fail('PVE_CLIENT_KEY must hold a private key in PEM');
+  }
+  if (!certificate.checkPrivateKey(privateKey)) fail('PVE_CLIENT_KEY is not the key of the certificate in PVE_CLIENT_CERT');
+  return { cert, key: new Secret(key) };
+}
+
 export function proxmoxConfigFromEnv(env: Env): ProxmoxConfig {
   const endpoint = normalizeEndpoint(envValue(env, 'PVE_ENDPOINT'));
   const config: ProxmoxConfig = {
@@ -180,6 +222,8 @@ export function proxmoxConfigFromEnv(env: Env): ProxmoxConfig {
   };
   const caBundle = parseCaBundle(envValue(env, 'PVE_CA_BUNDLE'));
   if (caBundle !== undefined) config.caBundle = caBundle;
+  const clientCertificate = parseClientCertificate(env);
+  if (clientCertificate !== undefined) config.clientCertificate = clientCertificate;
   const vmidRange = parseVmidRange(envValue(env, 'PVE_VMID_RANGE'));
   if (vmidRange !== undefined) config.vmidRange = vmidRange;
 
@@ -207,5 +251,6 @@ export function proxmoxConfigFromEnv(env: Env): ProxmoxConfig {
 export function describeConfig(config: ProxmoxConfig): string {
   const who = config.auth.kind === 'token' ? `token ${config.auth.tokenId}` : `user ${config.auth.username}`;
   const tls = config.insecureSkipVerify ? 'TLS unverified' : config.caBundle !== undefined ? 'TLS with CA bundle' : 'TLS verified';
-  return `Proxmox VE at ${config.origin}${config.apiPath} as ${who} (${tls})`;
+  const mutual = config.clientCertificate === undefined ? '' : ', client certificate';
+  return `Proxmox VE at ${config.origin}${config.apiPath} as ${who} (${tls}${mutual})`;
 }

@@ -1,15 +1,19 @@
 // create, step 2: one `POST …/config` (async, a qmconfig task) that turns the clone into the spec's
-// VM at once: CPU, memory, CPU weight, firmware, features, NICs, extra disks, cloud-init, boot
-// order, tags and the final marker. One call, so a VM is either still `configuring` or configured;
-// the root disk is grown afterwards by the controller through resizeDisk when the spec asks for more.
+// VM at once: CPU, memory, CPU weight, firmware, features, settings (OS type, agent, ballooning,
+// protection), NICs, extra disks, cloud-init, boot order, tags and the final marker. One call, so a
+// VM is either still `configuring` or configured; the root disk is grown afterwards by the
+// controller through resizeDisk when the spec asks for more. The one exception comes first: an
+// empty CD-ROM drive the boot order names, added in a call of its own (ensureCdrom).
 
-import { InvalidSpecError, type CreateSpec, type Started } from '../../contracts/driver.js';
+import { InvalidSpecError, type BootDevice, type CreateSpec, type DiskSpec, type Started } from '../../contracts/driver.js';
 import { GiB, MiB } from '../../contracts/quantity.js';
 import { cicustomValue, cloudInitParams, metaDataDocument, requireNoCloud, writeSnippets, type CloudInitPlan, type CustomFiles } from './cloudinit.js';
 import type { ProxmoxConfig } from './config.js';
-import { agentEnabled, bootDiskSlot, bootOrder, disks, drives, firmwareOf, hotplugFeatures, maxCpus, nics, parseDrive } from './hardware.js';
+import { diskStorage, isQ35, newVolume, requireFreeSlot, rootDiskName, withDriveOption } from './disk-layout.js';
+import { bootDiskSlot, bootOrder, disks, drives, firmwareOf, hotplugFeatures, machineType, maxCpus, nics, parseDrive } from './hardware.js';
 import { descriptionWithMarker, tagsFor, type Marker } from './identity.js';
 import { ipconfigValue, nameservers, nicValue } from './network.js';
+import { EMPTY_CDROM, bootDevicesFor, cdromSlotFor, cdromSlots, needsCdrom, settingsChange } from './settings.js';
 import { num, isRow, parsePropertyString, str, type Row } from './values.js';
 import { vmPath, type OwnedVM, type ProxmoxContext } from './vm.js';
 
@@ -30,10 +34,32 @@ export async function configureVM(
     userData: cloudInit.rawKeys.length > 0 ? spec.userData : undefined,
     metaData: metaDataDocument(spec),
   });
-  const params = configuration(spec, vm.config, vm.marker, ctx.config, { cloudInit, custom, hostCpus });
+  const planned = Object.values(completeSlots(spec, vm.config, vm.marker).disks);
+  const config = await ensureCdrom(ctx, vm, spec.settings?.bootOrder, planned, signal);
+  const params = configuration(spec, config, vm.marker, ctx.config, { cloudInit, custom, hostCpus });
   const task = await ctx.client.post(vmPath(vm.node, vm.vmid, '/config'), params, { signal });
   ctx.directory.invalidate();
   return typeof task === 'string' ? { id: String(vm.vmid), task } : { id: String(vm.vmid) };
+}
+
+/**
+ * Adds an empty CD-ROM drive when the boot order names one the VM lacks (on a slot outside
+ * `reserved`), and answers the config with it. In a call of its own: qemu-server appends a new CD
+ * drive to the *old* boot order within the same update and walks the parameters in hash order
+ * (update_vm_api), so a `boot` sent along might be replaced. A synchronous PUT: nothing is allocated.
+ */
+export async function ensureCdrom(
+  ctx: ProxmoxContext,
+  vm: { node: string; vmid: number; config: Row },
+  order: readonly BootDevice[] | undefined,
+  reserved: readonly string[],
+  signal?: AbortSignal,
+): Promise<Row> {
+  if (!needsCdrom(order, vm.config)) return vm.config;
+  const slot = cdromSlotFor(new Set([...drives(vm.config).map((drive) => drive.slot), ...reserved]));
+  ctx.details.forget(vm.vmid);
+  await ctx.client.put(vmPath(vm.node, vm.vmid, '/config'), { [slot]: EMPTY_CDROM }, { signal });
+  return { ...vm.config, [slot]: EMPTY_CDROM };
 }
 
 /** The node's CPU threads, the ceiling for hot-added vCPUs; undefined without Sys.Audit. */
@@ -55,10 +81,10 @@ export interface ConfigurationInputs {
   hostCpus?: number | undefined;
 }
 
-/** Storage for new volumes: the spec's, else PVE_DEFAULT_STORAGE, else the boot disk's. */
-function volumeStorage(spec: CreateSpec, config: Row, rootSlot: string | undefined, settings: ProxmoxConfig): string {
+/** Storage for a new volume: the disk's, else the spec's, else PVE_DEFAULT_STORAGE, else the boot disk's. */
+function volumeStorage(spec: CreateSpec, config: Row, rootSlot: string | undefined, settings: ProxmoxConfig, disk: Pick<DiskSpec, 'datastore'> = {}): string {
   const root = drives(config).find((drive) => drive.slot === rootSlot);
-  const storage = spec.storage.datastore ?? settings.defaultStorage ?? root?.storage;
+  const storage = diskStorage(disk, spec, settings.defaultStorage, root?.storage);
   if (storage === undefined) throw new InvalidSpecError('no storage for new volumes: name a datastore in the spec or set PVE_DEFAULT_STORAGE');
   return storage;
 }
@@ -73,16 +99,24 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
   // The placeholder name given at clone time (identity.ts) becomes the spec's name now.
   const params: ConfigParams = { name: spec.name };
   const remove: string[] = [];
-  const rootSlot = bootDiskSlot(config, marker.disks[spec.disks.find((disk) => disk.root)?.name ?? 'root']);
-  const storage = (): string => volumeStorage(spec, config, rootSlot, settings);
+  const rootSlot = bootDiskSlot(config, marker.disks[rootDiskName(spec)]);
+  const storage = (disk?: DiskSpec): string => volumeStorage(spec, config, rootSlot, settings, disk);
   const custom = inputs.custom ?? {};
 
-  // CPU: with hot-add, PVE plugs `vcpus` of cores×sockets live, so the ceiling is the host's threads.
-  params['sockets'] = 1;
-  if (spec.features.cpuHotAdd) {
+  const topology = spec.settings?.cpuTopology;
+  if (topology !== undefined) {
+    // Exactly the topology asked for, every core running: validateCreateSpec refuses it together
+    // with CPU hot-add, whose `cores` would be a ceiling above the CPUs in use.
+    params['sockets'] = topology.sockets;
+    params['cores'] = topology.cores;
+    if (config['vcpus'] !== undefined) remove.push('vcpus');
+  } else if (spec.features.cpuHotAdd) {
+    // CPU: with hot-add, PVE plugs `vcpus` of cores×sockets live, so the ceiling is the host's threads.
+    params['sockets'] = 1;
     params['cores'] = Math.max(spec.cpus, inputs.hostCpus ?? 2 * spec.cpus, maxCpus(config));
     params['vcpus'] = spec.cpus;
   } else {
+    params['sockets'] = 1;
     params['cores'] = spec.cpus;
     if (config['vcpus'] !== undefined) remove.push('vcpus');
   }
@@ -99,7 +133,11 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
     }
   }
   if (spec.features.tpm && str(config['tpmstate0']) === undefined) params['tpmstate0'] = `${storage()}:1,version=v2.0`;
-  if (!agentEnabled(config)) params['agent'] = 1;
+  // The guest agent is on unless the spec turns it off: describe reads guest addresses through it.
+  const { osType, balloon, protection } = spec.settings ?? {};
+  const others = settingsChange({ osType, guestAgent: spec.settings?.guestAgent ?? true, balloon, protection }, config, { network: [], cdrom: [] });
+  Object.assign(params, others.set);
+  remove.push(...others.remove);
   if (spec.features.cpuHotAdd || spec.features.memoryHotAdd) {
     // CPU and memory hotplug both need NUMA (NOTES §7).
     params['numa'] = 1;
@@ -126,13 +164,20 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
     if (config[`ipconfig${nic.index}`] !== undefined) remove.push(`ipconfig${nic.index}`);
   }
 
-  // Extra disks into their slots; a slot already filled is from an earlier, failed attempt.
+  // Extra disks into their slots; a slot already filled is from an earlier, failed attempt (or,
+  // for a blank VM, made with it).
   const slots = new Set(drives(config).map((drive) => drive.slot));
   for (const disk of spec.disks.filter((candidate) => !candidate.root)) {
     const slot = slotsOf.disks[disk.name];
     if (slot === undefined || slots.has(slot)) continue;
-    params[slot] = `${storage()}:${gibibytes(disk.sizeBytes)}`;
+    params[slot] = newVolume(storage(disk), gibibytes(disk.sizeBytes), disk);
     slots.add(slot);
+  }
+  // The root disk's cache mode, on the volume the clone (or create) made.
+  const rootCache = spec.disks.find((disk) => disk.root)?.cache;
+  const rootValue = rootSlot === undefined ? undefined : str(config[rootSlot]);
+  if (rootSlot !== undefined && rootValue !== undefined && rootCache !== undefined && parseDrive(rootSlot, rootValue)?.cache !== rootCache) {
+    params[rootSlot] = withDriveOption(rootValue, 'cache', rootCache);
   }
 
   if (cloudInitUsed) {
@@ -149,8 +194,14 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
     if (inputs.cloudInit.searchdomains.length > 0) params['searchdomain'] = inputs.cloudInit.searchdomains.join(' ');
   }
 
-  const diskSlots = [...disks(config).map((disk) => disk.slot), ...Object.keys(params).filter((key) => isNewDisk(key, params[key]))];
-  params['boot'] = bootOrder(diskSlots, rootSlot);
+  const order = spec.settings?.bootOrder;
+  if (order === undefined) {
+    const diskSlots = new Set([...disks(config).map((disk) => disk.slot), ...Object.keys(params).filter((key) => isNewDisk(key, params[key]))]);
+    params['boot'] = bootOrder([...diskSlots], rootSlot);
+  } else {
+    const network = spec.nics.map((nic) => slotsOf.nics[nic.name] ?? '');
+    params['boot'] = `order=${bootDevicesFor(order, { ...(rootSlot === undefined ? {} : { disk: rootSlot }), network, cdrom: cdromSlots(config) }).join(';')}`;
+  }
   // Also without cloud-init in the spec: a clone may carry another owner's snippets (cicustomValue).
   const cicustom = cicustomValue(str(config['cicustom']), custom, settings);
   if (cicustom !== undefined && cicustom !== str(config['cicustom'])) params['cicustom'] = cicustom;
@@ -169,17 +220,18 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
 /** The marker's slots, completed for disks and NICs it does not know (the spec changed since the clone). */
 function completeSlots(spec: CreateSpec, config: Row, marker: Marker): { disks: Record<string, string>; nics: Record<string, string> } {
   const disks: Record<string, string> = {};
-  const rootName = spec.disks.find((disk) => disk.root)?.name ?? 'root';
+  const rootName = rootDiskName(spec);
   const root = bootDiskSlot(config, marker.disks[rootName]);
   if (root !== undefined) disks[rootName] = root;
   const usedDisks = new Set([...drives(config).map((drive) => drive.slot), ...Object.values(marker.disks)]);
+  const q35 = isQ35(spec.machine ?? machineType(config));
   for (const disk of spec.disks.filter((candidate) => !candidate.root)) {
     const planned = marker.disks[disk.name];
     if (planned !== undefined) {
       disks[disk.name] = planned;
       continue;
     }
-    const slot = freeScsi(usedDisks);
+    const slot = requireFreeSlot(disk.bus ?? 'scsi', usedDisks, q35, `disk '${disk.name}'`);
     usedDisks.add(slot);
     disks[disk.name] = slot;
   }

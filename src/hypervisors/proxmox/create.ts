@@ -7,29 +7,33 @@
 // early as PVE allows. In between, this process attributes the VMID through its pending record
 // (vm.ts), and any process waits while our clone task runs (creations.ts), so the owner is never
 // reported without a VM while one is being made. describe reports `incomplete` once the clone task
-// ends, and the next create continues with step 2. A VM made from an imported disk takes the same
-// two steps, its first being a create instead of a clone (import-create.ts).
+// ends, and the next create continues with step 2. A VM made from an imported disk or from
+// nothing (a blank VM) takes the same two steps, its first being a create instead of a clone
+// (create-call.ts).
 
-import { ConflictError, InvalidSpecError, NotFoundError, UnreachableError, type CreateSpec, type Started } from '../../contracts/driver.js';
+import { ConflictError, InvalidSpecError, NotFoundError, type CreateSpec, type DiskFormat, type Started } from '../../contracts/driver.js';
 import { formatBytes } from '../../contracts/quantity.js';
-import { metaDataDocument, planCloudInit, requireMetaDataSnippets, requireNoCloud, requireSnippets } from './cloudinit.js';
+import { createBlank } from './blank-create.js';
+import { metaDataDocument, planCloudInit, requireMetaDataSnippets, requireNoCloud, requireSnippets, type CloudInitPlan } from './cloudinit.js';
 import { configureVM } from './configure.js';
-import { bootDiskSlot, drives, firmwareOf } from './hardware.js';
-import { formatMarker, parseMarker, placeholderName, requireMarkerFits, type Marker } from './identity.js';
+import { knownFormat, planDiskSlots, requireDiskStorages, requireStorage, storageTypes } from './disk-layout.js';
+import { bootDiskSlot, drives, firmwareOf, machineType } from './hardware.js';
+import { creationMarker, formatMarker, parseMarker, placeholderName, type Marker } from './identity.js';
 import { bridgeFor, listBridges } from './network.js';
 import { mayBuild, runningCreations, waitForUnidentified } from './creations.js';
 import { createFromImport, isImportRef } from './import-create.js';
 import { scanOwned } from './observe.js';
-import { allocateVmid, chooseNode, chooseTemplate, crossNodeProblem } from './placement.js';
+import { chooseNode, chooseTemplate, crossNodeProblem, vmidChoice, withFreshVmid, type VmidChoice } from './placement.js';
 import { CREATION_LOCKS, parseResources, type ClusterResources, type VmRow } from './resources.js';
 import { str, type Row } from './values.js';
 import { validateCreateSpec } from './validate.js';
 import { readConfig, vmPath, type ProxmoxContext } from './vm.js';
 
 const CLONE_ATTEMPTS = 5;
-const MAX_SCSI = 30;
 
-export async function createVM(ctx: ProxmoxContext, spec: CreateSpec, signal?: AbortSignal): Promise<{ id: string } & Started> {
+type Created = { id: string } & Started;
+
+export async function createVM(ctx: ProxmoxContext, spec: CreateSpec, signal?: AbortSignal): Promise<Created> {
   validateCreateSpec(spec);
   const cloudInit = planCloudInit(spec.userData, spec.name);
   requireSnippets(cloudInit, ctx.config);
@@ -37,6 +41,25 @@ export async function createVM(ctx: ProxmoxContext, spec: CreateSpec, signal?: A
   // A meta-data document that cannot be composed is refused before anything is cloned.
   metaDataDocument(spec);
 
+  const first = await ownersCreation(ctx, spec, cloudInit, signal);
+  if ('id' in first) return first;
+  try {
+    return await createNew(ctx, spec, first.resources, signal);
+  } catch (error) {
+    // A requested VMID that "already exists" may be this owner's VM, made meanwhile by another
+    // runtime (or by an earlier call whose answer was lost): that VM is the answer, never a Conflict.
+    if (!(error instanceof ConflictError) || spec.requestedId === undefined) throw error;
+    const again = await ownersCreation(ctx, spec, cloudInit, signal);
+    if ('id' in again) return again;
+    throw error;
+  }
+}
+
+/**
+ * The owner's VM, its create continued where it stopped; else (nothing of the owner's, and nothing
+ * of ours being made that might be) the resources a new create starts from.
+ */
+async function ownersCreation(ctx: ProxmoxContext, spec: CreateSpec, cloudInit: CloudInitPlan, signal?: AbortSignal): Promise<Created | { resources: ClusterResources }> {
   // One unfiltered list: VMs (the identity check must not trust a cached snapshot), nodes and storages.
   const startedAt = ctx.directory.now();
   const resources = parseResources(await ctx.client.get('/cluster/resources', undefined, { signal }));
@@ -55,6 +78,14 @@ export async function createVM(ctx: ProxmoxContext, spec: CreateSpec, signal?: A
     return { id };
   }
   await waitForUnidentified(ctx, scan.unidentified, 'waiting for it before creating another VM', signal);
+  return { resources };
+}
+
+function createNew(ctx: ProxmoxContext, spec: CreateSpec, resources: ClusterResources, signal?: AbortSignal): Promise<Created> {
+  const requested = spec.requestedId;
+  // Listed, and neither the owner's nor one of ours still being made (ownersCreation): somebody else's.
+  if (requested !== undefined && resources.vms.some((row) => row.vmid === requested)) throw new ConflictError(`VM ${requested} already exists`);
+  if (spec.image.kind === 'blank') return createBlank(ctx, spec, resources, signal);
   if (spec.image.kind === 'template' && isImportRef(spec.image.ref)) return createFromImport(ctx, spec, spec.image.ref, resources, signal);
   return cloneTemplate(ctx, spec, resources, signal);
 }
@@ -71,7 +102,7 @@ async function runningCreation(ctx: ProxmoxContext, row: VmRow, signal?: AbortSi
   return ours.length === 1 && ours[0] !== undefined ? { task: ours[0].upid } : {};
 }
 
-async function cloneTemplate(ctx: ProxmoxContext, spec: CreateSpec, resources: ClusterResources, signal?: AbortSignal): Promise<{ id: string } & Started> {
+async function cloneTemplate(ctx: ProxmoxContext, spec: CreateSpec, resources: ClusterResources, signal?: AbortSignal): Promise<Created> {
   if (spec.image.kind !== 'template') throw new InvalidSpecError('only template images can be cloned');
   const image = spec.image;
   const host = spec.placement.host;
@@ -80,9 +111,13 @@ async function cloneTemplate(ctx: ProxmoxContext, spec: CreateSpec, resources: C
   if (!image.fullClone && !template.template) throw new InvalidSpecError(`linked clones need a template; VM ${template.vmid} is not one`);
   const templateConfig = await readConfig(ctx, template.node, template.vmid, signal);
   checkTemplate(spec, image.ref, templateConfig);
+  const root = spec.disks.find((disk) => disk.root);
+  const templateRoot = drives(templateConfig).find((drive) => drive.slot === bootDiskSlot(templateConfig));
+  if (!image.fullClone) checkLinkedRoot(spec, templateConfig, resources);
 
-  // `storage` is refused for linked clones ("parameter 'storage' not allowed for linked clones").
-  const storage = image.fullClone ? (spec.storage.datastore ?? ctx.config.defaultStorage) : undefined;
+  // `storage` and `format` are refused for linked clones ("parameter 'storage' not allowed for linked clones").
+  const storage = image.fullClone ? (root?.datastore ?? spec.storage.datastore ?? ctx.config.defaultStorage) : undefined;
+  const format = image.fullClone ? root?.format : undefined;
   let node = template.node;
   if (!image.fullClone) {
     if (host !== undefined && host !== template.node) {
@@ -96,27 +131,38 @@ async function cloneTemplate(ctx: ProxmoxContext, spec: CreateSpec, resources: C
       node = template.node;
     }
   }
+  const rootStorage = storage ?? templateRoot?.storage;
+  // The format is checked here because a full clone silently takes the storage's default for a
+  // format the storage cannot hold (qemu-server resolve_dst_disk_format).
+  if (rootStorage !== undefined && (storage !== undefined || format !== undefined)) requireStorage(resources, node, rootStorage, format);
+  requireDiskStorages(resources, node, spec, spec.disks.filter((disk) => !disk.root), ctx.config.defaultStorage, rootStorage);
   await checkBridges(ctx, node, spec, signal);
 
-  const marker: Marker = {
-    uid: spec.owner.uid,
-    namespace: spec.owner.namespace,
-    name: spec.owner.name,
-    disks: planDiskSlots(spec, templateConfig),
-    nics: Object.fromEntries(spec.nics.map((nic, index) => [nic.name, `net${index}`])),
-    state: 'configuring',
-  };
-  if (spec.placementRecord !== undefined) marker.placement = { labels: { ...spec.placementRecord.labels }, order: spec.placementRecord.order };
-  requireMarkerFits(marker);
+  const marker = creationMarker(spec, planDiskSlots(spec, templateConfig, machineType(templateConfig)));
   // Both land with the first copied drive, not before (see the top of this file).
   const params = {
     name: placeholderName(spec.owner.uid),
     description: formatMarker(marker),
     full: image.fullClone,
     storage,
+    format,
     target: node === template.node ? undefined : node,
   };
-  return cloneWithFreshId(ctx, template, params, marker, resources.vms, signal);
+  return cloneWithFreshId(ctx, template, params, marker, resources.vms, signal, vmidChoice(spec));
+}
+
+/** A linked clone shares the template's root volume: its storage and format are the template's. */
+function checkLinkedRoot(spec: CreateSpec, templateConfig: Row, resources: ClusterResources): void {
+  const root = spec.disks.find((disk) => disk.root);
+  if (root === undefined) return;
+  const volume = drives(templateConfig).find((drive) => drive.slot === bootDiskSlot(templateConfig));
+  if (root.datastore !== undefined && root.datastore !== volume?.storage) {
+    throw new InvalidSpecError(`a linked clone keeps root disk '${root.name}' on the template's storage '${volume?.storage ?? ''}', not '${root.datastore}'`);
+  }
+  const format: DiskFormat | undefined = knownFormat(volume, storageTypes(resources));
+  if (root.format !== undefined && root.format !== format) {
+    throw new InvalidSpecError(`a linked clone keeps root disk '${root.name}' in the template's format${format === undefined ? '' : ` (${format})`}, not ${root.format}`);
+  }
 }
 
 function checkTemplate(spec: CreateSpec, ref: string, config: Row): void {
@@ -139,23 +185,6 @@ function checkTemplate(spec: CreateSpec, ref: string, config: Row): void {
   }
 }
 
-/** Spec disk → slot: the root is the template's boot disk, the others get the next free `scsi<n>`. */
-export function planDiskSlots(spec: CreateSpec, templateConfig: Row): Record<string, string> {
-  const slots: Record<string, string> = {};
-  const root = bootDiskSlot(templateConfig);
-  const rootName = spec.disks.find((disk) => disk.root)?.name ?? 'root';
-  if (root !== undefined) slots[rootName] = root;
-  const used = new Set(drives(templateConfig).map((drive) => drive.slot));
-  let next = 0;
-  for (const disk of spec.disks.filter((candidate) => !candidate.root)) {
-    while (used.has(`scsi${next}`)) next += 1;
-    if (next > MAX_SCSI) throw new InvalidSpecError(`no free SCSI slot for disk '${disk.name}'`);
-    slots[disk.name] = `scsi${next}`;
-    used.add(`scsi${next}`);
-  }
-  return slots;
-}
-
 /**
  * Refuses a classic bridge (`vmbrN`) the node does not have, before anything is cloned. Other
  * names may be SDN vnets, which the bridge list does not show, and a node that will not list its
@@ -168,7 +197,7 @@ export async function checkBridges(ctx: ProxmoxContext, node: string, spec: Crea
   for (const nic of spec.nics) {
     const bridge = bridgeFor(nic);
     if (/^vmbr\d+$/.test(bridge) && !bridges.includes(bridge)) {
-      throw new InvalidSpecError(`bridge '${bridge}' of NIC '${nic.name}' not found on node '${node}'`);
+      throw new InvalidSpecError(`bridge '${bridge}' not found on node '${node}' (NIC '${nic.name}')`);
     }
   }
 }
@@ -197,40 +226,8 @@ interface CloneParams {
   description: string;
   full: boolean;
   storage: string | undefined;
+  format?: DiskFormat | undefined;
   target: string | undefined;
-}
-
-/**
- * Runs `make` with a VMID that was free a moment ago; when another client took it meanwhile, PVE
- * says "already exists" (`make` throws Conflict) and the next one is tried, so concurrent creates
- * end up with distinct VMs. A lost answer may hide a VM being made: whose it would be is remembered.
- */
-export async function withFreshVmid(
-  ctx: ProxmoxContext,
-  known: readonly VmRow[],
-  attempts: number,
-  marker: Marker,
-  make: (vmid: number) => Promise<{ id: string } & Started>,
-  signal?: AbortSignal,
-): Promise<{ id: string } & Started> {
-  let lastConflict: ConflictError | undefined;
-  const tried = new Set<number>();
-  for (let attempt = 0; attempt < attempts; attempt += 1) {
-    const vmid = await allocateVmid(ctx, known, signal, tried);
-    tried.add(vmid);
-    try {
-      return await make(vmid);
-    } catch (error) {
-      if (error instanceof UnreachableError) ctx.pending.set(vmid, { marker, since: ctx.directory.now() });
-      if (!(error instanceof ConflictError)) throw error;
-      lastConflict = error;
-    } finally {
-      ctx.reservedIds.delete(vmid);
-      // Whatever happened, the list must be read again: the VM may exist although the answer was lost.
-      ctx.directory.invalidate();
-    }
-  }
-  throw new ConflictError(`no free VMID after ${attempts} attempts: ${lastConflict?.message ?? 'taken'}`);
 }
 
 /** Clones with a fresh VMID (withFreshVmid). */
@@ -241,7 +238,8 @@ export function cloneWithFreshId(
   marker: Marker,
   known: readonly VmRow[],
   signal?: AbortSignal,
-): Promise<{ id: string } & Started> {
+  choice: VmidChoice = {},
+): Promise<Created> {
   return withFreshVmid(ctx, known, CLONE_ATTEMPTS, marker, async (vmid) => {
     const task = await ctx.client.post(vmPath(template.node, template.vmid, '/clone'), { newid: vmid, ...params }, { signal });
     ctx.pending.set(vmid, { marker, since: ctx.directory.now(), ...(typeof task === 'string' ? { task } : {}) });
@@ -251,5 +249,5 @@ export function cloneWithFreshId(
       throw new ConflictError(`VM ${vmid} already exists: taken by another client while we cloned`);
     }
     return typeof task === 'string' ? { id: String(vmid), task } : { id: String(vmid) };
-  }, signal);
+  }, signal, choice);
 }

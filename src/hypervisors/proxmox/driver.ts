@@ -23,7 +23,7 @@ import type {
   TaskStatus,
   VMRef,
 } from '../../contracts/driver.js';
-import { UnsupportedError } from '../../contracts/driver.js';
+import { UnsupportedError, unsupportedSettings } from '../../contracts/driver.js';
 import { checkMigrationVolume, migrationStorage, removeMigrationFiles, type MigrationStorage } from '../common/disk-files.js';
 import { ProxmoxClient, type ProxmoxClientOptions } from './client.js';
 import type { ProxmoxConfig } from './config.js';
@@ -97,6 +97,25 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
   // download-url into an import storage, then import-from at create (disk-import.ts); a driver
   // whose runtime serves no migration files (PVE_MIGRATION_LISTEN unset) says false.
   diskImport: true,
+  // `sockets` and `cores` (per socket); refused together with CPU hot-add (validate.ts).
+  cpuTopology: true,
+  // Bus (`<bus><n>` slot), `cache=`, `format=` and storage per disk (disk-layout.ts); a clone's
+  // root disk keeps the template's bus, a linked clone's its storage and format too.
+  diskLayout: true,
+  // `ostype`: l26, win11, solaris, other (settings.ts).
+  osType: true,
+  // `boot: order=`: the boot disk, every NIC, the CD-ROM drives (an empty one added when missing).
+  bootOrder: true,
+  // `balloon: 0` turns the balloon device off; on is PVE's default (no key).
+  memoryBalloon: true,
+  // `protection`, changed live; delete answers Conflict while it is on (lifecycle.ts).
+  deletionProtection: true,
+  // `agent` 1/0 (on unless the spec turns it off).
+  guestAgent: true,
+  // That VMID, or the lowest free one of a range (placement.ts withFreshVmid).
+  explicitId: true,
+  // `POST /nodes/{node}/qemu` with empty volumes, no template (blank-create.ts).
+  blankVM: true,
 });
 
 /** Why exportDisk is Unsupported. */
@@ -171,7 +190,9 @@ export class ProxmoxDriver implements Driver {
     return findByIdentity(this.#ctx, uid, options?.signal);
   }
 
-  create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
+  async create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
+    const unsupported = unsupportedSettings(spec, this.type, this.capabilities);
+    if (unsupported) throw unsupported;
     return createVM(this.#ctx, spec, options?.signal);
   }
 

@@ -64,6 +64,10 @@ const FAILURE_RULES: readonly (readonly [RegExp, DriverErrorCode])[] = [
   [/^(Linked|Full) clone feature is not supported|can't clone (VM to node|to non-shared storage)|does not support (vm images|content-type|linked clones)/, 'InvalidSpec'],
   [/^(bridge|storage|pool) '[^']*' does not exist|no such cluster node|shrinking disks is not supported|you can't (start a vm if it's a template|convert a|add more vcpus|resize a cdrom|use)/, 'InvalidSpec'],
   [/NUMA needs to be enabled|balloon value too large|invalid bootorder|SSH public key validation error|^no options specified|^disk '[^']*' does not exist/, 'InvalidSpec'],
+  // A volume format the storage cannot hold, from the plugin's alloc_image (LVM, LVM-thin, ZFS:
+  // "unsupported format 'qcow2' at …"; directory plugins: "unable to parse volume filename"),
+  // at create ("unable to create VM <id> - …") or in a configuration task.
+  [/unsupported format '[^']*'|unable to parse volume filename/, 'InvalidSpec'],
 ];
 
 /** The typed error class for a failure text PVE produced (an HTTP 500 message or a task exitstatus). */

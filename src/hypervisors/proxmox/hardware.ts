@@ -2,7 +2,7 @@
 // Pure functions; both describe and the create/configure planners use them.
 
 import { MiB } from '../../contracts/quantity.js';
-import type { HardwareFeatures } from '../../contracts/driver.js';
+import { DISK_CACHES, type DiskCache, type DiskFormat, type HardwareFeatures } from '../../contracts/driver.js';
 import { flag, num, parseDiskSize, parseMemoryMiB, parsePropertyString, str, volumeStorage, type Row } from './values.js';
 
 /** Boot priority of disk buses, highest first (virtio-blk, then SCSI, SATA, IDE). */
@@ -19,6 +19,18 @@ export interface Drive {
   sizeBytes?: number;
   cdrom: boolean;
   cloudinit: boolean;
+  /** The `cache=` option, when set and one the contract names. */
+  cache?: DiskCache;
+  /** The volume's format: its file name's extension, else a `format=` option. */
+  format?: DiskFormat;
+}
+
+const FORMATS: readonly DiskFormat[] = ['qcow2', 'raw', 'vmdk'];
+
+/** A volume's format from its name (`local:100/vm-100-disk-0.qcow2`); undefined for block volumes, which carry none. */
+function volumeFormat(volume: string): DiskFormat | undefined {
+  const extension = /\.(\w+)$/.exec(volume)?.[1];
+  return FORMATS.find((format) => format === extension);
 }
 
 export function parseDrive(slot: string, value: string): Drive | undefined {
@@ -40,6 +52,10 @@ export function parseDrive(slot: string, value: string): Drive | undefined {
   if (storage !== undefined) drive.storage = storage;
   const size = parseDiskSize(options.get('size'));
   if (size !== undefined) drive.sizeBytes = size;
+  const cache = DISK_CACHES.find((mode) => mode === options.get('cache'));
+  if (cache !== undefined) drive.cache = cache;
+  const format = volumeFormat(volume) ?? FORMATS.find((candidate) => candidate === options.get('format'));
+  if (format !== undefined) drive.format = format;
   return drive;
 }
 

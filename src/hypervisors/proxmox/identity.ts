@@ -10,7 +10,7 @@
 // the configuration step also writes as tags next to the owner's (placement-record.ts), so the
 // inventory lists every VM's record from the resource list alone.
 
-import { InvalidSpecError, type Identity, type PlacementRecord } from '../../contracts/driver.js';
+import { InvalidSpecError, type CreateSpec, type Identity, type PlacementRecord } from '../../contracts/driver.js';
 import { isRecordTag, parseRecord, recordTags } from './placement-record.js';
 import { isRow, str } from './values.js';
 
@@ -161,6 +161,24 @@ export function requireMarkerFits(marker: Marker): void {
       `the VM's labels are too large to record on Proxmox VE: the owner record takes ${bytes} bytes of the description's ${DESCRIPTION_MAX}`,
     );
   }
+}
+
+/**
+ * The marker a create writes with its first step: the owner, the disks' slots, the NICs in spec
+ * order, `state: configuring` and the placement record. Refused when the description cannot hold it.
+ */
+export function creationMarker(spec: Pick<CreateSpec, 'owner' | 'nics' | 'placementRecord'>, disks: Record<string, string>): Marker {
+  const marker: Marker = {
+    uid: spec.owner.uid,
+    namespace: spec.owner.namespace,
+    name: spec.owner.name,
+    disks,
+    nics: Object.fromEntries(spec.nics.map((nic, index) => [nic.name, `net${index}`])),
+    state: 'configuring',
+  };
+  if (spec.placementRecord !== undefined) marker.placement = { labels: { ...spec.placementRecord.labels }, order: spec.placementRecord.order };
+  requireMarkerFits(marker);
+  return marker;
 }
 
 /** The description with its marker line set (other lines, an admin's notes, are kept). */

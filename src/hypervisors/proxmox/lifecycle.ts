@@ -1,6 +1,6 @@
 // Verbs that unmake or copy a whole VM: delete and clone.
 
-import { InvalidSpecError, type Identity, type Started, type VMRef } from '../../contracts/driver.js';
+import { ConflictError, InvalidSpecError, type Identity, type Started, type VMRef } from '../../contracts/driver.js';
 import { removeSnippets } from './cloudinit.js';
 import { cloneWithFreshId } from './create.js';
 import { descriptionWithMarker, placeholderName, type Marker } from './identity.js';
@@ -21,15 +21,28 @@ import { locate, readStatus, requireOwned, vmPath, type ProxmoxContext } from '.
  * destroy_vm ignores that lock since fix #4358 (qemu-server 7.3-3, in every PVE from 7.4 on).
  * Older servers refuse it, and clearing the lock (`skiplock`, `qm unlock`) is for root@pam only,
  * which API tokens never are: there the VM is resumed (start), and the next calls stop and destroy it.
+ *
+ * A VM with deletion protection (`protection: 1`) is Conflict, before anything is stopped: PVE's
+ * destroy refuses it ("can't remove VM <id> - protection mode enabled", destroy_vm's early checks,
+ * a 500), and only a change of the setting lets the delete go on.
  */
 export async function deleteVM(ctx: ProxmoxContext, ref: VMRef, signal?: AbortSignal): Promise<Started> {
   const vm = await requireOwned(ctx, ref, signal, { idle: true, allowLocks: [HIBERNATED] });
+  const protectedVM = (): ConflictError => new ConflictError(`VM ${vm.vmid} has deletion protection on: turn protection off to delete it`);
+  if (flag(vm.config['protection'])) throw protectedVM();
   const status = await readStatus(ctx, vm.node, vm.vmid, signal);
   if (str(status['status']) === 'running') return stopVM(ctx, vm.node, vm.vmid, signal);
   if (str(vm.config['lock']) === HIBERNATED && !(await destroysHibernated(ctx, signal))) {
     return started(await ctx.client.post(vmPath(vm.node, vm.vmid, '/status/start'), {}, { signal }));
   }
-  const task = await ctx.client.delete(vmPath(vm.node, vm.vmid), { purge: true, 'destroy-unreferenced-disks': true }, { signal });
+  let task: unknown;
+  try {
+    task = await ctx.client.delete(vmPath(vm.node, vm.vmid), { purge: true, 'destroy-unreferenced-disks': true }, { signal });
+  } catch (error) {
+    // Turned on by someone else since the config was read.
+    if (error instanceof ConflictError && /protection mode enabled/.test(error.message)) throw protectedVM();
+    throw error;
+  }
   ctx.directory.invalidate();
   await removeSnippets(ctx.config, ref.owner.uid);
   return started(task);

@@ -21,6 +21,7 @@ import { OWNER_TAG, hasOwnerTag, isOwnerTagShaped, parseMarker, placeholderName,
 import { CREATION_LOCKS, HIBERNATED, operationLock, type VmRow } from './resources.js';
 import { withinNodeBound } from './signals.js';
 import { isRow, rows, str, type Row } from './values.js';
+import { settingsOf } from './settings.js';
 import { PENDING_CLONE_TTL_MS, onNode, parseVmid, readDetails, vmPath, type ProxmoxContext } from './vm.js';
 
 export async function describeVM(ctx: ProxmoxContext, id: string, signal?: AbortSignal): Promise<ObservedVM> {
@@ -209,6 +210,7 @@ export async function observeVM(ctx: ProxmoxContext, row: VmRow, status: Row, co
     tags: userTags(str(config['tags'])),
     host: row.node,
     consoleURL: consoleURL(ctx, row.vmid, name, row.node),
+    settings: settingsOf(config),
   };
   if (marker !== undefined) observed.owner = { uid: marker.uid, namespace: marker.namespace, name: marker.name };
   if (operation !== undefined) observed.lock = operation;
@@ -228,8 +230,10 @@ export function observedDisks(config: Row, marker: Marker | undefined): Observed
   const all = disks(config);
   const ordered = [...all.filter((disk) => disk.slot === root), ...all.filter((disk) => disk.slot !== root)];
   return ordered.map((disk) => {
-    const observed: ObservedDisk = { name: names.get(disk.slot) ?? (disk.slot === root ? 'root' : disk.slot), sizeBytes: disk.sizeBytes ?? 0 };
+    const observed: ObservedDisk = { name: names.get(disk.slot) ?? (disk.slot === root ? 'root' : disk.slot), sizeBytes: disk.sizeBytes ?? 0, bus: disk.bus };
     if (disk.storage !== undefined) observed.datastore = disk.storage;
+    if (disk.cache !== undefined) observed.cache = disk.cache;
+    if (disk.format !== undefined) observed.format = disk.format;
     return observed;
   });
 }

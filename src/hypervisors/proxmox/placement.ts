@@ -1,8 +1,9 @@
 // Where a new VM goes and which VMID it gets: the template (by VMID or name), the node, and a
 // free VMID. Pure except for the VMID checks against `/cluster/nextid`.
 
-import { ConflictError, HypervisorError, InvalidSpecError, type CreateSpec } from '../../contracts/driver.js';
+import { BusyError, ConflictError, HypervisorError, InvalidSpecError, UnreachableError, type CreateSpec, type Started } from '../../contracts/driver.js';
 import { drives } from './hardware.js';
+import type { Marker } from './identity.js';
 import type { ClusterResources, NodeRow, VmRow } from './resources.js';
 import { num, volumeStorage, type Row } from './values.js';
 import type { ProxmoxContext } from './vm.js';
@@ -78,17 +79,33 @@ export function crossNodeProblem(templateConfig: Row, resources: ClusterResource
 
 const NEXTID_PROBES = 32;
 
+/** The VMIDs a create may take: exactly one, the lowest free of a range, or (neither) PVE_VMID_RANGE or `nextid`. */
+export interface VmidChoice {
+  requested?: number;
+  range?: { min: number; max: number };
+}
+
+/** What a CreateSpec asks (CreateSpec.requestedId, CreateSpec.idRange). */
+export function vmidChoice(spec: Pick<CreateSpec, 'requestedId' | 'idRange'>): VmidChoice {
+  return {
+    ...(spec.requestedId === undefined ? {} : { requested: spec.requestedId }),
+    ...(spec.idRange === undefined ? {} : { range: spec.idRange }),
+  };
+}
+
 /**
  * A VMID for a new VM, reserved in `ctx.reservedIds` (the caller releases it once its clone call
  * has answered). `GET /cluster/nextid` reserves nothing on PVE (NOTES §6): the clone may still
- * find the id taken, and the caller then asks again. Within PVE_VMID_RANGE, candidates skip every
- * id the resource list shows and are confirmed with `nextid?vmid=` (400 "already exists" if taken).
+ * find the id taken, and the caller then asks again. Within a range (the spec's, else
+ * PVE_VMID_RANGE), candidates skip every id the resource list shows and are confirmed with
+ * `nextid?vmid=` (400 "already exists" if taken): the lowest free one wins.
  */
 export async function allocateVmid(
   ctx: ProxmoxContext,
   known: readonly VmRow[],
   signal?: AbortSignal,
   exclude: ReadonlySet<number> = new Set(),
+  specRange?: { min: number; max: number },
 ): Promise<number> {
   const listed = new Set(known.map((row) => row.vmid));
   // Checked after every await: another create of this process may have reserved meanwhile.
@@ -97,7 +114,7 @@ export async function allocateVmid(
     ctx.reservedIds.add(vmid);
     return vmid;
   };
-  const range = ctx.config.vmidRange;
+  const range = specRange ?? ctx.config.vmidRange;
   let candidate: number;
   let last: number;
   if (range === undefined) {
@@ -122,6 +139,62 @@ export async function allocateVmid(
     }
     if (!taken(candidate)) return reserve(candidate);
   }
-  if (range !== undefined && candidate > last) throw new InvalidSpecError(`no free VMID left in PVE_VMID_RANGE ${range.min}-${range.max}`);
+  if (range !== undefined && candidate > last) {
+    throw new InvalidSpecError(`no free VMID left in ${specRange === undefined ? 'PVE_VMID_RANGE' : 'the requested range'} ${range.min}-${range.max}`);
+  }
   throw new ConflictError(`no free VMID found after ${NEXTID_PROBES} tries; retrying later`);
+}
+
+/**
+ * Runs `make` with a VMID that was free a moment ago; when another client took it meanwhile, PVE
+ * says "already exists" (`make` throws Conflict) and the next one is tried, so concurrent creates
+ * end up with distinct VMs. A VMID the spec requested is tried once: taken, it is Conflict
+ * `VM <id> already exists`. A lost answer may hide a VM being made: whose it would be is remembered.
+ */
+export async function withFreshVmid(
+  ctx: ProxmoxContext,
+  known: readonly VmRow[],
+  attempts: number,
+  marker: Marker,
+  make: (vmid: number) => Promise<{ id: string } & Started>,
+  signal?: AbortSignal,
+  choice: VmidChoice = {},
+): Promise<{ id: string } & Started> {
+  const attempt = async (vmid: number): Promise<{ id: string } & Started> => {
+    try {
+      return await make(vmid);
+    } catch (error) {
+      if (error instanceof UnreachableError) ctx.pending.set(vmid, { marker, since: ctx.directory.now() });
+      throw error;
+    } finally {
+      ctx.reservedIds.delete(vmid);
+      // Whatever happened, the list must be read again: the VM may exist although the answer was lost.
+      ctx.directory.invalidate();
+    }
+  };
+  const requested = choice.requested;
+  if (requested !== undefined) {
+    // Another create of this process holds it: which owner's VM it becomes is not known yet.
+    if (ctx.reservedIds.has(requested)) throw new BusyError(`VM ${requested} is being created by another call of this provider`);
+    ctx.reservedIds.add(requested);
+    try {
+      return await attempt(requested);
+    } catch (error) {
+      if (error instanceof ConflictError) throw new ConflictError(`VM ${requested} already exists`);
+      throw error;
+    }
+  }
+  let lastConflict: ConflictError | undefined;
+  const tried = new Set<number>();
+  for (let index = 0; index < attempts; index += 1) {
+    const vmid = await allocateVmid(ctx, known, signal, tried, choice.range);
+    tried.add(vmid);
+    try {
+      return await attempt(vmid);
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      lastConflict = error;
+    }
+  }
+  throw new ConflictError(`no free VMID after ${attempts} attempts: ${lastConflict?.message ?? 'taken'}`);
 }

@@ -1,4 +1,4 @@
-// Verbs that change a VM in place: power, reconfigure (CPU, memory, tags), resizeDisk. Each re-reads
+// Verbs that change a VM in place: power, reconfigure (CPU, memory, tags, settings), resizeDisk. Each re-reads
 // the VM's config first and refuses unless the marker names the caller's owner and no lock is held.
 
 import {
@@ -10,9 +10,11 @@ import {
   type VMRef,
 } from '../../contracts/driver.js';
 import { MiB, formatBytes } from '../../contracts/quantity.js';
+import { ensureCdrom } from './configure.js';
 import { bootDiskSlot, disks, hotplugFeatures, maxCpus, observedCpus, observedMemoryBytes } from './hardware.js';
 import { hasTags, tagsFor } from './identity.js';
 import { HIBERNATED } from './resources.js';
+import { bootDevicesOf, changeParams, isEmptyChange, mergeChanges, settingsChange, validateSettings, type ConfigChange } from './settings.js';
 import { validateTags } from './validate.js';
 import { formatDiskSize, num, rows, str, type Row } from './values.js';
 import { readStatus, requireOwned, vmPath, type ProxmoxContext } from './vm.js';
@@ -67,11 +69,13 @@ export async function powerVM(ctx: ProxmoxContext, ref: VMRef, operation: PowerO
 }
 
 /**
- * CPU, memory and tags. PVE hot-plugs what the VM allows (`vcpus` under cores×sockets with CPU
- * hotplug, memory with memory hotplug) and keeps the rest pending until the next power cycle;
- * which of the two applies is the controller's decision, made before calling. Tags are metadata
- * that qemu-server changes at once whatever the power state (a "fast plug" option); the identity
- * tags and the placement record's tags are always written with them, so a change never drops them.
+ * CPU, memory, tags and settings. PVE hot-plugs what the VM allows (`vcpus` under cores×sockets
+ * with CPU hotplug, memory with memory hotplug) and keeps the rest pending until the next power
+ * cycle; which of the two applies is the controller's decision, made before calling. Tags and
+ * deletion protection are options qemu-server changes at once whatever the power state ("fast
+ * plug"); the identity tags and the placement record's tags are always written with the user's,
+ * so a change never drops them. A CPU topology writes sockets and cores together (cpus, when
+ * given too, must be their product).
  */
 export async function reconfigureVM(ctx: ProxmoxContext, ref: VMRef, change: ResourceChange, signal?: AbortSignal): Promise<Started> {
   if (change.cpus !== undefined && (!Number.isInteger(change.cpus) || change.cpus < 1)) {
@@ -82,18 +86,32 @@ export async function reconfigureVM(ctx: ProxmoxContext, ref: VMRef, change: Res
     if (change.memoryBytes % MiB !== 0) throw new InvalidSpecError('memory must be a whole number of Mi (MiB) on Proxmox VE');
   }
   if (change.tags !== undefined) validateTags(change.tags);
+  const settings = change.settings ?? {};
+  validateSettings(settings);
+  const topology = settings.cpuTopology;
+  if (topology !== undefined && change.cpus !== undefined && change.cpus !== topology.sockets * topology.cores) {
+    throw new InvalidSpecError(`cpus ${change.cpus} must be sockets × cores (${topology.sockets} × ${topology.cores} = ${topology.sockets * topology.cores})`);
+  }
   const vm = await requireOwned(ctx, ref, signal, { idle: true, keepDetails: true });
+  if (topology !== undefined && hotplugFeatures(vm.config).has('cpu')) {
+    throw new InvalidSpecError(`VM ${vm.vmid} has CPU hot-add, whose cores are a ceiling above the CPUs in use: it takes no CPU topology`);
+  }
+  // With a topology, sockets × cores are the CPUs: `cpus` adds nothing to write.
+  const resources: ResourceChange = topology === undefined ? change : { ...change, cpus: undefined };
+  const wanted = (config: Row): ConfigChange =>
+    mergeChanges(asChange(resourceParams(resources, config)), settingsChange(settings, config, bootDevicesOf(config, vm.marker)));
   const params: Record<string, number | string> = {};
   // The marker's record goes with every tags write, so a user-tag change never drops it.
   if (change.tags !== undefined && !hasTags(str(vm.config['tags']), ref.owner.uid, change.tags, vm.marker.placement)) {
     params['tags'] = tagsFor(ref.owner.uid, change.tags, vm.marker.placement);
   }
-  if (Object.keys(resourceParams(change, vm.config)).length > 0) {
+  if (!isEmptyChange(wanted(vm.config))) {
     // What a running VM could not take live waits in the config's pending section (NOTES §7), which
     // describe's `config?current=1` does not show: without this look, every sync until the next
     // power cycle would POST the same change again.
-    const pending = pendingConfig(await ctx.client.get(vmPath(vm.node, vm.vmid, '/pending'), undefined, { signal }));
-    Object.assign(params, resourceParams(change, pending));
+    let pending = pendingConfig(await ctx.client.get(vmPath(vm.node, vm.vmid, '/pending'), undefined, { signal }));
+    if (wanted(pending).cdromMissing === true) pending = await ensureCdrom(ctx, { node: vm.node, vmid: vm.vmid, config: pending }, settings.bootOrder, [], signal);
+    Object.assign(params, changeParams(wanted(pending)));
   }
   if (Object.keys(params).length === 0) return {};
   ctx.details.forget(vm.vmid);
@@ -116,6 +134,11 @@ export function resourceParams(change: ResourceChange, config: Row): Record<stri
   }
   if (change.memoryBytes !== undefined && change.memoryBytes !== observedMemoryBytes(config)) params['memory'] = change.memoryBytes / MiB;
   return params;
+}
+
+function asChange(params: Record<string, number | string>): ConfigChange {
+  const { delete: remove, ...set } = params;
+  return { set, remove: remove === undefined ? [] : String(remove).split(',') };
 }
 
 /** The config as it will be once pending changes apply, from `GET …/pending` rows `{key, value, pending, delete}`. */

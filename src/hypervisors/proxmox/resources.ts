@@ -52,6 +52,8 @@ export interface NodeRow {
 export interface StorageRow {
   storage: string;
   node: string;
+  /** The storage plugin (`plugintype`: dir, lvmthin, zfspool, rbd …); undefined when PVE does not say. */
+  type?: string;
   shared: boolean;
   content: string[];
   maxdisk: number;
@@ -97,7 +99,7 @@ export function parseStorageRow(row: Row): StorageRow | undefined {
   const storage = str(row['storage']);
   const node = str(row['node']);
   if (str(row['type']) !== 'storage' || storage === undefined || node === undefined) return undefined;
-  return {
+  const parsed: StorageRow = {
     storage,
     node,
     shared: flag(row['shared']),
@@ -105,6 +107,9 @@ export function parseStorageRow(row: Row): StorageRow | undefined {
     maxdisk: num(row['maxdisk']) ?? 0,
     disk: num(row['disk']) ?? 0,
   };
+  const type = str(row['plugintype']);
+  if (type !== undefined) parsed.type = type;
+  return parsed;
 }
 
 export interface ClusterResources {

@@ -6,6 +6,7 @@ import { MiB } from '../../contracts/quantity.js';
 import { OWNER_TAG, isIdentityTag } from './identity.js';
 import { ipconfigValue, nameservers, nicValue } from './network.js';
 import { isRecordableOrder } from './placement-record.js';
+import { validateSettings } from './settings.js';
 
 // PVE's `dns-name` format for VM names (pve-common JSONSchema).
 export const DNS_NAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?\.)*[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/;
@@ -48,6 +49,11 @@ export function validateCreateSpec(spec: CreateSpec): void {
     if (!disk.root && disk.sizeBytes % 1024 !== 0) throw new InvalidSpecError(`disk '${disk.name}' must be a whole number of Ki`);
   }
   if (roots.length === 0 && names.has('root')) throw new InvalidSpecError("disk name 'root' is reserved for the boot disk when no disk is marked root");
+  for (const datastore of [spec.storage.datastore, ...spec.disks.map((disk) => disk.datastore)]) {
+    if (datastore !== undefined && !STORAGE_ID.test(datastore)) throw new InvalidSpecError(`storage '${datastore}' is not a valid PVE storage ID`);
+  }
+  validateVmids(spec);
+  validateMachineSettings(spec);
 
   const nicNames = new Set<string>();
   for (const nic of spec.nics) {
@@ -57,6 +63,48 @@ export function validateCreateSpec(spec: CreateSpec): void {
     ipconfigValue(nic);
   }
   nameservers(spec.nics);
+}
+
+// PVE's `pve-storage-id` (pve-storage Plugin.pm) and `pve-vmid` (100–999999999) formats.
+const STORAGE_ID = /^[a-z][a-z0-9\-_.]*[a-z0-9]$/i;
+const VMID_MIN = 100;
+const VMID_MAX = 999_999_999;
+
+function isVmid(value: number): boolean {
+  return Number.isInteger(value) && value >= VMID_MIN && value <= VMID_MAX;
+}
+
+/** requestedId and idRange: PVE VMIDs, a range that holds one, and a requested one inside the range. */
+function validateVmids(spec: CreateSpec): void {
+  const requested = spec.requestedId;
+  if (requested !== undefined && !isVmid(requested)) throw new InvalidSpecError(`VM ID ${requested} is not a PVE VMID (${VMID_MIN}-${VMID_MAX})`);
+  const range = spec.idRange;
+  if (range === undefined) return;
+  if (!isVmid(range.min) || !isVmid(range.max) || range.min > range.max) {
+    throw new InvalidSpecError(`VM ID range ${range.min}-${range.max} is not a range of PVE VMIDs (${VMID_MIN}-${VMID_MAX})`);
+  }
+  if (requested !== undefined && (requested < range.min || requested > range.max)) {
+    throw new InvalidSpecError(`VM ID ${requested} is outside the VM ID range ${range.min}-${range.max}`);
+  }
+}
+
+/** The settings, and what they ask of the rest of the spec. */
+function validateMachineSettings(spec: CreateSpec): void {
+  const settings = spec.settings;
+  if (settings === undefined) return;
+  validateSettings(settings);
+  const topology = settings.cpuTopology;
+  if (topology !== undefined) {
+    if (topology.sockets * topology.cores !== spec.cpus) {
+      throw new InvalidSpecError(`cpus ${spec.cpus} must be sockets × cores (${topology.sockets} × ${topology.cores} = ${topology.sockets * topology.cores})`);
+    }
+    // Hot-add plugs `vcpus` below a ceiling of cores × sockets (configure.ts): the VM would not
+    // run the topology asked for, so the two are not combined.
+    if (spec.features.cpuHotAdd) throw new InvalidSpecError('CPU hot-add cannot be combined with a CPU topology on Proxmox VE: hot-add needs spare cores above the CPUs in use');
+  }
+  const order = settings.bootOrder ?? [];
+  if (order.includes('network') && spec.nics.length === 0) throw new InvalidSpecError("the boot order names 'network', but the VM has no NIC");
+  if (order.includes('disk') && spec.image.kind === 'blank' && spec.disks.length === 0) throw new InvalidSpecError("the boot order names 'disk', but the VM has no disk");
 }
 
 function validateLimits(limits: ResourceLimits): void {

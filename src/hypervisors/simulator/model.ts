@@ -2,7 +2,7 @@
 
 import type { Clock } from '../../contracts/clock.js';
 import type { Capabilities, DriverErrorCode, HardwareFeatures, Identity, PlacementRecord, PowerState, ResourceLimits } from '../../contracts/driver.js';
-import { CAPABILITIES } from '../../contracts/driver.js';
+import { CAPABILITIES, MACHINE_CAPABILITIES } from '../../contracts/driver.js';
 import { GiB } from '../../contracts/quantity.js';
 
 /** How long each kind of task runs, in milliseconds of the simulator's clock. */
@@ -126,8 +126,11 @@ export const DEFAULT_VERSION = 'virtrigaud-simulator 1.0';
 export const DEFAULT_FETCH_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_IMAGE_BYTES = 2 * GiB;
 
-/** vSphere inventory placement: the simulator has no folders or resource pools to place a VM in. */
-const NOT_SIMULATED: ReadonlySet<string> = new Set(['placementFolder', 'placementCluster', 'placementResourcePool']);
+/**
+ * vSphere inventory placement: the simulator has no folders or resource pools to place a VM in.
+ * The settings, VM IDs, disk layout and blank VMs of Machines (a Proxmox-only API) are not simulated.
+ */
+const NOT_SIMULATED: ReadonlySet<string> = new Set(['placementFolder', 'placementCluster', 'placementResourcePool', ...MACHINE_CAPABILITIES]);
 
 export function allCapabilities(overrides: Partial<Capabilities> = {}): Capabilities {
   const flags = Object.fromEntries(CAPABILITIES.map((name) => [name, overrides[name] ?? !NOT_SIMULATED.has(name)]));

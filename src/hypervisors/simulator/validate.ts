@@ -1,7 +1,7 @@
 // Checks on a CreateSpec that need nothing but the spec and the capability flags. Pure: they
 // return what is wrong, the caller decides which error to throw.
 
-import { TAG_PATTERN, type Capabilities, type Capability, type CreateSpec } from '../../contracts/driver.js';
+import { TAG_PATTERN, settingsAsked, type Capabilities, type Capability, type CreateSpec } from '../../contracts/driver.js';
 import { displayURL, isValidChecksum } from './image.js';
 
 export interface MissingCapability {
@@ -41,6 +41,7 @@ export function missingCapability(spec: CreateSpec, firmware: 'bios' | 'uefi', c
     [spec.placement.cluster !== undefined, 'placementCluster', 'choosing the cluster'],
     [spec.placement.resourcePool !== undefined, 'placementResourcePool', 'choosing the resource pool'],
     [spec.placementRecord !== undefined, 'placementPolicy', 'placement policies'],
+    ...settingsAsked(spec).map(([capability, what]): [boolean, Capability, string] => [true, capability, what]),
   ];
   for (const nic of spec.nics) {
     asked.push(

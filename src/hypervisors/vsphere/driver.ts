@@ -25,6 +25,7 @@ import type {
   TaskStatus,
   VMRef,
 } from '../../contracts/driver.js';
+import { WITHOUT_MACHINE_CAPABILITIES, unsupportedSettings } from '../../contracts/driver.js';
 import { checkMigrationVolume, migrationStorage, removeMigrationFiles } from '../common/disk-files.js';
 import { VsphereClient, type VsphereClientOptions } from './client.js';
 import type { VsphereConfig } from './config.js';
@@ -97,6 +98,8 @@ export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
   // bytes moved by this process as local transfer tasks (transfers.ts).
   diskExport: true,
   diskImport: true,
+  // Settings, VM IDs, disk layout and blank VMs (Machines of the Viti API): not on this driver.
+  ...WITHOUT_MACHINE_CAPABILITIES,
 });
 
 export interface VsphereDriverOptions extends VsphereClientOptions {
@@ -155,7 +158,9 @@ export class VsphereDriver implements Driver {
     return findByIdentity(this.#ctx, uid, options?.signal);
   }
 
-  create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
+  async create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
+    const unsupported = unsupportedSettings(spec, this.type, this.capabilities);
+    if (unsupported) throw unsupported;
     return createVM(this.#ctx, spec, options?.signal);
   }
 

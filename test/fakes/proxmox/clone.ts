@@ -110,8 +110,11 @@ function cloneVm(ctx: Ctx): ReturnType<Handler> {
       if (isCloudinit(drive)) {
         volid = world.volumes.allocate({ storage: storage ?? source.storage, node, vmid: newid, size: source.size, name: `vm-${newid}-cloudinit`, now: at }).volid;
       } else if (full) {
-        const options = { storage: storage ?? source.storage, node, vmid: newid, size: source.size, now: at };
-        volid = world.volumes.allocate(format === undefined ? options : { ...options, format }).volid;
+        const target = storage ?? source.storage;
+        const options = { storage: target, node, vmid: newid, size: source.size, now: at };
+        // resolve_dst_disk_format: a format the target storage cannot hold silently becomes its default.
+        const held = format !== undefined && world.volumes.formats(world.volumes.config(target)).includes(format);
+        volid = world.volumes.allocate(held ? { ...options, format } : options).volid;
         log(`transferred ${formatSize(source.size)} of ${formatSize(source.size)} (100.00%)`);
       } else {
         volid = world.volumes.linkedClone(node, source.volid, newid, at).volid;

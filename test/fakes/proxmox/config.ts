@@ -180,6 +180,9 @@ function update(ctx: Ctx, request: UpdateRequest, at: number, log: (line: string
     }
   }
 
+  // qemu-server walks `keys %$param`, in Perl's hash order: a new CD drive sent with `boot` is
+  // appended to the *old* order (below), which then replaces the new one if the drive comes later.
+  // Sorted keys always take `boot` before any drive key: the fake plays that losing order every time.
   for (const opt of [...settings.keys()].sort()) {
     const value = settings.get(opt) ?? '';
     if (vm.pending.get(opt) === value) continue;

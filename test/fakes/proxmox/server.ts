@@ -34,6 +34,18 @@ export interface ServerDeps {
   requests: RequestRecord[];
 }
 
+/** HTTPS for the fake: its key and certificate (PEM), and for mutual TLS the CA clients must be signed by. */
+export interface FakeTlsOptions {
+  key: string;
+  cert: string;
+  /**
+   * Demand a client certificate signed by this CA (PEM): `requestCert` and `rejectUnauthorized`.
+   * Without one, the handshake fails (TLS 1.3 alert "certificate required"); with one of another
+   * CA, Node's TLS server hangs up right after the handshake, without an alert.
+   */
+  clientCa?: string;
+}
+
 interface Outcome {
   status: number;
   reason: string;
@@ -74,14 +86,15 @@ export class PveHttpServer {
 
   constructor(
     private readonly deps: ServerDeps,
-    tls: { key: string; cert: string } | undefined,
+    tls: FakeTlsOptions | undefined,
   ) {
     const listener = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((error: unknown) => {
         if (!res.headersSent && !res.destroyed) this.write(res, errorOutcome(error));
       });
     };
-    this.server = tls ? createHttpsServer({ key: tls.key, cert: tls.cert }, listener) : createHttpServer(listener);
+    const mutual = tls?.clientCa === undefined ? {} : { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true };
+    this.server = tls ? createHttpsServer({ key: tls.key, cert: tls.cert, ...mutual }, listener) : createHttpServer(listener);
     this.server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));

@@ -213,10 +213,29 @@ export class Volumes {
     return index;
   }
 
-  /** `vdisk_alloc`: a new image volume for `vmid` (a name like `vm-100-cloudinit` may be given). */
+  /**
+   * The formats a storage holds and the one it picks when asked for none (`storage_default_format`:
+   * Plugin.pm's raw/qcow2/vmdk with qcow2 first for directory storages; raw only for LVM, LVM-thin
+   * and ZFS).
+   */
+  formats(storage: StorageRec): readonly string[] {
+    return isFileBased(storage.type) ? ['qcow2', 'raw', 'vmdk'] : ['raw'];
+  }
+
+  /**
+   * `vdisk_alloc`: a new image volume for `vmid` (a name like `vm-100-cloudinit` may be given).
+   * A format the storage cannot hold dies like the plugins' alloc_image: `die "unsupported format
+   * '$fmt'"` in LVMPlugin, LvmThinPlugin and ZFSPoolPlugin (no newline, so real PVE appends Perl's
+   * " at <file> line <n>."), and a file name Plugin.pm's parse_name_dir cannot parse for the
+   * directory plugins.
+   */
   allocate(options: { storage: string; node: string; vmid: number; size: number; format?: string; name?: string; now: number }): VolumeRec {
     const storage = this.checkEnabled(options.storage, options.node);
-    const format = isFileBased(storage.type) ? (options.format ?? 'qcow2') : 'raw';
+    const format = options.format ?? this.defaultFormat(storage);
+    if (!this.formats(storage).includes(format)) {
+      if (!isFileBased(storage.type)) fail(`unsupported format '${format}'`);
+      fail(`unable to parse volume filename '${options.name ?? `vm-${options.vmid}-disk-0`}.${format}'`);
+    }
     const base = options.name ?? `vm-${options.vmid}-disk-${this.freeDiskIndex(storage, options.node, options.vmid)}`;
     const volname = isFileBased(storage.type) ? `${options.vmid}/${base}.${format}` : base;
     if (this.get(options.node, `${storage.id}:${volname}`)) fail(`disk image '${storage.id}:${volname}' already exists`);

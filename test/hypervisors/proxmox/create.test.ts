@@ -106,7 +106,7 @@ t.test('images from a URL and thick provisioning are Unsupported', async (t) => 
 
 t.test('a bridge the node does not have is refused before cloning', async (t) => {
   const { driver, stub } = await miniPve(t, [TEMPLATE]);
-  await t.rejects(driver.create(spec({ nics: [{ name: 'lan', bridge: 'vmbr9' }] })), { code: 'InvalidSpec', message: "bridge 'vmbr9' of NIC 'lan' not found on node 'pve1'" });
+  await t.rejects(driver.create(spec({ nics: [{ name: 'lan', bridge: 'vmbr9' }] })), { code: 'InvalidSpec', message: "bridge 'vmbr9' not found on node 'pve1' (NIC 'lan')" });
   t.equal(stub.calls('POST', /clone$/).length, 0);
 });
 

@@ -69,8 +69,8 @@ t.test('NICs are read with model, MAC, bridge, tag, firewall, rate and MTU', asy
 t.test('observed disks take their names from the marker, the boot disk is root', async (t) => {
   const config = { scsi0: 'local-lvm:vm-120-disk-0,size=20G', scsi1: 'local-lvm:vm-120-disk-1,size=5G', ide2: 'local-lvm:vm-120-cloudinit,media=cdrom' };
   t.same(observedDisks(config, undefined), [
-    { name: 'root', sizeBytes: 20 * GiB, datastore: 'local-lvm' },
-    { name: 'scsi1', sizeBytes: 5 * GiB, datastore: 'local-lvm' },
+    { name: 'root', sizeBytes: 20 * GiB, datastore: 'local-lvm', bus: 'scsi' },
+    { name: 'scsi1', sizeBytes: 5 * GiB, datastore: 'local-lvm', bus: 'scsi' },
   ]);
   t.same(
     observedDisks(config, { uid: 'u', namespace: 'n', name: 'v', disks: { root: 'scsi0', data: 'scsi1' }, nics: {} }).map((disk) => disk.name),
