@@ -41,6 +41,10 @@ export const MACHINE_CAPABILITIES = [
   'explicitId',
   /** A VM made from nothing (ImageSpec kind `blank`): its disks empty, booting as its boot order says. */
   'blankVM',
+  /** power `suspend`: the running VM paused with its memory kept; `on` resumes it. */
+  'suspend',
+  /** power `reset`: a hard reset of the running VM, like its reset button (no shutdown). */
+  'hardReset',
 ] as const;
 export type MachineCapability = (typeof MACHINE_CAPABILITIES)[number];
 
@@ -415,7 +419,8 @@ export interface ObservedVM {
   settings?: VMSettings;
 }
 
-export type PowerOperation = 'on' | 'off' | 'shutdown' | 'reboot';
+/** `suspend` needs the suspend capability, `reset` hardReset; `on` also resumes a suspended VM. */
+export type PowerOperation = 'on' | 'off' | 'shutdown' | 'reboot' | 'suspend' | 'reset';
 
 export interface ResourceChange {
   cpus?: number;

@@ -158,7 +158,7 @@ export const CreateSpec = Type.Object(
 );
 
 export const PowerState = StringEnum(['On', 'Off', 'Suspended', 'Unknown'] as const);
-export const PowerOperation = StringEnum(['on', 'off', 'shutdown', 'reboot'] as const);
+export const PowerOperation = StringEnum(['on', 'off', 'shutdown', 'reboot', 'suspend', 'reset'] as const);
 
 export const ObservedDisk = Type.Object(
   {

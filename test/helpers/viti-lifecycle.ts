@@ -55,7 +55,7 @@ export async function vitiSystem(t: Test, options: VitiSystemOptions = {}) {
   const machineCondition = (name: string, type: string) => machineStatus(name).conditions?.find((c) => c.type === type);
 
   /** The ProxmoxCluster `pve`, its runtime made available as the Deployment controller would, until it is Ready. */
-  async function createCluster(spec: Record<string, unknown> = {}) {
+  async function createCluster(spec: Record<string, unknown> = {}, expectReady = true) {
     cluster.create({
       apiVersion: 'v1',
       kind: 'Secret',
@@ -76,7 +76,7 @@ export async function vitiSystem(t: Test, options: VitiSystemOptions = {}) {
     await metacontroller.settle(() => cluster.get('apps/v1', 'Deployment', OPERATOR_NAMESPACE, RUNTIME) !== undefined);
     const deployment = cluster.get('apps/v1', 'Deployment', OPERATOR_NAMESPACE, RUNTIME);
     cluster.updateStatus('apps/v1', 'Deployment', OPERATOR_NAMESPACE, RUNTIME, { observedGeneration: deployment?.metadata.generation ?? 1, availableReplicas: 1 });
-    await metacontroller.settle(() => clusterStatus()['ready'] === true);
+    await metacontroller.settle(() => (expectReady ? clusterStatus()['ready'] === true : clusterStatus().conditions?.some((c) => c.type === 'Connected' && c.status !== 'Unknown') === true));
   }
 
   function createMachine(name: string, spec: Record<string, unknown> = {}, labels: Record<string, string> = { 'cluster.vitistack.io/cluster-name': 'pve' }) {

@@ -119,7 +119,7 @@ t.test('node auto-selection respects maxVMs of ProxmoxNodes and the nodes\' memo
   for (const name of ['m1', 'm2', 'm3']) env.createMachine(name, { template: 'ubuntu-22-template', memory: 4 * GiB });
   await env.metacontroller.settle(() => ['m1', 'm2', 'm3'].every((name) => env.machineCondition(name, 'VMCreated')?.status === 'True'));
   t.same(['m1', 'm2', 'm3'].map((name) => env.machineStatus(name).node), ['pve2', 'pve2', 'pve2'], 'pve1 is full at maxVMs 0');
-  t.match(env.cluster.get(VITI, 'ProxmoxNode', '', 'pve1')?.['status'], { ready: true, vmCount: Number, resources: { cpu: { total: 16 }, memory: { total: 64 * GiB } } });
+  t.match(env.cluster.get(VITI, 'ProxmoxNode', '', 'pve1')?.['status'], { ready: true, vmCount: Number, resources: { cpu: { total: 16 }, memory: { total: 64 * GiB }, storage: { total: 512 * GiB, used: Number } } });
 });
 
 t.test('protection holds a delete with a condition until spec.protection is false', async (t) => {
@@ -152,4 +152,99 @@ t.test('metrics carry the seed\'s names and labels', async (t) => {
   t.match(text, /proxmox_operator_reconciliation_duration_seconds_count\{controller="machine"\} \d+/);
   t.match(text, /proxmox_operator_machines_total\{phase="Running",node="pve\d"\} 1/);
   t.match(text, /# TYPE proxmox_operator_errors_total counter/);
+});
+
+t.test('a Machine is reconfigured like a VirtualMachine: memory and cores wait for restartRequest, protection applies live, the disk grows', async (t) => {
+  const env = await vitiSystem(t);
+  await env.createCluster();
+  env.createMachine('app', { template: 'ubuntu-22-template', cpu: { cores: 2 }, memory: 2 * GiB, disks: [{ name: 'root', size: '20G' }] });
+  await env.metacontroller.settle(() => env.machineCondition('app', 'Ready')?.status === 'True');
+  const vmid = env.machineStatus('app').vmid ?? 0;
+  env.cluster.patchSpec(VITI, 'Machine', 'default', 'app', { cpu: { cores: 2, sockets: 2 }, memory: 4 * GiB, protection: true, disks: [{ name: 'root', size: '30G' }] });
+  await env.metacontroller.settle(() => env.pve.vm(vmid)?.config['protection'] === 1 && /30G/.test(String(env.pve.vm(vmid)?.config['scsi0'])));
+  const vm = env.pve.vm(vmid);
+  t.equal(vm?.status, 'running', 'not restarted behind the user\'s back');
+  t.match(env.machineCondition('app', 'Ready'), { status: 'False' }, 'pending changes keep it from Ready');
+  env.cluster.patchSpec(VITI, 'Machine', 'default', 'app', { restartRequest: 'now' });
+  await env.metacontroller.settle(() => env.machineCondition('app', 'Ready')?.status === 'True' && env.pve.vm(vmid)?.status === 'running');
+  t.match(env.pve.vm(vmid)?.config, { sockets: 2, cores: 2, memory: '4096' });
+  t.equal(env.ours().length, 1, 'the same VM');
+});
+
+t.test('deleting a running Machine stops and destroys its VM, and never a foreign VM that took its name', async (t) => {
+  const env = await vitiSystem(t);
+  await env.createCluster();
+  env.pve.addForeignVm({ vmid: 500, node: 'pve1', name: 'db', running: true });
+  env.createMachine('db', { template: 'ubuntu-22-template', name: 'db' });
+  await env.metacontroller.settle(() => env.machineCondition('db', 'Ready')?.status === 'True' || env.machineCondition('db', 'Ready')?.reason === 'NameConflict');
+  env.cluster.delete(VITI, 'Machine', 'default', 'db');
+  await env.metacontroller.settle(() => env.machine('db') === undefined);
+  t.equal(env.ours().length, 0, 'ours is gone');
+  t.ok(env.pve.vm(500), 'the foreign VM of the same name is untouched');
+});
+
+t.test('a cluster whose token PVE refuses says so and is not hammered; its Machines wait for it', async (t) => {
+  const env = await vitiSystem(t, { tokens: { 'virtrigaud@pve!vrtg': 'another-secret' } });
+  await env.createCluster({}, false);
+  t.match(env.clusterStatus(), { ready: false, conditions: [{ type: 'Ready', status: 'False', reason: 'AuthenticationFailed' }] });
+  env.createMachine('web', { template: 'ubuntu-22-template' });
+  await env.metacontroller.settle(() => env.machineCondition('web', 'Ready')?.reason === 'ClusterNotReady');
+  const before = env.pve.requests.length;
+  for (let minute = 0; minute < 10; minute += 1) {
+    env.clock.advance(60_000);
+    await env.metacontroller.settle(() => true);
+  }
+  const calls = env.pve.requests.length - before;
+  t.ok(calls <= 10, `a refused credential is tried again at most every 5 minutes (${calls} PVE requests in 10 minutes)`);
+  t.equal(env.ours().length, 0);
+});
+
+t.test('the seed\'s actions through declarative fields: suspend, resume, shutdown, stop, start, reset', async (t) => {
+  const env = await vitiSystem(t);
+  await env.createCluster();
+  env.createMachine('ops', { template: 'ubuntu-22-template' });
+  await env.metacontroller.settle(() => env.machineCondition('ops', 'Ready')?.status === 'True');
+  const vmid = env.machineStatus('ops').vmid ?? 0;
+  const qmp = () => env.pve.vm(vmid)?.qmpstatus;
+  const patch = (spec: Record<string, unknown>) => env.cluster.patchSpec(VITI, 'Machine', 'default', 'ops', spec);
+
+  patch({ powerState: 'Suspended' });
+  await env.metacontroller.settle(() => qmp() === 'paused' && env.machineCondition('ops', 'Ready')?.status === 'True');
+  t.match(env.machineStatus('ops'), { phase: 'Stopped', virtualMachine: { powerState: 'Suspended' } }, 'suspend: paused in memory');
+
+  patch({ powerState: 'Running' });
+  await env.metacontroller.settle(() => qmp() === 'running' && env.machineCondition('ops', 'Ready')?.status === 'True');
+  t.pass('resume');
+
+  patch({ powerState: 'Stopped' });
+  await env.metacontroller.settle(() => env.pve.vm(vmid)?.status === 'stopped' && env.machineStatus('ops').phase === 'Stopped');
+  t.ok(env.pve.tasks().some((task) => task.type === 'qmshutdown' && task.id === String(vmid)), 'shutdown: the guest was asked first');
+
+  patch({ powerState: 'Running' });
+  await env.metacontroller.settle(() => env.pve.vm(vmid)?.status === 'running' && env.machineCondition('ops', 'Ready')?.status === 'True');
+  patch({ powerState: 'Stopped', stopMode: 'Stop' });
+  const stopsBefore = env.pve.tasks().filter((task) => task.type === 'qmshutdown').length;
+  await env.metacontroller.settle(() => env.pve.vm(vmid)?.status === 'stopped');
+  t.equal(env.pve.tasks().filter((task) => task.type === 'qmshutdown').length, stopsBefore, 'stop: no shutdown asked');
+
+  patch({ powerState: 'Running', stopMode: 'Shutdown' });
+  await env.metacontroller.settle(() => env.pve.vm(vmid)?.status === 'running' && env.machineCondition('ops', 'Ready')?.status === 'True');
+  patch({ restartMode: 'Reset', restartRequest: 'r1' });
+  await env.metacontroller.settle(() => env.pve.tasks().some((task) => task.type === 'qmreset') && env.machineCondition('ops', 'Ready')?.status === 'True');
+  t.equal(env.pve.tasks().filter((task) => task.type === 'qmreset').length, 1, 'reset once');
+  t.match(env.machineStatus('ops'), { virtualMachine: { restartRequest: 'r1' } });
+  env.clock.advance(120_000);
+  await env.metacontroller.settle(() => true);
+  t.equal(env.pve.tasks().filter((task) => task.type === 'qmreset').length, 1, 'not again');
+});
+
+t.test('a Machine without the cluster label goes to PROXMOX_DEFAULT_CLUSTER, and without either says so', async (t) => {
+  const env = await vitiSystem(t, { defaultCluster: 'pve' });
+  await env.createCluster();
+  env.createMachine('plain', { template: 'ubuntu-22-template' }, {});
+  env.createMachine('elsewhere', { template: 'ubuntu-22-template' }, { 'cluster.vitistack.io/cluster-name': 'lab' });
+  await env.metacontroller.settle(() => env.machineCondition('plain', 'Ready')?.status === 'True' && env.machineCondition('elsewhere', 'Ready')?.reason === 'ClusterNotFound');
+  t.match(env.machineStatus('plain'), { cluster: 'pve', vmid: 10000 });
+  t.match(env.machineCondition('elsewhere', 'Ready'), { message: 'ProxmoxCluster lab not found' });
+  t.equal(env.ours().length, 1);
 });

@@ -452,7 +452,7 @@ export const ObservedPowerState = StringEnum(['On', 'Off', 'Suspended', 'Unknown
 export type ObservedPowerState = Static<typeof ObservedPowerState>;
 
 export const TaskOperation = StringEnum(
-  ['Create', 'Delete', 'PowerOn', 'PowerOff', 'Shutdown', 'Reboot', 'Reconfigure', 'ResizeDisk', 'Revert'] as const,
+  ['Create', 'Delete', 'PowerOn', 'PowerOff', 'Shutdown', 'Reboot', 'Suspend', 'Reset', 'Reconfigure', 'ResizeDisk', 'Revert'] as const,
 );
 export type TaskOperation = Static<typeof TaskOperation>;
 

@@ -247,8 +247,9 @@ export const MachineNetwork = Type.Object(
   { additionalProperties: false, description: 'A NIC: `{model},bridge={bridge}[,macaddr=…][,tag=…][,firewall=1]` in PVE.' },
 );
 
-export const MachinePowerState = StringEnum(['Running', 'Stopped'] as const, {
-  description: 'Running (default: started, and started again when found off) or Stopped (shut down as stopMode says).',
+export const MachinePowerState = StringEnum(['Running', 'Stopped', 'Suspended'] as const, {
+  description:
+    'Running (default: started — or resumed — and started again when found off), Stopped (as stopMode says) or Suspended (paused with its memory kept; Running resumes it).',
 });
 
 export const MachineSpec = Type.Object(
@@ -298,7 +299,12 @@ export const MachineSpec = Type.Object(
       StringEnum(['Shutdown', 'Stop'] as const, { description: 'How Stopped is reached: Shutdown (default: the guest shuts down, stopped after 5 minutes) or Stop (at once).' }),
     ),
     restartRequest: Type.Optional(
-      Type.String({ maxLength: 64, description: 'Change this value to restart the VM once (shutdown, pending changes applied, start); status.virtualMachine.restartRequest echoes it.' }),
+      Type.String({ maxLength: 64, description: 'Change this value to restart the VM once, as restartMode says; status.virtualMachine.restartRequest echoes it.' }),
+    ),
+    restartMode: Type.Optional(
+      StringEnum(['Graceful', 'Reset'] as const, {
+        description: 'How restartRequest restarts: Graceful (default: shutdown, pending changes applied, start) or Reset (a hard reset at once, like the reset button; pending changes stay pending).',
+      }),
     ),
   },
   { additionalProperties: false, description: 'A VM on the ProxmoxCluster named by the cluster.vitistack.io/cluster-name label.' },

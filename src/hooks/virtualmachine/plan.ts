@@ -80,6 +80,8 @@ const TASK_CONDITION: Record<TaskOperation, 'provisioned' | 'configured' | 'powe
   PowerOff: 'power',
   Shutdown: 'power',
   Reboot: 'power',
+  Suspend: 'power',
+  Reset: 'power',
   Reconfigure: 'configured',
   ResizeDisk: 'configured',
   Revert: 'configured',
@@ -229,7 +231,7 @@ function waitForTask(input: PlanInput, ref: TaskStatusRef, status: TaskStatus | 
         ...notCreated('the VM does not exist yet'),
       };
   const slot = TASK_CONDITION[ref.operation];
-  const reason = { Create: 'Creating', Delete: 'Deleting', PowerOn: 'PoweringOn', PowerOff: 'PoweringOff', Shutdown: 'ShuttingDown', Reboot: 'Rebooting', Reconfigure: 'Reconfiguring', ResizeDisk: 'ResizingDisk', Revert: 'Reverting' }[ref.operation];
+  const reason = { Create: 'Creating', Delete: 'Deleting', PowerOn: 'PoweringOn', PowerOff: 'PoweringOff', Shutdown: 'ShuttingDown', Reboot: 'Rebooting', Suspend: 'Suspending', Reset: 'Resetting', Reconfigure: 'Reconfiguring', ResizeDisk: 'ResizingDisk', Revert: 'Reverting' }[ref.operation];
   base[slot] = condition(base[slot].type, false, reason, message);
   return {
     action: { kind: 'none' },
@@ -281,9 +283,14 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
   const diff = compareHardware(desired.create, observed);
   const isOn = observed.powerState === 'On';
   const isOff = observed.powerState === 'Off';
+  const isSuspended = observed.powerState === 'Suspended';
 
   let restartHandled = input.restartHandled;
   let restartPending = desired.restartRequest !== undefined && desired.restartRequest !== restartHandled;
+  if (restartPending && isOn && desired.restartMode === 'Reset') {
+    // A hard reset is done once asked: nothing to wait for, and pending changes stay pending.
+    return planForReset(input, observed, provisioned, desired.restartRequest ?? '');
+  }
   if (restartPending && !isOn) {
     // A restart of a VM that is not running is done: it comes back up with everything applied.
     restartHandled = desired.restartRequest;
@@ -294,7 +301,7 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
   // Disks that grow only while the VM is off: expandPolicy Offline, or a driver without online growth.
   const offlineGrows = isOn ? diff.grow.filter((grow) => !capabilities.onlineDiskGrow || desired.offlineGrowth.includes(grow.disk)) : [];
   const powerCycleWanted = isOn && (!isEmptyChange(offline) || offlineGrows.length > 0) && desired.powerCyclePolicy === 'Automatic';
-  const wantOff = desired.powerState !== 'On' || restartPending || powerCycleWanted;
+  const wantOff = desired.powerState === 'Off' || desired.powerState === 'OffGraceful' || restartPending || powerCycleWanted;
   const configured = waitingRevert
     ? condition('Configured', false, waitingRevert.reason, `revert waits: ${waitingRevert.message}`)
     : configuredCondition(diff, observed, { change: isOn ? offline : {}, grows: offlineGrows }, desired.powerCyclePolicy, restartPending);
@@ -367,8 +374,12 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
   if (desired.powerState === 'On' && !isOn && observed.powerState !== 'Unknown') {
     return plan({ kind: 'power', operation: 'on', task: 'PowerOn' });
   }
+  // A suspended guest cannot shut down: it is powered off, as asked.
+  if ((desired.powerState === 'Off' || desired.powerState === 'OffGraceful') && isSuspended) return plan({ kind: 'power', operation: 'off', task: 'PowerOff' });
   if (desired.powerState === 'Off' && isOn) return plan({ kind: 'power', operation: 'off', task: 'PowerOff' });
   if (desired.powerState === 'OffGraceful' && isOn) return gracefulOff();
+  if (desired.powerState === 'Suspended' && isOn && !restartPending && !powerCycleWanted) return plan({ kind: 'power', operation: 'suspend', task: 'Suspend' });
+  if (desired.powerState === 'Suspended' && isOff) return plan({ kind: 'power', operation: 'on', task: 'PowerOn' });
   if (isOn && (restartPending || powerCycleWanted)) {
     return gracefulOff(condition('PowerSynced', false, 'Restarting', restartPending ? 'restart requested' : 'power cycle to apply pending changes'));
   }
@@ -376,6 +387,21 @@ function planForExistingVM(input: PlanInput, observed: ObservedVM, provisioned: 
   const waitingForAddresses = isOn && desired.powerState === 'On' && observed.ips.length === 0 && observed.nics.length > 0;
   // Nothing left to do: whatever failed before is over.
   return plan({ kind: 'none' }, { resyncAfterSeconds: waitingForAddresses ? RESYNC.waitingForGuest : 0, failure: undefined });
+}
+
+/** restartMode Reset: the running VM is reset at once, and the request is handled. */
+function planForReset(input: PlanInput, observed: ObservedVM, provisioned: ConditionUpdate, request: string): Plan {
+  return {
+    action: { kind: 'power', operation: 'reset', task: 'Reset' },
+    keepTask: false,
+    restartHandled: request,
+    provisioned,
+    configured: condition('Configured', 'Unknown', 'Resetting', 'checked again once the VM is reset'),
+    power: condition('PowerSynced', false, 'Resetting', 'reset requested'),
+    resyncAfterSeconds: RESYNC.task,
+    failure: input.failure,
+    gracefulShutdown: undefined,
+  };
 }
 
 function applying(what: string): ConditionUpdate {
@@ -419,6 +445,10 @@ export function powerCondition(desired: ResolvedVM, observed: ObservedVM): Condi
   const wantOn = desired.powerState === 'On';
   if (observed.powerState === 'Unknown') {
     return condition('PowerSynced', 'Unknown', 'PowerStateUnknown', 'the hypervisor reports no power state');
+  }
+  if (desired.powerState === 'Suspended') {
+    if (observed.powerState === 'Suspended') return condition('PowerSynced', true, 'Suspended', 'the VM is suspended');
+    return condition('PowerSynced', false, 'Suspending', `the VM is ${observed.powerState.toLowerCase()}; suspending`);
   }
   const isOn = observed.powerState === 'On';
   if (wantOn === isOn && (wantOn || observed.powerState === 'Off')) {

@@ -34,10 +34,13 @@ export interface ResolvedVM {
   identity: Identity;
   provider: ProviderTarget;
   create: CreateSpec;
-  powerState: 'On' | 'Off' | 'OffGraceful';
+  /** Suspended needs the suspend capability (a Machine's powerState; VirtualMachines do not ask for it yet). */
+  powerState: 'On' | 'Off' | 'OffGraceful' | 'Suspended';
   shutdownTimeoutMs: number;
   powerCyclePolicy: 'Manual' | 'Automatic';
   restartRequest?: string;
+  /** How restartRequest restarts: Graceful (default: shutdown, pending changes applied, start) or Reset (needs hardReset). */
+  restartMode?: 'Graceful' | 'Reset';
   /** spec.cloneFrom: the source is resolved only while the VM still has to be created. */
   clone?: { sourceName: string; linked: boolean; source?: VMRef };
   /** spec.lifecycle.revertRequest, with the snapshot it names when that is ready to revert to. */

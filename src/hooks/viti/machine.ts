@@ -15,7 +15,7 @@ import {
   type ProxmoxClusterObject,
 } from '../../contracts/crds/viti.js';
 import { VirtualMachineStatus } from '../../contracts/crds/virtualmachine.js';
-import { isDriverError, settingsAsked, type CreateSpec, type DiskSpec, type Inventory, type NicSpec, type ProviderTarget, type VMSettings } from '../../contracts/driver.js';
+import { isDriverError, settingsAsked, type Capability, type CreateSpec, type DiskSpec, type Inventory, type NicSpec, type ProviderTarget, type VMSettings } from '../../contracts/driver.js';
 import { objectsOfKind, type CustomizeResponse, type ObjectsByType, type SyncRequestBody, type SyncResponse } from '../../contracts/metacontroller.js';
 import type { CanonicalPolicy } from '../../contracts/normalize/vmplacementpolicy.js';
 import { buildConditions, conditionOf, previousConditions, type ConditionUpdate } from '../conditions.js';
@@ -127,14 +127,26 @@ export function desiredMachine(machine: MachineObject, cluster: ProxmoxClusterOb
     identity: context.identity,
     provider,
     create,
-    powerState: (spec.powerState ?? 'Running') === 'Running' ? 'On' : spec.stopMode === 'Stop' ? 'Off' : 'OffGraceful',
+    powerState: POWER[spec.powerState ?? 'Running'] ?? (spec.stopMode === 'Stop' ? 'Off' : 'OffGraceful'),
     shutdownTimeoutMs: SHUTDOWN_TIMEOUT_MS,
     powerCyclePolicy: 'Manual',
     deletionPolicy: 'Delete',
     offlineGrowth: [],
   };
   if (spec.restartRequest !== undefined) vm.restartRequest = spec.restartRequest;
+  if (spec.restartMode !== undefined) vm.restartMode = spec.restartMode;
   return { ok: true, vm };
+}
+
+/** Running and Suspended as the engine's power states; Stopped depends on stopMode. */
+const POWER: Partial<Record<NonNullable<MachineObject['spec']['powerState']>, ResolvedVM['powerState']>> = { Running: 'On', Suspended: 'Suspended' };
+
+/** What the Machine's power fields ask of the driver, each with the words to name it. */
+function powerAsked(vm: ResolvedVM): [Capability, string][] {
+  const asked: [Capability, string][] = [];
+  if (vm.powerState === 'Suspended') asked.push(['suspend', 'powerState Suspended']);
+  if (vm.restartMode === 'Reset') asked.push(['hardReset', 'restartMode Reset']);
+  return asked;
 }
 
 function refusal(reason: string, message: string, condition: Refusal['condition']): Refusal {
@@ -219,7 +231,7 @@ export async function syncMachine(request: SyncRequestBody<MachineObject>, deps:
 
   const desired = desiredMachine(machine, cluster, provider, context);
   if (!desired.ok) return answer(refuse(context, undefined, desired), [condition(desired.condition, false, desired.reason, desired.message)]);
-  const missing = settingsAsked(desired.vm.create).find(([capability]) => !driver.driver.capabilities[capability]);
+  const missing = [...settingsAsked(desired.vm.create), ...powerAsked(desired.vm)].find(([capability]) => !driver.driver.capabilities[capability]);
   if (missing) {
     const message = `the ${driver.driver.type} driver of ProxmoxCluster ${clusterName} cannot set ${missing[1]} (capability ${missing[0]})`;
     return answer(context.unobserved('Unsupported', message, false, 'observe'));
@@ -352,7 +364,9 @@ function machineResponse(machine: MachineObject, response: SyncResponse, deps: M
   for (const update of extra) if (update.type === 'VMCreated') updates[1] = { ...update, status: false, reason: 'CreationFailed' };
 
   const status: MachineStatus = {};
-  const phase = vm.phase === 'Reconfiguring' || vm.phase === 'Deleting' ? (vm.powerState === 'On' ? 'Running' : vm.powerState === 'Off' ? 'Stopped' : 'Pending') : PHASES[vm.phase ?? 'Pending'];
+  // A suspended VM is not running: the seed's phases have no Suspended (status.virtualMachine.powerState says it).
+  const byPower = vm.powerState === 'On' ? 'Running' : vm.powerState === 'Off' || vm.powerState === 'Suspended' ? 'Stopped' : 'Pending';
+  const phase = vm.phase === 'Reconfiguring' || vm.phase === 'Deleting' || vm.powerState === 'Suspended' ? byPower : PHASES[vm.phase ?? 'Pending'];
   status.phase = ready?.status === 'False' && TERMINAL.has(ready.reason) && !created ? 'Error' : (phase ?? 'Pending');
   if (vm.providerID !== undefined && /^[0-9]+$/.test(vm.providerID)) status.vmid = Number(vm.providerID);
   if (vm.host !== undefined) status.node = vm.host;

@@ -2,6 +2,7 @@
 // reads the domain first and refuses unless its identity tag names the caller's owner.
 
 import {
+  UnsupportedError,
   ConflictError,
   InvalidSpecError,
   type PowerOperation,
@@ -45,7 +46,9 @@ export async function powerVM(ctx: LibvirtContext, ref: VMRef, operation: PowerO
     case 'reboot':
       if (!isActive(state)) throw new ConflictError(`domain ${domain.name} is not running`);
       await ctx.host.virsh(['reboot', '--domain', id], { signal });
-      return {};
+      return {};    case 'suspend':
+    case 'reset':
+      throw new UnsupportedError(`the libvirt driver does not ${operation} VMs (capabilities suspend, hardReset)`);
   }
 }
 

@@ -116,6 +116,9 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
   explicitId: true,
   // `POST /nodes/{node}/qemu` with empty volumes, no template (blank-create.ts).
   blankVM: true,
+  // status/suspend (paused in memory; `on` resumes it) and status/reset.
+  suspend: true,
+  hardReset: true,
 });
 
 /** Why exportDisk is Unsupported. */

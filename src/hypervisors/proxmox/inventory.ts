@@ -40,6 +40,8 @@ export async function inventory(ctx: ProxmoxContext, signal?: AbortSignal): Prom
   const vms = resources.vms.filter((vm) => vm.type === 'qemu' && !vm.template);
   const hosts = available.map((node) => {
     const mine = vms.filter((vm) => vm.node === node.node);
+    // The disk storages the node sees, shared ones included (each pool once per node).
+    const storages = resources.storages.filter((storage) => storage.node === node.node && storage.content.includes('images'));
     const row: Inventory['hosts'][number] = {
       name: node.node,
       cpus: node.maxcpu,
@@ -48,6 +50,8 @@ export async function inventory(ctx: ProxmoxContext, signal?: AbortSignal): Prom
       memoryAllocatedBytes: mine.reduce((sum, vm) => sum + vm.maxmem, 0),
       vms: mine.length,
       placed: mine.map(placedVM),
+      storageBytes: storages.reduce((sum, storage) => sum + storage.maxdisk, 0),
+      storageUsedBytes: storages.reduce((sum, storage) => sum + storage.disk, 0),
     };
     // PVE_NODE_SELECTOR bounds every placement policy: a node outside it is listed, never chosen.
     if (ctx.config.nodeSelector.length > 0 && !ctx.config.nodeSelector.includes(node.node)) row.selectable = false;

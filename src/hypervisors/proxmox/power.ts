@@ -2,6 +2,7 @@
 // the VM's config first and refuses unless the marker names the caller's owner and no lock is held.
 
 import {
+  BusyError,
   ConflictError,
   InvalidSpecError,
   type PowerOperation,
@@ -65,6 +66,13 @@ export async function powerVM(ctx: ProxmoxContext, ref: VMRef, operation: PowerO
     case 'reboot':
       if (!running) throw new ConflictError(`VM ${vm.vmid} is not running`);
       return post('reboot');
+    case 'suspend':
+      // A state, not an owner mismatch: only a running VM pauses.
+      if (!running) throw new BusyError(`VM ${vm.vmid} is not running: only a running VM is suspended`);
+      return paused ? {} : post('suspend');
+    case 'reset':
+      if (!running) throw new BusyError(`VM ${vm.vmid} is not running: only a running VM is reset`);
+      return post('reset');
   }
 }
 

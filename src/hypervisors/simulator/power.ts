@@ -64,6 +64,9 @@ export function powerVM(world: SimWorld, ref: VMRef, operation: PowerOperation, 
       });
       return { task: task.id };
     }
+    case 'suspend':
+    case 'reset':
+      throw new UnsupportedError(`the simulator does not ${operation} VMs (capabilities suspend, hardReset)`);
   }
 }
 

@@ -2,6 +2,7 @@
 // first and refuses unless its identity names the caller's owner.
 
 import {
+  UnsupportedError,
   BusyError,
   InvalidSpecError,
   isDriverError,
@@ -69,6 +70,9 @@ export async function powerVM(ctx: VsphereContext, ref: VMRef, operation: PowerO
         if (guestUnreachable(error)) return startTask(ctx, 'ResetVM_Task', vm.ref, [], signal);
         throw error;
       }
+    case 'suspend':
+    case 'reset':
+      throw new UnsupportedError(`the vsphere driver does not ${operation} VMs (capabilities suspend, hardReset)`);
   }
 }
 

@@ -374,6 +374,45 @@ const table: { name: string; input: PlanInput; action: unknown; reasons?: Record
     action: { kind: 'none' },
     reasons: { configured: 'Busy' },
   },
+  {
+    name: 'a running VM asked to be Suspended is suspended',
+    input: input({ desired: desired({ powerState: 'Suspended' }) }),
+    action: { kind: 'power', operation: 'suspend', task: 'Suspend' },
+    reasons: { power: 'Suspending' },
+  },
+  {
+    name: 'a suspended VM asked to be Suspended is in sync',
+    input: input({ desired: desired({ powerState: 'Suspended' }), observed: observed({ powerState: 'Suspended' }) }),
+    action: { kind: 'none' },
+    reasons: { power: 'Suspended' },
+  },
+  {
+    name: 'a VM that is off and asked to be Suspended is started first',
+    input: input({ desired: desired({ powerState: 'Suspended' }), observed: observed({ powerState: 'Off', ips: [] }) }),
+    action: { kind: 'power', operation: 'on', task: 'PowerOn' },
+  },
+  {
+    name: 'a suspended VM asked to be On is powered on (which resumes it)',
+    input: input({ observed: observed({ powerState: 'Suspended' }) }),
+    action: { kind: 'power', operation: 'on', task: 'PowerOn' },
+    reasons: { power: 'PoweringOn' },
+  },
+  {
+    name: 'a suspended VM asked to shut down gracefully is powered off: its guest cannot shut down',
+    input: input({ desired: desired({ powerState: 'OffGraceful' }), observed: observed({ powerState: 'Suspended' }) }),
+    action: { kind: 'power', operation: 'off', task: 'PowerOff' },
+  },
+  {
+    name: 'a restart with restartMode Reset resets the running VM at once',
+    input: input({ desired: desired({ restartRequest: 'r1', restartMode: 'Reset' }) }),
+    action: { kind: 'power', operation: 'reset', task: 'Reset' },
+    reasons: { power: 'Resetting' },
+  },
+  {
+    name: 'a restart with restartMode Reset already handled does nothing',
+    input: input({ desired: desired({ restartRequest: 'r1', restartMode: 'Reset' }), restartHandled: 'r1' }),
+    action: { kind: 'none' },
+  },
 ];
 
 for (const row of table) {
@@ -386,6 +425,11 @@ for (const row of table) {
     if (row.keepTask !== undefined) t.equal(plan.keepTask, row.keepTask, 'keepTask');
   });
 }
+
+t.test('a reset is handled as it is asked for: the request is recorded with the reset', async (t) => {
+  const plan = planNextAction(input({ desired: desired({ restartRequest: 'r7', restartMode: 'Reset' }) }));
+  t.equal(plan.restartHandled, 'r7');
+});
 
 t.test('a restart of a VM that is off is handled at once', async (t) => {
   const plan = planNextAction(input({ desired: desired({ restartRequest: 'r2', powerState: 'Off' }), observed: observed({ powerState: 'Off', ips: [] }) }));
