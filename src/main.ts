@@ -5,19 +5,15 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import type { Driver } from './contracts/driver.js';
-import { CredentialReloadingDriver } from './hypervisors/common/credential-files.js';
 import type { Server } from 'node:http';
 import { parseDuration } from './contracts/quantity.js';
 import { DEFAULT_VITI_NAMESPACE, buildServer } from './hooks/server.js';
 import type { VitiSettings } from './hooks/viti/cluster.js';
 import { parseBindAddress, startSideListener, type BindAddress } from './http/side-listeners.js';
 import { parseLogFormat, textLine, textLogStream, type LogFormat } from './http/log-format.js';
-import { libvirtDriverFromEnv } from './hypervisors/libvirt/index.js';
-import { proxmoxDriverFromEnv } from './hypervisors/proxmox/index.js';
-import { vsphereDriverFromEnv } from './hypervisors/vsphere/index.js';
 import { DEFAULT_SIMULATOR_WORLDS, ProviderRegistry, type EmbeddedSimulator } from './hypervisors/registry.js';
 import { ProviderRuntimeMetrics, RuntimeActivity, buildProviderRuntime } from './hypervisors/remote/index.js';
+import { RUNTIME_DRIVERS, isRuntimeDriverType, runtimeDriverFromEnv, type ClosableDriver } from './hypervisors/runtime-drivers.js';
 import { SimulatedHypervisor, SimulatorDriver } from './hypervisors/simulator/index.js';
 
 function usage(): never {
@@ -230,27 +226,15 @@ function driverDebug(message: string): void {
   if (level === 'debug' || level === 'trace') logLine(20, message);
 }
 
-type RuntimeDriverFactory = (env: NodeJS.ProcessEnv, metricsRegistry: Registry) => Driver & { close?: () => Promise<void> };
-
-/** `metricsRegistry` is the runtime's /metrics: the Proxmox client counts its API requests there. */
-const RUNTIME_DRIVERS: Record<string, { client: string; fromEnv: RuntimeDriverFactory }> = {
-  proxmox: { client: 'PVE', fromEnv: (env, metricsRegistry) => proxmoxDriverFromEnv(env, { debug: driverDebug, metricsRegistry }) },
-  libvirt: { client: 'libvirt', fromEnv: (env) => libvirtDriverFromEnv(env) },
-  vsphere: { client: 'vSphere', fromEnv: (env) => vsphereDriverFromEnv(env) },
-};
-
-function providerDriver(log: (message: string) => void, metricsRegistry: Registry): Driver & { close?: () => Promise<void> } {
+function providerDriver(log: (message: string) => void, metricsRegistry: Registry): ClosableDriver {
   const type = process.env['PROVIDER_TYPE'] ?? '';
   if (type === 'simulator') return new SimulatorDriver(new SimulatedHypervisor());
-  const runtime = RUNTIME_DRIVERS[type];
-  if (!runtime) refuse(`PROVIDER_TYPE must be simulator, ${Object.keys(RUNTIME_DRIVERS).join(', ')}, not "${type}"`);
+  if (!isRuntimeDriverType(type)) refuse(`PROVIDER_TYPE must be simulator, ${Object.keys(RUNTIME_DRIVERS).join(', ')}, not "${type}"`);
   try {
-    // Credentials come as files of the mounted Secret (<NAME>_FILE) and are read again when the
-    // hypervisor refuses them: a rotated token takes effect without a restart.
-    return new CredentialReloadingDriver(process.env, (env) => runtime.fromEnv(env, metricsRegistry), log);
+    return runtimeDriverFromEnv(type, process.env, { log, debug: driverDebug, metricsRegistry });
   } catch (error) {
-    // The provider guide's format; config errors name variables, never secret values.
-    refuse(`Failed to create ${runtime.client} client error="${error instanceof Error ? error.message : String(error)}"`);
+    // Config errors name variables, never secret values.
+    refuse(error instanceof Error ? error.message : String(error));
   }
 }
 

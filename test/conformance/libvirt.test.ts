@@ -2,12 +2,16 @@
 // the peer test/libvirt/setup.sh starts on 127.0.0.1. VMs boot the tiny Linux guest from the
 // setup's base image, so guest addresses come from the real qemu-guest-agent.
 import t from 'tap';
+import { main } from '../../src/cli/vcts.js';
+import type { RunReport } from '../../src/cli/vcts/report.js';
 import type { Identity } from '../../src/contracts/driver.js';
 import { GiB, MiB } from '../../src/contracts/quantity.js';
 import { defineForeignDomain, libvirtPeer, removeDomainByName, waitFor } from '../helpers/libvirt-peer.js';
 import { basicSpec, driverConformance } from './driver-suite.js';
 
 t.setTimeout(900_000);
+
+const VCTS_PREFIX = 'vcts-lv-';
 
 const peer = await libvirtPeer(t);
 if (peer) {
@@ -18,7 +22,8 @@ if (peer) {
     const id = line.trim();
     if (id === '') continue;
     const vm = await cleaner.describe(id).catch(() => undefined);
-    if (vm?.owner?.namespace !== 'conformance') continue;
+    // Ours only: this suite's owners, and the vcts run's below (its prefix).
+    if (vm?.owner?.namespace !== 'conformance' && !(vm?.owner?.namespace === 'vcts' && vm.owner.name.startsWith(VCTS_PREFIX))) continue;
     const { task } = await cleaner.delete({ id, owner: vm.owner });
     if (task !== undefined) await waitFor(async () => (await cleaner.taskStatus(task)).state !== 'running', 'leftover deleted');
   }
@@ -49,5 +54,32 @@ if (peer) {
         await driver.close();
       },
     };
+  });
+
+  // The same cases through the admin's tool, configured by LIBVIRT_* variables as a runtime is.
+  // A few cases end to end (configuration from the environment, identity, refusal of a foreign
+  // VM, cleanup): the suite above runs every case against this peer already.
+  t.test('vcts: the command-line conformance run against libvirtd, from LIBVIRT_* variables, leaves nothing behind', async (t) => {
+    await removeDomainByName(peer, 'vcts-foreign');
+    const foreign = await defineForeignDomain(peer, 'vcts-foreign', true);
+    t.teardown(() => removeDomainByName(peer, 'vcts-foreign'));
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(
+      [
+        'run', '--provider', 'libvirt', '--template', peer.baseVolume, '--linked', '--cpus', '1', '--memory', '256Mi', '--root-disk', '1Gi',
+        '--prefix', VCTS_PREFIX, '--destructive', '--foreign-vm', foreign, '--cases', 'probe,identity,hardware,other-owner,not-found,delete,foreign-vm', '--timeout', '5m', '-o', 'json',
+      ],
+      peer.env,
+      { out: (text) => void out.push(text), err: (text) => void err.push(text) },
+      { pollMs: { first: 200, max: 2000 } },
+    );
+    t.equal(code, 0, err.join(''));
+    const report = JSON.parse(out.join('')) as RunReport;
+    t.equal(report.summary.failed, 0);
+    t.equal(report.cases.find((entry) => entry.id === 'foreign-vm')?.result, 'verified');
+    const names = (await peer.virsh(['list', '--all', '--name'])).stdout.split('\n').map((line) => line.trim());
+    t.same(names.filter((name) => name.startsWith(VCTS_PREFIX)), [], 'no domain of the run is left');
+    t.equal((await peer.virsh(['domstate', 'vcts-foreign'])).stdout.trim(), 'running', 'the foreign domain still runs');
   });
 }

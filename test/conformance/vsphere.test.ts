@@ -9,6 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { main } from '../../src/cli/vcts.js';
+import type { RunReport } from '../../src/cli/vcts/report.js';
 import type { Identity } from '../../src/contracts/driver.js';
 import { vsphereDriverFromEnv } from '../../src/hypervisors/vsphere/index.js';
 import { startNfcProxy } from '../helpers/vcsim-nfc.js';
@@ -50,5 +52,34 @@ if (requireVcsim(t)) {
         await rm(migrationDir, { recursive: true, force: true });
       },
     };
+  });
+
+  // The same cases through the admin's tool, configured by VSPHERE_* variables as a runtime is.
+  // A few cases end to end (configuration from the environment, identity, refusal of a foreign
+  // VM, cleanup): the suite above runs every case against this peer already.
+  t.test('vcts: the command-line conformance run against vcsim, from VSPHERE_* variables, leaves nothing behind', async (t) => {
+    const vcsim = await startVcsim(t);
+    await prepareTemplate(vcsim);
+    const proxy = await startNfcProxy(t, vcsim);
+    const migrationDir = await mkdtemp(join(tmpdir(), 'vcts-vsphere-migrations-'));
+    t.teardown(() => rm(migrationDir, { recursive: true, force: true }));
+    const foreign = (await vcsim.govc('ls', '-i', '/DC0/vm/DC0_H0_VM1')).trim().replace(/^VirtualMachine:/, '');
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await main(
+      [
+        'run', '--provider', 'vsphere', '--template', 'ubuntu-22-template', '--network', 'VM Network', '--prefix', 'vcts-vc-',
+        '--destructive', '--foreign-vm', foreign, '--cases', 'probe,identity,hardware,other-owner,not-found,delete,foreign-vm', '--timeout', '2m', '-o', 'json',
+      ],
+      { ...proxy.env, MIGRATION_DIR: migrationDir },
+      { out: (text) => void out.push(text), err: (text) => void err.push(text) },
+      { pollMs: { first: 50, max: 500 } },
+    );
+    t.equal(code, 0, err.join(''));
+    const report = JSON.parse(out.join('')) as RunReport;
+    t.equal(report.summary.failed, 0);
+    t.equal(report.cases.find((entry) => entry.id === 'foreign-vm')?.result, 'verified');
+    t.equal((await vcsim.govc('find', '/DC0/vm', '-type', 'm', '-name', 'vcts-vc-*')).trim(), '', 'no VM of the run is left');
+    t.match(await vcsim.govc('ls', '/DC0/vm/DC0_H0_VM1'), /DC0_H0_VM1/, 'the foreign VM is still there');
   });
 }

@@ -116,7 +116,8 @@ t.test('an export that fails leaves no file and no checksum; a fault injected on
   w.hypervisor.injectFault('exportDisk', { kind: 'taskFailure', message: 'storage went away' });
   const failed = await w.driver.exportDisk(ref, { disk: 'root', file });
   t.match(await w.finished(failed.task), { state: 'failed', error: 'storage went away' });
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  // The removal is file I/O after the task's end: wait for it (bounded), whatever the machine's load.
+  for (let waited = 0; waited < 5000 && (await readdir(join(w.migrationDir, 'm1'))).length > 0; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
   t.same(await readdir(join(w.migrationDir, 'm1')), [], 'neither the file nor its checksum');
   w.hypervisor.injectFault('importDisk', { kind: 'unreachable' });
   await t.rejects(w.driver.importDisk(owner('dst'), { name: 'root', file }), { code: 'Unreachable' });

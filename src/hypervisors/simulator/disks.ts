@@ -82,8 +82,9 @@ export function exportDisk(world: SimWorld, root: string, ref: VMRef, request: D
     ...(failWith === undefined ? {} : { failWith }),
     waitFor,
     onSuccess: world.whileExists(vm, () => undefined),
-    // A failed export leaves nothing an import could take for a whole disk.
-    onFailure: () => void Promise.all([rm(path, { force: true }), rm(checksumPath(path), { force: true })]),
+    // A failed export leaves nothing an import could take for a whole disk: removed once the
+    // write has settled (a fault may fail the task while the file is still being written).
+    onFailure: () => void waitFor.then(() => Promise.all([rm(path, { force: true }), rm(checksumPath(path), { force: true })])),
   });
   return { task: task.id };
 }

@@ -77,7 +77,7 @@ t.test('a malformed body is a 400 with one plain line and the driver is not call
   const cases = [
     { url: '/v1/describe', payload: { id: 5 }, why: /^invalid body: id must be string$/ },
     { url: '/v1/describe', payload: { id: '100', extra: true }, why: /^invalid body: extra is not a known field$/ },
-    { url: '/v1/power', payload: { ref: { id: '100', owner }, operation: 'explode' }, why: /^invalid body: operation must be one of "on", "off", "shutdown", "reboot"$/ },
+    { url: '/v1/power', payload: { ref: { id: '100', owner }, operation: 'explode' }, why: /^invalid body: operation must be one of "on", "off", "shutdown", "reboot", "suspend", "reset"$/ },
     { url: '/v1/create', payload: { spec: { ...simulatorSpec('db', owner), cpu: 2 } }, why: /^invalid body: spec.cpu is not a known field$/ },
   ];
   for (const { url, payload, why } of cases) {
