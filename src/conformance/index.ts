@@ -2,7 +2,7 @@
 // hypervisor behind it. The tap suites (test/conformance) run it against every driver in CI;
 // `vcts` (src/cli/vcts.ts) runs it against a hypervisor an admin names.
 import { diskGrow, deleteVM, foreignVM, hardware, identity, notFound, otherOwner, power, probe, reconfigure } from './cases/core.js';
-import { machineCases } from './cases/machine.js';
+import { hardResetCase, machineCases, suspendCase } from './cases/machine.js';
 import { diskExport, migrationVolume, placementRecord } from './cases/migration.js';
 import { fullClone, linkedClone, memorySnapshot, snapshotName, snapshotRevert } from './cases/snapshots.js';
 import type { ConformanceCase } from './target.js';
@@ -35,6 +35,8 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
   diskExport,
   migrationVolume,
   ...machineCases,
+  suspendCase,
+  hardResetCase,
   notFound,
   snapshotRevert,
   snapshotName,

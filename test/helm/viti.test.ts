@@ -60,3 +60,11 @@ t.test('the seed chart\'s top-level parameters replace the hook server\'s', { sk
   t.equal(defaults['spec']['replicas'], 1, 'unset: hooks.replicaCount');
   t.same(defaults['spec']['template']['spec']['containers'][0]['resources'], { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } });
 });
+
+t.test('with viti.enabled, the release namespace (where ProxmoxCluster runtimes run) gets the runtime NetworkPolicy and is scraped, whatever providers.namespaces says', { skip }, async (t) => {
+  const objects = renderChart({ namespace: 'ops', set: ['viti.enabled=true', 'providers.namespaces={team-a}', 'metrics.serviceMonitor.enabled=true'] });
+  const policies = ofKind(objects, 'NetworkPolicy').filter((policy) => String(policy['metadata']['name']).endsWith('-provider-runtimes'));
+  t.same(policies.map((policy) => policy['metadata']['namespace']).sort(), ['ops', 'team-a']);
+  const monitor = ofKind(objects, 'ServiceMonitor').find((candidate) => String(candidate['metadata']['name']).endsWith('-provider-runtimes'));
+  t.same([...(monitor?.['spec']['namespaceSelector']['matchNames'] as string[])].sort(), ['ops', 'team-a']);
+});

@@ -4,7 +4,7 @@
 import type { Capability, CreateSpec, Identity, ObservedVM } from '../../contracts/driver.js';
 import { GiB } from '../../contracts/quantity.js';
 import { unsupported } from '../checks.js';
-import { createFully, deleteFully, taskDone, type CaseContext, type ConformanceCase } from '../target.js';
+import { createFully, deleteFully, powerTo, taskDone, type CaseContext, type ConformanceCase } from '../target.js';
 
 interface MachineCase {
   id: string;
@@ -134,3 +134,50 @@ export const machineCases: readonly ConformanceCase[] = MACHINE_CASES.map((machi
     await deleteFully(target, { id: vm.id, owner: me });
   },
 }));
+
+/**
+ * A power operation only some drivers have (suspend, a hard reset): on a driver that claims it, the
+ * running VM goes where it should; on one that does not, the call is refused as Unsupported and
+ * the VM is left as it was.
+ */
+function powerCase(id: string, capability: Capability, key: string, exercise: (context: CaseContext, ref: { id: string; owner: Identity }) => Promise<void>): ConformanceCase {
+  return {
+    id,
+    title: `${capability}: honoured when claimed, refused as Unsupported (the VM untouched) when not`,
+    capability,
+    destructive: false,
+    async run(context) {
+      const { target, check, owner, vmName } = context;
+      const me = owner(key);
+      const vm = await createFully(target, target.spec(vmName(key), me));
+      const ref = { id: vm.id, owner: me };
+      try {
+        if (!target.driver.capabilities[capability]) {
+          const operation = capability === 'suspend' ? 'suspend' : 'reset';
+          await check.rejects(target.driver.power(ref, operation), { code: 'Unsupported' }, `power ${operation} is refused`);
+          check.equal((await target.driver.describe(vm.id)).powerState, vm.powerState, 'the VM is as it was');
+          unsupported(`no ${capability} capability; power ${operation} refused as Unsupported`);
+        }
+        await powerTo(target, ref, 'on', 'On');
+        await exercise(context, ref);
+      } finally {
+        await deleteFully(target, ref);
+      }
+    },
+  };
+}
+
+export const suspendCase = powerCase('suspend-resume', 'suspend', 'suspend', async ({ target, check }, ref) => {
+  const { task } = await target.driver.power(ref, 'suspend');
+  await taskDone(target, task, 'suspend');
+  await target.waitUntil(async () => (await target.driver.describe(ref.id)).powerState === 'Suspended', 'suspended');
+  check.ok(true, 'the running VM is Suspended');
+  await powerTo(target, ref, 'on', 'On');
+  check.ok(true, 'power on resumes it');
+});
+
+export const hardResetCase = powerCase('hard-reset', 'hardReset', 'reset', async ({ target, check }, ref) => {
+  const { task } = await target.driver.power(ref, 'reset');
+  await taskDone(target, task, 'reset');
+  check.equal((await target.driver.describe(ref.id)).powerState, 'On', 'the reset VM runs');
+});
