@@ -6,10 +6,10 @@
 // beside each of ours.
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import type { Driver, DriverRegistry } from '../contracts/driver.js';
+import type { DriverRegistry } from '../contracts/driver.js';
 import { parseDuration } from '../contracts/quantity.js';
 import { buildServer } from '../hooks/server.js';
-import { proxmoxDriverFromEnv } from '../hypervisors/proxmox/index.js';
+import { runtimeDriverFromEnv, type ClosableDriver } from '../hypervisors/runtime-drivers.js';
 import { SimulatedHypervisor, SimulatorDriver } from '../hypervisors/simulator/index.js';
 import { CliError, EXIT, isEntryPoint, outputFormat, processIo, runMain, serialize, table, type Io } from './common.js';
 import { OPERATIONS, OPERATION_TITLES, formatMs, percentile, runLoad, throughput, type Operation, type OperationResult } from './loadgen/operations.js';
@@ -24,8 +24,9 @@ resyncAfterSeconds the hook asked for). Every VM it makes is named with the run 
 deleted again at the end, also after Ctrl-C.
 
   --provider simulator|proxmox   the hypervisor (default simulator). proxmox: the Proxmox driver
-                                 built from the PVE_* environment variables, as a provider runtime
-                                 builds it (PVE_ENDPOINT, PVE_TOKEN_ID, PVE_TOKEN_SECRET, …)
+                                 built from the PVE_* environment variables as a provider runtime
+                                 builds it (PVE_ENDPOINT, PVE_TOKEN_ID, PVE_TOKEN_SECRET or their
+                                 _FILE forms, …)
   --count N                      operations of each kind (default 10)
   --concurrency N                operations in flight at once (default 5, Metacontroller's workers)
   --operations LIST              comma-separated, of: ${OPERATIONS.join(', ')} (default all)
@@ -55,11 +56,12 @@ export function targetFor(provider: string, env: NodeJS.ProcessEnv): LoadgenTarg
   if (provider === 'proxmox') {
     const endpoint = env['PVE_ENDPOINT'];
     if (!endpoint) throw new CliError('--provider proxmox needs PVE_ENDPOINT (and PVE_TOKEN_ID + PVE_TOKEN_SECRET or PVE_USERNAME + PVE_PASSWORD)');
-    let driver: Driver & { close?: () => Promise<void> };
+    let driver: ClosableDriver;
     try {
-      driver = proxmoxDriverFromEnv(env);
+      // As a runtime builds it: credentials also from <NAME>_FILE files, read again when refused.
+      driver = runtimeDriverFromEnv('proxmox', env);
     } catch (error) {
-      throw new CliError(`the Proxmox settings: ${error instanceof Error ? error.message : String(error)}`);
+      throw new CliError(error instanceof Error ? error.message : String(error));
     }
     // The driver runs in this process, as the runtime would run it: the Provider says InProcess.
     return { registry: { driverFor: async () => driver }, provider: { type: 'proxmox', endpoint, runtime: { mode: 'InProcess' } }, close: async () => driver.close?.() };
