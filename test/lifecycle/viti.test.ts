@@ -91,6 +91,9 @@ t.test('the seed\'s error table: each case names its message before anything is 
     t.match(env.machineCondition(name, 'Ready'), { status: 'False' }, `${name}: not Ready`);
   }
   t.equal(env.ours().length, 0, 'nothing was created');
+  const metrics = (await env.app.inject({ method: 'GET', url: '/metrics' })).body;
+  t.match(metrics, /proxmox_operator_errors_total\{error_type="StorageNotFound",controller="machine"\} 1\n/, 'an error reported again at every sync counts once');
+  t.match(metrics, /proxmox_operator_errors_total\{error_type="BridgeNotFound",controller="machine"\} 1\n/);
 
   // The VM ID case: a foreign VM holds it, for good.
   env.pve.addForeignVm({ vmid: 777, node: 'pve1', name: 'someone-else' });
