@@ -5,10 +5,13 @@ import {
   isDriverError,
   type CallOptions,
   type Driver,
+  type Inventory,
 } from '../contracts/driver.js';
 import type { HookMetrics } from './metrics.js';
 
 export class DriverCalls {
+  #inventory: Promise<Inventory> | undefined;
+
   constructor(
     readonly driver: Driver,
     readonly provider: string,
@@ -24,6 +27,21 @@ export class DriverCalls {
       return result;
     } catch (error) {
       this.metrics.driverCall(this.provider, operation, isDriverError(error) ? error.code : 'Error');
+      throw error;
+    }
+  }
+
+  /**
+   * The hypervisor's inventory, asked once per hook call however many steps read it (a Machine's
+   * checks before create, then its placement); each reader gets its own copy. A failed read is
+   * not kept: the next reader asks again.
+   */
+  async inventory(): Promise<Inventory> {
+    this.#inventory ??= this.call('inventory', (options) => this.driver.inventory(options));
+    try {
+      return structuredClone(await this.#inventory);
+    } catch (error) {
+      this.#inventory = undefined;
       throw error;
     }
   }

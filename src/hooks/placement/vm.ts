@@ -91,7 +91,7 @@ function chooseDatastore(inventory: Inventory, policy: CanonicalPolicy, create: 
  */
 export async function decidePlacement(context: PlacementContext, create: CreateSpec): Promise<CreateDecision> {
   const { calls, ledger, provider, policy, identity, now } = context;
-  const inventory = await calls.call('inventory', (options) => calls.driver.inventory(options));
+  const inventory = await calls.inventory();
   const pending = ledger.pending(provider, inventory, now);
   const decision = schedule(hostStates(inventory), policy.value.rules, requestOf(create, context.labels), pending);
   if (!decision.ok) return { ok: false, why: decision.why };
@@ -182,7 +182,7 @@ export async function checkExisting(context: PlacementContext, input: ExistingIn
       };
     }
   }
-  const inventory = await context.calls.call('inventory', (options) => context.calls.driver.inventory(options));
+  const inventory = await context.calls.inventory();
   const order = previous?.order ?? orderOf(inventory, identity.uid) ?? now;
   const verdict = verifyPlacement(inventory, policy.value.rules, requestOf(input.create, context.labels), { uid: identity.uid, host, order });
   context.ledger.release(context.provider, identity.uid);

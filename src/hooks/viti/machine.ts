@@ -254,7 +254,7 @@ export async function syncMachine(request: SyncRequestBody<MachineObject>, deps:
     // The error table's cases are named before PVE is asked to create anything.
     let inventory: Inventory;
     try {
-      inventory = await calls.call('inventory', (options) => driver.driver.inventory(options));
+      inventory = await calls.inventory();
     } catch (error) {
       const failure = reportDriverError(error, 'reading the cluster\'s inventory');
       return answer(context.unobserved(failure.reason, failure.message, failure.retryable, 'observe'));

@@ -75,6 +75,10 @@ function context(inventory: Inventory, now: number): { context: PlacementContext
       calls += 1;
       return run({});
     },
+    inventory: async () => {
+      calls += 1;
+      return structuredClone(inventory);
+    },
   } as unknown as DriverCalls;
   return {
     context: { calls: driverCalls, ledger: new PlacementLedger(), provider: 'ns/p', policy, identity: { uid: 'm', namespace: 'ns', name: 'web' }, labels: {}, now, budgetMs: 2000 },
