@@ -4,6 +4,7 @@
 import { diskGrow, deleteVM, foreignVM, hardware, identity, notFound, otherOwner, power, probe, reconfigure } from './cases/core.js';
 import { hardResetCase, machineCases, suspendCase } from './cases/machine.js';
 import { diskExport, migrationVolume, placementRecord } from './cases/migration.js';
+import { nicCases } from './cases/nics.js';
 import { fullClone, linkedClone, memorySnapshot, snapshotName, snapshotRevert } from './cases/snapshots.js';
 import type { ConformanceCase } from './target.js';
 
@@ -35,6 +36,7 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
   diskExport,
   migrationVolume,
   ...machineCases,
+  ...nicCases,
   suspendCase,
   hardResetCase,
   notFound,

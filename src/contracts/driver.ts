@@ -107,6 +107,11 @@ export const CAPABILITIES = [
   'diskExport',
   /** importDisk: a disk file of the migration directory made into an image that create can use. */
   'diskImport',
+  /**
+   * ImageSpec kind `iso`: a new VM whose disks are empty, with the installer ISO as its CD-ROM,
+   * booting from the CD-ROM then the boot disk.
+   */
+  'isoInstall',
   ...MACHINE_CAPABILITIES,
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
@@ -225,7 +230,13 @@ export type ImageSpec =
   | { kind: 'template'; ref: string; fullClone: boolean }
   | { kind: 'url'; url: string; checksum?: string; fullClone: boolean }
   /** No image: every disk empty (needs blankVM). */
-  | { kind: 'blank' };
+  | { kind: 'blank' }
+  /**
+   * An installer ISO (needs isoInstall): exactly one of `ref`, an ISO the hypervisor already has
+   * (PVE `storage:iso/file.iso`, a libvirt volume path), or `url`, fetched onto the hypervisor
+   * first (once per URL and checksum) and verified with `checksum` ("sha256:<hex>") when given.
+   */
+  | { kind: 'iso'; ref?: string; url?: string; checksum?: string };
 
 export interface NicSpec {
   name: string;
@@ -636,6 +647,7 @@ export function settingsAsked(spec: Pick<CreateSpec, 'settings' | 'requestedId' 
   if (settings.protection !== undefined) asked.push(['deletionProtection', 'deletion protection']);
   if (spec.requestedId !== undefined || spec.idRange !== undefined) asked.push(['explicitId', 'a chosen VM ID']);
   if (spec.image.kind === 'blank') asked.push(['blankVM', 'a VM without an image']);
+  if (spec.image.kind === 'iso') asked.push(['isoInstall', 'a VM installed from an ISO']);
   for (const disk of spec.disks) {
     if (disk.bus !== undefined || disk.cache !== undefined || disk.format !== undefined || disk.datastore !== undefined) {
       asked.push(['diskLayout', `the bus, cache, format or storage of disk '${disk.name}'`]);

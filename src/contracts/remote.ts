@@ -49,6 +49,10 @@ export const ImageSpec = Type.Union([
   Type.Object({ kind: Type.Literal('template'), ref: Type.String(), fullClone: Type.Boolean() }, closed),
   Type.Object({ kind: Type.Literal('url'), url: Type.String(), checksum: Type.Optional(Type.String()), fullClone: Type.Boolean() }, closed),
   Type.Object({ kind: Type.Literal('blank') }, closed),
+  Type.Object(
+    { kind: Type.Literal('iso'), ref: Type.Optional(Type.String()), url: Type.Optional(Type.String()), checksum: Type.Optional(Type.String()) },
+    closed,
+  ),
 ]);
 
 export const NicSpec = Type.Object(

@@ -41,7 +41,7 @@ t.test('a run against the PVE fake from PVE_* variables: every case verified or 
   t.match(stdout, /^explicit-id\s+explicitId\s+verified\s/m);
   t.match(stdout, /^deletion-protection\s+deletionProtection\s+verified\s/m);
   t.match(stdout, /^disk-export\s+diskExport\s+unsupported\s+[\d.]+ s\s+no diskExport capability/m);
-  t.match(stdout, /^29 cases: 28 verified, 1 unsupported, 0 skipped, 0 failed — proxmox /m);
+  t.match(stdout, /^36 cases: 35 verified, 1 unsupported, 0 skipped, 0 failed — proxmox /m);
   t.same(tagged(), [], 'no VM of the run is left');
   t.match(fake.vm(target), { status: 'running' });
   t.match(fake.vm(namesake), { status: 'running', name: 'vcts-pve-find' });

@@ -6,7 +6,8 @@ import { GiB } from '../../contracts/quantity.js';
 import { unsupported } from '../checks.js';
 import { createFully, deleteFully, powerTo, taskDone, type CaseContext, type ConformanceCase } from '../target.js';
 
-interface MachineCase {
+/** A create that asks for one capability, and what the VM must show for it. */
+export interface CapabilityCreate {
   id: string;
   capability: Capability;
   /** The owner and VM name key (`conf-<key>` in the tap suites). */
@@ -15,7 +16,7 @@ interface MachineCase {
   check(context: CaseContext, vm: ObservedVM, me: Identity): Promise<void>;
 }
 
-const MACHINE_CASES: readonly MachineCase[] = [
+const MACHINE_CASES: readonly CapabilityCreate[] = [
   {
     id: 'cpu-topology',
     capability: 'cpuTopology',
@@ -114,7 +115,8 @@ const MACHINE_CASES: readonly MachineCase[] = [
   },
 ];
 
-export const machineCases: readonly ConformanceCase[] = MACHINE_CASES.map((machine) => ({
+/** The case for a capability a create asks for: honoured when claimed, refused with nothing made when not. */
+export const capabilityCreateCase = (machine: CapabilityCreate): ConformanceCase => ({
   id: machine.id,
   title: `${machine.capability}: honoured when claimed, refused as Unsupported with nothing made when not`,
   capability: machine.capability,
@@ -133,7 +135,9 @@ export const machineCases: readonly ConformanceCase[] = MACHINE_CASES.map((machi
     await machine.check(context, vm, me);
     await deleteFully(target, { id: vm.id, owner: me });
   },
-}));
+});
+
+export const machineCases: readonly ConformanceCase[] = MACHINE_CASES.map(capabilityCreateCase);
 
 /**
  * A power operation only some drivers have (suspend, a hard reset): on a driver that claims it, the

@@ -119,7 +119,7 @@ function createSteps(ctx: LibvirtContext, uuid: string, metadata: VmMetadata, sp
   if (rootBytes === undefined) return steps;
   const base = source.kind === 'download' ? { path: `${source.directory}/${source.volume}`, format: 'qcow2' } : source.base;
   steps.push(['vr_check_size', base.path, String(rootBytes)]);
-  steps.push(...copySteps(ctx, root.volume, rootBytes, base.path, base.format, spec.image.kind !== 'blank' && !spec.image.fullClone));
+  steps.push(...copySteps(ctx, root.volume, rootBytes, base.path, base.format, (spec.image.kind === 'template' || spec.image.kind === 'url') && !spec.image.fullClone));
   for (const disk of data) {
     const size = spec.disks.find((entry) => !entry.root && entry.name === disk.name)?.sizeBytes;
     if (size === undefined) throw new InvalidSpecError(`disk ${disk.name} was removed from the spec while the VM was being created; delete the VM and create it again`);

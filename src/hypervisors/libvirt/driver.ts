@@ -106,6 +106,8 @@ export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
   // Uploaded as a qcow2 volume of the pool (a dir pool: the copy is hashed on the host), verified,
   // and used by create as a template.
   diskImport: true,
+  // Not implemented yet.
+  isoInstall: false,
   // Settings, VM IDs, disk layout and blank VMs (Machines of the Viti API): not on this driver.
   ...WITHOUT_MACHINE_CAPABILITIES,
 });

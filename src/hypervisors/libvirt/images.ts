@@ -95,6 +95,7 @@ async function urlSource(ctx: LibvirtContext, url: string, checksum: string | un
 
 export async function imageSource(ctx: LibvirtContext, image: ImageSpec, signal?: AbortSignal): Promise<ImageSource> {
   if (image.kind === 'blank') throw new UnsupportedError('the libvirt driver cannot make a VM without an image (capability blankVM)');
+  if (image.kind === 'iso') throw new UnsupportedError('the libvirt driver cannot install a VM from an ISO (capability isoInstall)');
   return image.kind === 'template' ? { kind: 'ready', base: await resolveTemplate(ctx, image.ref, signal) } : urlSource(ctx, image.url, image.checksum, signal);
 }
 

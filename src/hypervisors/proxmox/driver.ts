@@ -97,6 +97,8 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
   // download-url into an import storage, then import-from at create (disk-import.ts); a driver
   // whose runtime serves no migration files (PVE_MIGRATION_LISTEN unset) says false.
   diskImport: true,
+  // Not implemented yet.
+  isoInstall: false,
   // `sockets` and `cores` (per socket); refused together with CPU hot-add (validate.ts).
   cpuTopology: true,
   // Bus (`<bus><n>` slot), `cache=`, `format=` and storage per disk (disk-layout.ts); a clone's

@@ -79,7 +79,7 @@ export function createVM(world: SimWorld, spec: CreateSpec, failWith?: string): 
   if (spec.extraConfig !== undefined) vm.extraConfig = { ...spec.extraConfig };
   if (spec.placementRecord !== undefined) vm.placementRecord = { labels: { ...spec.placementRecord.labels }, order: spec.placementRecord.order };
   if (spec.limits !== undefined) vm.limits = { ...spec.limits };
-  if (template !== undefined) vm.clonedFrom = { id: template.id, linked: spec.image.kind !== 'blank' && !spec.image.fullClone };
+  if (template !== undefined) vm.clonedFrom = { id: template.id, linked: (spec.image.kind === 'template' || spec.image.kind === 'url') && !spec.image.fullClone };
   world.addVM(vm);
 
   let waitFor: Promise<TaskFailure | undefined> | undefined;

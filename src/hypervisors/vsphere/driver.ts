@@ -98,6 +98,8 @@ export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
   // bytes moved by this process as local transfer tasks (transfers.ts).
   diskExport: true,
   diskImport: true,
+  // Not implemented yet.
+  isoInstall: false,
   // Settings, VM IDs, disk layout and blank VMs (Machines of the Viti API): not on this driver.
   ...WITHOUT_MACHINE_CAPABILITIES,
 });
