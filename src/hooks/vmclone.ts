@@ -222,5 +222,5 @@ function phaseOf(ready: ConditionUpdate, childStatus: Record<string, unknown>, h
   const phase = childStatus['phase'];
   if (phase === 'Failed') return 'Failed';
   // Cloned once the VM exists and its creation has no steps left, whatever it does next.
-  return phase === 'Running' || phase === 'Stopped' || phase === 'Reconfiguring' ? 'Ready' : 'Cloning';
+  return phase === 'Running' || phase === 'Stopped' || phase === 'Suspended' || phase === 'Reconfiguring' ? 'Ready' : 'Cloning';
 }

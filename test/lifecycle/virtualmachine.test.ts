@@ -83,6 +83,45 @@ t.test('powerState Off powers the VM off and On brings it back', async (t) => {
   t.equal(env.world.listVMs().length, 1);
 });
 
+t.test('powerState Suspended suspends the running VM, On resumes it, Off powers a suspended VM off', async (t) => {
+  const env = await lifecycle(t);
+  await env.basics();
+  env.createVM('web');
+  await env.metacontroller.settle(() => env.isReady());
+  const ips = env.status()['ips'];
+
+  env.patchVM('web', { powerState: 'Suspended' });
+  await env.metacontroller.settle(() => env.isReady() && env.status()['phase'] === 'Suspended');
+  t.equal(env.status()['powerState'], 'Suspended', 'the Power column says Suspended');
+  t.equal(env.world.listVMs()[0]?.powerState, 'Suspended');
+  t.equal(env.world.callCount('power'), 2, 'one power-on at create, one suspend');
+
+  env.patchVM('web', { powerState: 'On' });
+  await env.metacontroller.settle(() => env.isReady() && env.status()['phase'] === 'Running' && (env.status()['ips'] as unknown[]).length > 0);
+  t.same(env.status()['ips'], ips, 'resumed with the addresses it had');
+
+  env.patchVM('web', { powerState: 'Suspended' });
+  await env.metacontroller.settle(() => env.isReady() && env.status()['phase'] === 'Suspended');
+  env.patchVM('web', { powerState: 'Off' });
+  await env.metacontroller.settle(() => env.isReady() && env.status()['phase'] === 'Stopped');
+  t.equal(env.world.listVMs()[0]?.powerState, 'Off');
+  t.equal(env.world.listVMs().length, 1);
+});
+
+t.test('powerState Suspended on a provider that cannot suspend is Unsupported and the VM keeps running', async (t) => {
+  const env = await lifecycle(t, { simulator: { capabilities: { suspend: false } } });
+  await env.basics();
+  env.createVM('web');
+  await env.metacontroller.settle(() => env.isReady());
+  const powerCalls = env.world.callCount('power');
+
+  env.patchVM('web', { powerState: 'Suspended' });
+  await env.metacontroller.settle(() => env.condition('Ready')?.reason === 'Unsupported');
+  t.match(env.condition('Ready')?.message, 'cannot honour spec.powerState=Suspended');
+  t.equal(env.world.listVMs()[0]?.powerState, 'On', 'the VM keeps running');
+  t.equal(env.world.callCount('power'), powerCalls, 'no power call');
+});
+
 t.test('OffGraceful powers off a guest that ignores the shutdown once the timeout has passed', async (t) => {
   const env = await lifecycle(t);
   await env.basics();

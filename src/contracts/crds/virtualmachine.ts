@@ -31,9 +31,11 @@ export function diskBytesCel(expr: string): string {
   return `int(${expr}.find('^[0-9]+')) * ${unit}`;
 }
 
-export const PowerState = StringEnum(['On', 'Off', 'OffGraceful'] as const, {
-  description: 'On: running. Off: hard power-off. OffGraceful: guest shutdown, then power-off after lifecycle.gracefulShutdownTimeout.',
-});
+const POWER_STATES_TEXT =
+  'On: running. Off: hard power-off. OffGraceful: guest shutdown, then power-off after lifecycle.gracefulShutdownTimeout. ' +
+  'Suspended: paused with its memory kept (needs a provider with the suspend capability); On resumes it.';
+
+export const PowerState = StringEnum(['On', 'Off', 'OffGraceful', 'Suspended'] as const, { description: POWER_STATES_TEXT });
 export type PowerState = Static<typeof PowerState>;
 
 /**
@@ -42,10 +44,10 @@ export type PowerState = Static<typeof PowerState>;
  * apiserver can hold either; its enum admits exactly these five values, and true/false mean On/Off.
  */
 export const DesiredPowerState = Untyped<PowerState | boolean>({
-  enum: ['On', 'Off', 'OffGraceful', true, false],
+  enum: ['On', 'Off', 'OffGraceful', 'Suspended', true, false],
   default: 'On',
   description:
-    'On: running. Off: hard power-off. OffGraceful: guest shutdown, then power-off after lifecycle.gracefulShutdownTimeout. ' +
+    `${POWER_STATES_TEXT} ` +
     'The booleans true and false (what YAML 1.1, and so kubectl, makes of an unquoted On and Off) mean On and Off.',
 });
 
@@ -443,7 +445,7 @@ export const VirtualMachineSpec = Type.Object(
 export type VirtualMachineSpec = Static<typeof VirtualMachineSpec>;
 
 export const VMPhase = StringEnum(
-  ['Pending', 'Provisioning', 'Running', 'Stopped', 'Reconfiguring', 'Deleting', 'Failed'] as const,
+  ['Pending', 'Provisioning', 'Running', 'Stopped', 'Suspended', 'Reconfiguring', 'Deleting', 'Failed'] as const,
   { description: 'Where the VM is in its lifecycle, in one word; the conditions say why.' },
 );
 export type VMPhase = Static<typeof VMPhase>;

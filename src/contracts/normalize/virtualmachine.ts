@@ -77,11 +77,12 @@ function ref(written: { name: string; namespace?: string | undefined }): Canonic
   return written.namespace === undefined ? { name: written.name } : { name: written.name, namespace: written.namespace };
 }
 
-/** The powerState as written (On, Off, OffGraceful, or YAML 1.1's true/false for an unquoted On/Off). */
+/** The powerState as written (On, Off, OffGraceful, Suspended, or YAML 1.1's true/false for an unquoted On/Off). */
 export function desiredPowerState(value: unknown): PowerState | undefined {
   if (value === undefined || value === 'On' || value === true) return 'On';
   if (value === 'Off' || value === false) return 'Off';
   if (value === 'OffGraceful') return 'OffGraceful';
+  if (value === 'Suspended') return 'Suspended';
   return undefined;
 }
 
@@ -138,7 +139,7 @@ function dataSource(
 
 export function normalizeVirtualMachine(spec: VirtualMachineSpec): Normalized<CanonicalVM> {
   const powerState = desiredPowerState(spec.powerState);
-  if (powerState === undefined) return problem(`spec.powerState ${JSON.stringify(spec.powerState)} is not On, Off or OffGraceful`);
+  if (powerState === undefined) return problem(`spec.powerState ${JSON.stringify(spec.powerState)} is not On, Off, OffGraceful or Suspended`);
 
   let source: CanonicalSource;
   if (spec.cloneFrom !== undefined) source = { kind: 'clone', vm: spec.cloneFrom.vmRef.name, linked: spec.cloneFrom.linkedClone ?? true };
@@ -240,6 +241,7 @@ export const VIRTUALMACHINE_FIELDS: readonly FieldRule[] = [
   { path: 'spec.placementRef', with: 'spec.cloneFrom', why: 'a clone is placed by the hypervisor next to its source', example: { name: 'spread' } },
   { path: 'spec.placementRef', capability: 'placementPolicy', example: { name: 'spread' } },
   { path: 'spec.tags', capability: 'tags', example: ['web'] },
+  { path: 'spec.powerState', values: ['Suspended'], capability: 'suspend' },
   { path: 'spec.resources.gpu', why: 'no driver passes GPUs through', example: { count: 1 } },
   { path: 'spec.lifecycle.preStop', why: NO_DRIVER, example: { exec: { command: ['sync'] } } },
   { path: 'spec.lifecycle.postStart', why: NO_DRIVER, example: { exec: { command: ['true'] } } },

@@ -1,5 +1,6 @@
 // VMClone, either spelling → one clone. Pure and table-tested (test/contracts/vmclone-shapes.test.ts).
 import type { VMCloneSpec } from '../crds/vmclone.js';
+import type { PowerState } from '../crds/virtualmachine.js';
 import { parseDuration } from '../quantity.js';
 import { NO_DRIVER, problem, type FieldRule, type Normalized } from './common.js';
 
@@ -15,7 +16,7 @@ export interface CanonicalClone {
   /** Whether linkedClone or options.type said so (else the shape's default did). */
   linkedWritten: boolean;
   /** The clone's power state; `enforced` (the seeds' target.powerState) keeps it so, else it is only the first. */
-  power: { state: 'On' | 'Off' | 'OffGraceful'; enforced: boolean };
+  power: { state: PowerState; enforced: boolean };
   /** The clone's VMClass, when not the source's. */
   classRef?: string;
   /** The Provider the clone is asked on (it must be the source's). */

@@ -34,7 +34,7 @@ export interface ResolvedVM {
   identity: Identity;
   provider: ProviderTarget;
   create: CreateSpec;
-  /** Suspended needs the suspend capability (a Machine's powerState; VirtualMachines do not ask for it yet). */
+  /** Suspended needs the suspend capability. */
   powerState: 'On' | 'Off' | 'OffGraceful' | 'Suspended';
   shutdownTimeoutMs: number;
   powerCyclePolicy: 'Manual' | 'Automatic';

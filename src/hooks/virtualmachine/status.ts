@@ -174,6 +174,7 @@ function phaseOf(input: StatusInput): VMPhase {
   }
   if (observed.powerState === 'On') return 'Running';
   if (observed.powerState === 'Off') return 'Stopped';
+  if (observed.powerState === 'Suspended') return 'Suspended';
   return 'Pending';
 }
 

@@ -128,9 +128,16 @@ export const DEFAULT_MAX_IMAGE_BYTES = 2 * GiB;
 
 /**
  * vSphere inventory placement: the simulator has no folders or resource pools to place a VM in.
- * The settings, VM IDs, disk layout and blank VMs of Machines (a Proxmox-only API) are not simulated.
+ * The settings, VM IDs, disk layout and blank VMs of Machines (a Proxmox-only API) and installs
+ * from an ISO are not simulated; suspend and hard reset are.
  */
-const NOT_SIMULATED: ReadonlySet<string> = new Set(['placementFolder', 'placementCluster', 'placementResourcePool', 'isoInstall', ...MACHINE_CAPABILITIES]);
+const NOT_SIMULATED: ReadonlySet<string> = new Set([
+  'placementFolder',
+  'placementCluster',
+  'placementResourcePool',
+  'isoInstall',
+  ...MACHINE_CAPABILITIES.filter((capability) => capability !== 'suspend' && capability !== 'hardReset'),
+]);
 
 export function allCapabilities(overrides: Partial<Capabilities> = {}): Capabilities {
   const flags = Object.fromEntries(CAPABILITIES.map((name) => [name, overrides[name] ?? !NOT_SIMULATED.has(name)]));

@@ -22,6 +22,7 @@ export function powerVM(world: SimWorld, ref: VMRef, operation: PowerOperation, 
   switch (operation) {
     case 'on': {
       if (vm.powerState === 'On') return {};
+      if (vm.powerState === 'Suspended') return resume(world, vm, failWith);
       const task = world.startTask({
         vm,
         kind: 'qmstart',
@@ -65,9 +66,59 @@ export function powerVM(world: SimWorld, ref: VMRef, operation: PowerOperation, 
       return { task: task.id };
     }
     case 'suspend':
+      return suspend(world, vm, failWith);
     case 'reset':
-      throw new UnsupportedError(`the simulator does not ${operation} VMs (capabilities suspend, hardReset)`);
+      return hardReset(world, vm, failWith);
   }
+}
+
+// Like PVE's suspend: the guest pauses with its memory kept, and its addresses come back with it.
+function suspend(world: SimWorld, vm: VMRecord, failWith?: string): Started {
+  world.requireCapability('suspend', 'suspending a VM');
+  if (vm.powerState === 'Suspended') return {};
+  if (vm.powerState !== 'On') throw new ConflictError(`VM ${vm.id} is not running; only a running VM can be suspended`);
+  const task = world.startTask({
+    vm,
+    kind: 'qmsuspend',
+    lock: 'suspend',
+    duration: world.durations.powerOff,
+    ...(failWith === undefined ? {} : { failWith }),
+    onSuccess: world.whileExists(vm, () => {
+      if (vm.powerState === 'On') vm.powerState = 'Suspended';
+    }),
+  });
+  return { task: task.id };
+}
+
+function resume(world: SimWorld, vm: VMRecord, failWith?: string): Started {
+  const task = world.startTask({
+    vm,
+    kind: 'qmresume',
+    lock: 'resume',
+    duration: world.durations.powerOn,
+    ...(failWith === undefined ? {} : { failWith }),
+    onSuccess: world.whileExists(vm, () => {
+      if (vm.powerState === 'Suspended') vm.powerState = 'On';
+    }),
+  });
+  return { task: task.id };
+}
+
+// The reset button: the guest boots again at once, its addresses gone until it has.
+function hardReset(world: SimWorld, vm: VMRecord, failWith?: string): Started {
+  world.requireCapability('hardReset', 'a hard reset');
+  if (vm.powerState !== 'On') throw new ConflictError(`VM ${vm.id} is not running; only a running VM can be reset`);
+  const task = world.startTask({
+    vm,
+    kind: 'qmreset',
+    lock: 'reset',
+    duration: world.durations.reboot,
+    ...(failWith === undefined ? {} : { failWith }),
+    onSuccess: world.whileExists(vm, (at) => {
+      if (vm.powerState === 'On') vm.ipsVisibleAt = at + world.durations.boot;
+    }),
+  });
+  return { task: task.id };
 }
 
 // Like vSphere's ShutdownGuest: the request is only passed to the guest, so there is no task to
