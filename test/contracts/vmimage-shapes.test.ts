@@ -371,7 +371,7 @@ t.test('the fixtures\' uses, branch by branch', async (t) => {
   const uses = (file: string, branch?: SourceBranch) =>
     fieldUses('VMImage', stored(file), branch).map((use) => `${use.path} ${use.capability ?? 'why'}`);
   t.same(uses('every-hypervisor.upstream.yaml', 'vsphere'), []);
-  t.same(uses('every-hypervisor.upstream.yaml', 'libvirt'), ['spec.source.libvirt.url imageImport', 'spec.source.libvirt.storagePool why']);
+  t.same(uses('every-hypervisor.upstream.yaml', 'libvirt'), ['spec.source.libvirt imageImport', 'spec.source.libvirt.storagePool why']);
   t.same(uses('every-hypervisor.upstream.yaml', 'proxmox'), ['spec.source.proxmox.format=raw why']);
   t.same(uses('proxmox-linked.upstream.yaml', 'proxmox'), ['spec.source.proxmox.fullClone linkedClones']);
   t.same(uses('proxmox-linked.seed.yaml'), ['spec.fullClone linkedClones']);
@@ -429,4 +429,31 @@ t.test('the hook server takes an upstream-shaped VMImage through its route schem
   const response = await app.inject({ method: 'POST', url: '/hooks/vmimage/sync', payload: { controller: {}, parent: typo, children: {}, related: {} } });
   t.equal(response.statusCode, 200, 'a mistake inside spec.source is a condition, not a refused request');
   t.match(response.json(), { status: { conditions: [{ status: 'False', reason: 'InvalidSpec', message: 'spec.source.vsphere.templateNam is not a known field' }] } });
+});
+
+t.test('an ISO, in any spelling, is an installer image (kind iso), not a disk to clone', async (t) => {
+  const sha = 'a'.repeat(64);
+  const cases: [string, Json, ProviderType, ImageSpec][] = [
+    ['seed source naming a PVE ISO volume', { source: 'local:iso/debian-12.iso' }, 'proxmox', { kind: 'iso', ref: 'local:iso/debian-12.iso' }],
+    ['seed url of an ISO', { url: { url: 'https://images.example.com/debian-12.iso?mirror=1', checksum: `sha256:${sha}` } }, 'proxmox', { kind: 'iso', url: 'https://images.example.com/debian-12.iso?mirror=1', checksum: `sha256:${sha}` }],
+    ['http branch', { source: { http: { url: 'https://images.example.com/DEBIAN.ISO' } } }, 'vsphere', { kind: 'iso', url: 'https://images.example.com/DEBIAN.ISO' }],
+    ['libvirt path', { source: { libvirt: { path: '/var/lib/libvirt/images/debian.iso' } } }, 'libvirt', { kind: 'iso', ref: '/var/lib/libvirt/images/debian.iso' }],
+    ['libvirt format iso on a URL without the suffix', { source: { libvirt: { url: 'https://images.example.com/netinst', format: 'iso' } } }, 'libvirt', { kind: 'iso', url: 'https://images.example.com/netinst' }],
+  ];
+  for (const [what, spec, type, expected] of cases) {
+    const normalized = normalizeVMImage(spec as VMImageSpec, type);
+    t.same(normalized.ok ? normalized.value.image : normalized, expected, what);
+    const uses = fieldUses('VMImage', image(spec), normalized.ok ? normalized.value.branch : undefined);
+    t.ok(uses.some((use) => use.capability === 'isoInstall'), `${what}: needs isoInstall`);
+    t.notOk(uses.some((use) => use.capability === 'imageImport'), `${what}: not an image import`);
+  }
+  // A disk image is still a disk image, and a name merely containing "iso" is not an ISO.
+  t.same(normalizeVMImage({ url: { url: 'https://images.example.com/isolinux.qcow2' } } as VMImageSpec, 'libvirt'), {
+    ok: true,
+    value: { image: { kind: 'url', url: 'https://images.example.com/isolinux.qcow2', fullClone: true } },
+  });
+  t.same(normalizeVMImage({ source: 'iso-builder-template' } as VMImageSpec, 'proxmox'), {
+    ok: true,
+    value: { image: { kind: 'template', ref: 'iso-builder-template', fullClone: true } },
+  });
 });

@@ -48,6 +48,22 @@ const READ_ORDER: Readonly<Record<ProviderType, readonly ('vsphere' | 'libvirt' 
 const DIGEST_HEX_DIGITS: Readonly<Record<ChecksumType, number>> = { md5: 32, sha1: 40, sha256: 64, sha512: 128 };
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 
+/**
+ * An installer ISO is named by its file: a template reference (`local:iso/debian.iso`, a host
+ * path) or a URL whose path ends in `.iso`, or a libvirt branch with format iso. It becomes an
+ * ImageSpec of kind `iso` (a VM with empty disks booting the ISO; needs isoInstall).
+ */
+const ISO_FILE = /\.iso$/i;
+export function namesISO(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return ISO_FILE.test(value);
+  try {
+    return ISO_FILE.test(new URL(value).pathname);
+  } catch {
+    return false;
+  }
+}
+
 /** Upstream's Go types drop empty strings (omitempty): "" means "not set". */
 const given = (value: string | undefined): value is string => value !== undefined && value !== '';
 
@@ -156,16 +172,19 @@ function driverChecksum(checksum: { algorithm: ChecksumType; hex: string } | und
   return checksum !== undefined && (checksum.algorithm === 'sha256' || checksum.algorithm === 'sha512') ? `${checksum.algorithm}:${checksum.hex}` : undefined;
 }
 
-/** A URL image: verified when a checksum is given and spec.prepare.validateChecksum is not false. */
-function urlImage(spec: VMImageSpec, url: string, checksum: string | undefined, fullClone: boolean): Normalized<ImageSpec> {
+/**
+ * A URL image: verified when a checksum is given and spec.prepare.validateChecksum is not false.
+ * An ISO (`iso`: the URL names one, or the branch says format iso) is an installer, not a disk.
+ */
+function urlImage(spec: VMImageSpec, url: string, checksum: string | undefined, fullClone: boolean, iso = namesISO(url)): Normalized<ImageSpec> {
   const onMissing = spec.prepare?.onMissing ?? 'Import';
   if (onMissing !== 'Import') {
     return unsupported(
       `spec.prepare.onMissing ${onMissing}: a URL image is downloaded by the provider on first use; no driver can hold the create until the image is imported otherwise (use Import)`,
     );
   }
-  const image: ImageSpec = { kind: 'url', url, fullClone };
-  if (checksum !== undefined && spec.prepare?.validateChecksum !== false) image.checksum = checksum;
+  const verified = checksum !== undefined && spec.prepare?.validateChecksum !== false ? { checksum } : {};
+  const image: ImageSpec = iso ? { kind: 'iso', url, ...verified } : { kind: 'url', url, fullClone, ...verified };
   return { ok: true, value: image };
 }
 
@@ -182,7 +201,10 @@ export function normalizeVMImage(spec: VMImageSpec, providerType: ProviderType):
   const source = read.value;
   const seedFullClone = spec.fullClone ?? true;
 
-  if (source.form === 'template') return { ok: true, value: { image: { kind: 'template', ref: source.ref, fullClone: seedFullClone } } };
+  if (source.form === 'template') {
+    const image: ImageSpec = namesISO(source.ref) ? { kind: 'iso', ref: source.ref } : { kind: 'template', ref: source.ref, fullClone: seedFullClone };
+    return { ok: true, value: { image } };
+  }
   if (source.form === 'url') {
     const url = spec.url;
     if (url === undefined) return problem('set exactly one image source: spec.source or spec.url');
@@ -207,14 +229,16 @@ export function normalizeVMImage(spec: VMImageSpec, providerType: ProviderType):
       const libvirt = object.libvirt ?? {};
       const checksum = readChecksum('spec.source.libvirt', libvirt.checksum, libvirt.checksumType);
       if (!checksum.ok) return problem(checksum.problem);
+      const iso = libvirt.format === 'iso' || namesISO(libvirt.url ?? libvirt.path);
       if (given(libvirt.url)) {
-        const image = urlImage(spec, libvirt.url, driverChecksum(checksum.value), seedFullClone);
+        const image = urlImage(spec, libvirt.url, driverChecksum(checksum.value), seedFullClone, iso);
         return image.ok ? { ok: true, value: { image: image.value, branch } } : image;
       }
       if (checksum.value !== undefined && spec.prepare?.validateChecksum !== false) {
         return unsupported('spec.source.libvirt.checksum: only downloaded images are verified; an image at spec.source.libvirt.path is used as it is');
       }
-      return { ok: true, value: { image: { kind: 'template', ref: libvirt.path ?? '', fullClone: seedFullClone }, branch } };
+      const path = libvirt.path ?? '';
+      return { ok: true, value: { image: iso ? { kind: 'iso', ref: path } : { kind: 'template', ref: path, fullClone: seedFullClone }, branch } };
     }
     case 'proxmox': {
       const proxmox = object.proxmox ?? {};
@@ -235,6 +259,15 @@ export function normalizeVMImage(spec: VMImageSpec, providerType: ProviderType):
 }
 
 const nonEmpty = { text: 'not empty', test: (value: unknown) => value !== '' };
+const isoFile = { text: 'an ISO', test: namesISO };
+const diskFile = { text: 'a disk image', test: (value: unknown) => !namesISO(value) };
+type LibvirtBranch = { url?: string; path?: string; format?: string };
+const libvirtIsISO = (branch: LibvirtBranch) => branch.format === 'iso' || namesISO(branch.url ?? branch.path);
+const libvirtISO = { text: 'an ISO: format iso, or a url or path ending .iso', test: (value: unknown) => libvirtIsISO(value as LibvirtBranch) };
+const libvirtDiskURL = {
+  text: 'a url of a disk image',
+  test: (value: unknown) => given((value as LibvirtBranch).url) && !libvirtIsISO(value as LibvirtBranch),
+};
 const durationOtherThan = (ms: number, text: string) => ({
   text: `other than ${text}`,
   test: (value: unknown) => typeof value !== 'string' || parseDuration(value) !== ms,
@@ -251,10 +284,13 @@ const NO_DOWNLOAD_AUTH = 'no driver authenticates downloads';
  */
 export const VMIMAGE_FIELDS: readonly FieldRule[] = [
   // Seed spelling.
-  { path: 'spec.url.url', example: 'https://images.example.com/jammy.qcow2', capability: 'imageImport' },
+  { path: 'spec.source', when: isoFile, example: 'local:iso/debian-12.iso', capability: 'isoInstall' },
+  { path: 'spec.url.url', when: diskFile, example: 'https://images.example.com/jammy.qcow2', capability: 'imageImport' },
+  { path: 'spec.url.url', when: isoFile, example: 'https://images.example.com/debian-12.iso', capability: 'isoInstall' },
   { path: 'spec.fullClone', values: [false], capability: 'linkedClones' },
   // source.http: read by every provider without a branch of its own.
-  { path: 'spec.source.http.url', for: 'http', example: 'https://images.example.com/jammy.qcow2', capability: 'imageImport' },
+  { path: 'spec.source.http.url', for: 'http', when: diskFile, example: 'https://images.example.com/jammy.qcow2', capability: 'imageImport' },
+  { path: 'spec.source.http.url', for: 'http', when: isoFile, example: 'https://images.example.com/debian-12.iso', capability: 'isoInstall' },
   { path: 'spec.source.http.checksumType', for: 'http', values: WEAK_DIGESTS, why: WEAK_DIGEST_WHY },
   { path: 'spec.source.http.headers', for: 'http', example: { 'X-Token': 'abc' }, why: 'no driver sends HTTP headers with a download' },
   { path: 'spec.source.http.authentication.basicAuth', for: 'http', example: { secretRef: { name: 'download' } }, why: NO_DOWNLOAD_AUTH },
@@ -262,7 +298,8 @@ export const VMIMAGE_FIELDS: readonly FieldRule[] = [
   { path: 'spec.source.http.authentication.clientCert', for: 'http', example: { secretRef: { name: 'download' } }, why: NO_DOWNLOAD_AUTH },
   { path: 'spec.source.http.timeout', for: 'http', when: durationOtherThan(DEFAULT_TIMEOUT_MS, '30m'), example: '1h', why: 'downloads run until they finish; no driver bounds them' },
   // source.libvirt.
-  { path: 'spec.source.libvirt.url', for: 'libvirt', example: 'https://images.example.com/jammy.qcow2', capability: 'imageImport' },
+  { path: 'spec.source.libvirt', for: 'libvirt', when: libvirtDiskURL, example: { url: 'https://images.example.com/jammy.qcow2' }, capability: 'imageImport' },
+  { path: 'spec.source.libvirt', for: 'libvirt', when: libvirtISO, example: { path: '/var/lib/libvirt/images/debian-12.iso' }, capability: 'isoInstall' },
   {
     path: 'spec.source.libvirt.url',
     for: 'libvirt',
@@ -273,8 +310,8 @@ export const VMIMAGE_FIELDS: readonly FieldRule[] = [
   {
     path: 'spec.source.libvirt.format',
     for: 'libvirt',
-    values: ['iso', 'ova', 'ovf'],
-    why: 'disks are made from disk images (qcow2, raw, vmdk, vhd, vhdx); no driver boots an ISO or unpacks an OVA/OVF',
+    values: ['ova', 'ovf'],
+    why: 'disks are made from disk images (qcow2, raw, vmdk, vhd, vhdx) or installed from an ISO; the libvirt driver unpacks no OVA/OVF',
   },
   { path: 'spec.source.libvirt.checksumType', for: 'libvirt', values: WEAK_DIGESTS, why: WEAK_DIGEST_WHY },
   { path: 'spec.source.libvirt.storagePool', for: 'libvirt', when: nonEmpty, example: 'images', why: 'the libvirt driver uses the storage pool its Provider is configured with' },

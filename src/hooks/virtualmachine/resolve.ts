@@ -444,6 +444,10 @@ export function resolve(
 
   const disks = resolveDisks(spec, vmClass);
   if (!disks.ok) return disks;
+  // An installer writes to an empty disk: its size has to come from somewhere, not the image.
+  if (image.kind === 'iso' && !disks.disks.some((disk) => disk.root)) {
+    return missing('InvalidSpec', 'an install from an ISO needs the size of its root disk: set spec.disks (name root, size) or the VMClass\'s diskDefaults.size');
+  }
 
   const create: CreateSpec = {
     name: vm.metadata.name,
