@@ -40,6 +40,11 @@ What the run's VMs are made from:
                            one from 900000000 up)
   --migration-dir DIR      the driver's MIGRATION_DIR as seen from here; without it (or
                            MIGRATION_DIR) the disk-export and migration-volume cases are skipped
+  --image-url URL          a disk image the hypervisor can download (image-import case; skipped
+                           without it where the driver claims imageImport)
+  --iso REF|URL            an installer ISO the hypervisor has (PVE local:iso/x.iso, a libvirt
+                           path) or can download (iso-install case, skipped without it likewise)
+  --checksum DIGEST        sha256:<hex> or sha512:<hex> of --image-url (else of --iso's URL)
 
 Which cases:
   --cases GLOB[,GLOB]      only cases whose id matches (vcts list shows them), e.g. 'snapshot-*'

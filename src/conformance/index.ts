@@ -2,6 +2,7 @@
 // hypervisor behind it. The tap suites (test/conformance) run it against every driver in CI;
 // `vcts` (src/cli/vcts.ts) runs it against a hypervisor an admin names.
 import { diskGrow, deleteVM, foreignVM, hardware, identity, notFound, otherOwner, power, probe, reconfigure } from './cases/core.js';
+import { imageImport, isoInstall, quiescedSnapshot } from './cases/images.js';
 import { hardResetCase, machineCases, suspendCase } from './cases/machine.js';
 import { diskExport, migrationVolume, placementRecord } from './cases/migration.js';
 import { nicCases } from './cases/nics.js';
@@ -37,12 +38,15 @@ export const CONFORMANCE_CASES: readonly ConformanceCase[] = [
   migrationVolume,
   ...machineCases,
   ...nicCases,
+  imageImport,
+  isoInstall,
   suspendCase,
   hardResetCase,
   notFound,
   snapshotRevert,
   snapshotName,
   memorySnapshot,
+  quiescedSnapshot,
   linkedClone,
   fullClone,
 ];

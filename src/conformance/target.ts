@@ -32,6 +32,10 @@ export interface ConformanceTarget {
   addForeignVM?(name: string): Promise<string>;
   /** Where the driver writes exported disks and reads imported ones (its MIGRATION_DIR), readable here. */
   migrationDir?: string;
+  /** A disk image the hypervisor can download, for the image-import case (imageImport). */
+  imageURL?: { url: string; checksum?: string };
+  /** An installer ISO the hypervisor has (`ref`) or can download (`url`), for the iso-install case (isoInstall). */
+  iso?: { ref?: string; url?: string; checksum?: string };
 }
 
 /** What a runner gives each case. Every identity and name a case uses comes from here. */

@@ -1,5 +1,8 @@
 // vcts in-process against the simulator (fast tasks) and a provider runtime: reports, exit codes,
 // cleanup after a failed case and on SIGINT, and VMs it did not create left alone.
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { EventEmitter } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -49,16 +52,18 @@ t.test('a run against the simulator verifies what it supports, reports the rest 
   const code = await run(['--prefix', 'vcts-json-', '-o', 'json']);
   t.equal(code, 0, output.stderr());
   const report = JSON.parse(output.stdout()) as RunReport;
-  t.equal(report.cases.length, 36, 'every case is reported');
-  t.match(report.summary, { cases: 36, failed: 0, skipped: 1 });
+  t.equal(report.cases.length, 39, 'every case is reported');
+  t.match(report.summary, { cases: 39, failed: 0, skipped: 2 });
   const cases = byId(report);
   for (const id of ['probe', 'identity', 'power', 'disk-export', 'migration-volume', 'snapshot-revert', 'memory-snapshot', 'clone']) t.equal(cases.get(id)?.result, 'verified', id);
   t.match(cases.get('cpu-topology'), { result: 'unsupported', capability: 'cpuTopology', reason: /no cpuTopology capability/ });
   t.match(cases.get('foreign-vm'), { result: 'skipped', destructive: true, reason: /destructive/ });
+  t.match(cases.get('image-import'), { result: 'skipped', reason: /no image URL/ });
+  t.match(cases.get('iso-install'), { result: 'unsupported', reason: /no isoInstall capability/ });
   t.match(report.run, { prefix: 'vcts-json-', namespace: 'vcts', uid: /^[0-9a-f-]{24}0{12}$/ });
   t.match(report.target, { driver: 'simulator', version: /./ });
-  t.match(output.stderr(), /^\[1\/29\] probe … verified \(\d+\.\d s\)$/m);
-  t.match(output.stderr(), /^\[13\/29\] cpu-topology … unsupported \(\d+\.\d s\): no cpuTopology capability/m);
+  t.match(output.stderr(), /^\[1\/39\] probe … verified \(\d+\.\d s\)$/m);
+  t.match(output.stderr(), /^\[13\/39\] cpu-topology … unsupported \(\d+\.\d s\): no cpuTopology capability/m);
   t.same(ours(), [], 'no VM of the run is left');
   t.same((await readdir(dir)).filter((name) => name.startsWith('vcts-json')), [], 'nor a file it wrote');
 });
@@ -194,6 +199,25 @@ t.test('a running provider runtime is checked through its URL and token, and the
   t.notOk(refused.stderr().includes('not-the-token'), 'nor the wrong one');
 });
 
+t.test('--image-url gives the image-import case its image: verified on the simulator, two VMs, one download', async (t) => {
+  const image = Buffer.from('QFI\xfb a vcts disk image '.repeat(64));
+  let downloads = 0;
+  const server = createServer((_request, response) => {
+    downloads += 1;
+    response.end(image);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/disk.qcow2`;
+  const checksum = `sha256:${createHash('sha256').update(image).digest('hex')}`;
+  const { output, run, ours } = await simulatorRun(t);
+  t.equal(await run(['--prefix', 'vcts-img-', '-o', 'json', '--cases', 'image-import', '--image-url', url, '--checksum', checksum]), 0, output.stderr());
+  const report = JSON.parse(output.stdout()) as RunReport;
+  t.match(byId(report).get('image-import'), { result: 'verified' });
+  t.equal(downloads, 1, 'the second VM reused the first download');
+  t.same(ours(), [], 'no VM of the run is left');
+});
+
 t.test('usage: help, the case list, and one-line errors with exit 2', async (t) => {
   const help = captured();
   t.equal(await main(['--help'], {}, help.io), 0);
@@ -217,6 +241,9 @@ t.test('usage: help, the case list, and one-line errors with exit 2', async (t) 
     [['run', '--provider', 'simulator', '--timeout', 'soon'], /--timeout must be a duration/],
     [['run', '--runtime-url', 'http://127.0.0.1:1'], /needs --token-file/],
     [['run', '--provider', 'simulator', '--bogus'], /Unknown option '--bogus'/],
+    [['run', '--provider', 'simulator', '--image-url', 'ftp://x/disk.qcow2'], /--image-url must be an http\(s\) URL/],
+    [['run', '--provider', 'simulator', '--image-url', 'http://x/d.qcow2', '--checksum', 'md5:abc'], /--checksum must be sha256/],
+    [['run', '--provider', 'simulator', '--checksum', `sha256:${'0'.repeat(64)}`], /--checksum goes with --image-url or --iso/],
     [['run', '--provider', 'proxmox'], /^vcts: Failed to create PVE client error="endpoint is required"$/m],
   ];
   for (const [argv, message] of refusals) {

@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -7,14 +10,29 @@ import { SimulatedHypervisor, SimulatorDriver } from '../../src/hypervisors/simu
 import { FakeClock } from '../helpers/clock.js';
 import { basicSpec, driverConformance } from './driver-suite.js';
 
+/** A small disk image the simulator downloads from loopback, for the image-import case. */
+const IMAGE = Buffer.from('QFI\xfb a conformance disk image '.repeat(256));
+
+async function imageServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((_request, response) => response.end(IMAGE));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/disk.qcow2`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
 driverConformance(t, 'simulator', async () => {
   const clock = new FakeClock();
+  const images = await imageServer();
   const migrationDir = await mkdtemp(join(tmpdir(), 'virtrigaud-sim-migrations-'));
   const hypervisor = new SimulatedHypervisor({ clock, migrationDir });
   return {
     driver: new SimulatorDriver(hypervisor),
     spec: (name: string, owner: Identity) => basicSpec(name, owner),
     migrationDir,
+    imageURL: { url: images.url, checksum: `sha256:${createHash('sha256').update(IMAGE).digest('hex')}` },
     async waitUntil(done, what) {
       for (let step = 0; step < 600; step++) {
         if (await done()) return;
@@ -28,6 +46,7 @@ driverConformance(t, 'simulator', async () => {
       return hypervisor.addForeignVM({ name, powerState: 'On' });
     },
     async close() {
+      await images.close();
       await rm(migrationDir, { recursive: true, force: true });
     },
   };

@@ -32,6 +32,10 @@ export interface RunOptions {
   prefix: string;
   requestedId: number;
   migrationDir?: string;
+  /** --image-url: a disk image the hypervisor can download (image-import case). */
+  imageURL?: { url: string; checksum?: string };
+  /** --iso: an installer ISO the hypervisor has or can download (iso-install case). */
+  iso?: { ref?: string; url?: string; checksum?: string };
   format: ReportFormat;
   output?: string;
   /** The longest one case (and the cleanup of one VM) may take. */
@@ -98,6 +102,9 @@ export function parseRunOptions(args: string[]): RunOptions | 'help' {
         prefix: { type: 'string' },
         vmid: { type: 'string' },
         'migration-dir': { type: 'string' },
+        'image-url': { type: 'string' },
+        iso: { type: 'string' },
+        checksum: { type: 'string' },
         format: { type: 'string', short: 'o' },
         output: { type: 'string' },
         timeout: { type: 'string' },
@@ -153,6 +160,22 @@ export function parseRunOptions(args: string[]): RunOptions | 'help' {
   if (values.datastore !== undefined) options.datastore = values.datastore;
   if (values['root-disk'] !== undefined) options.rootDiskBytes = bytes('--root-disk', values['root-disk']);
   if (values['migration-dir'] !== undefined) options.migrationDir = values['migration-dir'];
+  const checksum = values.checksum;
+  if (checksum !== undefined && !/^(sha256:[0-9a-fA-F]{64}|sha512:[0-9a-fA-F]{128})$/.test(checksum)) {
+    throw new CliError('--checksum must be sha256:<64 hex digits> or sha512:<128 hex digits>');
+  }
+  if (checksum !== undefined && values['image-url'] === undefined && values.iso === undefined) throw new CliError('--checksum goes with --image-url or --iso');
+  const verified = checksum === undefined ? {} : { checksum };
+  const imageURL = values['image-url'];
+  if (imageURL !== undefined) {
+    if (!/^https?:\/\/\S+$/.test(imageURL)) throw new CliError('--image-url must be an http(s) URL');
+    options.imageURL = { url: imageURL, ...verified };
+  }
+  const iso = values.iso;
+  if (iso !== undefined) {
+    if (iso.trim() === '' || /[\x00-\x1f\x7f]/.test(iso)) throw new CliError('--iso must be an ISO the hypervisor has (PVE local:iso/x.iso, a libvirt path) or an http(s) URL');
+    options.iso = /^https?:\/\//.test(iso) ? { url: iso, ...(imageURL === undefined ? verified : {}) } : { ref: iso };
+  }
   if (values.output !== undefined) options.output = values.output;
   return options;
 }

@@ -169,6 +169,8 @@ export async function runConformance(settings: RunSettings): Promise<{ report: R
       waitUntil: (done, what) => waitUntil(controller.signal, done, what, (now) => (waiting = now)),
       ...(options.foreignVM === undefined ? {} : { addForeignVM: async () => options.foreignVM ?? '' }),
       ...(migrationDir === undefined ? {} : { migrationDir }),
+      ...(options.imageURL === undefined ? {} : { imageURL: options.imageURL }),
+      ...(options.iso === undefined ? {} : { iso: options.iso }),
     };
     const context: CaseContext = {
       target,
