@@ -1,16 +1,19 @@
 import t from 'tap';
 import { RemoteDriver } from '../../../src/hypervisors/remote/index.js';
 import { driverConformance } from '../../conformance/driver-suite.js';
+import { imageServer } from '../../conformance/image-server.js';
 import { TOKEN, simulatorSpec, startRuntime } from './helpers.js';
 
 // RemoteDriver → provider runtime (real HTTP) → SimulatorDriver; the clock lives in the runtime's simulator.
 driverConformance(t, 'remote', async () => {
   const runtime = await startRuntime();
+  const images = await imageServer();
   const driver = await RemoteDriver.connect(runtime.url, TOKEN);
   return {
     driver,
     spec: simulatorSpec,
     migrationDir: runtime.migrationDir,
+    imageURL: images.image,
     async waitUntil(done, what) {
       for (let step = 0; step < 600; step++) {
         if (await done()) return;
@@ -26,6 +29,7 @@ driverConformance(t, 'remote', async () => {
     async close() {
       await driver.close();
       await runtime.close();
+      await images.close();
     },
   };
 });
