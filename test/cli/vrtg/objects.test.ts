@@ -22,7 +22,7 @@ t.test('JSON pointers are shown as people write field paths', async (t) => {
 t.test('a patch is refused for what it breaks, naming the field', async (t) => {
   const web = clusterObject('virtualmachines', 'web');
   t.throws(() => checkPatched(VM, web, applyMergePatch(web, { spec: { powerState: 'Paused' } })), {
-    message: 'refusing to write virtualmachine/web: spec.powerState: must be one of "On", "Off", "OffGraceful", true, false (got "Paused")',
+    message: 'refusing to write virtualmachine/web: spec.powerState: must be one of "On", "Off", "OffGraceful", "Suspended", true, false (got "Paused")',
     exitCode: 2,
   });
   t.throws(() => checkPatched(VM, web, applyMergePatch(web, { spec: { lifecycle: { restartRequest: 'x'.repeat(65) } } })), {

@@ -32,10 +32,19 @@ t.test('power on writes "On" over a powerState that YAML 1.1 made the boolean tr
   t.same(crd('VirtualMachine').validate(applyMergePatch(current, patchOf(run.calls[1])), current), []);
 });
 
-t.test('power refuses a state it does not know, before calling kubectl', async (t) => {
+t.test('power suspend patches spec.powerState to "Suspended", which the CRD accepts', async (t) => {
   const run = await vrtg(t, ['power', 'suspend', 'web']);
+  t.equal(run.code, 0, run.err);
+  t.same(patchOf(run.calls[1]), { spec: { powerState: 'Suspended' } });
+  t.equal(run.out, 'virtualmachine/web: powerState "Suspended" (was "On")\n');
+  const current = clusterObject('virtualmachines', 'web');
+  t.same(crd('VirtualMachine').validate(applyMergePatch(current, patchOf(run.calls[1])), current), []);
+});
+
+t.test('power refuses a state it does not know, before calling kubectl', async (t) => {
+  const run = await vrtg(t, ['power', 'hibernate', 'web']);
   t.equal(run.code, 2);
-  t.equal(run.err, 'vrtg: power state must be on, off or off-graceful, not "suspend"\n');
+  t.equal(run.err, 'vrtg: power state must be on, off, off-graceful or suspend, not "hibernate"\n');
   t.same(run.calls, []);
 });
 
