@@ -90,8 +90,9 @@ export async function createFully(target: Waiting, spec: CreateSpec): Promise<Ob
   for (let step = 0; step < 5; step++) {
     const { id, task } = await target.driver.create(spec);
     await taskDone(target, task, `create step ${step}`);
-    const vm = await target.driver.describe(id);
-    if (!vm.incomplete && !vm.lock) return vm;
+    // id '' until the hypervisor has a VM (a vSphere clone, a PVE download before its VM): found by identity.
+    const vm = id === '' ? await target.driver.findByIdentity(spec.owner.uid) : await target.driver.describe(id);
+    if (vm !== undefined && !vm.incomplete && !vm.lock) return vm;
   }
   throw new Error('create did not complete in 5 steps');
 }

@@ -421,6 +421,32 @@ t.test('an agent call on a VM without agent=1 says no agent is configured', asyn
   t.equal((await api(fake, 'POST', '/nodes/pve1/qemu/100/agent/ping')).statusText, 'No QEMU guest agent configured');
 });
 
+t.test('a snapshot without RAM freezes the filesystems through an answering agent, as qemu-server does', async (t) => {
+  const fake = await fakePve(t, { bootMs: 0 });
+  await createVm(fake, 100);
+  await createVm(fake, 101, { agent: '1,freeze-fs=0' });
+  await startVm(fake, 100);
+  await startVm(fake, 101);
+  const info = (await api(fake, 'GET', '/nodes/pve1/qemu/100/agent/info')).body?.data as { result: { supported_commands: { name: string; enabled: boolean }[] } };
+  t.match(info.result.supported_commands, [{ name: 'guest-ping', enabled: true }]);
+  t.ok(info.result.supported_commands.some((command) => command.name === 'guest-fsfreeze-freeze' && command.enabled));
+  const snapshot = async (vmid: number, snapname: string, extra: Record<string, string> = {}): Promise<void> => {
+    await waitTask(fake, (await api(fake, 'POST', `/nodes/pve1/qemu/${vmid}/snapshot`, { form: { snapname, ...extra } })).body?.data);
+  };
+  await snapshot(100, 'frozen');
+  await snapshot(100, 'withram', { vmstate: '1' });
+  await snapshot(101, 'optedout');
+  fake.setGuestFsFreeze(100, false);
+  t.notOk(((await api(fake, 'GET', '/nodes/pve1/qemu/100/agent/info')).body?.data as typeof info).result.supported_commands.some((command) => command.name === 'guest-fsfreeze-freeze' && command.enabled));
+  await snapshot(100, 'refused');
+  fake.setGuestFsFreeze(100, true);
+  fake.setGuestAgent(100, false);
+  await snapshot(100, 'silent');
+  const frozen = (vmid: number): Record<string, boolean> => Object.fromEntries((fake.vm(vmid)?.snapshots ?? []).map((snap) => [snap.name, snap.frozen]));
+  t.same(frozen(100), { frozen: true, withram: false, refused: false, silent: false });
+  t.same(frozen(101), { optedout: false }, 'freeze-fs=0 (PVE 9)');
+});
+
 t.test('a failed task reports its error in status and log', async (t) => {
   const fake = await fakePve(t);
   await createVm(fake, 100, { net0: 'virtio,bridge=vmbr9' });

@@ -14,7 +14,7 @@ import { bootDiskSlot, bootOrder, disks, drives, firmwareOf, hotplugFeatures, ma
 import { descriptionWithMarker, tagsFor, type Marker } from './identity.js';
 import { ipconfigValue, nameservers, nicValue } from './network.js';
 import { EMPTY_CDROM, bootDevicesFor, cdromSlotFor, cdromSlots, needsCdrom, settingsChange } from './settings.js';
-import { num, isRow, parsePropertyString, str, type Row } from './values.js';
+import { formatDiskSize, num, isRow, parsePropertyString, str, type Row } from './values.js';
 import { vmPath, type OwnedVM, type ProxmoxContext } from './vm.js';
 
 export type ConfigParams = Record<string, string | number>;
@@ -34,12 +34,35 @@ export async function configureVM(
     userData: cloudInit.rawKeys.length > 0 ? spec.userData : undefined,
     metaData: metaDataDocument(spec),
   });
+  const growth = rootGrowth(spec, vm.config, vm.marker);
+  if (growth !== undefined) {
+    // A step of its own, before the configuration: resize_vm holds the VM's config lock while it
+    // runs, which a configuration task alongside would time out on.
+    ctx.details.forget(vm.vmid);
+    const resized = await ctx.client.put(vmPath(vm.node, vm.vmid, '/resize'), growth, { signal });
+    return typeof resized === 'string' ? { id: String(vm.vmid), task: resized } : { id: String(vm.vmid) };
+  }
   const planned = Object.values(completeSlots(spec, vm.config, vm.marker).disks);
   const config = await ensureCdrom(ctx, vm, spec.settings?.bootOrder, planned, signal);
   const params = configuration(spec, config, vm.marker, ctx.config, { cloudInit, custom, hostCpus });
   const task = await ctx.client.post(vmPath(vm.node, vm.vmid, '/config'), params, { signal });
   ctx.directory.invalidate();
   return typeof task === 'string' ? { id: String(vm.vmid), task } : { id: String(vm.vmid) };
+}
+
+/**
+ * The resize a VM made from a URL image needs before it is configured: its root disk comes out
+ * of `import-from` at the image's size, which the spec's root disk may exceed (never the other
+ * way: import-create.ts refuses a root smaller than the image). Rounded up to a whole MiB, like
+ * resizeDisk (power.ts). Other creates leave growing the root to the controller's resizeDisk.
+ */
+export function rootGrowth(spec: CreateSpec, config: Row, marker: Marker): { disk: string; size: string } | undefined {
+  if (spec.image.kind !== 'url') return undefined;
+  const root = spec.disks.find((disk) => disk.root);
+  const slot = bootDiskSlot(config, marker.disks[rootDiskName(spec)]);
+  const current = drives(config).find((drive) => drive.slot === slot)?.sizeBytes;
+  if (root === undefined || slot === undefined || current === undefined || current >= root.sizeBytes) return undefined;
+  return { disk: slot, size: formatDiskSize(Math.ceil(root.sizeBytes / MiB) * MiB) };
 }
 
 /**
@@ -197,7 +220,8 @@ export function configuration(spec: CreateSpec, config: Row, marker: Marker, set
   const order = spec.settings?.bootOrder;
   if (order === undefined) {
     const diskSlots = new Set([...disks(config).map((disk) => disk.slot), ...Object.keys(params).filter((key) => isNewDisk(key, params[key]))]);
-    params['boot'] = bootOrder([...diskSlots], rootSlot);
+    const disksOnly = bootOrder([...diskSlots], rootSlot);
+    params['boot'] = spec.image.kind === 'iso' ? installerFirst(disksOnly, cdromSlots(config)) : disksOnly;
   } else {
     const network = spec.nics.map((nic) => slotsOf.nics[nic.name] ?? '');
     params['boot'] = `order=${bootDevicesFor(order, { ...(rootSlot === undefined ? {} : { disk: rootSlot }), network, cdrom: cdromSlots(config) }).join(';')}`;
@@ -249,6 +273,16 @@ function completeSlots(spec: CreateSpec, config: Row, marker: Marker): { disks: 
     nicSlots[nic.name] = `net${next}`;
   });
   return { disks, nics: nicSlots };
+}
+
+/**
+ * `order=<CD-ROM drives>;<disks>`: a VM installed from an ISO boots the installer first (the
+ * contract's isoInstall), and the boot disk once the CD-ROM drive is emptied or the installer's
+ * menu falls through.
+ */
+function installerFirst(order: string, cdroms: readonly string[]): string {
+  const disks = order.slice('order='.length).split(';').filter((slot) => slot !== '');
+  return `order=${[...cdroms, ...disks].join(';')}`;
 }
 
 function freeScsi(slots: ReadonlySet<string>): string {

@@ -4,8 +4,8 @@
 // disks and cloud-init exactly as it does for a clone. qemu-server writes only `lock: create`
 // before it answers and the rest of the config when the task ends (create_and_lock_config), so
 // until then the VMID is tied to its owner as a clone target's is: by our pending record here, by
-// our running qmcreate anywhere else (creations.ts). Used for a VM made from an imported disk
-// (import-create.ts) and for a blank VM (blank-create.ts).
+// our running qmcreate anywhere else (creations.ts). Used for a VM made from an imported disk or
+// a URL image (import-create.ts) and for a blank VM or one installed from an ISO (blank-create.ts).
 
 import type { CreateSpec, Started } from '../../contracts/driver.js';
 import { segment } from './client.js';

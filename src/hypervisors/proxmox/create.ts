@@ -9,7 +9,8 @@
 // reported without a VM while one is being made. describe reports `incomplete` once the clone task
 // ends, and the next create continues with step 2. A VM made from an imported disk or from
 // nothing (a blank VM) takes the same two steps, its first being a create instead of a clone
-// (create-call.ts).
+// (create-call.ts); one from a URL or an ISO URL may first wait for PVE to download the image,
+// with no VM yet (image-create.ts).
 
 import { ConflictError, InvalidSpecError, NotFoundError, type CreateSpec, type DiskFormat, type Started } from '../../contracts/driver.js';
 import { formatBytes } from '../../contracts/quantity.js';
@@ -21,6 +22,7 @@ import { bootDiskSlot, drives, firmwareOf, machineType } from './hardware.js';
 import { creationMarker, formatMarker, parseMarker, placeholderName, type Marker } from './identity.js';
 import { bridgeFor, listBridges } from './network.js';
 import { mayBuild, runningCreations, waitForUnidentified } from './creations.js';
+import { createFromIso, createFromUrl } from './image-create.js';
 import { createFromImport, isImportRef } from './import-create.js';
 import { scanOwned } from './observe.js';
 import { chooseNode, chooseTemplate, crossNodeProblem, vmidChoice, withFreshVmid, type VmidChoice } from './placement.js';
@@ -86,6 +88,8 @@ function createNew(ctx: ProxmoxContext, spec: CreateSpec, resources: ClusterReso
   // Listed, and neither the owner's nor one of ours still being made (ownersCreation): somebody else's.
   if (requested !== undefined && resources.vms.some((row) => row.vmid === requested)) throw new ConflictError(`VM ${requested} already exists`);
   if (spec.image.kind === 'blank') return createBlank(ctx, spec, resources, signal);
+  if (spec.image.kind === 'url') return createFromUrl(ctx, spec, resources, signal);
+  if (spec.image.kind === 'iso') return createFromIso(ctx, spec, resources, signal);
   if (spec.image.kind === 'template' && isImportRef(spec.image.ref)) return createFromImport(ctx, spec, spec.image.ref, resources, signal);
   return cloneTemplate(ctx, spec, resources, signal);
 }

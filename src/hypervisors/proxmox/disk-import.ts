@@ -33,13 +33,11 @@ import { inspectDiskFile } from '../common/qemu-img.js';
 import { segment } from './client.js';
 import type { ProxmoxConfig } from './config.js';
 import { runningTasksOfOurs } from './creations.js';
-import { NodeUnreachableError } from './errors.js';
 import type { MigrationFileServer } from './file-server.js';
 import { probe } from './inventory.js';
 import { started } from './power.js';
 import { parseResources, type ClusterResources } from './resources.js';
-import { withinNodeBound } from './signals.js';
-import { num, rows, str } from './values.js';
+import { contentStorages, findFiles, locateFile, type ContentStorage, type StoredFile } from './storage-content.js';
 import type { ProxmoxContext } from './vm.js';
 
 export const NO_FILE_SERVER =
@@ -58,20 +56,13 @@ const TAG_LENGTH = 16;
 const TAGGED = /^([0-9a-f]{16})\.(qcow2|raw|vmdk)$/;
 
 /** Where import volumes can live: a storage with `import` content, as one node sees it. */
-export interface ImportStorage {
-  node: string;
-  storage: string;
-  shared: boolean;
-}
+export type ImportStorage = ContentStorage;
 
-export interface ImportVolume extends ImportStorage {
-  volid: string;
-  file: string;
-  /** The file's length on the storage (PVE lists import files by their length, not their virtual size). */
-  sizeBytes: number;
-  /** The SHA-256 prefix in its name: which file it was made from. */
-  tag: string;
-}
+/**
+ * An import volume; its length on the storage is how PVE lists an import file, not its virtual
+ * size, and its tag the SHA-256 prefix in its name: which file it was made from.
+ */
+export type ImportVolume = StoredFile<string>;
 
 /**
  * What every file of an owner's import named `name` starts with. The name is the caller's, so it
@@ -98,10 +89,7 @@ function filesOf(prefix: string): (file: string) => string | undefined {
  * shows only storages the token may audit (Datastore.Audit).
  */
 export function importStorages(resources: ClusterResources): ImportStorage[] {
-  const offline = new Set(resources.nodes.filter((node) => !node.online).map((node) => node.node));
-  return resources.storages
-    .filter((row) => row.content.includes('import') && !offline.has(row.node))
-    .map((row) => ({ node: row.node, storage: row.storage, shared: row.shared }));
+  return contentStorages(resources, 'import');
 }
 
 /** Nodes in the order new VMs prefer them: PVE_NODE_SELECTOR first, then the most free memory, then by name. */
@@ -145,55 +133,17 @@ interface Found {
 
 /** The import volumes `match` accepts, listing each storage once (a shared one on its first node). */
 async function findImports(ctx: ProxmoxContext, storages: readonly ImportStorage[], match: (file: string) => string | undefined, signal?: AbortSignal): Promise<Found> {
-  const listed = new Set<string>();
-  const targets = storages.filter((row) => {
-    const key = row.shared ? row.storage : `${row.node}/${row.storage}`;
-    if (listed.has(key)) return false;
-    listed.add(key);
-    return true;
-  });
-  const found: Found = { volumes: [], unreachable: [] };
-  const lists = await Promise.all(
-    targets.map(async (target) => {
-      try {
-        return await withinNodeBound(target.node, ctx.nodeTimeoutMs, signal, (bounded) =>
-          ctx.client.get(`/nodes/${segment(target.node)}/storage/${segment(target.storage)}/content`, { content: 'import' }, { signal: bounded }),
-        );
-      } catch (error) {
-        if (!(error instanceof NodeUnreachableError)) throw error;
-        found.unreachable.push(target.node);
-        return [];
-      }
-    }),
-  );
-  for (const [index, target] of targets.entries()) {
-    const prefix = `${target.storage}:import/`;
-    for (const row of rows(lists[index])) {
-      const volid = str(row['volid']) ?? '';
-      const file = volid.startsWith(prefix) ? volid.slice(prefix.length) : '';
-      const tag = match(file);
-      if (tag !== undefined) found.volumes.push({ ...target, volid, file, sizeBytes: num(row['size']) ?? 0, tag });
-    }
-  }
-  return found;
+  const found = await findFiles(ctx, storages, 'import', match, signal);
+  return { volumes: found.files, unreachable: found.unreachable };
 }
 
 /**
  * Where the import volume `volid` is: the nodes that see it (every node of a shared storage), and
  * the nodes that did not answer.
  */
-export async function locateImport(ctx: ProxmoxContext, resources: ClusterResources, volid: string, signal?: AbortSignal): Promise<{ nodes: string[]; unreachable: string[]; sizeBytes: number }> {
-  const [storage = '', file = ''] = volid.split(':import/');
-  const offline = new Set(resources.nodes.filter((node) => !node.online).map((node) => node.node));
-  const storages = resources.storages
-    .filter((row) => row.storage === storage && !offline.has(row.node))
-    .map((row) => ({ node: row.node, storage: row.storage, shared: row.shared }));
-  const found = await findImports(ctx, storages, (candidate) => (candidate === file ? file : undefined), signal);
-  const nodes = found.volumes.flatMap((volume) => (volume.shared ? storages.map((row) => row.node) : [volume.node]));
-  return { nodes: [...new Set(nodes)], unreachable: found.unreachable, sizeBytes: found.volumes[0]?.sizeBytes ?? 0 };
+export function locateImport(ctx: ProxmoxContext, resources: ClusterResources, volid: string, signal?: AbortSignal): Promise<{ nodes: string[]; unreachable: string[]; sizeBytes: number }> {
+  return locateFile(ctx, resources, volid, 'import', signal);
 }
-
-
 
 /** The disk's size as a VM sees it: a raw file's length, else what qemu-img reads (which also refuses images naming other files). */
 async function virtualSize(path: string, format: DiskFormat, signal?: AbortSignal): Promise<number> {
@@ -202,12 +152,12 @@ async function virtualSize(path: string, format: DiskFormat, signal?: AbortSigna
 }
 
 /** PVE 8.4 is the first whose import storages take disk images (see the top of this file). */
-async function requireImportVersion(ctx: ProxmoxContext, signal?: AbortSignal): Promise<void> {
+export async function requireImportVersion(ctx: ProxmoxContext, what = 'disk import', signal?: AbortSignal): Promise<void> {
   ctx.version ??= (await probe(ctx, signal)).version;
   const [major = Number.NaN, minor = 0] = ctx.version.split('.').map((part) => Number.parseInt(part, 10));
   // A server that does not say is taken to be a current one.
   if (Number.isFinite(major) && (major < 8 || (major === 8 && minor < 4))) {
-    throw new UnsupportedError(`disk import needs Proxmox VE 8.4 or later, whose import storages take disk images; this cluster runs ${ctx.version}`);
+    throw new UnsupportedError(`${what} needs Proxmox VE 8.4 or later, whose import storages take disk images; this cluster runs ${ctx.version}`);
   }
 }
 
@@ -244,7 +194,7 @@ export async function importDisk(
   if (done !== undefined) return imported(done.storage, done.file, await virtualSize(path, format, signal).catch(() => done.sizeBytes));
 
   if (expected === undefined) throw new NotFoundError(`no checksum beside ${path}: the export has not finished`);
-  await requireImportVersion(ctx, signal);
+  await requireImportVersion(ctx, 'disk import', signal);
   const file = importFileName(prefix, expected, format);
   // Downloading already (another call, another replica): that task is the answer, on the storage it chose.
   const running = (await runningTasksOfOurs(ctx, ['download'], signal)).find((task) => task.id === file);

@@ -66,11 +66,13 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
   guestShutdown: true,
   snapshots: true,
   memorySnapshots: true,
-  // Only when the guest agent happens to run; see snapshots.ts.
-  quiescedSnapshots: false,
+  // PVE freezes the guest's filesystems through its agent around a snapshot without RAM; a
+  // snapshot PVE would take unfrozen (agent off or silent, no fsfreeze) is refused (quiesce.ts).
+  quiescedSnapshots: true,
   linkedClones: true,
-  // download-url + import-from are not implemented.
-  imageImport: false,
+  // download-url into an import storage (PVE 8.4+), verified by PVE against the checksum, then
+  // the root disk `import-from` it; one download per URL and checksum (image-download.ts).
+  imageImport: true,
   consoleURL: true,
   placementHost: true,
   placementDatastore: true,
@@ -97,8 +99,9 @@ export const PROXMOX_CAPABILITIES: Capabilities = Object.freeze({
   // download-url into an import storage, then import-from at create (disk-import.ts); a driver
   // whose runtime serves no migration files (PVE_MIGRATION_LISTEN unset) says false.
   diskImport: true,
-  // Not implemented yet.
-  isoInstall: false,
+  // A blank VM with the ISO (on a storage, or downloaded from its URL) in its CD-ROM drive,
+  // booting from it first (image-create.ts).
+  isoInstall: true,
   // `sockets` and `cores` (per socket); refused together with CPU hot-add (validate.ts).
   cpuTopology: true,
   // Bus (`<bus><n>` slot), `cache=`, `format=` and storage per disk (disk-layout.ts); a clone's

@@ -1,8 +1,8 @@
-// create, from an imported disk (disk-import.ts): a new VM, not a clone, whose root disk
-// qemu-server copies from the import volume while it creates the VM (`scsi0:
-// <datastore>:0,import-from=<storage>:import/<file>`, create_disks in qemu-server's
-// API2/Qemu.pm), in the root disk's bus, format and cache when the spec names them. Made in the
-// same two steps as a clone, its first being a create (create-call.ts).
+// create, from an imported disk (disk-import.ts) or a URL image PVE downloaded (image-create.ts):
+// a new VM, not a clone, whose root disk qemu-server copies from the import volume while it
+// creates the VM (`scsi0: <datastore>:0,import-from=<storage>:import/<file>`, create_disks in
+// qemu-server's API2/Qemu.pm), in the root disk's bus, format and cache when the spec names them.
+// Made in the same two steps as a clone, its first being a create (create-call.ts).
 
 import { BusyError, InvalidSpecError, UnreachableError, type CreateSpec, type Started } from '../../contracts/driver.js';
 import { formatBytes } from '../../contracts/quantity.js';
@@ -24,8 +24,15 @@ export function isImportRef(ref: string): boolean {
   return IMPORT_REF.test(ref);
 }
 
+/** Where a volume is: the nodes that see it, those that did not answer, its length. */
+export interface Located {
+  nodes: string[];
+  unreachable: string[];
+  sizeBytes: number;
+}
+
 /**
- * The first step of a VM made from the import volume `volid`: on a node that sees the volume
+ * The first step of a VM made from the import volume `volid` (`located`: where a caller found it): on a node that sees the volume
  * (a local import storage holds it on one node only), refused when the volume does not exist.
  * The import copies the disk whatever `fullClone` says.
  */
@@ -35,8 +42,9 @@ export async function createFromImport(
   volid: string,
   resources: ClusterResources,
   signal?: AbortSignal,
+  located?: Located,
 ): Promise<{ id: string } & Started> {
-  const where = await locateImport(ctx, resources, volid, signal);
+  const where = located ?? (await locateImport(ctx, resources, volid, signal));
   if (where.nodes.length === 0) {
     if (where.unreachable.length > 0) throw new UnreachableError(`imported disk '${volid}' may be on node '${where.unreachable.join("', '")}', which does not answer`);
     const file = volid.slice(volid.indexOf(':import/') + ':import/'.length);

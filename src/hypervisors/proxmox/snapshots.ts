@@ -1,8 +1,9 @@
 // Snapshot verbs (`…/snapshot`, NOTES §10). The snapshot name is its ID: PVE has no other.
 
-import { NotFoundError, UnsupportedError, type SnapshotInfo, type SnapshotRequest, type Started, type VMRef } from '../../contracts/driver.js';
+import { NotFoundError, type SnapshotInfo, type SnapshotRequest, type Started, type VMRef } from '../../contracts/driver.js';
 import { segment } from './client.js';
 import { started } from './power.js';
+import { requireFreezableGuest } from './quiesce.js';
 import { flag, num, rows, str } from './values.js';
 import { readStatus, requireOwned, vmPath, type ProxmoxContext } from './vm.js';
 
@@ -23,14 +24,16 @@ function snapshotPath(node: string, vmid: number, name?: string, rest = ''): str
 }
 
 export async function createSnapshot(ctx: ProxmoxContext, ref: VMRef, request: SnapshotRequest, signal?: AbortSignal): Promise<{ id: string } & Started> {
-  // Without vmstate PVE freezes the guest's filesystems only if the agent is configured and
-  // running: not a promise we can make, hence quiescedSnapshots false.
-  if (request.quiesce) throw new UnsupportedError("the Proxmox driver does not support quiesced snapshots (capability 'quiescedSnapshots')");
   const vm = await requireOwned(ctx, ref, signal, { idle: true });
   const name = snapshotName(request.name);
   const status = await readStatus(ctx, vm.node, vm.vmid, signal);
+  const running = str(status['status']) === 'running';
   // A stopped VM has no memory to save: the request is honoured as a disk-only snapshot.
-  const vmstate = request.memory && str(status['status']) === 'running';
+  const vmstate = request.memory && running;
+  // Quiesced: PVE freezes the filesystems through the agent around a snapshot without RAM
+  // (quiesce.ts). A stopped VM's disks are at rest, and a snapshot with RAM resumes the guest
+  // exactly where it was, file system caches included: neither needs a freeze (PVE does none).
+  if (request.quiesce && running && !vmstate) await requireFreezableGuest(ctx, vm, signal);
   const task = await ctx.client.post(
     snapshotPath(vm.node, vm.vmid),
     { snapname: name, description: request.description, vmstate: vmstate ? true : undefined },

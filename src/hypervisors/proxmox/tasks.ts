@@ -63,8 +63,13 @@ async function readLog(
 }
 
 // qmconfig logs its parameters ("update VM 120: -cipassword … -sshkeys …"), and a download its
-// URL ("download failed: command 'wget … <url>' failed"), whose token grants a migration file
-// (file-server.ts): those stay out of messages.
+// URL ("downloading <url> to …", "download failed: command 'wget … <url>' failed"): a migration
+// file's carries the token that grants it (file-server.ts), an image's may carry credentials
+// (`https://user:password@…`) or a signed query. Those stay out of messages.
 function redact(line: string): string {
-  return line.replace(/-(cipassword|sshkeys|password)\s+\S+/g, '-$1 <hidden>').replace(/\/files\/[0-9a-f]{64}\//g, '/files/<token>/');
+  return line
+    .replace(/-(cipassword|sshkeys|password)\s+\S+/g, '-$1 <hidden>')
+    .replace(/\/files\/[0-9a-f]{64}\//g, '/files/<token>/')
+    .replace(/\b((?:https?|ftp):\/\/)[^\s/@'"]*@/gi, '$1<credentials>@')
+    .replace(/\b((?:https?|ftp):\/\/[^\s?#'"]*)[?#][^\s'"]*/gi, '$1?<query>');
 }

@@ -1,9 +1,10 @@
 // Checks on a CreateSpec that need nothing but the spec: refused before anything is cloned, so a
 // spec that can never work leaves no half-made VM behind. Pure.
 
-import { InvalidSpecError, TAG_PATTERN, UnsupportedError, type CreateSpec, type PlacementRecord, type ResourceLimits } from '../../contracts/driver.js';
+import { InvalidSpecError, TAG_PATTERN, UnsupportedError, type CreateSpec, type ImageSpec, type PlacementRecord, type ResourceLimits } from '../../contracts/driver.js';
 import { MiB } from '../../contracts/quantity.js';
 import { OWNER_TAG, isIdentityTag } from './identity.js';
+import { isIsoRef, isoImageFile, urlImageFile } from './image-download.js';
 import { ipconfigValue, nameservers, nicValue } from './network.js';
 import { isRecordableOrder } from './placement-record.js';
 import { validateSettings } from './settings.js';
@@ -22,7 +23,7 @@ export const CPU_UNITS_MIN = 1;
 export const CPU_UNITS_MAX = 10_000;
 
 export function validateCreateSpec(spec: CreateSpec): void {
-  if (spec.image.kind === 'url') unsupported('images from a URL', 'imageImport');
+  validateImage(spec.image);
   if (spec.storage.provisioning === 'thick') unsupported('thick provisioning', 'thickProvisioning');
   // qemu-server has no Ignition mechanism (no fw_cfg over the API) and no free-form settings.
   if (spec.ignition !== undefined) unsupported('an Ignition config', 'ignition');
@@ -104,7 +105,27 @@ function validateMachineSettings(spec: CreateSpec): void {
   }
   const order = settings.bootOrder ?? [];
   if (order.includes('network') && spec.nics.length === 0) throw new InvalidSpecError("the boot order names 'network', but the VM has no NIC");
-  if (order.includes('disk') && spec.image.kind === 'blank' && spec.disks.length === 0) throw new InvalidSpecError("the boot order names 'disk', but the VM has no disk");
+  const empty = spec.image.kind === 'blank' || spec.image.kind === 'iso';
+  if (order.includes('disk') && empty && spec.disks.length === 0) throw new InvalidSpecError("the boot order names 'disk', but the VM has no disk");
+}
+
+/**
+ * A URL image names a URL and (optionally) its checksum, which also decide its file name
+ * (image-download.ts); an installer ISO exactly one of an ISO PVE has and a URL.
+ */
+function validateImage(image: ImageSpec): void {
+  if (image.kind === 'url') {
+    urlImageFile(image.url, image.checksum);
+    return;
+  }
+  if (image.kind !== 'iso') return;
+  if ((image.ref === undefined) === (image.url === undefined)) throw new InvalidSpecError('an installer ISO names exactly one of ref (an ISO on a storage) and url');
+  if (image.url !== undefined) {
+    isoImageFile(image.url, image.checksum);
+    return;
+  }
+  if (image.checksum !== undefined) throw new InvalidSpecError('an ISO checksum goes with its url: an ISO already on a storage is used as it is');
+  if (!isIsoRef(image.ref ?? '')) throw new InvalidSpecError(`ISO '${image.ref ?? ''}' is not an ISO volume of Proxmox VE: <storage>:iso/<file>.iso`);
 }
 
 function validateLimits(limits: ResourceLimits): void {

@@ -101,7 +101,24 @@ const commands: Record<string, (ctx: Ctx, vm: VmRec) => Reply> = {
       'kernel-version': '#115-Ubuntu SMP',
       machine: 'x86_64',
     }),
-  info: () => agentReply({ version: '6.2.0', supported_commands: [{ name: 'guest-ping', enabled: true, 'success-response': true }] }),
+  info: (_, vm) => {
+    // qemu-ga lists every command it knows; those turned off (`--blocked-rpcs`, a Windows guest
+    // without VSS for fsfreeze) come with `enabled: false`.
+    const freeze = vm.agentFsFreeze ?? true;
+    const command = (name: string, enabled = true): Record<string, unknown> => ({ name, enabled, 'success-response': true });
+    return agentReply({
+      version: '6.2.0',
+      supported_commands: [
+        command('guest-ping'),
+        command('guest-info'),
+        command('guest-network-get-interfaces'),
+        command('guest-fsfreeze-status', freeze),
+        command('guest-fsfreeze-freeze', freeze),
+        command('guest-fsfreeze-thaw', freeze),
+        command('guest-shutdown'),
+      ],
+    });
+  },
   shutdown: (ctx, vm) => {
     if (!vm.ignoresShutdown) ctx.world.schedule(ctx.world.now() + ctx.tasks.duration('qmshutdown'), () => powerOff(vm));
     return agentReply({});

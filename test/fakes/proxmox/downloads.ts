@@ -40,7 +40,16 @@ function imageSize(bytes: Buffer, format: string, tmpPath: string): number {
 async function fetchAll(url: string): Promise<{ ok: true; bytes: Buffer } | { ok: false; reason: string }> {
   let response: Response;
   try {
-    response = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+    // wget sends a URL's user and password as basic authentication; fetch refuses such a URL.
+    const target = new URL(url);
+    const headers: Record<string, string> = {};
+    if (target.username !== '' || target.password !== '') {
+      const credentials = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
+      headers['authorization'] = `Basic ${Buffer.from(credentials).toString('base64')}`;
+      target.username = '';
+      target.password = '';
+    }
+    response = await fetch(target, { headers, signal: AbortSignal.timeout(30_000) });
   } catch (error) {
     return { ok: false, reason: error instanceof Error ? error.message : String(error) };
   }

@@ -35,7 +35,8 @@ export interface FakeVm {
   status: 'running' | 'stopped';
   qmpstatus: 'running' | 'paused' | 'stopped';
   lock?: string;
-  snapshots: { name: string; parent?: string; vmstate: boolean; description: string }[];
+  /** `frozen`: the guest's filesystems were frozen through its agent while it was taken. */
+  snapshots: { name: string; parent?: string; vmstate: boolean; frozen: boolean; description: string }[];
   tags: string[];
 }
 
@@ -200,6 +201,11 @@ export class FakePve {
     this.vmRecord(vmid).agentRunning = running;
   }
 
+  /** Whether the guest's agent offers guest-fsfreeze-freeze/-thaw (default true). */
+  setGuestFsFreeze(vmid: number, offered: boolean): void {
+    this.vmRecord(vmid).agentFsFreeze = offered;
+  }
+
   /** A guest that ignores ACPI/agent shutdown requests: shutdown waits for its timeout. */
   setGuestIgnoresShutdown(vmid: number, ignores: boolean): void {
     this.vmRecord(vmid).ignoresShutdown = ignores;
@@ -290,6 +296,7 @@ function snapshotOfVm(vm: VmRec): FakeVm {
       name: snap.name,
       ...(snap.parent === undefined ? {} : { parent: snap.parent }),
       vmstate: snap.vmstate !== undefined,
+      frozen: snap.frozen === true,
       description: snap.description ?? '',
     })),
     tags: tagList(vm.conf),

@@ -5,7 +5,7 @@ import { drivesOf, isCdrom } from './drives.js';
 import { fail } from './errors.js';
 import { addUnused } from './pending.js';
 import { powerOff, powerOn } from './power.js';
-import { digestOf, isTemplate, memoryMiB, typedConfig, type SnapshotRec, type VmRec } from './state.js';
+import { agentFreezesFs, digestOf, isTemplate, memoryMiB, typedConfig, type SnapshotRec, type VmRec } from './state.js';
 import { splitVolid } from './storage.js';
 
 interface Target {
@@ -97,6 +97,16 @@ export const snapshotHandlers: Record<string, Handler> = {
           const size = (memoryMiB(vm.conf) * 2 + 500) * 1024 ** 2;
           snap.vmstate = world.volumes.allocate({ storage, node: t.node, vmid: t.vmid, size, name: `vm-${t.vmid}-state-${t.snapname}`, format: 'raw', now: at }).volid;
           handle.log(`saving VM state and RAM using storage '${storage}'`);
+        } else if (vm.power === 'running' && agentFreezesFs(vm.conf, world.options.version) && world.agentAnswers(vm, at)) {
+          // __snapshot_check_freeze_needed asks the agent first (qga_check_running): one that does
+          // not answer means no freeze, silently. A freeze that fails (__snapshot_freeze) only
+          // warns, and the snapshot is taken unfrozen.
+          if (vm.agentFsFreeze ?? true) {
+            handle.log('issuing guest fs freeze');
+            snap.frozen = true;
+          } else {
+            handle.log("guest-fsfreeze-freeze problems - VM qmp command 'guest-fsfreeze-freeze' failed - The command guest-fsfreeze-freeze has been disabled for this instance");
+          }
         }
         vm.snapshots.set(t.snapname, snap);
       },

@@ -29,6 +29,8 @@ export interface SnapshotRec {
   description?: string;
   /** Volume holding the RAM state when the snapshot included it. */
   vmstate?: string;
+  /** The guest's filesystems were frozen through its agent while the snapshot was taken. */
+  frozen?: boolean;
   snapstate?: string;
   parent?: string;
 }
@@ -46,6 +48,8 @@ export interface VmRec {
   pid: number;
   /** Overrides the guestAgent option for this VM. */
   agentRunning?: boolean;
+  /** The agent offers guest-fsfreeze-freeze/-thaw (default true; off e.g. with a Windows guest without VSS). */
+  agentFsFreeze?: boolean;
   ignoresShutdown: boolean;
 }
 
@@ -141,6 +145,21 @@ export function agentEnabled(conf: ReadonlyMap<string, string>): boolean {
     return parsePropertyString(qemuConfigProperty('agent')?.format ?? {}, text)['enabled'] === '1';
   } catch {
     return false;
+  }
+}
+
+/**
+ * Whether qemu-server issues guest-fsfreeze-freeze/-thaw around a snapshot without RAM: the
+ * `freeze-fs` agent option (default on; `freeze-fs-on-backup` and `guest-fsfreeze` are its
+ * aliases) since PVE 9; PVE 8.4's `freeze-fs-on-backup` is about backups only.
+ */
+export function agentFreezesFs(conf: ReadonlyMap<string, string>, version: string): boolean {
+  if (!agentEnabled(conf)) return false;
+  if (!version.startsWith('9')) return true;
+  try {
+    return parsePropertyString(qemuConfigProperty('agent')?.format ?? {}, conf.get('agent') ?? '')['freeze-fs'] !== '0';
+  } catch {
+    return true;
   }
 }
 

@@ -12,6 +12,7 @@ import { ProxmoxDriver } from '../../../src/hypervisors/proxmox/driver.js';
 import { proxmoxConfigFromEnv } from '../../../src/hypervisors/proxmox/config.js';
 import { FakePve } from '../../fakes/proxmox/index.js';
 import { basicSpec, driverConformance } from '../../conformance/driver-suite.js';
+import { imageServer, qcow2Header } from './image-server.js';
 
 const FAST = { taskDurationMs: 40, bootMs: 80 };
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq0b3BlcmF0b3Ita2V5LWZvci10ZXN0aW5nLW9ubHk operator@k8s';
@@ -165,6 +166,10 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
+// The image-import case has the fake PVE download a qcow2 image from here (its header is all
+// PVE reads); the iso-install case boots an ISO the fake's `local` storage holds.
+const images = await imageServer(t, { '/conformance/tiny.qcow2': qcow2Header(GiB) });
+
 driverConformance(t, 'proxmox', async () => {
   const migrationDir = await mkdtemp(join(tmpdir(), 'virtrigaud-pve-migrations-'));
   const port = await freePort();
@@ -173,9 +178,12 @@ driverConformance(t, 'proxmox', async () => {
     PVE_MIGRATION_LISTEN: `127.0.0.1:${port}`,
     PVE_MIGRATION_URL: `http://127.0.0.1:${port}`,
   });
+  fake.addVolume('local', 'iso/installer.iso', 64 * 1024 * 1024);
   return {
     driver,
     spec: (name, owner) => specFor(name, owner),
+    imageURL: { url: `${images.url}/conformance/tiny.qcow2` },
+    iso: { ref: 'local:iso/installer.iso' },
     waitUntil,
     addForeignVM: async (name) => String(fake.addForeignVm({ name, running: true })),
     migrationDir,

@@ -70,11 +70,16 @@ export async function fakeCluster(t: Test, options: FakePveOptions = {}): Promis
   return cluster;
 }
 
-/** Creates the owner's VM through both steps (clone, configure) and answers its VMID. */
+/**
+ * Creates the owner's VM through every step (a download, the clone or create, the configuration)
+ * and answers its VMID.
+ */
 export async function createVM(cluster: FakeCluster, driver: Driver, spec: Parameters<Driver['create']>[0]): Promise<string> {
   for (let step = 0; step < 10; step += 1) {
     const created = await driver.create(spec);
     await cluster.finish(driver, created.task, `create step ${step}`);
+    // No VM yet (PVE was downloading its image): the next create makes it.
+    if (created.id === '') continue;
     const vm = await driver.describe(created.id);
     if (vm.lock === undefined && !vm.incomplete) return created.id;
   }

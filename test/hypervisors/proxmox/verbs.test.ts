@@ -221,9 +221,11 @@ t.test('a second snapshot of the same name is a Conflict', async (t) => {
   await t.rejects(driver.snapshotCreate(REF, { name: 'before', memory: false, quiesce: false }), { code: 'Conflict' });
 });
 
-t.test('a quiesced snapshot is Unsupported', async (t) => {
-  const { driver } = await miniPve(t, [ownedVM(120)]);
-  await t.rejects(driver.snapshotCreate(REF, { name: 'q', memory: false, quiesce: true }), { code: 'Unsupported', message: /quiescedSnapshots/ });
+t.test('a quiesced snapshot of a running VM whose agent PVE finds not running is Unsupported, and nothing is taken', async (t) => {
+  const { driver, stub, routes } = await miniPve(t, [ownedVM(120, RUNNING)]);
+  routes.set('POST /nodes/pve1/qemu/120/agent/ping', pveError(500, 'QEMU guest agent is not running'));
+  await t.rejects(driver.snapshotCreate(REF, { name: 'q', memory: false, quiesce: true }), { code: 'Unsupported', message: 'VM 120 cannot be snapshotted quiesced: its guest agent does not answer (QEMU guest agent is not running)' });
+  t.equal(stub.calls('POST', /\/snapshot$/).length, 0);
 });
 
 t.test('the snapshot list leaves out the "current" pseudo-entry and dates from snaptime', async (t) => {
@@ -362,5 +364,5 @@ t.test('inventory from a recorded PVE 8 cluster list', async (t) => {
 
 t.test('the driver says honestly what PVE and it can do', async (t) => {
   const { driver } = await miniPve(t, []);
-  t.match(driver.capabilities, { thickProvisioning: false, memoryHotRemove: false, imageImport: false, quiescedSnapshots: false, cloudInit: true, linkedClones: true, snapshots: true });
+  t.match(driver.capabilities, { thickProvisioning: false, memoryHotRemove: false, imageImport: true, quiescedSnapshots: true, isoInstall: true, cloudInit: true, linkedClones: true, snapshots: true });
 });
