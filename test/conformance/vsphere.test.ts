@@ -1,6 +1,7 @@
 // The Driver conformance suite against vcsim (govmomi's vSphere simulator, built from Debian's
 // sources by test/vsphere/build-vcsim.sh). Each test gets its own vcsim with the standalone host's
-// first VM turned into the `ubuntu-22-template` template; the `lan` NIC maps to `VM Network`.
+// first VM turned into the `ubuntu-22-template` template; the `lan` NIC is on DC0_DVPG100, a
+// distributed port group added for it that carries VLAN 100 (what the `vlan` case asks).
 // The driver reaches vcsim through the NFC proxy (test/helpers/vcsim-nfc.ts), which serves the
 // ExportVm that vcsim 0.24.2 lacks and passes everything else through; its migration directory
 // is a temporary one.
@@ -13,6 +14,7 @@ import { main } from '../../src/cli/vcts.js';
 import type { RunReport } from '../../src/cli/vcts/report.js';
 import type { Identity } from '../../src/contracts/driver.js';
 import { vsphereDriverFromEnv } from '../../src/hypervisors/vsphere/index.js';
+import { startOvaServer } from '../hypervisors/vsphere/ova-server.js';
 import { startNfcProxy } from '../helpers/vcsim-nfc.js';
 import { prepareTemplate, requireVcsim, startVcsim, VcsimGuests } from '../helpers/vcsim.js';
 import { basicSpec, driverConformance } from './driver-suite.js';
@@ -20,16 +22,19 @@ import { basicSpec, driverConformance } from './driver-suite.js';
 t.setTimeout(300_000);
 
 if (requireVcsim(t)) {
+  const images = await startOvaServer(t);
   driverConformance(t, 'vsphere', async () => {
     const vcsim = await startVcsim(t);
     await prepareTemplate(vcsim);
+    await vcsim.govc('dvs.portgroup.add', '-dvs', 'DVS0', '-vlan', '100', 'DC0_DVPG100');
     const proxy = await startNfcProxy(t, vcsim);
     const migrationDir = await mkdtemp(join(tmpdir(), 'virtrigaud-vsphere-migrations-'));
     const driver = vsphereDriverFromEnv({ ...proxy.env, MIGRATION_DIR: migrationDir }, { leaseTiming: { pollMs: 50 } });
     const guests = new VcsimGuests(vcsim);
     return {
       driver,
-      spec: (name: string, owner: Identity) => basicSpec(name, owner, { nics: [{ name: 'lan', network: 'VM Network' }] }),
+      imageURL: { url: images.url('tiny.ova'), checksum: images.ovaChecksum },
+      spec: (name: string, owner: Identity) => basicSpec(name, owner, { nics: [{ name: 'lan', network: 'DC0_DVPG100' }] }),
       migrationDir,
       async waitUntil(done, what) {
         for (let round = 0; round < 100; round++) {

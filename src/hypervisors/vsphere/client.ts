@@ -24,6 +24,8 @@ export interface ServiceContent {
   /** Absent only on a server without task or event history; every vCenter and ESXi has both. */
   taskManager: MoRef | undefined;
   eventManager: MoRef | undefined;
+  /** Parses OVF descriptors (CreateImportSpec); absent on a server without OVF support. */
+  ovfManager: MoRef | undefined;
   about: { fullName: string; version: string; apiVersion: string; instanceUuid: string | undefined; apiType: string };
 }
 
@@ -124,6 +126,7 @@ export class VsphereClient {
       searchIndex: requireRef(content, 'searchIndex'),
       taskManager: morefOf(child(content, 'taskManager')),
       eventManager: morefOf(child(content, 'eventManager')),
+      ovfManager: morefOf(child(content, 'ovfManager')),
       about: {
         fullName: textAt(about, 'fullName') ?? 'vSphere',
         version: textAt(about, 'version') ?? '',

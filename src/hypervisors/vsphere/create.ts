@@ -1,14 +1,17 @@
 // create: a clone of a template, in two steps, each answered as soon as vSphere has started it.
+// An image URL is first imported into a template of its own (url-image.ts): create answers that
+// import's task, with id '', and the create called again once it ends clones the template.
 // 1. CloneVM_Task under the owner's placeholder name (identity.ts), with the owner's identity and
 //    placement record (placement-record.ts) in the CloneSpec's extraConfig (so the VM carries them
 //    from the moment its config exists) and `virtrigaud.state=configuring`; placement in the
 //    RelocateSpec; a linked clone shares the template's disks through its current snapshot.
 //    create answers the clone task at once, with id '' while the VM has no moid: the hook's
 //    budget is a few seconds, a clone takes minutes.
-// 2. One ReconfigVM_Task with the spec's name, CPU, memory, firmware and features, disks, NICs,
-//    CPU/memory allocation (allocation.ts), the guest's data and the user's extraConfig
+// 2. One ReconfigVM_Task with the spec's name, CPU, memory, firmware and features, disks, NICs
+//    (nics.ts), CPU/memory allocation (allocation.ts), the guest's data and the user's extraConfig
 //    (guestinfo.ts), and `virtrigaud.state=ready`. The VM reads as `incomplete` until that
-//    lands, and create called again continues there (hardware upgrade for a TPM first, when needed).
+//    lands, and create called again continues there (hardware upgrade for a TPM first, when needed;
+//    the NICs alone first when static addresses need MACs vSphere has yet to generate).
 // Before either step the owner's VM, or its running clone, is looked for the way any process
 // would find it (find.ts): a lost answer, a restarted runtime or a second replica never clones twice.
 
@@ -19,7 +22,6 @@ import {
   UnsupportedError,
   type CreateSpec,
   type Identity,
-  type NicSpec,
   type PlacementRecord,
   type Started,
 } from '../../contracts/driver.js';
@@ -27,23 +29,24 @@ import { MiB } from '../../contracts/quantity.js';
 import { morefOf } from './client.js';
 import {
   addDiskSpec,
-  addNicSpec,
   addTpmSpec,
-  editNicSpec,
   findDisk,
   freeUnit,
   growDiskSpec,
   readDevices,
-  type NetworkTarget,
 } from './devices.js';
 import { allocationSpecs, checkLimits } from './allocation.js';
 import { guestDataEntries, userExtraConfigEntries } from './guestinfo.js';
+import { checkStaticIPs, networkConfig, networkMetaData } from './guest-network.js';
+import { nicChanges, validateNics } from './nics.js';
+import { checkURLImage, type URLImage } from './url-image.js';
+import { startTask } from './power.js';
 import { diskSlotsOf, identityEntries, KEY, placeholderName, slotOf } from './identity.js';
 import { readOwned } from './find.js';
-import { findByInventoryPath, resolveDatacenter, resolveObject, type Datacenter } from './inventory.js';
+import { findByInventoryPath, resolveDatacenter, type Datacenter } from './inventory.js';
 import { resolvePlacement, type Placement } from './placement.js';
 import { placementEntries } from './placement-record.js';
-import { retrieveAll, retrieveOne } from './property-collector.js';
+import { retrieveAll } from './property-collector.js';
 import { el, fragments, moref, optionValue, typed, type MoRef, type Xml } from './soap.js';
 import { recentTasks, settledNow } from './tasks.js';
 import { flattenSnapshots } from './snapshots.js';
@@ -55,20 +58,16 @@ export const LINKED_BASE_SNAPSHOT = 'virtrigaud-linked-base';
 const TPM_HARDWARE_VERSION = 14;
 
 function validate(spec: CreateSpec): void {
-  if (spec.image.kind !== 'template') throw new UnsupportedError("the vSphere driver clones templates; URL images (capability 'imageImport') are not supported");
+  if (spec.image.kind === 'url') checkURLImage(spec.image);
+  else if (spec.image.kind !== 'template') throw new UnsupportedError(`the vSphere driver makes VMs from templates and image URLs, not ${spec.image.kind === 'blank' ? 'blank ones' : 'ISOs'}`);
   if (spec.machine !== undefined) throw new UnsupportedError("the vSphere driver has no machine types (capability 'machineType')");
   if (spec.storage.provisioning === 'thick') throw new UnsupportedError("the vSphere driver does not provision thick disks (capability 'thickProvisioning')");
   if (!Number.isInteger(spec.cpus) || spec.cpus < 1) throw new InvalidSpecError(`cpus must be a positive integer, not ${spec.cpus}`);
   if (!Number.isSafeInteger(spec.memoryBytes) || spec.memoryBytes < 4 * MiB || spec.memoryBytes % MiB !== 0) {
     throw new InvalidSpecError('memory must be a whole number of Mi (MiB), at least 4Mi');
   }
-  for (const nic of spec.nics) {
-    const unsupported: string[] = (['vlan', 'mac', 'mtu', 'firewall', 'rateLimitMBps', 'staticIP'] as const).filter((field) => nic[field] !== undefined);
-    // `virtio` is the API's default model, read as "the hypervisor's default" (hooks/resolve.ts):
-    // the template's NIC type, vmxnet3 for added NICs. Any other model is a nicModel request.
-    if (nic.model !== undefined && nic.model !== 'virtio') unsupported.push('model');
-    if (unsupported.length > 0) throw new UnsupportedError(`NIC ${nic.name}: the vSphere driver does not support ${unsupported.join(', ')}`);
-  }
+  validateNics(spec.nics);
+  checkStaticIPs(spec.nics);
   if ((spec.features.secureBoot || spec.features.tpm) && spec.firmware === 'bios') {
     throw new InvalidSpecError('secure boot and TPM need UEFI firmware');
   }
@@ -78,7 +77,7 @@ function validate(spec: CreateSpec): void {
   // What the configuration step would refuse, refused before anything is cloned.
   checkLimits(spec.limits, spec.memoryBytes);
   userExtraConfigEntries(spec);
-  guestDataEntries(spec);
+  guestDataEntries(spec, spec.nics.some((nic) => nic.staticIP !== undefined) ? networkMetaData({}) : undefined);
   placementEntries(spec.placementRecord);
 }
 
@@ -99,18 +98,6 @@ export async function resolveTemplate(ctx: VsphereContext, dc: Datacenter, ref: 
   const unreadable = named.find((vm) => !vm.configReadable);
   if (unreadable !== undefined) requireReadable(unreadable);
   return readVM(ctx, (candidates[0] as VmRecord).ref.value, signal);
-}
-
-/** A network or distributed port group by name (or inventory path) in the datacenter. */
-export async function resolveNetwork(ctx: VsphereContext, dc: Datacenter, name: string, signal?: AbortSignal): Promise<NetworkTarget> {
-  const ref = await resolveObject(ctx, dc, 'network', ['Network', 'DistributedVirtualPortgroup', 'OpaqueNetwork'], name, 'network', undefined, signal);
-  if (ref.type !== 'DistributedVirtualPortgroup') return { kind: 'network', name: name.split('/').pop() ?? name, ref };
-  const portgroup = await retrieveOne(ctx.client, ref, ['key', 'config.distributedVirtualSwitch'], signal);
-  const dvs = morefOf(portgroup.props.get('config.distributedVirtualSwitch'));
-  const uuid = dvs === undefined ? undefined : textAt((await retrieveOne(ctx.client, dvs, ['uuid'], signal)).props.get('uuid'));
-  // Every distributed port group has its switch: one read without it is not the spec's fault.
-  if (uuid === undefined) throw new HypervisorError(`port group '${name}' was read without its distributed switch`);
-  return { kind: 'portgroup', name, ref, key: textAt(portgroup.props.get('key')) ?? ref.value, switchUuid: uuid };
 }
 
 // vCenter's descriptionId for CreateSnapshot_Task (vcsim's too).
@@ -199,18 +186,6 @@ function hardwareVersion(vm: VmRecord): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-async function nicTarget(ctx: VsphereContext, dc: Datacenter, nic: NicSpec, signal?: AbortSignal): Promise<NetworkTarget | undefined> {
-  const explicit = nic.network ?? nic.bridge;
-  if (explicit !== undefined) return resolveNetwork(ctx, dc, explicit, signal);
-  // No network given: one named like the NIC, else the template's own network stays.
-  try {
-    return await resolveNetwork(ctx, dc, nic.name, signal);
-  } catch (error) {
-    if (error instanceof InvalidSpecError) return undefined;
-    throw error;
-  }
-}
-
 /** The configuration step: one ReconfigVM_Task that makes the clone what the spec says. */
 export async function configureClone(ctx: VsphereContext, clone: VmRecord, spec: CreateSpec, dc: Datacenter, signal?: AbortSignal): Promise<Started> {
   let vm = clone;
@@ -245,26 +220,24 @@ export async function configureClone(ctx: VsphereContext, clone: VmRecord, spec:
     slots[disk.name] = `${controller}:${unit}`;
     changes.push(addDiskSpec(tempKey--, controller, unit, disk.sizeBytes, spec.storage.provisioning !== 'thick', undefined));
   }
-  for (const [index, nic] of spec.nics.entries()) {
-    const target = await nicTarget(ctx, dc, nic, signal);
-    const existing = devices.nics[index];
-    if (existing !== undefined) {
-      if (target !== undefined) changes.push(editNicSpec(existing, target));
-    } else {
-      if (target === undefined) throw new InvalidSpecError(`NIC ${nic.name}: no network named '${nic.name}'; set its network`);
-      changes.push(addNicSpec(tempKey--, target));
-    }
+  const nics = await nicChanges(ctx, dc, devices, spec.nics, () => tempKey--, signal);
+  let network: Record<string, string> | undefined;
+  if (spec.nics.some((nic) => nic.staticIP !== undefined)) {
+    const macs = nics.macs.filter((mac): mac is string => mac !== undefined);
+    // The network config names every NIC by its MAC: NICs vSphere has yet to give one are made
+    // first, alone, and the next create call (the VM still `configuring`) writes the rest with them.
+    if (macs.length < spec.nics.length) return startTask(ctx, 'ReconfigVM_Task', vm.ref, [typed('spec', 'VirtualMachineConfigSpec', [fragments(...nics.changes)])], signal);
+    network = networkMetaData(networkConfig(spec.nics.map((nic, index) => ({ mac: macs[index] ?? '', staticIP: nic.staticIP }))));
   }
-  for (const extra of devices.nics.slice(spec.nics.length)) {
-    changes.push(typed('deviceChange', 'VirtualDeviceConfigSpec', [el('operation', 'remove'), typed('device', extra.type, [el('key', extra.key)])]));
-  }
+  changes.push(...nics.changes);
   if (spec.features.tpm && !devices.tpm) changes.push(addTpmSpec(tempKey--));
 
   const extraConfig: [string, string][] = [
     [KEY.state, 'ready'],
     [KEY.disks, JSON.stringify(slots)],
     [KEY.nics, JSON.stringify(spec.nics.map((nic) => nic.name))],
-    ...guestDataEntries(spec),
+    [KEY.nicSettings, JSON.stringify(nics.asked)],
+    ...guestDataEntries(spec, network),
   ];
   const allocation = allocationSpecs(spec.limits);
   const configSpec = typed('spec', 'VirtualMachineConfigSpec', [
@@ -307,7 +280,10 @@ async function continueCreate(ctx: VsphereContext, vm: VmRecord, spec: CreateSpe
   return { id: vm.ref.value, ...(await configureClone(ctx, vm, spec, placement.datacenter, signal)) };
 }
 
-export async function createVM(ctx: VsphereContext, spec: CreateSpec, signal?: AbortSignal): Promise<{ id: string } & Started> {
+/** The template an image URL stands for, or the task making it (url-image.ts). */
+export type URLImages = (image: { url: string; checksum?: string }, signal?: AbortSignal) => Promise<URLImage>;
+
+export async function createVM(ctx: VsphereContext, spec: CreateSpec, images: URLImages, signal?: AbortSignal): Promise<{ id: string } & Started> {
   validate(spec);
   const located = await readOwned(ctx, spec.owner.uid, signal);
   if (located.kind === 'cloning') return { id: '', task: located.task };
@@ -316,10 +292,20 @@ export async function createVM(ctx: VsphereContext, spec: CreateSpec, signal?: A
     if (vm.state !== 'configuring') return { id: vm.ref.value };
     return continueCreate(ctx, vm, spec, await resolvePlacement(ctx, spec, vm, signal), signal);
   }
-  const image = spec.image as { kind: 'template'; ref: string; fullClone: boolean };
+  const image = spec.image as Extract<CreateSpec['image'], { fullClone: boolean }>;
   const datacenter = await resolveDatacenter(ctx, ctx.config.defaults.datacenter, signal);
-  const template = await resolveTemplate(ctx, datacenter, image.ref, signal);
+  let template: VmRecord;
+  if (image.kind === 'url') {
+    // Imported first, as a task of its own; the create called again once it ends clones the template.
+    const imported = await images(image, signal);
+    if ('task' in imported) return { id: '', task: imported.task };
+    template = imported.template;
+  } else {
+    template = await resolveTemplate(ctx, datacenter, image.ref, signal);
+  }
   const where = await resolvePlacement(ctx, spec, template, signal);
+  // The clone has the template's adapters: NICs that could not be configured on them are refused now, not after the clone.
+  await nicChanges(ctx, datacenter, readDevices(template.object.props.get('config.hardware.device')), spec.nics, () => 0, signal);
   const cloned = await startClone(ctx, { source: template, owner: spec.owner, placement: where, linked: !image.fullClone, record: spec.placementRecord }, signal);
   if (cloned.id === '') return cloned.task === undefined ? { id: '' } : { id: '', task: cloned.task };
   return continueCreate(ctx, requireReadable(await readVM(ctx, cloned.id, signal)), spec, where, signal);

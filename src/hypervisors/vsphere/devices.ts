@@ -34,6 +34,8 @@ export interface Nic {
   networkName: string | undefined;
   /** Distributed port group: its key. */
   portgroupKey: string | undefined;
+  /** Where it connects, as a spec can send it again; undefined for backings the driver does not make (opaque networks). */
+  target: NetworkTarget | undefined;
   element: XmlElement;
 }
 
@@ -81,14 +83,9 @@ export function readDevices(value: XmlElement | undefined): Devices {
       });
     } else if (ETHERNET_TYPES.has(type)) {
       const backing = child(device, 'backing');
-      devices.nics.push({
-        key,
-        type,
-        mac: textAt(device, 'macAddress'),
-        networkName: backing?.type?.name === 'VirtualEthernetCardNetworkBackingInfo' ? textAt(backing, 'deviceName') : undefined,
-        portgroupKey: textAt(backing, 'port', 'portgroupKey'),
-        element: device,
-      });
+      const networkName = backing?.type?.name === 'VirtualEthernetCardNetworkBackingInfo' ? textAt(backing, 'deviceName') : undefined;
+      const portgroupKey = textAt(backing, 'port', 'portgroupKey');
+      devices.nics.push({ key, type, mac: textAt(device, 'macAddress'), networkName, portgroupKey, target: targetOf(backing, networkName, portgroupKey), element: device });
     }
   }
   for (const disk of devices.disks) {
@@ -103,6 +100,42 @@ export function readDevices(value: XmlElement | undefined): Devices {
 export type NetworkTarget =
   | { kind: 'network'; name: string; ref: MoRef }
   | { kind: 'portgroup'; name: string; ref: MoRef; key: string; switchUuid: string };
+
+function targetOf(backing: XmlElement | undefined, networkName: string | undefined, portgroupKey: string | undefined): NetworkTarget | undefined {
+  const network = morefOf(child(backing, 'network'));
+  if (networkName !== undefined && network !== undefined) return { kind: 'network', name: networkName, ref: network };
+  const switchUuid = textAt(backing, 'port', 'switchUuid');
+  if (portgroupKey !== undefined && switchUuid !== undefined) {
+    // vCenter's port group keys are the port groups' moids (vcsim's too).
+    return { kind: 'portgroup', name: portgroupKey, ref: { type: 'DistributedVirtualPortgroup', value: portgroupKey }, key: portgroupKey, switchUuid };
+  }
+  return undefined;
+}
+
+/**
+ * The VirtualEthernetCard subtypes by the model words of NicSpec.model and ObservedNic.model. A
+ * create may ask for those in NIC_MODELS; the SR-IOV and RDMA adapters need host hardware and
+ * settings a NicSpec cannot give, so they are only reported.
+ */
+export const NIC_MODELS: Readonly<Record<string, string>> = {
+  e1000: 'VirtualE1000',
+  e1000e: 'VirtualE1000e',
+  pcnet32: 'VirtualPCNet32',
+  vmxnet: 'VirtualVmxnet',
+  vmxnet2: 'VirtualVmxnet2',
+  vmxnet3: 'VirtualVmxnet3',
+};
+const REPORTED_ONLY: Readonly<Record<string, string>> = { vmxnet3vrdma: 'VirtualVmxnet3Vrdma', sriov: 'VirtualSriovEthernetCard' };
+
+export function modelOf(type: string): string | undefined {
+  return Object.entries({ ...NIC_MODELS, ...REPORTED_ONLY }).find(([, name]) => name === type)?.[0];
+}
+
+/** What a NIC spec sets on the adapter beyond its type: where it connects and a manual MAC. */
+export interface NicSettings {
+  target: NetworkTarget | undefined;
+  mac: string | undefined;
+}
 
 export function nicBacking(target: NetworkTarget): Xml {
   if (target.kind === 'network') {
@@ -131,16 +164,40 @@ function editedDevice(device: XmlElement, replace: Record<string, Xml | Xml[]>):
   return typed('device', typeName(device) ?? 'VirtualDevice', children);
 }
 
-/** Edits a NIC's backing, keeping its type, key and MAC. */
-export function editNicSpec(nic: Nic, target: NetworkTarget): Xml {
-  return typed('deviceChange', 'VirtualDeviceConfigSpec', [el('operation', 'edit'), editedDevice(nic.element, { backing: nicBacking(target) })]);
+// A MAC the user chose is `manual`; vSphere only takes one from its manual range (nics.ts).
+function addressElements(mac: string | undefined): Xml[] {
+  return mac === undefined ? [el('addressType', 'generated')] : [el('addressType', 'manual'), el('macAddress', mac)];
 }
 
-export function addNicSpec(tempKey: number, target: NetworkTarget): Xml {
+// VirtualEthernetCard's elements after macAddress, in schema order (vim25 WSDL).
+const AFTER_MAC = new Set(['wakeOnLanEnabled', 'resourceAllocation', 'externalId', 'uptCompatibilityEnabled', 'uptv2Enabled']);
+
+/** Edits a NIC's backing and MAC, keeping its type and key; undefined when nothing changes. */
+export function editNicSpec(nic: Nic, settings: NicSettings): Xml | undefined {
+  const mac = settings.mac !== undefined && settings.mac !== nic.mac?.toLowerCase() ? settings.mac : undefined;
+  if (settings.target === undefined && mac === undefined) return undefined;
+  const backing = (item: XmlElement): Xml => (item.name === 'backing' && settings.target !== undefined ? nicBacking(settings.target) : reencode(item));
+  // A new MAC's addressType and macAddress go where the schema has them, whether or not the server sent them.
+  const kept = mac === undefined ? nic.element.children : nic.element.children.filter((item) => item.name !== 'addressType' && item.name !== 'macAddress');
+  const children = kept.map(backing);
+  if (mac !== undefined) {
+    const at = kept.findIndex((item) => AFTER_MAC.has(item.name));
+    children.splice(at === -1 ? children.length : at, 0, ...addressElements(mac));
+  }
+  const device = typed('device', typeName(nic.element) ?? 'VirtualEthernetCard', children);
+  return typed('deviceChange', 'VirtualDeviceConfigSpec', [el('operation', 'edit'), device]);
+}
+
+/** A new NIC of this VirtualEthernetCard type (vmxnet3 unless asked), connected at power-on. */
+export function addNicSpec(tempKey: number, type: string, target: NetworkTarget, mac: string | undefined): Xml {
   return typed('deviceChange', 'VirtualDeviceConfigSpec', [
     el('operation', 'add'),
-    typed('device', 'VirtualVmxnet3', [el('key', tempKey), nicBacking(target), connectable(), el('addressType', 'generated')]),
+    typed('device', type, [el('key', tempKey), nicBacking(target), connectable(), ...addressElements(mac)]),
   ]);
+}
+
+export function removeDeviceSpec(device: { key: number; type: string }): Xml {
+  return typed('deviceChange', 'VirtualDeviceConfigSpec', [el('operation', 'remove'), typed('device', device.type, [el('key', device.key)])]);
 }
 
 /** A disk's new capacity; the rest of the device is sent back as it was. */
@@ -151,7 +208,8 @@ export function growDiskSpec(disk: Disk, bytes: number): Xml {
   ]);
 }
 
-function reencode(element: XmlElement): Xml {
+/** An element as the server sent it, to send back (its xsi:type and `type` attribute kept). */
+export function reencode(element: XmlElement): Xml {
   const content: Xml[] | string = element.children.length > 0 ? element.children.map(reencode) : element.text;
   const attributes: Record<string, string | undefined> = { type: element.attributes['type'] };
   if (element.type !== undefined) attributes['xsi:type'] = element.type.name;

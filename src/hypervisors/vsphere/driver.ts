@@ -40,21 +40,24 @@ import { powerVM, reconfigureVM, resizeVMDisk } from './power.js';
 import { SnapshotCache } from './snapshot-cache.js';
 import { createSnapshot, deleteSnapshot, listSnapshots, revertSnapshot } from './snapshots.js';
 import { taskStatus } from './tasks.js';
+import { urlImage } from './url-image.js';
 import { Transfers, isTransferTask, type TransferContext } from './transfers.js';
 import { fetchVmList, type VsphereContext } from './vm.js';
 
 export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
   // guestinfo.userdata / guestinfo.metadata for cloud-init's VMware datasource.
   cloudInit: true,
-  // Not implemented: network config in guestinfo.metadata needs the NIC's MAC before it exists.
-  staticIP: false,
-  // VLANs belong to port groups on vSphere; a NIC picks a port group (its network), not a tag.
-  vlan: false,
-  nicModel: false,
+  // cloud-init network config v2 in guestinfo.metadata, each NIC matched by its MAC (guest-network.ts).
+  staticIP: true,
+  // VLANs belong to port groups on vSphere: a NIC asking for one is put on a port group that
+  // carries it (nics.ts, portgroups.ts). The adapter type is the model; a manual MAC in vSphere's
+  // manual range. Firewall, rate limit and MTU are set per switch or port group, not per NIC.
+  vlan: true,
+  nicModel: true,
   nicFirewall: false,
   nicRateLimit: false,
   nicMTU: false,
-  macAddress: false,
+  macAddress: true,
   uefi: true,
   secureBoot: true,
   // A VirtualTPM device, after upgrading the virtual hardware to version 14 when it is older.
@@ -72,8 +75,8 @@ export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
   memorySnapshots: true,
   quiescedSnapshots: true,
   linkedClones: true,
-  // OVF/OVA import is not implemented.
-  imageImport: false,
+  // An OVA or OVF URL imported once per URL and checksum into a template, then cloned (url-image.ts).
+  imageImport: true,
   consoleURL: true,
   placementHost: true,
   placementDatastore: true,
@@ -102,6 +105,9 @@ export const VSPHERE_CAPABILITIES: Capabilities = Object.freeze({
   isoInstall: false,
   // Settings, VM IDs, disk layout and blank VMs (Machines of the Viti API): not on this driver.
   ...WITHOUT_MACHINE_CAPABILITIES,
+  // SuspendVM_Task (PowerOnVM_Task resumes) and ResetVM_Task (power.ts).
+  suspend: true,
+  hardReset: true,
 });
 
 export interface VsphereDriverOptions extends VsphereClientOptions {
@@ -163,7 +169,7 @@ export class VsphereDriver implements Driver {
   async create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
     const unsupported = unsupportedSettings(spec, this.type, this.capabilities);
     if (unsupported) throw unsupported;
-    return createVM(this.#ctx, spec, options?.signal);
+    return createVM(this.#ctx, spec, (image, signal) => urlImage(this.#transfer, image, signal), options?.signal);
   }
 
   delete(ref: VMRef, options?: CallOptions): Promise<Started> {

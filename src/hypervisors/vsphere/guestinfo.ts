@@ -2,7 +2,8 @@
 // first-boot data in the guestinfo keys its agents read, and the user's own entries.
 // - cloud-init's VMware datasource reads guestinfo.userdata and guestinfo.metadata, each with its
 //   `.encoding` (cloud-init docs, "VMware" datasource); the meta-data is the driver's (instance-id,
-//   local-hostname) with the user's laid over it (common/metadata.ts).
+//   local-hostname, the network config of static addresses: guest-network.ts) with the user's
+//   laid over it (common/metadata.ts).
 // - Ignition on VMware (Fedora CoreOS, RHCOS) reads guestinfo.ignition.config.data with its
 //   `.encoding` (Ignition docs, "Supported platforms": vmware).
 // - The user's entries pass through as they are, except keys that would change what the driver
@@ -13,7 +14,7 @@
 // carry credentials, and a refusal names the key alone.
 
 import { InvalidSpecError, type CreateSpec } from '../../contracts/driver.js';
-import { checkIgnition } from '../../contracts/guest-data.js';
+import { checkIgnition, parseMetaData } from '../../contracts/guest-data.js';
 import { composeMetaData } from '../common/metadata.js';
 import { KEY_PREFIX } from './identity.js';
 
@@ -29,14 +30,23 @@ function base64(text: string): string {
   return Buffer.from(text, 'utf8').toString('base64');
 }
 
-/** The guestinfo entries for cloud-init and Ignition; InvalidSpecError for data the guest could not read. */
-export function guestDataEntries(spec: CreateSpec): [string, string][] {
+/**
+ * The guestinfo entries for cloud-init and Ignition; InvalidSpecError for data the guest could not
+ * read. `network`: the meta-data keys of the static addresses (guest-network.ts), which the
+ * user's meta-data may not set too.
+ */
+export function guestDataEntries(spec: CreateSpec, network?: Record<string, string>): [string, string][] {
   const entries: [string, string][] = [];
   if (spec.userData !== undefined) {
     entries.push(['guestinfo.userdata', base64(spec.userData)], ['guestinfo.userdata.encoding', 'base64']);
   }
-  if (spec.userData !== undefined || spec.metaData !== undefined) {
-    const metadata = composeMetaData({ 'instance-id': spec.owner.uid, 'local-hostname': spec.name }, spec.metaData);
+  if (network !== undefined && spec.metaData !== undefined) {
+    const parsed = parseMetaData(spec.metaData);
+    const clash = parsed.ok ? Object.keys(network).find((key) => key in parsed.value) : undefined;
+    if (clash !== undefined) throw new InvalidSpecError(`cloud-init meta-data sets '${clash}', which the NICs' static addresses set; give the addresses in one place`);
+  }
+  if (spec.userData !== undefined || spec.metaData !== undefined || network !== undefined) {
+    const metadata = composeMetaData({ 'instance-id': spec.owner.uid, 'local-hostname': spec.name, ...network }, spec.metaData);
     entries.push(['guestinfo.metadata', base64(metadata)], ['guestinfo.metadata.encoding', 'base64']);
   }
   if (spec.ignition !== undefined) {

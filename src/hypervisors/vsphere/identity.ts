@@ -14,7 +14,9 @@
 // ReconfigVM_Task, so the VM reads as complete exactly when its configuration does.
 // `virtrigaud.disks` maps the spec's disk names to controller slots (`1000:1`: controller key and
 // unit, which vSphere keeps stable, unlike the order of device keys); `virtrigaud.nics` names the
-// NICs in device-key order.
+// NICs in device-key order; `virtrigaud.nics.asked` says which NICs asked for a model or a VLAN:
+// describe reports those back and no others, as `virtio` (the API's default model) and no VLAN
+// mean "whatever the template's adapter and network have", which a reported value would contradict.
 
 import type { Identity } from '../../contracts/driver.js';
 import { child, textAt, type XmlElement } from './xml.js';
@@ -29,6 +31,8 @@ export const KEY = {
   state: 'virtrigaud.state',
   disks: 'virtrigaud.disks',
   nics: 'virtrigaud.nics',
+  /** What NICs asked for that describe reports back (nics.ts AskedNicSettings): `{"lan":["model","vlan"]}`. */
+  nicSettings: 'virtrigaud.nics.asked',
   /** The PlacementRecord (placement-record.ts). */
   placementLabels: 'virtrigaud.placement.labels',
   placementOrder: 'virtrigaud.placement.order',
@@ -66,6 +70,23 @@ export function namesOf(extraConfig: ReadonlyMap<string, string>, key: string): 
   } catch {
     return [];
   }
+}
+
+/** NIC name → the settings it asked for that describe reports (KEY.nicSettings); unreadable entries ask nothing. */
+export function askedNicSettings(extraConfig: ReadonlyMap<string, string>): Record<string, ('model' | 'vlan')[]> {
+  const raw = extraConfig.get(KEY.nicSettings);
+  const result: Record<string, ('model' | 'vlan')[]> = {};
+  if (raw === undefined || raw === '') return result;
+  try {
+    const parsed = JSON.parse(raw) as unknown;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return result;
+    for (const [name, fields] of Object.entries(parsed)) {
+      if (Array.isArray(fields)) result[name] = fields.filter((field): field is 'model' | 'vlan' => field === 'model' || field === 'vlan');
+    }
+  } catch {
+    // An unreadable entry asks nothing.
+  }
+  return result;
 }
 
 /** Disk name → `controllerKey:unitNumber`. */

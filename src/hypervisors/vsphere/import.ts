@@ -88,6 +88,7 @@ export interface ImportPlacement {
   folder: MoRef;
   host: MoRef | undefined;
   datastore: string;
+  datastoreRef: MoRef;
 }
 
 /**
@@ -116,21 +117,22 @@ export async function importPlacement(ctx: VsphereContext, signal?: AbortSignal)
     pool = first;
     host = undefined;
   }
-  return { pool, host, folder, datastore: await datastoreName(ctx, pool, datastore, signal) };
+  const chosen = await chooseDatastore(ctx, pool, datastore, signal);
+  return { pool, host, folder, datastore: chosen.name, datastoreRef: chosen.ref };
 }
 
-async function datastoreName(ctx: VsphereContext, pool: MoRef, chosen: MoRef | undefined, signal?: AbortSignal): Promise<string> {
+async function chooseDatastore(ctx: VsphereContext, pool: MoRef, chosen: MoRef | undefined, signal?: AbortSignal): Promise<{ name: string; ref: MoRef }> {
   const candidates = chosen !== undefined ? [chosen] : await poolDatastores(ctx, pool, signal);
-  let best: { name: string; free: number } | undefined;
+  let best: { name: string; ref: MoRef; free: number } | undefined;
   for (const ref of candidates) {
     const datastore = await retrieveOne(ctx.client, ref, ['name', 'summary.accessible', 'summary.freeSpace'], signal);
     const name = textAt(datastore.props.get('name'));
     if (name === undefined || (chosen === undefined && textAt(datastore.props.get('summary.accessible')) === 'false')) continue;
     const free = intAt(datastore.props.get('summary.freeSpace')) ?? 0;
-    if (best === undefined || free > best.free) best = { name, free };
+    if (best === undefined || free > best.free) best = { name, ref, free };
   }
   if (best === undefined) throw new InvalidSpecError('no accessible datastore to import a disk to: set VSPHERE_DATASTORE');
-  return best.name;
+  return { name: best.name, ref: best.ref };
 }
 
 async function poolDatastores(ctx: VsphereContext, pool: MoRef, signal?: AbortSignal): Promise<MoRef[]> {
@@ -141,7 +143,7 @@ async function poolDatastores(ctx: VsphereContext, pool: MoRef, signal?: AbortSi
 }
 
 /** Waits for a task this transfer started (a rename, a destroy); its fault as a typed error. */
-async function taskEnded(ctx: VsphereContext, task: MoRef, timing: LeaseTiming, what: string, signal: AbortSignal): Promise<void> {
+export async function taskEnded(ctx: VsphereContext, task: MoRef, timing: LeaseTiming, what: string, signal: AbortSignal): Promise<void> {
   for (;;) {
     const info = await readTask(ctx, task.value, signal);
     if (info.state === 'success') return;
@@ -150,7 +152,7 @@ async function taskEnded(ctx: VsphereContext, task: MoRef, timing: LeaseTiming, 
   }
 }
 
-async function startTaskOn(ctx: VsphereContext, method: string, vm: MoRef, params: readonly Xml[], signal?: AbortSignal): Promise<MoRef> {
+export async function startTaskOn(ctx: VsphereContext, method: string, vm: MoRef, params: readonly Xml[], signal?: AbortSignal): Promise<MoRef> {
   const task = morefOf(await ctx.client.returnval(method, [moref('_this', vm), ...params], signal));
   ctx.vmList.invalidate();
   if (task === undefined) throw new HypervisorError(`vSphere answered ${method} on ${vm.value} without a task`);
@@ -248,7 +250,7 @@ async function writeImport(tx: TransferContext, plan: ImportPlan, where: ImportP
 }
 
 /** Destroys what a failed import made; vSphere may be removing it already (the aborted lease), which is as good. */
-async function destroyQuietly(ctx: VsphereContext, vm: MoRef, timing: LeaseTiming): Promise<void> {
+export async function destroyQuietly(ctx: VsphereContext, vm: MoRef, timing: LeaseTiming): Promise<void> {
   const signal = AbortSignal.timeout(60_000);
   try {
     const task = await startTaskOn(ctx, 'Destroy_Task', vm, [], signal);
@@ -264,7 +266,7 @@ async function destroyQuietly(ctx: VsphereContext, vm: MoRef, timing: LeaseTimin
  * Removes what is left of an import that did not finish (a runtime stopped mid-way where vSphere
  * kept the VM): Busy while vSphere still holds it (another runtime's lease) or removes it.
  */
-async function clearLeftover(ctx: VsphereContext, leftover: ImportedVM, signal?: AbortSignal): Promise<void> {
+export async function clearLeftover(ctx: VsphereContext, leftover: Pick<ImportedVM, 'vm'>, signal?: AbortSignal): Promise<void> {
   let task: MoRef;
   try {
     task = await startTaskOn(ctx, 'Destroy_Task', leftover.vm.ref, [], signal);

@@ -132,11 +132,14 @@ export class NfcConnection {
     }
   }
 
-  /** POSTs `bytes` bytes of a streamOptimized VMDK from `source`. */
-  async upload(source: Readable, bytes: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Sends `bytes` bytes from `source`: a streamOptimized VMDK by POST; a file the lease creates
+   * whole (an OVF's ISO or NVRAM, its fileItem `create`) by PUT, as govmomi's nfc.Lease does.
+   */
+  async upload(source: Readable, bytes: number, signal: AbortSignal, method: 'POST' | 'PUT' = 'POST'): Promise<void> {
     try {
       const response = await this.#pool.request({
-        method: 'POST',
+        method,
         path: `${this.#url.pathname}${this.#url.search}`,
         headers: this.#headers({ 'content-type': STREAM_VMDK_TYPE, 'content-length': String(bytes) }),
         body: source,

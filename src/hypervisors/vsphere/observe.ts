@@ -4,8 +4,9 @@ import { BusyError, type ObservedDisk, type ObservedNic, type ObservedVM, type P
 import { MiB } from '../../contracts/quantity.js';
 import { filterGuestAddresses } from '../common/addresses.js';
 import { morefOf } from './client.js';
-import { readDevices } from './devices.js';
-import { KEY, diskSlotsOf, namesOf, slotOf } from './identity.js';
+import { modelOf, readDevices } from './devices.js';
+import { KEY, askedNicSettings, diskSlotsOf, namesOf, slotOf } from './identity.js';
+import { nicVlan } from './portgroups.js';
 import { readTasks } from './tasks.js';
 import type { MoRef } from './soap.js';
 import { boolAt, childrenNamed, textAt } from './xml.js';
@@ -56,12 +57,18 @@ export async function observe(ctx: VsphereContext, vm: VmRecord, signal?: AbortS
     disks.push(observed);
   }
   const nics: ObservedNic[] = [];
+  const asked = askedNicSettings(vm.extraConfig);
   for (const [index, nic] of devices.nics.entries()) {
-    // No model: the driver does not manage NIC models (nicModel false), so none is compared.
     const observed: ObservedNic = { name: nicNames[index] ?? `nic-${nic.key}` };
     if (nic.mac !== undefined) observed.mac = nic.mac;
     const network = nic.networkName ?? (nic.portgroupKey === undefined ? undefined : await nameOf(ctx, { type: 'DistributedVirtualPortgroup', value: nic.portgroupKey }, signal));
     if (network !== undefined) observed.network = network;
+    // Only what the NIC asked for (identity.ts): the template's model and network's VLAN are what it asked otherwise.
+    const fields = asked[observed.name] ?? [];
+    const model = fields.includes('model') ? modelOf(nic.type) : undefined;
+    if (model !== undefined) observed.model = model;
+    const vlan = fields.includes('vlan') ? await nicVlan(ctx, nic, morefOf(props.get('runtime.host')), signal) : undefined;
+    if (vlan !== undefined) observed.vlan = vlan;
     nics.push(observed);
   }
   const bootOptions = props.get('config.bootOptions');

@@ -2,7 +2,6 @@
 // first and refuses unless its identity names the caller's owner.
 
 import {
-  UnsupportedError,
   BusyError,
   InvalidSpecError,
   isDriverError,
@@ -37,16 +36,25 @@ function guestUnreachable(error: unknown): boolean {
   return error.code === 'Unsupported' || faultTypeOf(error) === 'ToolsUnavailable';
 }
 
+// `runtime.powerState` of a VM whose memory is saved to disk: it neither runs nor is off.
+const SUSPENDED = 'suspended';
+
+/**
+ * vSphere powers off a running or suspended VM, resumes a suspended one with PowerOnVM_Task, and
+ * suspends or resets only a running one (vSphere Automation API, vcenter/vm/power). A call the
+ * state already satisfies does nothing; one the state forbids is Busy (a state, not an owner
+ * mismatch: Conflict means "not ours" to the hooks), as it may succeed once the state changes.
+ */
 export async function powerVM(ctx: VsphereContext, ref: VMRef, operation: PowerOperation, signal?: AbortSignal): Promise<Started> {
   const vm = await requireOwned(ctx, ref, signal);
   const state = powerStateOf(vm);
   switch (operation) {
     case 'on':
-      // PowerOnVM_Task also resumes a suspended VM.
       return state === 'poweredOn' ? {} : startTask(ctx, 'PowerOnVM_Task', vm.ref, [], signal);
     case 'off':
       return state === 'poweredOff' ? {} : startTask(ctx, 'PowerOffVM_Task', vm.ref, [], signal);
     case 'shutdown':
+      if (state === SUSPENDED) throw new BusyError(`VM ${ref.id} is suspended: its guest cannot shut down until it is resumed (or powered off)`);
       if (state !== 'poweredOn') return {};
       try {
         // ShutdownGuest only asks VMware Tools and returns; the controller watches the power state
@@ -60,7 +68,6 @@ export async function powerVM(ctx: VsphereContext, ref: VMRef, operation: PowerO
         throw error;
       }
     case 'reboot':
-      // A state, not an owner mismatch (Conflict means "not ours" to the hooks): it reboots once it runs.
       if (state !== 'poweredOn') throw new BusyError(`VM ${ref.id} is ${state}: only a running VM reboots`);
       try {
         await ctx.client.call('RebootGuest', [moref('_this', vm.ref)], signal);
@@ -71,9 +78,22 @@ export async function powerVM(ctx: VsphereContext, ref: VMRef, operation: PowerO
         throw error;
       }
     case 'suspend':
+      if (state === SUSPENDED) return {};
+      if (state !== 'poweredOn') throw new BusyError(`VM ${ref.id} is ${state}: only a running VM is suspended`);
+      return startTask(ctx, 'SuspendVM_Task', vm.ref, [], signal);
     case 'reset':
-      throw new UnsupportedError(`the vsphere driver does not ${operation} VMs (capabilities suspend, hardReset)`);
+      if (state !== 'poweredOn') throw new BusyError(`VM ${ref.id} is ${state}: only a running VM is reset`);
+      return startTask(ctx, 'ResetVM_Task', vm.ref, [], signal);
   }
+}
+
+/**
+ * Busy for a suspended VM: its saved memory belongs to the hardware it had, so vSphere changes the
+ * hardware only once it is off (or resumed, through hot-add); the vSphere Client offers no
+ * hardware edits on a suspended VM. Refused here rather than left to a fault that says less.
+ */
+function requireNotSuspended(vm: VmRecord, what: string): void {
+  if (powerStateOf(vm) === SUSPENDED) throw new BusyError(`VM ${vm.ref.value} is suspended: ${what} can change once it is powered off or resumed`);
 }
 
 /**
@@ -97,6 +117,7 @@ export async function reconfigureVM(ctx: VsphereContext, ref: VMRef, change: Res
     if (change.memoryBytes / MiB !== memoryMB) fields.push(el('memoryMB', change.memoryBytes / MiB));
   }
   if (fields.length === 0) return {};
+  requireNotSuspended(vm, 'its CPU and memory');
   return startTask(ctx, 'ReconfigVM_Task', vm.ref, [typed('spec', 'VirtualMachineConfigSpec', fields)], signal);
 }
 
@@ -109,5 +130,6 @@ export async function resizeVMDisk(ctx: VsphereContext, ref: VMRef, diskName: st
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) throw new InvalidSpecError(`disk ${diskName} must have a positive size`);
   if (sizeBytes < disk.capacityBytes) throw new InvalidSpecError(`disk ${diskName} cannot shrink from ${disk.capacityBytes} to ${sizeBytes} bytes`);
   if (sizeBytes === disk.capacityBytes) return {};
+  requireNotSuspended(vm, `its disk ${diskName}`);
   return startTask(ctx, 'ReconfigVM_Task', vm.ref, [typed('spec', 'VirtualMachineConfigSpec', [growDiskSpec(disk, sizeBytes)])], signal);
 }

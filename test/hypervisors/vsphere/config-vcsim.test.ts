@@ -155,6 +155,34 @@ if (requireVcsim(t)) {
     t.notOk(config.extraConfig.has('guestinfo.metadata'), 'no cloud-init meta-data');
   });
 
+  t.test("static addresses reach cloud-init as network config v2 in guestinfo.metadata, each NIC matched by the MAC vSphere gave it", async (t) => {
+    const { driver, proxy, create } = await setup(t);
+    const spec = basicSpec('static', owner('static'), {
+      metaData: 'local-hostname: from-user\n',
+      nics: [
+        { name: 'lan', staticIP: { address: '192.0.2.10/24', gateway: '192.0.2.1', dns: ['192.0.2.53', '2001:db8::53'] } },
+        // Added by the configuration step: its MAC is vSphere's to generate, so it is made first.
+        { name: 'backend', network: 'VM Network', staticIP: { address: '2001:db8:1::10/64', gateway: '2001:db8:1::1' } },
+        { name: 'dhcp', network: 'VM Network' },
+      ],
+    });
+    const vm = await create(spec);
+    t.equal(configSpecsSent(proxy.requests).length, 2, 'the NICs, then the rest with their MACs');
+    const config = await configOf(driver, vm.id);
+    const metadata = parse(config.decoded('guestinfo.metadata') ?? '') as Record<string, string>;
+    t.match(metadata, { 'instance-id': spec.owner.uid, 'local-hostname': 'from-user', 'network.encoding': 'base64' }, "the user's meta-data is laid over the driver's");
+    const [lan, backend, dhcp] = vm.nics.map((nic) => nic.mac);
+    t.ok(lan !== undefined && backend !== undefined && dhcp !== undefined && new Set([lan, backend, dhcp]).size === 3, 'three NICs, three MACs');
+    t.same(parse(Buffer.from(metadata['network'] ?? '', 'base64').toString('utf8')), {
+      version: 2,
+      ethernets: {
+        nic0: { match: { macaddress: lan }, addresses: ['192.0.2.10/24'], routes: [{ to: '0.0.0.0/0', via: '192.0.2.1' }], nameservers: { addresses: ['192.0.2.53', '2001:db8::53'] } },
+        nic1: { match: { macaddress: backend }, addresses: ['2001:db8:1::10/64'], routes: [{ to: '::/0', via: '2001:db8:1::1' }] },
+        nic2: { match: { macaddress: dhcp }, dhcp4: true },
+      },
+    });
+  });
+
   t.test('a VM without any of these fields gets no allocation of ours and only its own extraConfig', async (t) => {
     const { driver, proxy, create } = await setup(t);
     const vm = await create(basicSpec('plain', owner('plain')));
@@ -177,6 +205,9 @@ if (requireVcsim(t)) {
       ['reservation above limit', { limits: { cpuLimitMHz: 1000, cpuReservationMHz: 2000 } }, /CPU reservation/],
       ['meta-data with instance-id', { userData: '#cloud-config\n', metaData: 'instance-id: SECRET-VALUE\n' }, /meta-data sets instance-id/],
       ['Ignition without a version', { ignition: '{"passwd":"SECRET-VALUE"}' }, /Ignition config has no ignition.version/],
+      ['static address without a prefix', { nics: [{ name: 'lan', staticIP: { address: '192.0.2.10' } }] }, /needs a prefix length, for example 192.0.2.10\/24/],
+      ['gateway of the other family', { nics: [{ name: 'lan', staticIP: { address: '192.0.2.10/24', gateway: '2001:db8::1' } }] }, /gateway '2001:db8::1' is not an IPv4 address/],
+      ['network in meta-data and static addresses', { metaData: 'network: SECRET-VALUE\n', nics: [{ name: 'lan', staticIP: { address: '192.0.2.10/24' } }] }, /meta-data sets 'network'/],
     ];
     for (const [what, overrides, message] of refused) {
       const spec = basicSpec('refused', owner(`refused-${refused.findIndex(([name]) => name === what)}`), overrides);

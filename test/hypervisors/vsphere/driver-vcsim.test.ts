@@ -1,7 +1,7 @@
 // The vSphere driver against vcsim, for what the conformance suite does not cover: placement
 // (checked from outside with govc), linked clones, hardware features, power fallbacks, refusals.
 import t, { type Test } from 'tap';
-import type { CreateSpec, Identity } from '../../../src/contracts/driver.js';
+import type { CreateSpec, Identity, NicSpec } from '../../../src/contracts/driver.js';
 import { GiB } from '../../../src/contracts/quantity.js';
 import { vsphereDriverFromEnv } from '../../../src/hypervisors/vsphere/index.js';
 import { basicSpec, createFully } from '../../conformance/driver-suite.js';
@@ -153,6 +153,33 @@ if (requireVcsim(t)) {
     await t.rejects(driver.power(ref, 'reboot'), { code: 'Busy' }, 'a state, not an owner mismatch');
   });
 
+  t.test('a suspended VM resumes on power-on, keeps its hardware until it runs or is off, and powers off; only a running VM is suspended or reset', async (t) => {
+    const { driver, create } = await setup(t);
+    const vm = await create(basicSpec('suspend', owner('suspend')));
+    const ref = { id: vm.id, owner: owner('suspend') };
+    await t.rejects(driver.power(ref, 'suspend'), { code: 'Busy', message: /poweredOff: only a running VM is suspended/ });
+    await t.rejects(driver.power(ref, 'reset'), { code: 'Busy', message: /only a running VM is reset/ });
+    await driver.power(ref, 'on');
+    const suspended = await driver.power(ref, 'suspend');
+    t.equal((await driver.taskStatus(suspended.task ?? '')).state, 'succeeded', 'SuspendVM_Task');
+    t.equal((await driver.describe(vm.id)).powerState, 'Suspended');
+    t.same(await driver.power(ref, 'suspend'), {}, 'already suspended: nothing to do');
+    await t.rejects(driver.power(ref, 'shutdown'), { code: 'Busy', message: /suspended: its guest cannot shut down/ });
+    await t.rejects(driver.power(ref, 'reset'), { code: 'Busy' });
+    await t.rejects(driver.reconfigure(ref, { cpus: 4 }), { code: 'Busy', message: /suspended: its CPU and memory can change once it is powered off or resumed/ });
+    await t.rejects(driver.resizeDisk(ref, 'root', 20 * GiB), { code: 'Busy', message: /suspended/ });
+    t.equal((await driver.describe(vm.id)).cpus, vm.cpus, 'nothing changed');
+    await driver.power(ref, 'on');
+    t.equal((await driver.describe(vm.id)).powerState, 'On', 'PowerOnVM_Task resumes it');
+    const reset = await driver.power(ref, 'reset');
+    t.equal((await driver.taskStatus(reset.task ?? '')).state, 'succeeded', 'ResetVM_Task');
+    t.equal((await driver.describe(vm.id)).powerState, 'On');
+    await driver.power(ref, 'suspend');
+    const off = await driver.power(ref, 'off');
+    t.equal((await driver.taskStatus(off.task ?? '')).state, 'succeeded', 'a suspended VM powers off');
+    t.equal((await driver.describe(vm.id)).powerState, 'Off');
+  });
+
   t.test('a guest shutdown without VMware Tools falls back to a power-off', async (t) => {
     const vcsim = await startVcsim(t);
     await prepareTemplate(vcsim);
@@ -194,12 +221,12 @@ if (requireVcsim(t)) {
   t.test('what the driver cannot do is refused as Unsupported before anything is cloned', async (t) => {
     const { vcsim, driver } = await setup(t);
     const refusals: Partial<CreateSpec>[] = [
-      { image: { kind: 'url', url: 'https://example.com/disk.ova', fullClone: true } },
+      { image: { kind: 'iso', url: 'http://127.0.0.1:9/installer.iso' }, disks: [{ name: 'root', sizeBytes: GiB, root: true }] },
       { storage: { provisioning: 'thick' } },
       { machine: 'q35' },
-      { nics: [{ name: 'lan', vlan: 10 }] },
-      { nics: [{ name: 'lan', staticIP: { address: '10.0.0.5/24' } }] },
-      { nics: [{ name: 'lan', model: 'e1000' }] },
+      { nics: [{ name: 'lan', mtu: 9000 }] },
+      { nics: [{ name: 'lan', firewall: true }] },
+      { nics: [{ name: 'lan', rateLimitMBps: 100 }] },
     ];
     for (const [index, overrides] of refusals.entries()) {
       await t.rejects(driver.create(basicSpec('refused', owner(`refused${index}`), overrides)), { code: 'Unsupported' });
@@ -210,6 +237,42 @@ if (requireVcsim(t)) {
       basicSpec('default-model', owner('default-model'), { nics: [{ name: 'lan', network: 'VM Network', model: 'virtio' }] }),
     );
     t.match(vm.nics, [{ name: 'lan', network: 'VM Network' }], "virtio, the API's default model, is the hypervisor's default");
+  });
+
+  t.test('NICs go on standard and distributed port groups with the asked adapter type and MAC; a VLAN picks the port group that carries it', async (t) => {
+    const { vcsim, driver, create } = await setup(t);
+    await vcsim.govc('host.portgroup.add', '-host', 'DC0_H0', '-vswitch', 'vSwitch0', '-vlan', '200', 'VLAN200');
+    await vcsim.govc('dvs.portgroup.add', '-dvs', 'DVS0', '-vlan', '100', 'DC0_DVPG100');
+    const vm = await create(
+      basicSpec('nics', owner('nics'), {
+        nics: [
+          // The template's e1000 becomes a vmxnet3 on the one port group carrying VLAN 200.
+          { name: 'lan', model: 'vmxnet3', mac: '00:50:56:3F:00:01', vlan: 200 },
+          { name: 'storage', network: 'DC0_DVPG0', model: 'e1000e' },
+          { name: 'tagged', network: 'DC0_DVPG100', vlan: 100, model: 'virtio' },
+        ],
+      }),
+    );
+    t.same(vm.nics.map((nic) => ({ ...nic, mac: nic.name === 'lan' ? nic.mac : 'generated' })), [
+      { name: 'lan', mac: '00:50:56:3f:00:01', network: 'VLAN200', model: 'vmxnet3', vlan: 200 },
+      { name: 'storage', mac: 'generated', network: 'DC0_DVPG0', model: 'e1000e' },
+      { name: 'tagged', mac: 'generated', network: 'DC0_DVPG100', vlan: 100 },
+    ], 'a model and a VLAN are reported where asked; virtio keeps the adapter vSphere picks');
+    const types = JSON.parse(await vcsim.govc('device.info', '-json', '-vm', '/DC0/vm/nics', 'ethernet-*')) as { Devices: { Type: string; AddressType: string }[] };
+    t.same(types.Devices.map((device) => [device.Type, device.AddressType]), [['VirtualVmxnet3', 'manual'], ['VirtualE1000e', 'generated'], ['VirtualVmxnet3', 'generated']]);
+
+    const refused = async (nic: NicSpec, code: string, message: RegExp, key: string) => {
+      await t.rejects(driver.create(basicSpec('refused-nic', owner(key), { nics: [nic] })), { code, message }, message.source);
+    };
+    await refused({ name: 'lan', mac: '00:50:56:40:00:01' }, 'InvalidSpec', /manual MAC only in 00:50:56:00:00:00–00:50:56:3F:FF:FF, not 00:50:56:40:00:01/, 'mac-range');
+    await refused({ name: 'lan', mac: '00:50:56:0g:00:01' }, 'InvalidSpec', /is not a MAC address/, 'mac-form');
+    await refused({ name: 'lan', model: 'rtl8139' }, 'InvalidSpec', /vSphere has no 'rtl8139' adapter/, 'model');
+    await refused({ name: 'lan', vlan: 300 }, 'InvalidSpec', /no port group in datacenter DC0 carries VLAN 300/, 'vlan-none');
+    await refused({ name: 'lan', network: 'VM Network', vlan: 100 }, 'InvalidSpec', /network 'VM Network' carries no VLAN, not VLAN 100/, 'vlan-named');
+    await refused({ name: 'lan', vlan: 4095 }, 'InvalidSpec', /not a VLAN ID/, 'vlan-range');
+    await vcsim.govc('host.portgroup.add', '-host', 'DC0_H0', '-vswitch', 'vSwitch0', '-vlan', '100', 'VLAN100');
+    await refused({ name: 'lan', vlan: 100 }, 'InvalidSpec', /several port groups carry VLAN 100 \(DC0_DVPG100, VLAN100\); name one/, 'vlan-two');
+    t.notMatch(await vcsim.govc('ls', '/DC0/vm'), /refused-nic|vr-/, 'nothing is cloned for a refused NIC');
   });
 
   t.test('a VM converted to a template is no VM of ours any more: NotFound, and never changed', async (t) => {
