@@ -159,6 +159,20 @@ export function oneLine(text: string): string {
   return printable(text.replace(/\s+/g, ' ').trim(), 500);
 }
 
+/** Driver error messages go back to the hook server as JSON and end up in conditions (at most 32 KiB each). */
+export const MAX_MESSAGE_CHARS = 1024;
+
+/**
+ * A message for a JSON answer field: one line (each run of control characters and line or
+ * paragraph separators becomes a space) of at most MAX_MESSAGE_CHARS characters. Unlike oneLine,
+ * other text stays as it is: a driver's message often quotes what the request named (an ID, a
+ * path), and JSON carries any Unicode.
+ */
+export function messageLine(text: string): string {
+  const line = text.replace(/[\p{Cc}\u2028\u2029]+/gu, ' ');
+  return line.length > MAX_MESSAGE_CHARS ? `${line.slice(0, MAX_MESSAGE_CHARS)}…` : line;
+}
+
 export function sendPlain(reply: FastifyReply, status: number, message: string): FastifyReply {
   return reply.code(status).type('text/plain; charset=utf-8').send(oneLine(message));
 }

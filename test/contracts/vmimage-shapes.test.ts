@@ -179,7 +179,6 @@ t.test('combinations no single rule can see are Unsupported by normalize, naming
   const url = 'https://images.example.com/jammy.qcow2';
   const cases: [string, Json, ProviderType, RegExp][] = [
     ['a vSphere branch with no template', { source: { vsphere: { contentLibrary: { library: 'l', item: 'i' } } } }, 'vsphere', /^spec\.source\.vsphere has contentLibrary but no templateName/],
-    ['a vSphere branch with only an OVA', { source: { vsphere: { ovaURL: 'https://x.example.com/a.ova' } } }, 'simulator', /^spec\.source\.vsphere has ovaURL but no templateName/],
     [
       'a checksum on an image at a host path',
       { source: { libvirt: { path: '/images/a.qcow2', checksum: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08' } } },
@@ -388,8 +387,8 @@ t.test('the fixtures\' uses, branch by branch', async (t) => {
   ]);
   t.same(uses('vsphere-import.upstream.yaml', 'vsphere'), [
     'spec.source.vsphere.contentLibrary why',
-    'spec.source.vsphere.ovaURL why',
-    'spec.source.vsphere.checksum why',
+    'spec.source.vsphere why',
+    'spec.source.vsphere why',
     'spec.source.vsphere.providerRef why',
     'spec.prepare.timeout why',
     'spec.prepare.retries why',
@@ -447,6 +446,13 @@ t.test('an ISO, in any spelling, is an installer image (kind iso), not a disk to
     t.ok(uses.some((use) => use.capability === 'isoInstall'), `${what}: needs isoInstall`);
     t.notOk(uses.some((use) => use.capability === 'imageImport'), `${what}: not an image import`);
   }
+  // A vSphere ovaURL alone is an image to import (the provider makes it a template), not an ISO.
+  const ova = { source: { vsphere: { ovaURL: 'https://x.example.com/a.ova', checksum: sha } } };
+  t.same(normalizeVMImage(ova as VMImageSpec, 'vsphere'), {
+    ok: true,
+    value: { image: { kind: 'url', url: 'https://x.example.com/a.ova', checksum: `sha256:${sha}`, fullClone: true }, branch: 'vsphere' },
+  });
+  t.same(fieldUses('VMImage', image(ova), 'vsphere').map((use) => use.capability), ['imageImport']);
   // A disk image is still a disk image, and a name merely containing "iso" is not an ISO.
   t.same(normalizeVMImage({ url: { url: 'https://images.example.com/isolinux.qcow2' } } as VMImageSpec, 'libvirt'), {
     ok: true,

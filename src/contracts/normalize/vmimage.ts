@@ -219,11 +219,17 @@ export function normalizeVMImage(spec: VMImageSpec, providerType: ProviderType):
   switch (branch) {
     case 'vsphere': {
       const vsphere = object.vsphere ?? {};
-      if (!given(vsphere.templateName)) {
-        const has = [vsphere.contentLibrary !== undefined ? 'contentLibrary' : '', given(vsphere.ovaURL) ? 'ovaURL' : ''].filter(given);
-        return unsupported(`spec.source.vsphere has ${has.join(' and ')} but no templateName: no driver clones from a content library or imports an OVA/OVF`);
+      if (given(vsphere.templateName)) {
+        return { ok: true, value: { image: { kind: 'template', ref: vsphere.templateName, fullClone: seedFullClone }, branch } };
       }
-      return { ok: true, value: { image: { kind: 'template', ref: vsphere.templateName, fullClone: seedFullClone }, branch } };
+      // An OVA/OVF the provider imports into a template once (imageImport), then clones.
+      if (given(vsphere.ovaURL)) {
+        const checksum = readChecksum('spec.source.vsphere', vsphere.checksum, vsphere.checksumType);
+        if (!checksum.ok) return problem(checksum.problem);
+        const image = urlImage(spec, vsphere.ovaURL, driverChecksum(checksum.value), seedFullClone, false);
+        return image.ok ? { ok: true, value: { image: image.value, branch } } : image;
+      }
+      return unsupported('spec.source.vsphere has contentLibrary but no templateName or ovaURL: no driver clones from a content library');
     }
     case 'libvirt': {
       const libvirt = object.libvirt ?? {};
@@ -261,6 +267,16 @@ export function normalizeVMImage(spec: VMImageSpec, providerType: ProviderType):
 const nonEmpty = { text: 'not empty', test: (value: unknown) => value !== '' };
 const isoFile = { text: 'an ISO', test: namesISO };
 const diskFile = { text: 'a disk image', test: (value: unknown) => !namesISO(value) };
+type VsphereBranch = { templateName?: string; ovaURL?: string; checksum?: string };
+const vsphereImport = { text: 'an ovaURL without templateName', test: (value: unknown) => given((value as VsphereBranch).ovaURL) && !given((value as VsphereBranch).templateName) };
+const vsphereOvaBesideTemplate = {
+  text: 'an ovaURL beside templateName',
+  test: (value: unknown) => given((value as VsphereBranch).ovaURL) && given((value as VsphereBranch).templateName),
+};
+const vsphereChecksumOnTemplate = {
+  text: 'a checksum beside templateName',
+  test: (value: unknown) => given((value as VsphereBranch).checksum) && given((value as VsphereBranch).templateName),
+};
 type LibvirtBranch = { url?: string; path?: string; format?: string };
 const libvirtIsISO = (branch: LibvirtBranch) => branch.format === 'iso' || namesISO(branch.url ?? branch.path);
 const libvirtISO = { text: 'an ISO: format iso, or a url or path ending .iso', test: (value: unknown) => libvirtIsISO(value as LibvirtBranch) };
@@ -317,8 +333,22 @@ export const VMIMAGE_FIELDS: readonly FieldRule[] = [
   { path: 'spec.source.libvirt.storagePool', for: 'libvirt', when: nonEmpty, example: 'images', why: 'the libvirt driver uses the storage pool its Provider is configured with' },
   // source.vsphere.
   { path: 'spec.source.vsphere.contentLibrary', for: 'vsphere', example: { library: 'images', item: 'jammy' }, why: 'no driver clones from a content library' },
-  { path: 'spec.source.vsphere.ovaURL', for: 'vsphere', example: 'https://images.example.com/jammy.ova', why: 'no driver imports OVA/OVF' },
-  { path: 'spec.source.vsphere.checksum', for: 'vsphere', when: nonEmpty, example: `sha256:${'0'.repeat(64)}`, why: 'no driver verifies a template (OVA import is not supported)' },
+  { path: 'spec.source.vsphere', for: 'vsphere', when: vsphereImport, example: { ovaURL: 'https://images.example.com/jammy.ova' }, capability: 'imageImport' },
+  {
+    path: 'spec.source.vsphere',
+    for: 'vsphere',
+    when: vsphereOvaBesideTemplate,
+    example: { templateName: 'jammy', ovaURL: 'https://images.example.com/jammy.ova' },
+    why: 'the template is cloned; an OVA is imported only when no templateName is set',
+  },
+  {
+    path: 'spec.source.vsphere',
+    for: 'vsphere',
+    when: vsphereChecksumOnTemplate,
+    example: { templateName: 'jammy', checksum: `sha256:${'0'.repeat(64)}` },
+    why: 'a template is cloned as it is; only an imported OVA/OVF is verified',
+  },
+  { path: 'spec.source.vsphere.checksumType', for: 'vsphere', values: WEAK_DIGESTS, why: WEAK_DIGEST_WHY },
   { path: 'spec.source.vsphere.providerRef', for: 'vsphere', example: { name: 'vsphere-prod' }, why: 'images are used on the VirtualMachine\'s own Provider' },
   // source.proxmox (templateID, templateName and node need nothing: the template is found cluster-wide).
   { path: 'spec.source.proxmox.fullClone', for: 'proxmox', values: [false], capability: 'linkedClones' },

@@ -16,7 +16,7 @@ import {
   type RemoteRequest,
   type RemoteResponse,
 } from '../../contracts/remote.js';
-import { clientErrorAnswer, hardenedServerOptions, installHardening, oneLine, sendPlain } from '../../http/hardening.js';
+import { clientErrorAnswer, hardenedServerOptions, installHardening, messageLine, oneLine, sendPlain } from '../../http/hardening.js';
 
 export interface ProviderRuntimeOptions {
   driver: Driver;
@@ -161,10 +161,12 @@ export function buildProviderRuntime(options: ProviderRuntimeOptions): FastifyIn
         } catch (error) {
           if (!isDriverError(error)) throw error;
           outcomes.set(request, error.code);
+          // A driver's message may quote the request (an ID, a path): it goes back one line long and bounded.
+          const message = messageLine(error.message);
           // NotFound is an ordinary answer (a VM already gone), not news.
           const level = error.code === 'NotFound' ? 'debug' : 'info';
-          request.log[level]({ method, code: error.code, error: error.message }, 'driver call refused');
-          const envelope: ErrorEnvelope = { error: { code: error.code, message: error.message } };
+          request.log[level]({ method, code: error.code, reason: oneLine(message) }, 'driver call refused');
+          const envelope: ErrorEnvelope = { error: { code: error.code, message } };
           return reply.code(DRIVER_ERROR_STATUS).send(envelope);
         }
       },
