@@ -35,7 +35,17 @@ export const RUNTIME_DRIVERS = {
         ...(options.metricsRegistry === undefined ? {} : { metricsRegistry: options.metricsRegistry }),
       }),
   },
-  libvirt: { client: 'libvirt', fromEnv: (env) => libvirtDriverFromEnv(env) },
+  libvirt: {
+    client: 'libvirt',
+    // Its capabilities are this host's (OVMF, swtpm, KVM, …) only once a probe has answered, and
+    // the runtime serves them before any readiness probe: one probe at once. A failed one changes
+    // nothing; the readiness probes that follow try again.
+    fromEnv: (env) => {
+      const driver = libvirtDriverFromEnv(env);
+      driver.probe({ signal: AbortSignal.timeout(30_000) }).catch(() => undefined);
+      return driver;
+    },
+  },
   vsphere: { client: 'vSphere', fromEnv: (env) => vsphereDriverFromEnv(env) },
 } as const satisfies Record<string, RuntimeDriverKind>;
 

@@ -1,12 +1,17 @@
 // The Driver conformance suite against a real libvirtd (QEMU, software emulation) over real SSH:
 // the peer test/libvirt/setup.sh starts on 127.0.0.1. VMs boot the tiny Linux guest from the
 // setup's base image, so guest addresses come from the real qemu-guest-agent.
+import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
 import t from 'tap';
 import { main } from '../../src/cli/vcts.js';
 import type { RunReport } from '../../src/cli/vcts/report.js';
 import type { Identity } from '../../src/contracts/driver.js';
 import { GiB, MiB } from '../../src/contracts/quantity.js';
-import { defineForeignDomain, libvirtPeer, removeDomainByName, waitFor } from '../helpers/libvirt-peer.js';
+import { importedVolume } from '../../src/hypervisors/libvirt/images.js';
+import { LIBVIRT_STATE, defineForeignDomain, libvirtPeer, removeDomainByName, waitFor } from '../helpers/libvirt-peer.js';
 import { basicSpec, driverConformance } from './driver-suite.js';
 
 t.setTimeout(900_000);
@@ -30,8 +35,29 @@ if (peer) {
   await removeDomainByName(peer, 'conf-foreign');
   await cleaner.close();
 
+  // The image-import case downloads the base image from here; the iso-install case boots a tiny
+  // data ISO made on the host with the seed tool (it boots nothing: the case only creates the VM).
+  const basePath = (await peer.virsh(['vol-path', '--pool', peer.pool, peer.baseVolume])).stdout.trim();
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { 'content-length': statSync(basePath).size });
+    createReadStream(basePath).pipe(response);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const imageURL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/tinyvm.qcow2?run=${process.pid}`;
+  t.teardown(async () => void (await peer.virsh(['vol-delete', '--pool', peer.pool, importedVolume(imageURL)])));
+  const iso = `virtrigaud-conformance-${process.pid}.iso`;
+  const made = await peer.exec(['sh', '-c', 'd=$(mktemp -d) && echo installer >"$d/README" && genisoimage -quiet -V INSTALLER -o "$1" "$d" && rm -rf "$d"', 'sh', `${dirname(basePath)}/${iso}`]);
+  if (made.code !== 0) throw new Error(`making the installer ISO: ${made.stderr}`);
+  await peer.virsh(['pool-refresh', peer.pool]);
+  t.teardown(async () => void (await peer.virsh(['vol-delete', '--pool', peer.pool, iso])));
+
+  // NICs asking for a VLAN join the peer's Open vSwitch network (the others its NAT network).
+  const vlanNetwork = /^LIBVIRT_VLAN_NETWORK=(.+)$/m.exec(readFileSync(`${LIBVIRT_STATE}/env`, 'utf8'))?.[1];
   driverConformance(t, 'libvirt', async () => {
-    const driver = peer.driver();
+    const driver = peer.driver(undefined, vlanNetwork !== undefined ? { LIBVIRT_VLAN_NETWORK: vlanNetwork } : {});
+    // As the provider runtime does at startup: the capabilities are then this host's.
+    await driver.probe();
     const foreign: string[] = [];
     return {
       driver,
@@ -43,6 +69,8 @@ if (peer) {
           disks: [{ name: 'root', sizeBytes: 1 * GiB, root: true }],
         }),
       migrationDir: peer.migrationDir,
+      imageURL: { url: imageURL },
+      iso: { ref: iso },
       waitUntil: (done, what) => waitFor(done, what, 120_000),
       async addForeignVM(name) {
         await removeDomainByName(peer, name);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the real Libvirt peer for the tests: libvirtd (QEMU in software emulation) and an sshd on
-# 127.0.0.1, without systemd, plus a storage pool, an isolated NAT network and a tiny bootable base
-# image. Idempotent; everything it starts has a PID file under $STATE and test/libvirt/teardown.sh
+# 127.0.0.1, without systemd, plus a storage pool, an isolated NAT network, an Open vSwitch
+# network for VLANs (userspace datapath) and a tiny bootable base image. Idempotent; everything it starts has a PID file under $STATE and test/libvirt/teardown.sh
 # stops it. The tests read the connection details from $STATE/env.
 #
 # Knobs: VIRTRIGAUD_LIBVIRT_STATE (default /tmp/virtrigaud-libvirt), VIRTRIGAUD_LIBVIRT_SSH_PORT (2222),
@@ -21,7 +21,7 @@ WITH_GUEST=${VIRTRIGAUD_LIBVIRT_GUEST:-1}
 URI=qemu:///system
 BASE_VOLUME=tinyvm-base.qcow2
 PACKAGES=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils openssh-server
-  genisoimage dnsmasq-base iptables syslinux mtools dosfstools curl)
+  genisoimage dnsmasq-base iptables syslinux mtools dosfstools curl libvirt-daemon-config-nwfilter openvswitch-switch)
 
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
@@ -109,6 +109,48 @@ if ! grep -q '^Active:.*yes' <<<"$(virsh_ net-info "$NETWORK")"; then
   virsh_ net-start "$NETWORK" >/dev/null && touch "$RUN/network.started"
 fi
 
+# ---- Open vSwitch for VLAN-tagged NICs: ovsdb-server and ovs-vswitchd without systemd, the
+# database, PID files and logs under $STATE. The bridge uses the userspace datapath (netdev), so
+# no openvswitch kernel module is needed (this kernel has none). Only the database socket is at
+# OVS's built-in path: libvirt runs ovs-vsctl without naming one.
+OVS_SOCK=/var/run/openvswitch/db.sock
+OVS_BRIDGE=vrovs0
+OVS_NETWORK=virtrigaud-ovs
+"${sudo[@]}" mkdir -p "$STATE/ovs" /var/run/openvswitch
+if ! alive "$RUN/ovsdb-server.pid"; then
+  if [ -S "$OVS_SOCK" ] && "${sudo[@]}" timeout 5 ovs-vsctl --timeout=3 show >/dev/null 2>&1; then
+    die "an Open vSwitch this script did not start already answers on $OVS_SOCK"
+  fi
+  [ -s "$STATE/ovs/conf.db" ] || "${sudo[@]}" ovsdb-tool create "$STATE/ovs/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+  "${sudo[@]}" ovsdb-server --remote="punix:$OVS_SOCK" --pidfile="$RUN/ovsdb-server.pid" --detach \
+    --log-file="$LOGS/ovsdb-server.log" "$STATE/ovs/conf.db" 2>/dev/null
+  "${sudo[@]}" ovs-vsctl --timeout=10 --no-wait init
+fi
+if ! alive "$RUN/ovs-vswitchd.pid"; then
+  "${sudo[@]}" ovs-vswitchd --pidfile="$RUN/ovs-vswitchd.pid" --unixctl="$RUN/ovs-vswitchd.ctl" --detach \
+    --log-file="$LOGS/ovs-vswitchd.log" "unix:$OVS_SOCK" 2>/dev/null
+fi
+"${sudo[@]}" ovs-vsctl --timeout=10 --may-exist add-br "$OVS_BRIDGE" -- set bridge "$OVS_BRIDGE" datapath_type=netdev
+if ! virsh_ net-info "$OVS_NETWORK" >/dev/null 2>&1; then
+  cat >"$RUN/ovs-network.xml" <<XML
+<network>
+  <name>$OVS_NETWORK</name>
+  <forward mode='bridge'/>
+  <bridge name='$OVS_BRIDGE'/>
+  <virtualport type='openvswitch'/>
+</network>
+XML
+  virsh_ net-define "$RUN/ovs-network.xml" >/dev/null
+fi
+grep -q '^Active:.*yes' <<<"$(virsh_ net-info "$OVS_NETWORK")" || virsh_ net-start "$OVS_NETWORK" >/dev/null
+
+# ---- libvirt's stock network filters (clean-traffic for NIC firewalls). The package only drops
+# them into /etc/libvirt/nwfilter, which a running libvirtd read at its start: define what it lacks.
+for filter in /usr/share/libvirt/nwfilter/*.xml; do
+  name=$(basename "$filter" .xml)
+  virsh_ nwfilter-dumpxml "$name" >/dev/null 2>&1 || virsh_ nwfilter-define "$filter" >/dev/null
+done
+
 # ---- dir storage pool (every parent of POOL_DIR must be o+x for libvirt-qemu)
 if ! virsh_ pool-info "$POOL" >/dev/null 2>&1; then
   virsh_ pool-define-as "$POOL" dir --target "$POOL_DIR" >/dev/null
@@ -191,6 +233,7 @@ LIBVIRT_SSH_PRIVATE_KEY_FILE=$SSH_DIR/client_ed25519
 LIBVIRT_KNOWN_HOSTS_FILE=$SSH_DIR/known_hosts
 LIBVIRT_STORAGE_POOL=$POOL
 LIBVIRT_NETWORK=$NETWORK
+LIBVIRT_VLAN_NETWORK=$OVS_NETWORK
 LIBVIRT_DOMAIN_TYPE=qemu
 LIBVIRT_BASE_VOLUME=$BASE_VOLUME
 LIBVIRT_GUEST=$WITH_GUEST

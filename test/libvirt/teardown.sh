@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops what test/libvirt/setup.sh started, by PID file only: running domains are destroyed, the
-# CI network stopped, then sshd, libvirtd and virtlogd; /dev/kvm and ip_forward are restored and
+# CI networks stopped, then sshd, libvirtd, virtlogd and Open vSwitch; /dev/kvm and ip_forward are restored and
 # the empty LIBVIRT_* iptables chains libvirt leaves behind are removed. Packages, users, keys,
 # the pool directory and the base image stay for the next run.
 set -uo pipefail
@@ -48,10 +48,14 @@ if [ -s "$RUN/libvirtd.pid" ] && alive_pid "$(cat "$RUN/libvirtd.pid")"; then
     virsh_ net-destroy "$NETWORK" >/dev/null && log "network $NETWORK stopped"
     "${sudo[@]}" rm -f "$RUN/network.started"
   fi
+  virsh_ net-destroy virtrigaud-ovs >/dev/null 2>&1 && log "network virtrigaud-ovs stopped"
 fi
 stop_pidfile sshd "$RUN/sshd.pid"
 stop_pidfile libvirtd "$RUN/libvirtd.pid"
 stop_pidfile virtlogd "$RUN/virtlogd.pid"
+# Its userspace bridge (a tap device) goes with ovs-vswitchd; the database stays for the next run.
+stop_pidfile ovs-vswitchd "$RUN/ovs-vswitchd.pid"
+stop_pidfile ovsdb-server "$RUN/ovsdb-server.pid"
 
 if [ -e "$RUN/ip_forward.orig" ] && ! ip link show vrci0 >/dev/null 2>&1; then
   for ipt in iptables ip6tables; do

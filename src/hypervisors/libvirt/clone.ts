@@ -23,6 +23,7 @@ import type { LibvirtContext } from './context.js';
 import { domainXml, metadataXml, type DomainDisk, type DomainNic, type VmMetadata } from './domain-xml.js';
 import { copySteps, createVolume, deleteVolume, volumeExists, volumePath } from './images.js';
 import { completeStep, frozenOverlayName, randomMac, validateIdentity, validateName, volumeNames } from './names.js';
+import { copiedNic } from './nics.js';
 import { diskSizes, domainState, findDomainByIdentity, isActive, readDomain, requireCreated, requireOwned, type OwnedDomain } from './observe.js';
 import { taskNoun } from './tasks.js';
 
@@ -83,9 +84,7 @@ export async function cloneVM(ctx: LibvirtContext, ref: VMRef, target: CloneTarg
       const mac = randomMac();
       const name = source.metadata.nics.find((entry) => entry.mac === nic.mac)?.name ?? `nic${index}`;
       metadata.nics.push({ name, mac });
-      const domainNic: DomainNic = { mac, source: nic.bridge !== undefined ? { bridge: nic.bridge } : { network: nic.network ?? ctx.config.defaultNetwork }, model: nic.model ?? 'virtio' };
-      if (nic.vlan !== undefined) domainNic.vlan = nic.vlan;
-      return domainNic;
+      return copiedNic(nic, mac, ctx.config.defaultNetwork);
     });
     if (source.metadata.seed !== undefined) {
       if (await volumeExists(ctx, names.seed, signal)) await deleteVolume(ctx, names.seed, signal);

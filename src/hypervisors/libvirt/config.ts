@@ -30,6 +30,11 @@ export interface LibvirtConfig {
   storagePool: string;
   /** The libvirt network a NIC joins when the spec names neither bridge nor network. */
   defaultNetwork: string;
+  /**
+   * The network such a NIC joins instead when it asks for a VLAN: an Open vSwitch network (the
+   * only kind that carries tags). Unset: defaultNetwork, which then must be one.
+   */
+  vlanNetwork?: string;
   domainType: 'kvm' | 'qemu';
   vncListen: string;
   /** How long a guest shutdown may take before the driver destroys the domain. */
@@ -123,6 +128,8 @@ export function libvirtConfigFromEnv(env: Env): LibvirtConfig {
   if (!OBJECT_NAME.test(storagePool)) fail('LIBVIRT_STORAGE_POOL is not a valid pool name');
   const defaultNetwork = envValue(env, 'LIBVIRT_DEFAULT_NETWORK') ?? 'default';
   if (!OBJECT_NAME.test(defaultNetwork)) fail('LIBVIRT_DEFAULT_NETWORK is not a valid network name');
+  const vlanNetwork = envValue(env, 'LIBVIRT_VLAN_NETWORK');
+  if (vlanNetwork !== undefined && !OBJECT_NAME.test(vlanNetwork)) fail('LIBVIRT_VLAN_NETWORK is not a valid network name');
   const taskDirectory = envValue(env, 'LIBVIRT_TASK_DIR') ?? '';
   if (taskDirectory !== '' && !/^\/[A-Za-z0-9._/-]*$/.test(taskDirectory)) fail('LIBVIRT_TASK_DIR must be an absolute path of letters, digits, ".", "_", "-" and "/"');
   const vncListen = envValue(env, 'LIBVIRT_VNC_LISTEN') ?? '127.0.0.1';
@@ -148,6 +155,7 @@ export function libvirtConfigFromEnv(env: Env): LibvirtConfig {
   if (hasKey) config.ssh.privateKey = new Secret(privateKey);
   if (hasPassword) config.ssh.password = new Secret(password);
   if (knownHosts !== undefined) config.ssh.knownHosts = knownHosts;
+  if (vlanNetwork !== undefined) config.vlanNetwork = vlanNetwork;
   return config;
 }
 

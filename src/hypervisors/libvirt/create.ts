@@ -12,7 +12,6 @@ import {
   InvalidSpecError,
   UnsupportedError,
   type CreateSpec,
-  type NicSpec,
   type Started,
 } from '../../contracts/driver.js';
 import { MiB } from '../../contracts/quantity.js';
@@ -20,26 +19,21 @@ import { parseMetaData } from '../../contracts/guest-data.js';
 import { metaData, networkConfig, seedTool } from './cloudinit.js';
 import type { LibvirtContext } from './context.js';
 import { domainXml, type DomainDisk, type DomainNic, type DomainSpec, type VmMetadata } from './domain-xml.js';
-import { copySteps, imageSource, importSteps, volumeXml, type ImageSource } from './images.js';
+import { copySteps, imageSource, importSteps, installerSource, volumeXml, type ImageSource, type InstallerSource } from './images.js';
 import { startCloneCopy } from './clone.js';
-import { completeStep, randomMac, validateIdentity, validateName, volumeNames } from './names.js';
+import { firmwareFacts } from './host-facts.js';
+import { completeStep, validateIdentity, validateName, volumeNames } from './names.js';
+import { checkNicHost, domainNic, validateNic } from './nics.js';
 import { ignitionFile, ignitionStep, requireIgnition } from './ignition.js';
 import { findDomainByIdentity, requireOwned } from './observe.js';
 import { validatePlacementRecord } from './placement-record.js';
 import { userTags } from './tags.js';
 import { taskNoun, type TaskStep } from './tasks.js';
 
-const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
-
 // libvirt's cputune shares: [2, 262144] where the cpu controller is cgroup v1 (refused at define
 // otherwise: "Value of cputune 'shares' must be in range [2, 262144]"), [1, 10000] on cgroup v2
 // (formatdomain). What both take, so a spec means the same on every host.
 const CPU_SHARES = { min: 2, max: 10_000 };
-
-function nicSource(ctx: LibvirtContext, nic: NicSpec): DomainNic['source'] {
-  if (nic.bridge !== undefined) return { bridge: nic.bridge };
-  return { network: nic.network ?? ctx.config.defaultNetwork };
-}
 
 async function domainCapabilities(ctx: LibvirtContext, signal?: AbortSignal): Promise<string> {
   return ctx.host.virsh(['domcapabilities', '--virttype', ctx.config.domainType, '--arch', 'x86_64'], { signal });
@@ -74,18 +68,15 @@ async function checkHostSupport(ctx: LibvirtContext, spec: CreateSpec, signal?: 
   if (spec.features.nestedVirtualization && ctx.config.domainType !== 'kvm') {
     throw new UnsupportedError('nested virtualization needs KVM; this provider runs domains with type qemu (software emulation)');
   }
+  await checkNicHost(ctx, spec.nics, signal);
   const needsUefi = spec.firmware === 'uefi' || spec.features.secureBoot;
   if (!needsUefi && !spec.features.tpm) return;
-  const caps = await domainCapabilities(ctx, signal);
-  if (needsUefi && !/<enum name='firmware'>[\s\S]*?<value>efi<\/value>/.test(caps)) {
-    throw new UnsupportedError('UEFI firmware is not available on this host (install OVMF)');
-  }
-  if (spec.features.secureBoot && !/<enum name='secure'>[\s\S]*?<value>yes<\/value>/.test(caps)) {
+  const firmware = firmwareFacts(await domainCapabilities(ctx, signal));
+  if (needsUefi && !firmware.uefi) throw new UnsupportedError('UEFI firmware is not available on this host (install OVMF)');
+  if (spec.features.secureBoot && !firmware.secureBoot) {
     throw new UnsupportedError('secure boot firmware is not available on this host (install OVMF with secure boot)');
   }
-  if (spec.features.tpm && !/<tpm supported='yes'>[\s\S]*?<value>emulator<\/value>/.test(caps)) {
-    throw new UnsupportedError('a TPM emulator is not available on this host (install swtpm)');
-  }
+  if (spec.features.tpm && !firmware.tpm) throw new UnsupportedError('a TPM emulator is not available on this host (install swtpm)');
 }
 
 async function nameTaken(ctx: LibvirtContext, name: string, signal?: AbortSignal): Promise<boolean> {
@@ -95,7 +86,9 @@ async function nameTaken(ctx: LibvirtContext, name: string, signal?: AbortSignal
 
 /** What a create task needs besides the domain's metadata: where the root disk comes from and the seed's tool. */
 interface CreatePlan {
-  source: ImageSource;
+  /** Undefined for an ISO install: the root disk starts empty. */
+  source: ImageSource | undefined;
+  installer: InstallerSource | undefined;
   /** Undefined while a URL image without a root size in the spec is not downloaded yet. */
   rootBytes: number | undefined;
   seedTool: string | undefined;
@@ -115,11 +108,17 @@ function createSteps(ctx: LibvirtContext, uuid: string, metadata: VmMetadata, sp
   if (!root) throw new InvalidSpecError('the VM has no root disk');
   const steps: TaskStep[] = [];
   const { source, rootBytes } = plan;
-  if (source.kind === 'download') steps.push(...importSteps(ctx, source));
+  if (plan.installer?.download !== undefined) steps.push(...importSteps(ctx, plan.installer.download));
+  if (source?.kind === 'download') steps.push(...importSteps(ctx, source));
   if (rootBytes === undefined) return steps;
-  const base = source.kind === 'download' ? { path: `${source.directory}/${source.volume}`, format: 'qcow2' } : source.base;
-  steps.push(['vr_check_size', base.path, String(rootBytes)]);
-  steps.push(...copySteps(ctx, root.volume, rootBytes, base.path, base.format, (spec.image.kind === 'template' || spec.image.kind === 'url') && !spec.image.fullClone));
+  if (source === undefined) {
+    steps.push(['vr_absent_ok', ...virsh, 'vol-delete', '--pool', pool, '--vol', root.volume]);
+    steps.push(['vr_stdin', volumeXml(root.volume, rootBytes), ...virsh, 'vol-create', '--pool', pool, '--file', '/dev/stdin']);
+  } else {
+    const base = source.kind === 'download' ? { path: `${source.directory}/${source.volume}`, format: 'qcow2' } : source.base;
+    steps.push(['vr_check_size', base.path, String(rootBytes)]);
+    steps.push(...copySteps(ctx, root.volume, rootBytes, base.path, base.format, (spec.image.kind === 'template' || spec.image.kind === 'url') && !spec.image.fullClone));
+  }
   for (const disk of data) {
     const size = spec.disks.find((entry) => !entry.root && entry.name === disk.name)?.sizeBytes;
     if (size === undefined) throw new InvalidSpecError(`disk ${disk.name} was removed from the spec while the VM was being created; delete the VM and create it again`);
@@ -144,7 +143,12 @@ function createSteps(ctx: LibvirtContext, uuid: string, metadata: VmMetadata, sp
 }
 
 /** The root disk's size: the spec's, else the image's (undefined while a URL image is not downloaded yet). */
-function rootBytes(spec: CreateSpec, source: ImageSource): number | undefined {
+function rootBytes(spec: CreateSpec, source: ImageSource | undefined): number | undefined {
+  if (source === undefined) {
+    const size = spec.disks.find((disk) => disk.root)?.sizeBytes;
+    if (size === undefined) throw new InvalidSpecError('a VM installed from an ISO needs the size of its root disk');
+    return size;
+  }
   const imageSize = source.kind === 'ready' ? source.base.virtualSizeBytes : undefined;
   const size = spec.disks.find((disk) => disk.root)?.sizeBytes ?? imageSize;
   if (size !== undefined && imageSize !== undefined && size < imageSize) {
@@ -155,7 +159,8 @@ function rootBytes(spec: CreateSpec, source: ImageSource): number | undefined {
 
 async function createPlan(ctx: LibvirtContext, spec: CreateSpec, signal?: AbortSignal): Promise<CreatePlan> {
   const source = await imageSource(ctx, spec.image, signal);
-  return { source, rootBytes: rootBytes(spec, source), seedTool: await seedTool(ctx, signal) };
+  const installer = spec.image.kind === 'iso' ? await installerSource(ctx, spec.image, signal) : undefined;
+  return { source, installer, rootBytes: rootBytes(spec, source), seedTool: await seedTool(ctx, signal) };
 }
 
 /**
@@ -188,7 +193,7 @@ export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: A
   if (!Number.isSafeInteger(spec.memoryBytes) || spec.memoryBytes < 64 * MiB || spec.memoryBytes % 1024 !== 0) {
     throw new InvalidSpecError('memory must be at least 64Mi and a whole number of KiB');
   }
-  for (const nic of spec.nics) if (nic.mac !== undefined && !MAC.test(nic.mac.toLowerCase())) throw new InvalidSpecError(`NIC ${nic.name}: invalid MAC address`);
+  for (const nic of spec.nics) validateNic(nic);
   for (const disk of spec.disks) if (!Number.isSafeInteger(disk.sizeBytes) || disk.sizeBytes <= 0) throw new InvalidSpecError(`disk ${disk.name} must have a positive size`);
   if (spec.disks.filter((disk) => !disk.root).length > 25) throw new InvalidSpecError('at most 26 disks');
   const tags = userTags(spec.tags ?? []);
@@ -230,10 +235,9 @@ export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: A
     metadata.disks.push({ name: disk.name, target, volume });
   }
   const nics: DomainNic[] = spec.nics.map((nic) => {
-    const domainNic: DomainNic = { mac: nic.mac?.toLowerCase() ?? randomMac(), source: nicSource(ctx, nic), model: nic.model ?? 'virtio' };
-    if (nic.vlan !== undefined) domainNic.vlan = nic.vlan;
-    metadata.nics.push({ name: nic.name, mac: domainNic.mac });
-    return domainNic;
+    const made = domainNic(nic, ctx.config);
+    metadata.nics.push({ name: nic.name, mac: made.mac });
+    return made;
   });
   if (plan.seedTool !== undefined) {
     metadata.seed = names.seed;
@@ -262,6 +266,7 @@ export async function createVM(ctx: LibvirtContext, spec: CreateSpec, signal?: A
     vncListen: ctx.config.vncListen,
     metadata: { ...metadata, pending: { origin: 'create', copies: [] } },
   };
+  if (plan.installer !== undefined) domain.installer = { file: plan.installer.path, target: 'sdb' };
   if (spec.machine !== undefined) domain.machine = spec.machine;
   if (shares !== undefined) domain.cpuShares = shares;
   if (ignition !== undefined) domain.ignitionFile = ignition;

@@ -98,6 +98,11 @@ export interface DomainNic {
   source: { bridge: string } | { network: string };
   vlan?: number;
   model: string;
+  mtu?: number;
+  /** `<bandwidth>` average, the same both ways, in libvirt's unit (nic-options.ts: kB/s of 1000 bytes). */
+  bandwidthKBps?: number;
+  /** The nwfilter the NIC's traffic goes through (`<filterref>`). */
+  filter?: string;
 }
 
 export interface DomainSpec {
@@ -122,6 +127,8 @@ export interface DomainSpec {
   cpuShares?: number;
   /** A file on the host QEMU passes to the guest as fw_cfg `opt/com.coreos/config` (Ignition). */
   ignitionFile?: string;
+  /** An installer ISO (a file on the host): a CD-ROM the VM boots from before its first disk. */
+  installer?: { file: string; target: string };
 }
 
 /** The fw_cfg name Ignition reads its config from on QEMU (Fedora CoreOS, RHCOS). */
@@ -135,15 +142,34 @@ function cpuXml(spec: DomainSpec): string {
   return `<cpu mode='custom' match='exact' check='none'><model fallback='allow'>qemu64</model></cpu>`;
 }
 
-function diskXml(disk: DomainDisk): string {
+function diskXml(disk: DomainDisk, bootOrder?: number): string {
   return (
     `<disk type='volume' device='${disk.device}'>` +
     `<driver name='qemu' type='${disk.format}'${disk.device === 'disk' ? " discard='unmap'" : ''}/>` +
     `<source pool='${xmlEscape(disk.pool)}' volume='${xmlEscape(disk.volume)}'/>` +
     `<target dev='${xmlEscape(disk.target)}' bus='${disk.bus}'/>` +
     (disk.device === 'cdrom' ? '<readonly/>' : '') +
+    (bootOrder !== undefined ? `<boot order='${bootOrder}'/>` : '') +
     `</disk>`
   );
+}
+
+function installerXml(installer: NonNullable<DomainSpec['installer']>): string {
+  // Raw whatever the file holds: a CD-ROM's bytes are never read as an image format.
+  return (
+    `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='${xmlEscape(installer.file)}'/>` +
+    `<target dev='${xmlEscape(installer.target)}' bus='sata'/><readonly/><boot order='1'/></disk>`
+  );
+}
+
+/**
+ * The disks, with per-device boot orders when an installer ISO boots first (then the first disk).
+ * libvirt refuses those beside <os><boot dev>, so the domain has one kind or the other.
+ */
+function disksXml(spec: DomainSpec): string[] {
+  if (spec.installer === undefined) return spec.disks.map((disk) => diskXml(disk));
+  const first = spec.disks.findIndex((disk) => disk.device === 'disk');
+  return [installerXml(spec.installer), ...spec.disks.map((disk, index) => diskXml(disk, index === first ? 2 : undefined))];
 }
 
 function nicXml(nic: DomainNic): string {
@@ -152,7 +178,14 @@ function nicXml(nic: DomainNic): string {
   // VLAN tags on a plain Linux bridge are ignored by libvirt; they apply to OVS bridges and networks that support them.
   const vlan = nic.vlan !== undefined ? `<vlan><tag id='${nic.vlan}'/></vlan>` : '';
   const virtualport = bridged && nic.vlan !== undefined ? `<virtualport type='openvswitch'/>` : '';
-  return `<interface type='${bridged ? 'bridge' : 'network'}'><mac address='${xmlEscape(nic.mac)}'/>${source}${vlan}${virtualport}<model type='${xmlEscape(nic.model)}'/></interface>`;
+  const bandwidth =
+    nic.bandwidthKBps !== undefined ? `<bandwidth><inbound average='${nic.bandwidthKBps}'/><outbound average='${nic.bandwidthKBps}'/></bandwidth>` : '';
+  const mtu = nic.mtu !== undefined ? `<mtu size='${nic.mtu}'/>` : '';
+  const filter = nic.filter !== undefined ? `<filterref filter='${xmlEscape(nic.filter)}'/>` : '';
+  return (
+    `<interface type='${bridged ? 'bridge' : 'network'}'><mac address='${xmlEscape(nic.mac)}'/>${source}${vlan}${virtualport}` +
+    `<model type='${xmlEscape(nic.model)}'/>${bandwidth}${mtu}${filter}</interface>`
+  );
 }
 
 export function domainXml(spec: DomainSpec): string {
@@ -161,10 +194,11 @@ export function domainXml(spec: DomainSpec): string {
     `<type arch='x86_64'${spec.machine !== undefined ? ` machine='${xmlEscape(spec.machine)}'` : ''}>hvm</type>` +
     (spec.uefi ? `<firmware><feature enabled='${spec.secureBoot ? 'yes' : 'no'}' name='secure-boot'/></firmware>` : '') +
     (spec.secureBoot ? `<loader secure='yes'/>` : '') +
-    `<boot dev='hd'/></os>`;
+    (spec.installer === undefined ? `<boot dev='hd'/>` : '') +
+    `</os>`;
   const features = `<features><acpi/><apic/>${spec.secureBoot ? "<smm state='on'/>" : ''}</features>`;
   const devices = [
-    ...spec.disks.map(diskXml),
+    ...disksXml(spec),
     ...spec.nics.map(nicXml),
     `<serial type='pty'><target port='0'/></serial>`,
     `<console type='pty'><target type='serial' port='0'/></console>`,
@@ -309,6 +343,19 @@ export function parseMetadata(xml: string): VmMetadata | undefined {
   return metadata;
 }
 
+export interface ParsedNic {
+  mac: string;
+  network?: string;
+  bridge?: string;
+  vlan?: number;
+  model?: string;
+  mtu?: number;
+  /** `<bandwidth>` averages in libvirt's unit, each direction that has one. */
+  inboundKBps?: number;
+  outboundKBps?: number;
+  filter?: string;
+}
+
 export interface ParsedDomain {
   uuid: string;
   name: string;
@@ -322,8 +369,8 @@ export interface ParsedDomain {
   secureBoot: boolean;
   tpm: boolean;
   nested: boolean;
-  disks: { target: string; device: string; pool?: string; volume?: string; file?: string; format?: string }[];
-  nics: { mac: string; network?: string; bridge?: string; vlan?: number; model?: string }[];
+  disks: { target: string; device: string; pool?: string; volume?: string; file?: string; format?: string; bootOrder?: number }[];
+  nics: ParsedNic[];
   vnc?: { port: number; listen?: string };
   cpuShares?: number;
   /** The file behind fw_cfg `opt/com.coreos/config`, when the domain has one. */
@@ -369,19 +416,30 @@ export function parseDomain(xml: string): ParsedDomain {
       if (volume !== undefined) entry.volume = volume;
       if (file !== undefined) entry.file = file;
       if (format !== undefined) entry.format = format;
+      const bootOrder = Number(attr(disk['boot'], 'order'));
+      if (Number.isInteger(bootOrder) && bootOrder > 0) entry.bootOrder = bootOrder;
       return entry;
     }),
     nics: nodes(devices['interface']).map((nic) => {
       const source = node(nic['source']);
-      const entry: ParsedDomain['nics'][number] = { mac: (attr(nic['mac'], 'address') ?? '').toLowerCase() };
+      const entry: ParsedNic = { mac: (attr(nic['mac'], 'address') ?? '').toLowerCase() };
       const network = attr(source, 'network');
       const bridge = attr(source, 'bridge');
       const tag = attr(node(node(nic['vlan'])?.['tag']), 'id');
       const model = attr(nic['model'], 'type');
+      const mtu = Number(attr(nic['mtu'], 'size'));
+      const bandwidth = node(nic['bandwidth']);
+      const inbound = Number(attr(bandwidth?.['inbound'], 'average'));
+      const outbound = Number(attr(bandwidth?.['outbound'], 'average'));
+      const filter = attr(nic['filterref'], 'filter');
       if (network !== undefined) entry.network = network;
       if (bridge !== undefined) entry.bridge = bridge;
       if (tag !== undefined) entry.vlan = Number(tag);
       if (model !== undefined) entry.model = model;
+      if (Number.isInteger(mtu) && mtu > 0) entry.mtu = mtu;
+      if (Number.isInteger(inbound) && inbound > 0) entry.inboundKBps = inbound;
+      if (Number.isInteger(outbound) && outbound > 0) entry.outboundKBps = outbound;
+      if (filter !== undefined) entry.filter = filter;
       return entry;
     }),
   };

@@ -29,7 +29,9 @@ import { WITHOUT_MACHINE_CAPABILITIES, unsupportedSettings } from '../../contrac
 import type { LibvirtConfig } from './config.js';
 import type { LibvirtContext } from './context.js';
 import { createVM } from './create.js';
+import { hostCapabilities, readHostFacts } from './host-facts.js';
 import { inventory, probe } from './inventory.js';
+import { unsupportedNicSetting } from './nics.js';
 import { cloneVM } from './clone.js';
 import { deleteVM } from './lifecycle.js';
 import { exportDisk } from './export.js';
@@ -44,14 +46,23 @@ import { Transfers } from './transfers.js';
 import { LibvirtHost } from './virsh.js';
 
 export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
+  // What a host may lack (the seed-ISO tool, OVMF, swtpm, KVM, the nwfilter, Open vSwitch, the
+  // kernel's traffic control) is read by probe (host-facts.ts), which narrows these defaults for
+  // the host; create checks the same again for what it is asked.
   cloudInit: true,
   staticIP: true,
-  // <vlan><tag> on libvirt networks and Open vSwitch bridges; a plain Linux bridge ignores it.
+  // <vlan><tag> on Open vSwitch networks and bridges only: libvirt refuses a tag on a NAT,
+  // routed or isolated network or a Linux bridge when the VM starts, so create refuses it first.
   vlan: true,
   nicModel: true,
-  nicFirewall: false,
+  // <filterref filter='clean-traffic'/>: libvirt's anti-spoofing filter (no MAC, IP or ARP
+  // spoofing), from libvirt-daemon-config-nwfilter.
+  nicFirewall: true,
+  // <bandwidth> inbound and outbound: needs sch_htb, sch_sfq and act_police in the host's kernel,
+  // which the CI peer's kernel lacks; probe claims it where the host can build them (host-facts.ts).
   nicRateLimit: false,
-  nicMTU: false,
+  // <mtu size> on the VM's tap device.
+  nicMTU: true,
   macAddress: true,
   // UEFI, secure boot and TPM need OVMF and swtpm on the host: create answers Unsupported without them.
   uefi: true,
@@ -106,10 +117,16 @@ export const LIBVIRT_CAPABILITIES: Capabilities = Object.freeze({
   // Uploaded as a qcow2 volume of the pool (a dir pool: the copy is hashed on the host), verified,
   // and used by create as a template.
   diskImport: true,
-  // Not implemented yet.
-  isoInstall: false,
+  // Empty disks, the ISO (a pool volume, a file on the host, or a URL fetched once into the pool,
+  // checksum verified) as a SATA CD-ROM booted before the root disk, the seed ISO beside it.
+  isoInstall: true,
   // Settings, VM IDs, disk layout and blank VMs (Machines of the Viti API): not on this driver.
   ...WITHOUT_MACHINE_CAPABILITIES,
+  // `virsh suspend` (QEMU stops the vCPUs, the memory stays): describe shows the paused domain
+  // Suspended, and `on` resumes it.
+  suspend: true,
+  // `virsh reset`: QEMU's system_reset, the reset button.
+  hardReset: true,
 });
 
 export interface LibvirtDriverOptions {
@@ -119,8 +136,8 @@ export interface LibvirtDriverOptions {
 
 export class LibvirtDriver implements Driver {
   readonly type = 'libvirt';
-  readonly capabilities = LIBVIRT_CAPABILITIES;
   readonly #ctx: LibvirtContext;
+  #capabilities: Capabilities = LIBVIRT_CAPABILITIES;
   readonly #transport: SshTransport;
 
   constructor(config: LibvirtConfig, options: LibvirtDriverOptions = {}) {
@@ -136,8 +153,15 @@ export class LibvirtDriver implements Driver {
     this.#transport.close();
   }
 
-  probe(options?: CallOptions): Promise<{ version: string }> {
-    return probe(this.#ctx, options?.signal);
+  /** The driver-type defaults until a probe answered; then what this host has. */
+  get capabilities(): Capabilities {
+    return this.#capabilities;
+  }
+
+  async probe(options?: CallOptions): Promise<{ version: string }> {
+    const [answer, facts] = await Promise.all([probe(this.#ctx, options?.signal), readHostFacts(this.#ctx, options?.signal)]);
+    this.#capabilities = hostCapabilities(LIBVIRT_CAPABILITIES, facts, this.#ctx.config);
+    return answer;
   }
 
   inventory(options?: CallOptions): Promise<Inventory> {
@@ -153,7 +177,7 @@ export class LibvirtDriver implements Driver {
   }
 
   async create(spec: CreateSpec, options?: CallOptions): Promise<{ id: string } & Started> {
-    const unsupported = unsupportedSettings(spec, this.type, this.capabilities);
+    const unsupported = unsupportedSettings(spec, this.type, this.capabilities) ?? unsupportedNicSetting(spec.nics, this.capabilities);
     if (unsupported) throw unsupported;
     return createVM(this.#ctx, spec, options?.signal);
   }

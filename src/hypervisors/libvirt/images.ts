@@ -1,7 +1,8 @@
 // Base images and per-VM volumes. A template ref is a pool volume name or an absolute path on the
 // host; a URL image is downloaded on the host once into the pool (checksum verified, by a task)
 // and then used like a template, and so is a disk imported from a migration file (import.ts)
-// once its import is verified. Every volume the driver creates is qcow2 compat 1.1: `vol-create-as
+// once its import is verified. An installer ISO is named the same ways and downloaded the same
+// way, but kept as it is. Every volume the driver creates is qcow2 compat 1.1: `vol-create-as
 // --format qcow2` makes v2 images, on which blockresize fails once an internal snapshot exists.
 
 import { createHash } from 'node:crypto';
@@ -67,25 +68,47 @@ async function resolveTemplate(ctx: LibvirtContext, ref: string, signal?: AbortS
   return imageInfo(ctx, path, signal);
 }
 
+interface Checksum {
+  algorithm: 'sha256' | 'sha512';
+  hex: string;
+}
+
+/**
+ * A file a task downloads into the pool directory as `volume`: converted to qcow2 (an image), or
+ * kept as it is (`raw`: an installer ISO).
+ */
+export interface Download {
+  kind: 'download';
+  url: string;
+  volume: string;
+  directory: string;
+  checksum?: Checksum;
+  format?: 'raw';
+}
+
 /** Where a create's root disk comes from: an image on the host now, or one a task downloads first. */
-export type ImageSource =
-  | { kind: 'ready'; base: BaseImage }
-  | { kind: 'download'; url: string; volume: string; directory: string; checksum?: { algorithm: 'sha256' | 'sha512'; hex: string } };
+export type ImageSource = { kind: 'ready'; base: BaseImage } | Download;
 
 /** The pool volume a URL's image is downloaded into: the same URL is the same volume. */
 export function importedVolume(url: string): string {
   return `virtrigaud-image-${createHash('sha256').update(url).digest('hex').slice(0, 24)}.qcow2`;
 }
 
+function checkUrl(url: string): void {
+  if (!/^https?:\/\/[^\s]+$/.test(url)) throw new InvalidSpecError('image URL must be http(s)');
+}
+
+function parseChecksum(checksum: string | undefined): Checksum | undefined {
+  if (checksum === undefined) return undefined;
+  const match = /^(sha256|sha512):([0-9a-f]+)$/.exec(checksum);
+  if (!match?.[1] || !match[2]) throw new InvalidSpecError('checksum must be sha256:<hex> or sha512:<hex>');
+  return { algorithm: match[1] as 'sha256' | 'sha512', hex: match[2] };
+}
+
 /** A URL image already downloaded is ready; otherwise what the download needs (run as a task: it can take hours). */
 async function urlSource(ctx: LibvirtContext, url: string, checksum: string | undefined, signal?: AbortSignal): Promise<ImageSource> {
-  if (!/^https?:\/\/[^\s]+$/.test(url)) throw new InvalidSpecError('image URL must be http(s)');
-  let sum: { algorithm: 'sha256' | 'sha512'; hex: string } | undefined;
-  if (checksum !== undefined) {
-    const match = /^(sha256|sha512):([0-9a-f]+)$/.exec(checksum);
-    if (!match?.[1] || !match[2]) throw new InvalidSpecError('checksum must be sha256:<hex> or sha512:<hex>');
-    sum = { algorithm: match[1] as 'sha256' | 'sha512', hex: match[2] };
-  }
+  checkUrl(url);
+  const sum = parseChecksum(checksum);
   const volume = importedVolume(url);
   const existing = await volumePath(ctx, volume, signal);
   if (existing !== undefined) return { kind: 'ready', base: await imageInfo(ctx, existing, signal) };
@@ -93,16 +116,60 @@ async function urlSource(ctx: LibvirtContext, url: string, checksum: string | un
   return { kind: 'download', url, volume, directory, ...(sum ? { checksum: sum } : {}) };
 }
 
-export async function imageSource(ctx: LibvirtContext, image: ImageSpec, signal?: AbortSignal): Promise<ImageSource> {
-  if (image.kind === 'blank') throw new UnsupportedError('the libvirt driver cannot make a VM without an image (capability blankVM)');
-  if (image.kind === 'iso') throw new UnsupportedError('the libvirt driver cannot install a VM from an ISO (capability isoInstall)');
-  return image.kind === 'template' ? { kind: 'ready', base: await resolveTemplate(ctx, image.ref, signal) } : urlSource(ctx, image.url, image.checksum, signal);
+/** Where a create's root disk comes from; undefined for an ISO install, whose disks start empty. */
+export async function imageSource(ctx: LibvirtContext, image: ImageSpec, signal?: AbortSignal): Promise<ImageSource | undefined> {
+  switch (image.kind) {
+    case 'blank':
+      throw new UnsupportedError('the libvirt driver cannot make a VM without an image (capability blankVM)');
+    case 'iso':
+      return undefined;
+    case 'template':
+      return { kind: 'ready', base: await resolveTemplate(ctx, image.ref, signal) };
+    case 'url':
+      return urlSource(ctx, image.url, image.checksum, signal);
+  }
+}
+
+/** An installer ISO on the host (`path`), and the download that puts it there first when it is not yet. */
+export interface InstallerSource {
+  path: string;
+  download?: Download;
+}
+
+/** The pool volume an installer ISO URL is fetched into: once per URL and checksum (a corrected checksum fetches again). */
+export function isoVolume(url: string, checksum: string | undefined): string {
+  return `virtrigaud-iso-${createHash('sha256').update(`${url}\n${checksum ?? ''}`).digest('hex').slice(0, 24)}.iso`;
+}
+
+/** ImageSpec kind `iso`: a volume of the pool or a file on the host (`ref`), or a URL fetched into the pool once. */
+export async function installerSource(ctx: LibvirtContext, image: Extract<ImageSpec, { kind: 'iso' }>, signal?: AbortSignal): Promise<InstallerSource> {
+  if ((image.ref === undefined) === (image.url === undefined)) throw new InvalidSpecError('an installer ISO needs exactly one of ref and url');
+  if (image.ref !== undefined) {
+    const ref = image.ref;
+    if (ref.startsWith('/')) {
+      if (ref.includes('\n') || ref.includes('\0')) throw new InvalidSpecError('invalid ISO path');
+      if ((await ctx.host.execResult(['test', '-f', ref], { signal })).code !== 0) throw new InvalidSpecError(`ISO ${ref} does not exist on the host`);
+      return { path: ref };
+    }
+    if (!VOLUME_NAME.test(ref)) throw new InvalidSpecError(`ISO ${JSON.stringify(ref)} is neither an absolute path nor a volume name`);
+    const path = await volumePath(ctx, ref, signal);
+    if (path === undefined) throw new InvalidSpecError(`ISO volume ${ref} not found in pool ${ctx.config.storagePool}`);
+    return { path };
+  }
+  const url = image.url ?? '';
+  const volume = isoVolume(url, image.checksum);
+  const checksum = parseChecksum(image.checksum);
+  checkUrl(url);
+  const existing = await volumePath(ctx, volume, signal);
+  if (existing !== undefined) return { path: existing };
+  const directory = (await poolDirectory(ctx, signal, 'an ISO download')).replace(/\/+$/, '');
+  return { path: `${directory}/${volume}`, download: { kind: 'download', url, volume, directory, format: 'raw', ...(checksum ? { checksum } : {}) } };
 }
 
 /** The task steps that download a URL image into the pool (once per image, see vr_import). */
-export function importSteps(ctx: LibvirtContext, source: Extract<ImageSource, { kind: 'download' }>): TaskStep[] {
+export function importSteps(ctx: LibvirtContext, source: Download): TaskStep[] {
   const sum = source.checksum;
-  return [['vr_import', ctx.host.uri, ctx.config.storagePool, source.directory, source.volume, source.url, sum?.algorithm ?? '', sum?.hex ?? '']];
+  return [['vr_import', ctx.host.uri, ctx.config.storagePool, source.directory, source.volume, source.url, sum?.algorithm ?? '', sum?.hex ?? '', source.format ?? 'qcow2']];
 }
 
 /** XML for a qcow2 v3 volume, optionally an overlay on a backing file. */

@@ -9,7 +9,6 @@ import {
   NotFoundError,
   UnreachableError,
   type ObservedDisk,
-  type ObservedNic,
   type ObservedVM,
   type PowerState,
   type VMRef,
@@ -17,6 +16,7 @@ import {
 import { filterGuestAddresses } from '../common/addresses.js';
 import type { LibvirtContext } from './context.js';
 import { METADATA_NS, parseDomain, parseMetadata, type ParsedDomain, type VmMetadata } from './domain-xml.js';
+import { observedNics } from './nics.js';
 import { taskNoun } from './tasks.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -293,18 +293,6 @@ export function observedDisks(domain: ParsedDomain, sizes: Map<string, number>):
       if (disk.pool !== undefined) observed.datastore = disk.pool;
       return observed;
     });
-}
-
-function observedNics(domain: ParsedDomain): ObservedNic[] {
-  return domain.nics.map((nic, index) => {
-    const name = domain.metadata?.nics.find((entry) => entry.mac === nic.mac)?.name ?? `nic${index}`;
-    const observed: ObservedNic = { name, mac: nic.mac };
-    const network = nic.network ?? nic.bridge;
-    if (network !== undefined) observed.network = network;
-    if (nic.vlan !== undefined) observed.vlan = nic.vlan;
-    if (nic.model !== undefined) observed.model = nic.model;
-    return observed;
-  });
 }
 
 export async function describeVM(ctx: LibvirtContext, id: string, signal?: AbortSignal): Promise<ObservedVM> {

@@ -2,7 +2,6 @@
 // reads the domain first and refuses unless its identity tag names the caller's owner.
 
 import {
-  UnsupportedError,
   ConflictError,
   InvalidSpecError,
   type PowerOperation,
@@ -30,7 +29,8 @@ export async function powerVM(ctx: LibvirtContext, ref: VMRef, operation: PowerO
       return {};
     case 'shutdown':
       if (!isActive(state)) return {};
-      if (state === 'paused') throw new ConflictError(`domain ${domain.name} is paused, its guest cannot shut down`);
+      // A paused guest cannot see the ACPI button: it runs again first, and then shuts down.
+      if (state === 'paused') await ctx.host.virsh(['resume', '--domain', id], { signal });
       // ACPI by default: it needs nothing inside the guest but an ACPI daemon; the agent is the fallback libvirt picks itself.
       await ctx.host.virsh(['shutdown', '--domain', id], { signal });
       // Keyed apart from the domain's lock: following a shutdown blocks nothing (a power off or a
@@ -45,10 +45,20 @@ export async function powerVM(ctx: LibvirtContext, ref: VMRef, operation: PowerO
       };
     case 'reboot':
       if (!isActive(state)) throw new ConflictError(`domain ${domain.name} is not running`);
+      if (state === 'paused') throw new ConflictError(`domain ${domain.name} is suspended: power it on (resume) first`);
       await ctx.host.virsh(['reboot', '--domain', id], { signal });
-      return {};    case 'suspend':
+      return {};
+    case 'suspend':
+      // QEMU stops the vCPUs and keeps the memory (libvirt state paused); `on` resumes it.
+      if (state === 'paused' || state === 'pmsuspended') return {};
+      if (!isActive(state)) throw new ConflictError(`domain ${domain.name} is not running`);
+      await ctx.host.virsh(['suspend', '--domain', id], { signal });
+      return {};
     case 'reset':
-      throw new UnsupportedError(`the libvirt driver does not ${operation} VMs (capabilities suspend, hardReset)`);
+      // QEMU's system_reset: the reset button, no shutdown. A paused domain stays paused.
+      if (!isActive(state)) throw new ConflictError(`domain ${domain.name} is not running`);
+      await ctx.host.virsh(['reset', '--domain', id], { signal });
+      return {};
   }
 }
 

@@ -89,13 +89,15 @@ async function requireSnapshot(ctx: LibvirtContext, id: string, name: string, si
   if (!(await snapshotExists(ctx, id, name, signal))) throw new NotFoundError(`snapshot ${name} not found`);
 }
 
-/** Reverts and keeps the VM's power state: a running VM runs on from the snapshot, a stopped one stays off. */
+/** Reverts and keeps the VM's power state: a running VM runs on from the snapshot, a suspended one stays paused, a stopped one stays off. */
 export async function revertSnapshot(ctx: LibvirtContext, ref: VMRef, snapshotId: string, signal?: AbortSignal): Promise<Started> {
   checkName(snapshotId);
   const domain = await requireCreated(ctx, ref, signal);
   await requireSnapshot(ctx, domain.uuid, snapshotId, signal);
-  const wasRunning = isActive(await domainState(ctx, domain.uuid, signal));
-  const steps: TaskStep[] = [['virsh', '-q', '-c', ctx.host.uri, 'snapshot-revert', '--domain', domain.uuid, '--snapshotname', snapshotId, ...(wasRunning ? ['--running'] : [])]];
+  const state = await domainState(ctx, domain.uuid, signal);
+  const wasRunning = isActive(state);
+  const keep = state === 'paused' ? ['--paused'] : wasRunning ? ['--running'] : [];
+  const steps: TaskStep[] = [['virsh', '-q', '-c', ctx.host.uri, 'snapshot-revert', '--domain', domain.uuid, '--snapshotname', snapshotId, ...keep]];
   // A memory snapshot brings the domain back running; it was off before the revert.
   if (!wasRunning) steps.push(['vr_stop', ctx.host.uri, domain.uuid]);
   return { task: await ctx.tasks.start([{ key: domain.uuid, kind: 'revert' }], steps, signal) };

@@ -272,8 +272,9 @@ vr_ignition() (
   virsh -q -c "$1" vol-upload --pool "$2" --vol "$3" --file "$vr_f"
 )
 # Downloads URL $5 into volume $4 of pool $2 (directory $3) once, checking the checksum ($6
-# sha256|sha512 or '', $7 hex), as qcow2. One download per image at a time: a second VM from the
-# same URL waits here, then finds the volume.
+# sha256|sha512 or '', $7 hex), as qcow2, or as it is when $8 is raw (an installer ISO, which
+# QEMU reads as a raw CD-ROM whatever its bytes look like). One download per image at a time: a
+# second VM from the same URL waits here, then finds the volume.
 vr_import() (
   set -e
   exec 7>>"$VR_DIR/image-$4.lock"
@@ -298,6 +299,12 @@ vr_import() (
   if [ -n "$6" ]; then
     vr_sum=$("$6"sum -- "$vr_part" | cut -d ' ' -f 1)
     [ "$vr_sum" = "$7" ] || { echo "error: image checksum mismatch: expected $6:$7, got $6:$vr_sum" >&2; exit 65; }
+  fi
+  if [ "\${8:-qcow2}" = raw ]; then
+    chmod 0644 "$vr_part"
+    mv -f "$vr_part" "$3/$4"
+    virsh -q -c "$1" pool-refresh --pool "$2" >/dev/null
+    exit 0
   fi
   vr_info=$(qemu-img info -U --output=json "$vr_part")
   # A backing or data file would let the image read any file on the host.

@@ -19,6 +19,8 @@ t.test('defaults', async (t) => {
   t.equal(config.domainType, 'kvm');
   t.equal(config.vncListen, '127.0.0.1');
   t.equal(config.defaultNetwork, 'default');
+  t.equal(config.vlanNetwork, undefined, 'VLAN NICs join the default network unless a VLAN network is named');
+  t.equal(libvirtConfigFromEnv({ ...base, LIBVIRT_VLAN_NETWORK: 'ovs-trunk' }).vlanNetwork, 'ovs-trunk');
   t.equal(config.ssh.maxChannels, 4);
   t.equal(config.ssh.trustOnFirstUse, false);
   t.equal(config.shutdownTimeoutMs, 120_000);
@@ -35,6 +37,7 @@ t.test('every config error names its variable', async (t) => {
     [{ ...base, LIBVIRT_KNOWN_HOSTS: '' }, /LIBVIRT_KNOWN_HOSTS is required.*LIBVIRT_TRUST_ON_FIRST_USE/],
     [{ ...base, LIBVIRT_DOMAIN_TYPE: 'xen' }, /LIBVIRT_DOMAIN_TYPE must be kvm or qemu/],
     [{ ...base, LIBVIRT_STORAGE_POOL: 'a pool; rm' }, /LIBVIRT_STORAGE_POOL/],
+    [{ ...base, LIBVIRT_VLAN_NETWORK: '../ovs' }, /LIBVIRT_VLAN_NETWORK is not a valid network name/],
     [{ ...base, LIBVIRT_MAX_CHANNELS: '0' }, /LIBVIRT_MAX_CHANNELS/],
     [{ ...base, LIBVIRT_TRUST_ON_FIRST_USE: 'maybe' }, /LIBVIRT_TRUST_ON_FIRST_USE must be true or false/],
     [{ ...base, LIBVIRT_USERNAME: 'admin' }, /LIBVIRT_USERNAME differs/],

@@ -162,3 +162,20 @@ t.test('an Ignition config is a fw_cfg file entry named opt/com.coreos/config; t
   const other = "<domain type='kvm'><name>x</name><sysinfo type='smbios'><bios><entry name='vendor'>v</entry></bios></sysinfo><sysinfo type='fwcfg'><entry name='opt/com.example/x' file='/a'/><entry name='opt/com.coreos/config' file='/b'/></sysinfo></domain>";
   t.equal(parseDomain(other).ignitionFile, '/b', 'found among other sysinfo blocks and entries');
 });
+
+t.test('an installer ISO is a raw SATA CD-ROM booted first, then the first disk; no <os> boot device beside them', async (t) => {
+  const xml = domainXml(spec({ installer: { file: "/var/lib/isos/debian's.iso", target: 'sdb' } }));
+  t.match(xml, "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='/var/lib/isos/debian&apos;s.iso'/><target dev='sdb' bus='sata'/><readonly/><boot order='1'/></disk>");
+  t.notMatch(xml, '<boot dev=', 'libvirt refuses per-device boot orders beside <os><boot dev>');
+  const parsed = parseDomain(xml);
+  t.same(
+    parsed.disks.map((disk) => [disk.target, disk.device, disk.file ?? disk.volume, disk.bootOrder]),
+    [
+      ['sdb', 'cdrom', "/var/lib/isos/debian's.iso", 1],
+      ['vda', 'disk', 'virtrigaud-u1-root.qcow2', 2],
+      ['sda', 'cdrom', 'virtrigaud-u1-seed.iso', undefined],
+    ],
+    'the seed ISO is not bootable',
+  );
+  t.match(domainXml(spec()), "<boot dev='hd'/></os>", 'without an installer: the disk');
+});

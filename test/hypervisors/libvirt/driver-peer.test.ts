@@ -11,8 +11,9 @@ import { dirname } from 'node:path';
 import t, { type Test } from 'tap';
 import type { CreateSpec, Driver, Identity } from '../../../src/contracts/driver.js';
 import { GiB, MiB } from '../../../src/contracts/quantity.js';
-import { importedVolume } from '../../../src/hypervisors/libvirt/images.js';
-import { instrumentHost, type LibvirtPeer, libvirtPeer, peerSpec, taskDone, taskSettled, tasksOf, waitFor } from '../../helpers/libvirt-peer.js';
+import { importedVolume, isoVolume } from '../../../src/hypervisors/libvirt/images.js';
+import { runtimeDriverFromEnv } from '../../../src/hypervisors/runtime-drivers.js';
+import { LIBVIRT_STATE, instrumentHost, type LibvirtPeer, libvirtPeer, peerSpec, taskDone, taskSettled, tasksOf, waitFor } from '../../helpers/libvirt-peer.js';
 
 t.setTimeout(300_000);
 
@@ -73,6 +74,78 @@ if (peer) {
     removeAfter(t, 'url-404');
     const missing = await driver.create(spec(peer, 'url-404', { image: { kind: 'url', url: url.replace('tinyvm', 'missing'), fullClone: true } }));
     t.match(await taskSettled(driver, missing.task), { state: 'failed', errorCode: 'InvalidSpec', error: /404/ });
+  });
+
+  t.test('an ISO install: empty disks, the ISO (a volume, or a URL fetched once, checksum verified) booted before the root disk', async (t) => {
+    // A tiny data ISO made with the peer's seed tool: it boots nothing, SeaBIOS then tries the disk.
+    const iso = `virtrigaud-test-installer-${process.pid}.iso`;
+    const isoPath = `${dirname((await peer.virsh(['vol-path', '--pool', peer.pool, peer.baseVolume])).stdout.trim())}/${iso}`;
+    const made = await peer.exec(['sh', '-c', 'd=$(mktemp -d) && echo installer >"$d/README" && genisoimage -quiet -V INSTALLER -o "$1" "$d" && rm -rf "$d"', 'sh', isoPath]);
+    t.equal(made.code, 0, made.stderr);
+    await peer.virsh(['pool-refresh', peer.pool]);
+    t.teardown(async () => void (await peer.virsh(['vol-delete', '--pool', peer.pool, iso])));
+
+    removeAfter(t, 'iso-ref');
+    const fromRef = await driver.create(spec(peer, 'iso-ref', { image: { kind: 'iso', ref: iso }, userData: '#cloud-config\n{}\n' }));
+    await taskDone(driver, fromRef);
+    const vm = await driver.describe(fromRef.id);
+    t.match(vm.disks, [{ name: 'root', sizeBytes: GiB }], 'the root disk is empty, of the asked size');
+    const allocated = (await peer.virsh(['vol-info', '--pool', peer.pool, '--vol', `virtrigaud-${owner('iso-ref').uid}-root.qcow2`, '--bytes'])).stdout;
+    t.ok(Number(/^Allocation:\s+(\d+)/m.exec(allocated)?.[1]) < 1024 * 1024, 'and holds no image');
+    const xml = (await peer.virsh(['dumpxml', fromRef.id])).stdout;
+    t.match(xml, new RegExp(`<source file='${isoPath}'[^]*?<target dev='sdb' bus='sata'/>[^]*?<boot order='1'/>`), 'the ISO, booted first');
+    t.match(xml, /<target dev='vda' bus='virtio'\/>\s*<boot order='2'\/>/, 'then the root disk');
+    t.match(xml, /virtrigaud-[^']*-seed\.iso'/, 'beside the cloud-init seed');
+    await driver.power({ id: fromRef.id, owner: owner('iso-ref') }, 'on');
+    t.equal((await driver.describe(fromRef.id)).powerState, 'On', 'QEMU takes the domain');
+    await driver.power({ id: fromRef.id, owner: owner('iso-ref') }, 'off');
+
+    const bytes = readFileSync(isoPath);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    let downloads = 0;
+    const server = createServer((_request, response) => {
+      downloads++;
+      response.writeHead(200, { 'content-length': bytes.length }).end(bytes);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/installer.iso?run=${process.pid}-${Date.now()}`;
+    const checksum = `sha256:${sha256}`;
+    t.teardown(async () => void (await peer.virsh(['vol-delete', '--pool', peer.pool, isoVolume(url, checksum)])));
+    removeAfter(t, 'iso-url');
+    const bad = await driver.create(spec(peer, 'iso-url', { image: { kind: 'iso', url, checksum: `sha256:${'0'.repeat(64)}` } }));
+    t.match(await taskSettled(driver, bad.task), { state: 'failed', errorCode: 'InvalidSpec', error: /checksum mismatch/ });
+    const fixed = await driver.create(spec(peer, 'iso-url', { image: { kind: 'iso', url, checksum } }));
+    t.equal(fixed.id, bad.id, 'a corrected checksum continues the same VM');
+    await taskDone(driver, fixed);
+    removeAfter(t, 'iso-url2');
+    await taskDone(driver, await driver.create(spec(peer, 'iso-url2', { image: { kind: 'iso', url, checksum } })));
+    t.equal(downloads, 2, 'one download for the bad checksum, one for both VMs');
+    const kept = (await peer.exec(['sha256sum', `${dirname(isoPath)}/${isoVolume(url, checksum)}`])).stdout;
+    t.match(kept, sha256, 'kept byte for byte (not converted)');
+  });
+
+  t.test('a VLAN NIC joins the Open vSwitch network as an access port of its VLAN; a firewall is refused there', async (t) => {
+    const vlanNetwork = /^LIBVIRT_VLAN_NETWORK=(.+)$/m.exec(readFileSync(`${LIBVIRT_STATE}/env`, 'utf8'))?.[1];
+    if (vlanNetwork === undefined) throw new Error('the peer has no Open vSwitch network (re-run test/libvirt/setup.sh)');
+    const switched = peer.driver(undefined, { LIBVIRT_VLAN_NETWORK: vlanNetwork });
+    t.teardown(() => switched.close());
+    await switched.probe();
+    t.equal(switched.capabilities.vlan, true, 'Open vSwitch answers: VLANs claimed');
+    removeAfter(t, 'vlan-ovs', switched);
+    const created = await switched.create(spec(peer, 'vlan-ovs', { nics: [{ name: 'lan', vlan: 100, mtu: 1400 }] }));
+    await taskDone(switched, created);
+    t.match((await switched.describe(created.id)).nics, [{ name: 'lan', network: vlanNetwork, vlan: 100, mtu: 1400 }]);
+    // Running, it has its port on the switch (an empty disk is enough: nothing needs to boot).
+    await switched.power({ id: created.id, owner: owner('vlan-ovs') }, 'on');
+    const port = /^\s*(\S+)\s/m.exec((await peer.virsh(['domiflist', created.id])).stdout)?.[1] ?? '';
+    t.equal((await peer.exec(['ovs-vsctl', 'get', 'port', port, 'tag'])).stdout.trim(), '100', `port ${port} is tagged 100`);
+    const trace = async (vlan: string) =>
+      (await peer.exec(['ovs-appctl', '-t', `${LIBVIRT_STATE}/run/ovs-vswitchd.ctl`, 'ofproto/trace', 'vrovs0', `in_port=LOCAL,dl_src=02:00:00:00:00:01,dl_dst=ff:ff:ff:ff:ff:ff${vlan}`])).stdout;
+    t.match(await trace(''), /Datapath actions: drop/, 'an untagged broadcast does not reach it');
+    t.match(await trace(',dl_vlan=100'), /Datapath actions: pop_vlan,\d+/, 'one on VLAN 100 does, untagged');
+    await t.rejects(switched.create(spec(peer, 'vlan-fw', { nics: [{ name: 'lan', vlan: 100, firewall: true }] })), { code: 'InvalidSpec', message: /nwfilter firewall does not apply/ });
+    t.equal(await switched.findByIdentity(owner('vlan-fw').uid), undefined, 'nothing made');
   });
 
   t.test('a full copy is one host task: callers that retry, on any replica or after a restart, join it', async (t) => {
@@ -150,14 +223,21 @@ if (peer) {
     t.equal((await other.describe(created.id)).disks[0]?.sizeBytes, GiB, 'seen again once the pool is back');
   });
 
-  t.test('a guest shutdown powers the tiny guest off; a guest that ignores it is destroyed after the timeout', async (t) => {
+  t.test('a guest shutdown powers the tiny guest off, suspended or not; a guest that ignores it is destroyed after the timeout', async (t) => {
     removeAfter(t, 'shut-acpi');
-    const vm = await driver.create(spec(peer, 'shut-acpi'));
+    // Its NIC with an MTU and the firewall: the guest still gets its address through them.
+    const vm = await driver.create(spec(peer, 'shut-acpi', { nics: [{ name: 'lan', mtu: 1400, firewall: true }] }));
     await taskDone(driver, vm);
     const ref = { id: vm.id, owner: owner('shut-acpi') };
     await driver.power(ref, 'on');
     // acpid starts late in the tiny guest's boot; the agent answering means init is done.
     await waitFor(async () => (await driver.describe(vm.id)).ips.length > 0, 'guest booted', 90_000);
+    t.match((await driver.describe(vm.id)).nics[0], { mtu: 1400, firewall: true });
+    const tap = /^\s*(\S+)\s+network\s/m.exec((await peer.virsh(['domiflist', vm.id])).stdout)?.[1] ?? '';
+    t.match((await peer.exec(['ip', 'link', 'show', tap])).stdout, / mtu 1400 /, `the host's tap device ${tap} has the MTU`);
+    t.match((await peer.exec(['ebtables', '-t', 'nat', '-L'])).stdout, `libvirt-I-${tap}`, 'and goes through the nwfilter');
+    await driver.power(ref, 'suspend');
+    t.equal((await driver.describe(vm.id)).powerState, 'Suspended');
     await taskDone(driver, await driver.power(ref, 'shutdown'));
     t.equal((await driver.describe(vm.id)).powerState, 'Off');
     t.match((await peer.virsh(['domstate', '--reason', vm.id])).stdout, /shut off \(shutdown\)/, 'the guest shut itself down');
@@ -194,12 +274,27 @@ if (peer) {
     t.equal((await driver.describe(vm.id)).cpus, 3, 'the definition has 3 for the next boot');
   });
 
+  t.test('probe narrows the capabilities to this host; a runtime probes once as it builds the driver', async (t) => {
+    const fresh = peer.driver();
+    t.teardown(() => fresh.close());
+    t.equal(fresh.capabilities.uefi, true, 'the driver-type defaults before a probe');
+    await fresh.probe();
+    const caps = (await peer.virsh(['domcapabilities', '--virttype', 'qemu'])).stdout;
+    t.equal(fresh.capabilities.uefi, /<enum name='firmware'>\s*<value>efi/.test(caps), 'UEFI as domcapabilities says');
+    t.match(fresh.capabilities, { nestedVirtualization: false, cloudInit: true, nicMTU: true, nicFirewall: true, suspend: true, hardReset: true }, 'type qemu never nests; the seed tool and nwfilter are there');
+    const runtime = runtimeDriverFromEnv('libvirt', peer.env);
+    t.teardown(() => runtime.close?.());
+    await waitFor(async () => runtime.capabilities.nestedVirtualization === false, 'the runtime driver probed');
+  });
+
   t.test('what this host lacks is Unsupported before anything is created', async (t) => {
     const none = { tpm: false, secureBoot: false, nestedVirtualization: false, cpuHotAdd: false, memoryHotAdd: false };
     const refused: [string, Partial<CreateSpec>, RegExp][] = [
       ['nested', { features: { ...none, nestedVirtualization: true } }, /nested virtualization needs KVM/],
       ['thick', { storage: { provisioning: 'thick' } }, /thick/],
       ['placed', { placement: { host: 'other' } }, /placement/],
+      // This kernel has no sch_sfq or act_police, which libvirt's <bandwidth> needs.
+      ['ratelimit', { nics: [{ name: 'lan', rateLimitMBps: 10 }] }, /rate limit on NIC 'lan'/],
     ];
     const caps = (await peer.virsh(['domcapabilities', '--virttype', 'qemu'])).stdout;
     if (!/<value>efi<\/value>/.test(caps)) refused.push(['uefi', { firmware: 'uefi' }, /UEFI firmware is not available/]);
@@ -208,6 +303,9 @@ if (peer) {
       await t.rejects(driver.create(spec(peer, `unsup-${name}`, overrides)), { code: 'Unsupported', message }, name);
       t.equal(await driver.findByIdentity(owner(`unsup-${name}`).uid), undefined, `${name}: nothing defined`);
     }
+    // libvirt would take the tag and fail the VM's start ("vlan tag not supported for this connection type").
+    await t.rejects(driver.create(spec(peer, 'unsup-vlan', { nics: [{ name: 'lan', vlan: 100 }] })), { code: 'InvalidSpec', message: /network virtrigaud-ci is not Open vSwitch/ });
+    t.equal(await driver.findByIdentity(owner('unsup-vlan').uid), undefined, 'VLAN on a NAT network: nothing defined');
     const volumes = (await peer.virsh(['vol-list', '--pool', peer.pool])).stdout;
     t.notMatch(volumes, 'unsup-', 'no volumes left behind');
   });
