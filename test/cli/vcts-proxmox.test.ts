@@ -27,10 +27,11 @@ t.test('a run against the PVE fake from PVE_* variables: every case verified or 
   // PVE allows two VMs one name: a foreign VM named exactly like one of the run's.
   const namesake = fake.addForeignVm({ name: 'vcts-pve-find', running: true });
   const before = JSON.stringify([fake.vm(target)?.config, fake.vm(namesake)?.config]);
+  fake.addVolume('local', 'iso/installer.iso', 64 * 1024 * 1024);
   const out: string[] = [];
   const err: string[] = [];
   const code = await main(
-    ['run', '--provider', 'proxmox', '--template', 'ubuntu-22-template', '--prefix', 'vcts-pve-', '--destructive', '--foreign-vm', String(target)],
+    ['run', '--provider', 'proxmox', '--template', 'ubuntu-22-template', '--prefix', 'vcts-pve-', '--destructive', '--foreign-vm', String(target), '--iso', 'local:iso/installer.iso'],
     env,
     { out: (text) => void out.push(text), err: (text) => void err.push(text) },
     { pollMs: { first: 20, max: 200 } },
@@ -41,7 +42,9 @@ t.test('a run against the PVE fake from PVE_* variables: every case verified or 
   t.match(stdout, /^explicit-id\s+explicitId\s+verified\s/m);
   t.match(stdout, /^deletion-protection\s+deletionProtection\s+verified\s/m);
   t.match(stdout, /^disk-export\s+diskExport\s+unsupported\s+[\d.]+ s\s+no diskExport capability/m);
-  t.match(stdout, /^36 cases: 35 verified, 1 unsupported, 0 skipped, 0 failed — proxmox /m);
+  t.match(stdout, /^iso-install\s+isoInstall\s+verified\s/m);
+  t.match(stdout, /^image-import\s+imageImport\s+skipped\s+[\d.]+ s\s+the target names no image URL/m);
+  t.match(stdout, /^39 cases: 37 verified, 1 unsupported, 1 skipped, 0 failed — proxmox /m);
   t.same(tagged(), [], 'no VM of the run is left');
   t.match(fake.vm(target), { status: 'running' });
   t.match(fake.vm(namesake), { status: 'running', name: 'vcts-pve-find' });
