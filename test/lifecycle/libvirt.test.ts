@@ -76,9 +76,10 @@ async function libvirtLifecycle(t: Test, peer: LibvirtPeer, options: LibvirtLife
 /** The driver with its create replaced (the rest passes through). */
 function withCreate(driver: LibvirtDriver, create: (spec: CreateSpec, options?: CallOptions) => Promise<{ id: string } & Started>): Driver {
   return new Proxy(driver, {
-    get(target, property, receiver) {
+    get(target, property) {
       if (property === 'create') return create;
-      const value: unknown = Reflect.get(target, property, receiver);
+      // The driver itself as `this`: its getters read private fields, which a proxy does not have.
+      const value: unknown = Reflect.get(target, property, target);
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
@@ -97,7 +98,7 @@ if (peer) {
   for (const name of ['lc-web', 'lc-lost', 'lc-taken', 'lc-download', 'lc-copy']) await cleanupByName(peer, name);
   await removeDomainByName(peer, 'lc-taken');
 
-  t.test('a libvirt VM is created, runs with an agent IP, is reconfigured, snapshotted, reverted and deleted', async (t) => {
+  t.test('a libvirt VM is created, runs with an agent IP, is reconfigured, snapshotted, reverted, suspended, resumed and deleted', async (t) => {
     const env = await libvirtLifecycle(t, peer);
     env.createVM('lc-web');
     await settleInRealTime(env.metacontroller, () => env.isReady('lc-web') && ((env.status('lc-web')['ips'] as string[] | undefined) ?? []).length > 0, {
@@ -142,6 +143,14 @@ if (peer) {
     env.cluster.delete(API, 'VMSnapshot', 'default', 'before-change');
     await settleInRealTime(env.metacontroller, () => env.get('VMSnapshot', 'before-change') === undefined, { what: 'snapshot deleted', timeoutMs: 120_000 });
     t.same(await env.driver.snapshotList({ id, owner }), [], 'deleted on libvirt');
+
+    // powerState Suspended pauses the domain (phase Suspended), On resumes it.
+    env.patchVM('lc-web', { powerState: 'Suspended' });
+    await settleInRealTime(env.metacontroller, () => env.isReady('lc-web') && env.status('lc-web')['phase'] === 'Suspended', { what: 'suspended', timeoutMs: 120_000 });
+    t.match((await peer.virsh(['domstate', id])).stdout, /paused/, 'libvirt paused the domain');
+    env.patchVM('lc-web', { powerState: 'On' });
+    await settleInRealTime(env.metacontroller, () => env.isReady('lc-web') && env.status('lc-web')['phase'] === 'Running', { what: 'resumed', timeoutMs: 120_000 });
+    t.match((await peer.virsh(['domstate', id])).stdout, /running/, 'running again');
 
     env.cluster.delete(API, 'VirtualMachine', 'default', 'lc-web');
     await settleInRealTime(env.metacontroller, () => env.vm('lc-web') === undefined, { what: 'finalized', timeoutMs: 120_000 });

@@ -4,6 +4,7 @@
 import t, { type Test } from 'tap';
 import type { FakePveOptions } from '../fakes/proxmox/index.js';
 import { API } from '../helpers/lifecycle.js';
+import { imageServer, qcow2Header, sha256 } from '../hypervisors/proxmox/image-server.js';
 import { proxmoxSystem } from '../helpers/proxmox-lifecycle.js';
 
 async function proxmoxLifecycle(t: Test, options: FakePveOptions = {}) {
@@ -113,4 +114,27 @@ t.test('on Proxmox: a VMSnapshot with memory, a revert to it, and a full VMClone
   await env.metacontroller.settle(() => env.get('VMSnapshot', 'before') === undefined, { maxSyncs: 400 });
   t.notOk(env.pve.requests.some((request) => request.method === 'DELETE' && request.path.includes('/snapshot/') && !request.path.endsWith(snapname)), 'only our snapshot deleted');
   t.ok(env.pve.requests.some((request) => request.method === 'DELETE' && request.path.endsWith(`/snapshot/${snapname}`)), 'our snapshot deleted');
+});
+
+t.test('on Proxmox: a VirtualMachine installed from an ISO, and two from one image URL downloaded once, through the hooks', async (t) => {
+  const env = await proxmoxLifecycle(t);
+  env.pve.addVolume('local', 'iso/debian-12-netinst.iso', 600 * 1024 * 1024);
+  const qcow2 = qcow2Header(2 * 1024 ** 3);
+  const images = await imageServer(t, { '/noble.qcow2': qcow2 });
+  const image = (name: string, spec: Record<string, unknown>) =>
+    env.cluster.create({ apiVersion: API, kind: 'VMImage', metadata: { name, namespace: 'default' }, spec });
+  image('debian-iso', { source: 'local:iso/debian-12-netinst.iso' });
+  image('noble', { url: { url: `${images.url}/noble.qcow2`, checksum: `sha256:${sha256(qcow2)}` } });
+
+  env.createVM('installer', { imageRef: { name: 'debian-iso' }, disks: [{ name: 'root', size: '16Gi' }] });
+  env.createVM('web', { imageRef: { name: 'noble' } });
+  env.createVM('api', { imageRef: { name: 'noble' } });
+  await env.metacontroller.settle(() => ['installer', 'web', 'api'].every((name) => env.isReady(name)), { maxSyncs: 1200 });
+
+  const byName = (name: string) => env.ours().find((vm) => vm.name === name);
+  t.equal(env.ours().length, 3, 'one VM each');
+  t.match(byName('installer')?.config, { ide2: 'local:iso/debian-12-netinst.iso,media=cdrom', boot: 'order=ide2;scsi0' });
+  t.equal(images.hits.get('/noble.qcow2'), 1, 'the image was downloaded once for both VMs');
+  t.equal(env.pve.requests.filter((request) => request.method === 'POST' && request.path.endsWith('/download-url')).length, 1);
+  for (const name of ['web', 'api']) t.match(String(byName(name)?.config['scsi0']), /,size=40G/, `${name}: its root disk grown to the asked 40Gi`);
 });

@@ -101,6 +101,27 @@ if (requireVcsim(t)) {
     t.ok((await env.vcsim.govc('ls', '/DC0/vm')).includes('ubuntu-22-template'), 'the template is untouched');
   });
 
+  t.test('on vSphere: a NIC asking for VLAN 100 goes on the port group carrying it with its static IP in guestinfo; powerState Suspended suspends and On resumes', async (t) => {
+    const env = await vsphereLifecycle(t);
+    await env.vcsim.govc('dvs.portgroup.add', '-dvs', 'DVS0', '-vlan', '100', 'DC0_DVPG100');
+    env.createVM('web', { networks: [{ name: 'lan', vlan: 100, staticIP: { address: '192.0.2.50/24', gateway: '192.0.2.1' } }] });
+    await env.settle(() => env.isReady(), 'Ready');
+    const [vm] = await env.ours();
+    const nic = JSON.parse(await env.vcsim.govc('device.info', '-json', '-vm', '/DC0/vm/web', 'ethernet-*')) as { Devices?: { Backing?: { Port?: { PortgroupKey?: string } } }[] };
+    const portgroups = await env.vcsim.govc('ls', '-i', '/DC0/network/DC0_DVPG100');
+    t.ok(portgroups.includes(nic.Devices?.[0]?.Backing?.Port?.PortgroupKey ?? '(none)'), 'the NIC is on DC0_DVPG100, the port group carrying VLAN 100');
+    const extraConfig = await guestinfo(env.vcsim, String(vm?.id));
+    const metadata = parse(Buffer.from(extraConfig.get('guestinfo.metadata') ?? '', 'base64').toString()) as Record<string, string>;
+    t.match(parse(Buffer.from(metadata['network'] ?? '', 'base64').toString()), { version: 2, ethernets: { nic0: { addresses: ['192.0.2.50/24'], routes: [{ via: '192.0.2.1' }] } } });
+
+    env.patchVM('web', { powerState: 'Suspended' });
+    await env.settle(() => env.isReady() && env.status()['phase'] === 'Suspended', 'Suspended');
+    t.match((await env.ours())[0], { powerState: 'suspended' });
+    env.patchVM('web', { powerState: 'On' });
+    await env.settle(() => env.isReady() && env.status()['phase'] === 'Running', 'resumed');
+    t.match((await env.ours())[0], { powerState: 'poweredOn' });
+  });
+
   t.test('a VMSnapshot of a vSphere VM is taken and shows on vSphere', async (t) => {
     const env = await vsphereLifecycle(t);
     env.createVM('web');
