@@ -25,6 +25,7 @@
 
 import { createHash } from 'node:crypto';
 import { InvalidSpecError, UnsupportedError, type CreateSpec } from '../../contracts/driver.js';
+import { parseImageChecksum, parseImageURL, type ImageChecksum } from '../common/image-source.js';
 import { segment } from './client.js';
 import { runningTasksOfOurs } from './creations.js';
 import { requireImportVersion } from './disk-import.js';
@@ -34,22 +35,8 @@ import { num, rows, str } from './values.js';
 import type { ProxmoxContext } from './vm.js';
 
 /** `<algorithm>:<hex>` as PVE's download-url takes it apart (`checksum-algorithm`, `checksum`). */
-export interface Checksum {
-  algorithm: 'sha256' | 'sha512';
-  hex: string;
-}
-
-const CHECKSUM_LENGTH: Readonly<Record<Checksum['algorithm'], number>> = { sha256: 64, sha512: 128 };
-
-export function parseChecksum(text: string): Checksum {
-  const match = /^(sha256|sha512):([0-9a-fA-F]+)$/.exec(text.trim());
-  const algorithm = match?.[1] as Checksum['algorithm'] | undefined;
-  const hex = match?.[2]?.toLowerCase() ?? '';
-  if (algorithm === undefined || hex.length !== CHECKSUM_LENGTH[algorithm]) {
-    throw new InvalidSpecError('the image checksum must be "sha256:<64 hex digits>" or "sha512:<128 hex digits>"');
-  }
-  return { algorithm, hex };
-}
+export type Checksum = ImageChecksum;
+export const parseChecksum = parseImageChecksum;
 
 /** What a create needs PVE to have downloaded. */
 export interface WantedFile {
@@ -63,17 +50,8 @@ export interface WantedFile {
 // The name's tail, for the people reading the storage: the URL's last path segment, safe characters only.
 const STEM_LENGTH = 40;
 
-/** The URL, refused unless PVE's download-url takes it (schema pattern `https?://.*`). Never echoed: it may hold credentials. */
-function parseUrl(url: string): URL {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new InvalidSpecError('the image URL is not a URL');
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InvalidSpecError('Proxmox VE downloads images over http or https only');
-  return parsed;
-}
+/** The URL, refused unless PVE's download-url takes it (schema pattern `https?://.*`). */
+const parseUrl = (url: string): URL => parseImageURL(url, 'Proxmox VE downloads');
 
 function lastSegment(url: URL): string {
   const segments = url.pathname.split('/');

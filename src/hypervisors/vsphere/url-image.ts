@@ -17,6 +17,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { ConflictError, HypervisorError, InvalidSpecError, UnreachableError, UnsupportedError } from '../../contracts/driver.js';
+import { parseImageChecksum, parseImageURL as parseURL, type ImageChecksum } from '../common/image-source.js';
 import { morefOf } from './client.js';
 import { reencode } from './devices.js';
 import { clearLeftover, destroyQuietly, importPlacement, startTaskOn, taskEnded, type ImportPlacement } from './import.js';
@@ -34,35 +35,10 @@ export const IMAGE_SOURCE_KEY = 'virtrigaud.image.source';
 // A descriptor larger than this is no OVF descriptor (they are kilobytes).
 const DESCRIPTOR_LIMIT = 16 * 1024 * 1024;
 
-interface Checksum {
-  algorithm: 'sha256' | 'sha512';
-  hex: string;
-}
+type Checksum = ImageChecksum;
 
-const CHECKSUM_LENGTH: Readonly<Record<Checksum['algorithm'], number>> = { sha256: 64, sha512: 128 };
-
-function parseChecksum(text: string | undefined): Checksum | undefined {
-  if (text === undefined) return undefined;
-  const match = /^(sha256|sha512):([0-9a-fA-F]+)$/.exec(text.trim());
-  const algorithm = match?.[1] as Checksum['algorithm'] | undefined;
-  const hex = match?.[2]?.toLowerCase() ?? '';
-  if (algorithm === undefined || hex.length !== CHECKSUM_LENGTH[algorithm]) {
-    throw new InvalidSpecError('the image checksum must be "sha256:<64 hex digits>" or "sha512:<128 hex digits>"');
-  }
-  return { algorithm, hex };
-}
-
-/** The image URL, refused unless it is http(s). Never echoed: it may hold credentials. */
-function parseImageURL(url: string): URL {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new InvalidSpecError('the image URL is not a URL');
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new InvalidSpecError('the vSphere driver fetches images over http or https only');
-  return parsed;
-}
+const parseChecksum = (text: string | undefined): Checksum | undefined => (text === undefined ? undefined : parseImageChecksum(text));
+const parseImageURL = (url: string): URL => parseURL(url, 'the vSphere driver fetches');
 
 /** Refuses, before anything is made, an image URL or checksum no import could use. */
 export function checkURLImage(image: { url: string; checksum?: string }): void {
